@@ -1,0 +1,30 @@
+// Shared definitions of the walkback core: the host/device macro and the codes that name a
+// corruption, an activation, a reconstruction and a random stream. No Python, no CUDA runtime.
+#pragma once
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define WB_HD __host__ __device__ __forceinline__
+#else
+#define WB_HD inline
+#endif
+
+namespace wb {
+
+// Codes shared by the C++ core, the CUDA kernels and the Python layer (walkback/_codes.py).
+enum class Corruption : int { None = 0, SaltAndPepper = 1, Masking = 2, Gaussian = 3, BitFlip = 4 };
+enum class Activation : int { Sigmoid = 0, Tanh = 1, Relu = 2, Identity = 3 };
+enum class Reconstruction : int { Bernoulli = 0, Gaussian = 1 };
+
+// The purpose of a uniform: the fourth Philox counter word, so that the corruption and the
+// sampling of one unit at one step never reuse a number. GSN hidden-noise streams start at
+// kStreamHidden and take two per layer (pre, post).
+enum Stream : uint32_t {
+  kStreamCorrupt = 0,
+  kStreamSample = 1,
+  kStreamInit = 2,
+  kStreamUser = 3,
+  kStreamHidden = 16,
+};
+
+}  // namespace wb

@@ -1,0 +1,21 @@
+// Corruption C(x~ | x) on the CPU, one row (chain) at a time or a whole batch.
+#pragma once
+#include <cstdint>
+
+#include "walkback/common.h"
+#include "walkback/rng.h"
+
+namespace wb {
+
+// out[i] = corrupt(x[i]) for the units of one chain at one step; scratch holds `units` floats.
+// x and out may alias.
+template <class T>
+void corrupt_row(Corruption kind, T param, const T* x, T* out, int64_t units, StreamKey key,
+                 uint32_t chain, uint32_t step, float* scratch);
+
+// A (chains x units) batch, rows in parallel; row c is chain first_chain + c.
+template <class T>
+void corrupt_batch(Corruption kind, T param, const T* x, T* out, int64_t chains, int64_t units,
+                   uint64_t seed, uint32_t step, uint32_t first_chain);
+
+}  // namespace wb

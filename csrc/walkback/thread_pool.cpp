@@ -1,0 +1,148 @@
+#include "walkback/thread_pool.h"
+
+#include <sched.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define WB_CPU_RELAX() _mm_pause()
+#else
+#define WB_CPU_RELAX() ((void)0)
+#endif
+
+namespace wb {
+namespace {
+
+thread_local bool t_in_job = false;
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Waits until pred() holds: spins for spin_ns, then sleeps on the atomic (futex).
+template <class A, class V, class Pred>
+void spin_then_wait(A& atom, Pred pred, V (*load)(A&), int64_t spin_ns) {
+  const int64_t start = now_ns();
+  int i = 0;
+  while (!pred()) {
+    WB_CPU_RELAX();
+    if ((++i & 63) == 0 && now_ns() - start > spin_ns) {
+      V seen = load(atom);
+      while (!pred()) {
+        atom.wait(seen, std::memory_order_acquire);
+        seen = load(atom);
+      }
+      return;
+    }
+  }
+}
+
+std::unique_ptr<ThreadPool> g_pool;
+std::mutex g_pool_mutex;
+
+}  // namespace
+
+ThreadPool::ThreadPool(int threads) : size_(threads < 1 ? 1 : threads) {
+  const char* spin = std::getenv("WALKBACK_SPIN_US");
+  spin_ns_ = (spin ? std::atoll(spin) : 50) * 1000;
+  workers_.reserve(size_ - 1);
+  for (int i = 1; i < size_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  stop_.store(true, std::memory_order_release);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  generation_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+bool ThreadPool::in_job() { return t_in_job; }
+
+void ThreadPool::worker_loop(int index) {
+  // Not a load: a run may bump the generation before this thread first gets here.
+  uint64_t seen = 0;
+  for (;;) {
+    spin_then_wait(
+        generation_, [&] { return generation_.load(std::memory_order_acquire) != seen; },
+        +[](std::atomic<uint64_t>& a) { return a.load(std::memory_order_acquire); }, spin_ns_);
+    seen = generation_.load(std::memory_order_acquire);
+    if (stop_.load(std::memory_order_acquire)) return;
+    if (index < jobs_) {
+      t_in_job = true;
+      fn_(ctx_, index);
+      t_in_job = false;
+    }
+    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) remaining_.notify_all();
+  }
+}
+
+void ThreadPool::run(int jobs, JobFn fn, void* ctx) {
+  if (jobs <= 0) return;
+  if (jobs == 1 || t_in_job || size_ == 1) {
+    if (jobs > 1 && size_ == 1 && !t_in_job) {
+      // Only reached by OpenBLAS asking for more jobs than we have threads: run them on
+      // temporary threads, since they synchronise with each other.
+      std::vector<std::thread> extra;
+      for (int j = 1; j < jobs; ++j) extra.emplace_back([=] { fn(ctx, j); });
+      fn(ctx, 0);
+      for (auto& t : extra) t.join();
+      return;
+    }
+    const bool was = t_in_job;
+    t_in_job = true;
+    for (int j = 0; j < jobs; ++j) fn(ctx, j);
+    t_in_job = was;
+    return;
+  }
+  if (jobs > size_) throw std::logic_error("ThreadPool::run: more jobs than threads");
+  std::lock_guard<std::mutex> lock(run_mutex_);
+  fn_ = fn;
+  ctx_ = ctx;
+  jobs_ = jobs;
+  remaining_.store(size_ - 1, std::memory_order_release);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  generation_.notify_all();
+  t_in_job = true;
+  fn(ctx, 0);
+  t_in_job = false;
+  spin_then_wait(
+      remaining_, [&] { return remaining_.load(std::memory_order_acquire) == 0; },
+      +[](std::atomic<int>& a) { return a.load(std::memory_order_acquire); }, spin_ns_);
+}
+
+int default_threads() {
+  if (const char* env = std::getenv("WALKBACK_NUM_THREADS")) {
+    const int n = std::atoi(env);
+    if (n >= 1) return n;
+  }
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n >= 1) return n;
+  }
+  const unsigned hc = std::thread::hardware_concurrency();
+  return hc ? static_cast<int>(hc) : 1;
+}
+
+ThreadPool& pool() {
+  std::lock_guard<std::mutex> lock(g_pool_mutex);
+  if (!g_pool) g_pool = std::make_unique<ThreadPool>(default_threads());
+  return *g_pool;
+}
+
+void set_num_threads(int n) {
+  if (n < 1) throw std::invalid_argument("set_num_threads: n must be >= 1, got " + std::to_string(n));
+  std::lock_guard<std::mutex> lock(g_pool_mutex);
+  g_pool = std::make_unique<ThreadPool>(n);
+}
+
+int num_threads() { return pool().size(); }
+
+}  // namespace wb

@@ -1,0 +1,110 @@
+// Corruption and the random stream on the GPU: thin kernels over csrc/walkback/elementwise.h,
+// one thread per group of 4 units (one Philox block) of one chain.
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "cuda/corrupt.h"
+#include "walkback/elementwise.h"
+#include "walkback/rng.h"
+
+namespace wb::cuda {
+namespace {
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess)
+    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+template <class T>
+__global__ void corrupt_kernel(const T* x, T* out, int64_t chains, int64_t units,
+                               Corruption kind, T param, StreamKey key, uint32_t step,
+                               uint32_t first_chain) {
+  const int64_t groups = (units + 3) / 4;
+  const int64_t g = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int64_t c = blockIdx.y;
+  if (g >= groups || c >= chains) return;
+  const Philox4 b = stream_block(key, static_cast<uint32_t>(g), first_chain + static_cast<uint32_t>(c),
+                                 step, kStreamCorrupt);
+  float r[4];
+  if (corruption_needs_normal(kind)) {
+    normals_of_block(b, r);
+  } else {
+    for (int l = 0; l < 4; ++l) r[l] = u01(b.v[l]);
+  }
+  for (int l = 0; l < 4; ++l) {
+    const int64_t i = 4 * g + l;
+    if (i < units) out[c * units + i] = corrupt_value<T>(kind, param, x[c * units + i], r[l], r[l]);
+  }
+}
+
+__global__ void random_kernel(bool normal, StreamKey key, uint32_t step, uint32_t first_chain,
+                              uint32_t stream_id, int64_t chains, int64_t units, float* out) {
+  const int64_t groups = (units + 3) / 4;
+  const int64_t g = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int64_t c = blockIdx.y;
+  if (g >= groups || c >= chains) return;
+  const Philox4 b = stream_block(key, static_cast<uint32_t>(g), first_chain + static_cast<uint32_t>(c),
+                                 step, stream_id);
+  float r[4];
+  if (normal) {
+    normals_of_block(b, r);
+  } else {
+    for (int l = 0; l < 4; ++l) r[l] = u01(b.v[l]);
+  }
+  for (int l = 0; l < 4; ++l) {
+    const int64_t i = 4 * g + l;
+    if (i < units) out[c * units + i] = r[l];
+  }
+}
+
+dim3 grid_for(int64_t chains, int64_t units, int threads) {
+  const int64_t groups = (units + 3) / 4;
+  if (chains > 65535) throw std::invalid_argument("corrupt: more than 65535 chains per call");
+  return dim3(static_cast<unsigned>((groups + threads - 1) / threads), static_cast<unsigned>(chains));
+}
+
+}  // namespace
+
+int device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver" error
+    return 0;
+  }
+  return n;
+}
+
+void corrupt(const void* x, void* out, int64_t chains, int64_t units, int dtype_size,
+             Corruption kind, double param, uint64_t seed, uint32_t step, uint32_t first_chain,
+             uintptr_t stream) {
+  if (chains == 0 || units == 0) return;
+  constexpr int kThreads = 128;
+  const dim3 grid = grid_for(chains, units, kThreads);
+  auto s = reinterpret_cast<cudaStream_t>(stream);
+  const StreamKey key = stream_key(seed);
+  if (dtype_size == 8)
+    corrupt_kernel<double><<<grid, kThreads, 0, s>>>(static_cast<const double*>(x),
+                                                     static_cast<double*>(out), chains, units,
+                                                     kind, param, key, step, first_chain);
+  else
+    corrupt_kernel<float><<<grid, kThreads, 0, s>>>(static_cast<const float*>(x),
+                                                    static_cast<float*>(out), chains, units, kind,
+                                                    static_cast<float>(param), key, step,
+                                                    first_chain);
+  check(cudaGetLastError(), "corrupt kernel launch");
+}
+
+void random_array(bool normal, uint64_t seed, uint32_t step, uint32_t first_chain,
+                  uint32_t stream_id, int64_t chains, int64_t units, float* out,
+                  uintptr_t stream) {
+  if (chains == 0 || units == 0) return;
+  constexpr int kThreads = 128;
+  const dim3 grid = grid_for(chains, units, kThreads);
+  random_kernel<<<grid, kThreads, 0, reinterpret_cast<cudaStream_t>(stream)>>>(
+      normal, stream_key(seed), step, first_chain, stream_id, chains, units, out);
+  check(cudaGetLastError(), "random kernel launch");
+}
+
+}  // namespace wb::cuda

@@ -1,0 +1,32 @@
+"""walkback: fast Markov-chain generative models (denoising autoencoders as samplers, GSNs,
+walk-back training) on C++ and CUDA kernels."""
+
+# Loads libscipy_openblas.so before the extension that links it (the extension's RPATH points
+# there too; the import makes a broken install fail here, with a clear message).
+import scipy_openblas32 as _scipy_openblas32  # noqa: F401
+
+from . import ops
+from ._backend import cuda_available, cuda_built
+from ._config import get_num_threads, set_num_threads, show_config
+from .dae import DAE
+from .noise import BitFlip, GaussianCorruption, Masking, NoCorruption, SaltAndPepper
+from .reconstruction import Bernoulli, Gaussian
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DAE",
+    "Bernoulli",
+    "BitFlip",
+    "Gaussian",
+    "GaussianCorruption",
+    "Masking",
+    "NoCorruption",
+    "SaltAndPepper",
+    "cuda_available",
+    "cuda_built",
+    "get_num_threads",
+    "ops",
+    "set_num_threads",
+    "show_config",
+]

@@ -1,0 +1,96 @@
+"""Input validation for the public API: every message names the argument and what was
+expected."""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from . import _codes
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_int(name: str, v, minimum: int | None = None, maximum: int | None = None) -> int:
+    if isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected an integer, got {v!r}")
+    try:
+        v = operator.index(v)
+    except TypeError as e:
+        raise TypeError(f"{name}: expected an integer, got {v!r}") from e
+    if minimum is not None and v < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {v}")
+    if maximum is not None and v > maximum:
+        raise ValueError(f"{name}: expected an integer <= {maximum}, got {v}")
+    return v
+
+
+def check_seed(name: str, seed) -> int:
+    return check_int(name, seed, 0, 2**64 - 1)
+
+
+def check_activation(a) -> int:
+    if a not in _codes.ACTIVATIONS:
+        raise ValueError(f"activation: expected one of {sorted(_codes.ACTIVATIONS)}, got {a!r}")
+    return _codes.ACTIVATIONS[a]
+
+
+def float_dtype(name: str, x) -> np.dtype:
+    dt = np.dtype(x.dtype)
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected float32 or float64, got {dt}")
+    return dt
+
+
+def as_state(name: str, x, dtype: np.dtype, width: int) -> np.ndarray:
+    """A fresh C-contiguous (n, width) copy of x in `dtype`; 1-D input is one chain."""
+    try:
+        a = np.asarray(x)
+    except Exception as e:  # noqa: BLE001 - anything NumPy cannot read is a type error here
+        raise TypeError(f"{name}: expected an array, got {type(x).__name__}") from e
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a numeric array, got dtype {a.dtype}")
+    if a.ndim == 1:
+        a = a[None, :]
+    if a.ndim != 2 or a.shape[1] != width:
+        raise ValueError(f"{name}: expected shape (n, {width}) or ({width},), got {np.shape(x)}")
+    if a.shape[0] == 0:
+        raise ValueError(f"{name}: expected at least one row, got shape {a.shape}")
+    out = np.array(a, dtype=dtype, order="C", copy=True)
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return out
+
+
+def check_binary(name: str, x: np.ndarray) -> None:
+    if not np.all((x == 0) | (x == 1)):
+        raise ValueError(f"{name}: a Bernoulli chain needs binary values (0 or 1)")
+
+
+def as_clamp(clamp, n: int, width: int) -> np.ndarray:
+    """A clamp mask as uint8 of shape (width,) or (n, width)."""
+    m = np.asarray(clamp)
+    if m.dtype != np.bool_:
+        if m.dtype.kind in "iu" and np.all((m == 0) | (m == 1)):
+            m = m.astype(bool)
+        else:
+            raise TypeError(f"clamp: expected a boolean mask, got dtype {m.dtype}")
+    if m.shape not in ((width,), (n, width)):
+        raise ValueError(f"clamp: expected shape ({width},) or ({n}, {width}), got {m.shape}")
+    return np.ascontiguousarray(m, dtype=np.uint8)
+
+
+def check_param_array(name: str, a, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    try:
+        arr = np.asarray(a)
+    except Exception as e:  # noqa: BLE001
+        raise TypeError(f"{name}: expected an array, got {type(a).__name__}") from e
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    if arr.shape != shape:
+        raise ValueError(f"{name}: expected shape {shape}, got {arr.shape}")
+    out = np.array(arr, dtype=dtype, order="C", copy=True)
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return out

@@ -1,0 +1,12 @@
+"""Integer codes shared with the C++ core (csrc/walkback/common.h): keep the two in step."""
+
+CORRUPTION_NONE = 0
+CORRUPTION_SALT_AND_PEPPER = 1
+CORRUPTION_MASKING = 2
+CORRUPTION_GAUSSIAN = 3
+CORRUPTION_BIT_FLIP = 4
+
+ACTIVATIONS = {"sigmoid": 0, "tanh": 1, "relu": 2, "identity": 3}
+RECONSTRUCTIONS = {"bernoulli": 0, "gaussian": 1}
+
+STREAMS = {"corrupt": 0, "sample": 1, "init": 2, "user": 3}

@@ -1,0 +1,41 @@
+"""Threads and a report of how this installation was built."""
+
+from __future__ import annotations
+
+import sys
+
+from . import _backend, _checks
+
+
+def set_num_threads(n: int) -> None:
+    """Sets walkback's thread count (its pool runs our loops and our BLAS's parallel parts).
+
+    The default is the number of CPUs this process may use, or ``WALKBACK_NUM_THREADS``.
+    Results do not depend on it: the random stream is keyed by chain and unit, not thread.
+    """
+    _backend.cpu().set_num_threads(_checks.check_int("n", n, 1, 1024))
+
+
+def get_num_threads() -> int:
+    return _backend.cpu().get_num_threads()
+
+
+def show_config(file=None) -> dict:
+    """Prints (and returns) the version, the BLAS and its threads, and the CUDA status."""
+    import numpy as np
+
+    from . import __version__
+
+    mod = _backend.cuda()
+    info = {
+        "walkback": __version__,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "blas": _backend.cpu().blas_info(),
+        "threads": get_num_threads(),
+        "cuda_extension": "built" if mod is not None else "not built (nvcc was not found)",
+        "cuda_devices": mod.device_count() if mod is not None else 0,
+    }
+    for k, v in info.items():
+        print(f"{k:>15}: {v}", file=file or sys.stdout)
+    return info

@@ -1,0 +1,214 @@
+"""The denoising autoencoder used as a generative model (Bengio et al. 2013, "Generalized
+Denoising Auto-Encoders as Generative Models"): its Markov chain alternates corruption,
+encoding, decoding and sampling, and its stationary distribution estimates the data's."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _backend, _checks, ops
+from .noise import SaltAndPepper, as_corruption
+from .reconstruction import as_reconstruction
+
+_CHUNK_STEPS = 256  # steps per C++ call when a progress bar is shown
+
+
+class DAE:
+    """A one-hidden-layer denoising autoencoder and its sampling chain.
+
+    Args:
+        visible: D, the number of visible units.
+        hidden: H, the number of hidden units.
+        activation: 'sigmoid' (default), 'tanh', 'relu' or 'identity'.
+        corruption: the input corruption C(x~ | x); default SaltAndPepper(0.3). None: none.
+        reconstruction: 'bernoulli' (default), 'gaussian' or walkback.Gaussian(sigma).
+        tied: decoder weights W1^T (default) or a separate U1 (H, D).
+        seed: seeds the initial weights and the random streams of later calls.
+        dtype: float32 (default) or float64.
+
+    Parameters (``get_params``): W1 (D, H), b1 (H,), b0 (D,) and, when untied, U1 (H, D).
+    Weights start Glorot-uniform (Glorot & Bengio 2010: U(-r, r), r = sqrt(6 / (D + H))),
+    biases at zero.
+    """
+
+    def __init__(self, visible, hidden, activation="sigmoid", corruption=SaltAndPepper(0.3),
+                 reconstruction="bernoulli", tied=True, seed=0, dtype=np.float32):
+        self.visible = _checks.check_int("visible", visible, 1, 2**31 - 1)
+        self.hidden = _checks.check_int("hidden", hidden, 1, 2**31 - 1)
+        _checks.check_activation(activation)
+        self.activation = activation
+        self.corruption = as_corruption(corruption)
+        self.reconstruction = as_reconstruction(reconstruction)
+        if not isinstance(tied, (bool, np.bool_)):
+            raise TypeError(f"tied: expected True or False, got {tied!r}")
+        self.tied = bool(tied)
+        self.seed = _checks.check_seed("seed", seed)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in _checks.FLOAT_DTYPES:
+            raise TypeError(f"dtype: expected float32 or float64, got {self.dtype}")
+        self._rng = np.random.default_rng(self.seed)
+        d, h = self.visible, self.hidden
+        r = np.sqrt(6.0 / (d + h))
+        self._params = {
+            "W1": self._rng.uniform(-r, r, size=(d, h)).astype(self.dtype),
+            "b1": np.zeros(h, self.dtype),
+            "b0": np.zeros(d, self.dtype),
+        }
+        if not self.tied:
+            self._params["U1"] = self._rng.uniform(-r, r, size=(h, d)).astype(self.dtype)
+
+    # ------------------------------------------------------------------ parameters
+    def param_shapes(self) -> dict:
+        shapes = {"W1": (self.visible, self.hidden), "b1": (self.hidden,), "b0": (self.visible,)}
+        if not self.tied:
+            shapes["U1"] = (self.hidden, self.visible)
+        return shapes
+
+    def get_params(self) -> dict:
+        """Copies of the parameters: W1 (D, H), b1 (H,), b0 (D,) [, U1 (H, D)]."""
+        return {k: v.copy() for k, v in self._params.items()}
+
+    def set_params(self, **arrays) -> DAE:
+        """Replaces parameters by name (copied, cast to the model's dtype, checked finite)."""
+        shapes = self.param_shapes()
+        checked = {}
+        for name, a in arrays.items():
+            if name not in shapes:
+                raise ValueError(f"set_params: unknown parameter {name!r}; expected {sorted(shapes)}")
+            checked[name] = _checks.check_param_array(name, a, shapes[name], self.dtype)
+        self._params.update(checked)
+        return self
+
+    def _draw_seed(self) -> int:
+        return int(self._rng.integers(0, 2**63))
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, n=None, steps=1, x0=None, clamp=None, burn_in=0, every=None, seed=None,
+               means=False, progress=False):
+        """Runs ``n`` chains of the DAE's Markov chain at once.
+
+        Each step corrupts the state (every unit, clamped ones too, so the encoder sees inputs
+        like those it was trained on), encodes, decodes and samples the free units; clamped
+        units keep the values they have in ``x0``.
+
+        Args:
+            n: the number of chains (or give ``x0``).
+            steps: steps after burn-in (>= 1).
+            x0: (n, D) or (D,) start states (binary for a Bernoulli model). Default: Bernoulli
+                chains start from independent fair coin flips, Gaussian ones from N(0, 1).
+            clamp: bool mask (D,) or (n, D) of units held at their ``x0`` values.
+            burn_in: steps run and discarded before ``steps``.
+            every: None returns the final state (n, D); k returns the state after every k-th
+                step past burn-in, shape (steps // k, n, D).
+            seed: the random stream's key; None draws one from the model's generator.
+            means: return the mean of p(x | h) at the recorded steps instead of the samples.
+            progress: show a progress bar (tqdm) over the steps.
+        Returns:
+            A NumPy array of the model's dtype.
+        """
+        d = self.visible
+        steps = _checks.check_int("steps", steps, 1, 2**31 - 1)
+        burn_in = _checks.check_int("burn_in", burn_in, 0, 2**31 - 1)
+        if steps + burn_in >= 2**32:
+            raise ValueError("steps + burn_in: the chain's step index must stay below 2**32")
+        if every is not None:
+            every = _checks.check_int("every", every, 1, steps)
+        seed = self._draw_seed() if seed is None else _checks.check_seed("seed", seed)
+        if x0 is None:
+            if n is None:
+                raise ValueError("sample: give n (the number of chains) or x0 (start states)")
+            n = _checks.check_int("n", n, 1, 2**31 - 1)
+            if clamp is not None:
+                raise ValueError("clamp: clamped sampling needs x0 to give the clamped values")
+            x = self._initial_state(n, seed)
+        else:
+            x = _checks.as_state("x0", x0, self.dtype, d)
+            if n is not None and _checks.check_int("n", n, 1) != x.shape[0]:
+                raise ValueError(f"n: x0 has {x.shape[0]} rows but n = {n}")
+            n = x.shape[0]
+            if self.reconstruction.name == "bernoulli":
+                _checks.check_binary("x0", x)
+        cl = None if clamp is None else _checks.as_clamp(clamp, n, d)
+        return self._run_chain(x, cl, steps, burn_in, every, seed, bool(means), bool(progress))
+
+    def _initial_state(self, n: int, seed: int) -> np.ndarray:
+        if self.reconstruction.name == "bernoulli":
+            u = ops.uniform(n, self.visible, seed=seed, stream="init")
+            return (u < 0.5).astype(self.dtype)
+        return ops.normal(n, self.visible, seed=seed, stream="init").astype(self.dtype)
+
+    def _kernel_kwargs(self) -> dict:
+        p = self._params
+        return dict(
+            W1=p["W1"], b1=p["b1"], b0=p["b0"], U1=p.get("U1"),
+            activation=_checks.check_activation(self.activation),
+            reconstruction=self.reconstruction.code, sigma=self.reconstruction.sigma,
+            corruption=self.corruption.code, corruption_param=self.corruption.param,
+        )
+
+    def _run_chain(self, x, clamp, steps, burn_in, every, seed, means, progress):
+        n, d = x.shape
+        kw = self._kernel_kwargs()
+        records = None if every is None else np.empty((steps // every, n, d), self.dtype)
+        final_means = np.empty_like(x) if means and every is None else None
+        # Chunks only split the work for the progress bar: the stream's step index runs on,
+        # so the result is the same as one call.
+        chunk = _CHUNK_STEPS if progress else steps + burn_in
+        if every is not None:
+            chunk = max(every, chunk - chunk % every)
+        bar = _progress_bar(steps + burn_in, progress)
+        done_burn, done, r = 0, 0, 0
+        try:
+            while done_burn < burn_in:
+                k = min(chunk, burn_in - done_burn)
+                self._call(x, kw, seed, done_burn, k, 0, 0, clamp, None, None, means)
+                done_burn += k
+                bar.update(k)
+            while done < steps:
+                k = min(chunk, steps - done)
+                last = done + k == steps
+                rec = None
+                if every is not None:
+                    nrec = k // every
+                    rec = records[r:r + nrec]
+                    r += nrec
+                self._call(x, kw, seed, burn_in + done, k, 0, every or 0, clamp, rec,
+                           final_means if last else None, means)
+                done += k
+                bar.update(k)
+        finally:
+            bar.close()
+        if every is not None:
+            return records
+        return final_means if means else x
+
+    def _call(self, x, kw, seed, first_step, steps, burn_in, every, clamp, records, fmeans,
+              record_means):
+        _backend.cpu().dae_chain(
+            x, **kw, seed=seed, first_step=first_step, first_chain=0, steps=steps,
+            burn_in=burn_in, every=every, clamp=clamp, records=records, means=fmeans,
+            record_means=record_means,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"DAE(visible={self.visible}, hidden={self.hidden}, activation={self.activation!r}, "
+            f"corruption={self.corruption!r}, reconstruction={self.reconstruction!r}, "
+            f"tied={self.tied}, seed={self.seed}, dtype={self.dtype.name})"
+        )
+
+
+class _NoBar:
+    def update(self, k):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress_bar(total: int, show: bool):
+    if not show:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="step", desc="sampling")

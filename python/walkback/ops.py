@@ -1,0 +1,211 @@
+"""Low-level operations on arrays: what other frameworks embed.
+
+Every function takes NumPy arrays (CPU kernels) or CuPy arrays (CUDA kernels, on CuPy's current
+stream) and returns arrays of the same kind; other objects with ``__dlpack__`` (PyTorch, JAX)
+are accepted. float32 is the working type; float64 is used where the caller passes it.
+
+The random stream is Philox4x32-10 keyed by the seed with counter (unit // 4, chain, step,
+stream): the numbers of a chain depend only on (seed, step, chain, unit, stream), never on the
+batch split, the thread count or the device. ``first_chain`` names the chain index of row 0, so
+a batch split over calls draws the same numbers as one call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _backend, _checks, _codes
+from .noise import as_corruption
+from .reconstruction import as_reconstruction
+
+__all__ = ["uniform", "normal", "corrupt", "chain_step", "STREAMS"]
+
+STREAMS = dict(_codes.STREAMS)
+
+
+def _stream_id(stream) -> int:
+    if isinstance(stream, str):
+        if stream not in STREAMS:
+            raise ValueError(f"stream: expected one of {sorted(STREAMS)} or an int, got {stream!r}")
+        return STREAMS[stream]
+    return _checks.check_int("stream", stream, 0, 2**32 - 1)
+
+
+def _random(normal: bool, chains, units, seed, step, first_chain, stream, device):
+    chains = _checks.check_int("chains", chains, 0, 2**31 - 1)
+    units = _checks.check_int("units", units, 0, 2**31 - 1)
+    seed = _checks.check_seed("seed", seed)
+    step = _checks.check_int("step", step, 0, 2**32 - 1)
+    first_chain = _checks.check_int("first_chain", first_chain, 0, 2**32 - 1)
+    if first_chain + chains > 2**32:
+        raise ValueError("first_chain + chains: the chain index must stay below 2**32")
+    sid = _stream_id(stream)
+    if device == "cpu":
+        out = np.empty((chains, units), dtype=np.float32)
+        fill = _backend.cpu().normal if normal else _backend.cpu().uniform
+        fill(seed, step, first_chain, sid, out)
+        return out
+    if device == "cuda":
+        cupy = _require_cuda("device")
+        out = cupy.empty((chains, units), dtype=cupy.float32)
+        _backend.cuda().random(
+            normal, seed, step, first_chain, sid, chains, units, out.data.ptr,
+            cupy.cuda.get_current_stream().ptr,
+        )
+        return out
+    raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+
+
+def uniform(chains, units, *, seed, step=0, first_chain=0, stream="corrupt", device="cpu"):
+    """The uniforms in (0, 1) that walkback's kernels draw: a (chains, units) float32 array.
+
+    ``stream`` is 'corrupt' (the corruption of the input at ``step``), 'sample' (the sampling of
+    the visible units at ``step``), 'init', 'user' or an integer. Uniforms have 24 random bits:
+    ``((bits >> 8) + 0.5) / 2**24`` of a Philox output word.
+    """
+    return _random(False, chains, units, seed, step, first_chain, stream, device)
+
+
+def normal(chains, units, *, seed, step=0, first_chain=0, stream="corrupt", device="cpu"):
+    """Standard normals of the stream (Box-Muller on uniform lanes (0, 1) and (2, 3))."""
+    return _random(True, chains, units, seed, step, first_chain, stream, device)
+
+
+def _require_cuda(what: str):
+    if not _backend.cuda_built():
+        raise RuntimeError(f"{what}: walkback was built without CUDA (nvcc was not found)")
+    if not _backend.cuda_available():
+        raise RuntimeError(f"{what}: no CUDA device is visible")
+    import cupy
+
+    return cupy
+
+
+def _check_batch(name: str, x, allow_1d: bool = True):
+    """A float 2-D C-contiguous NumPy or CuPy array (1-D means one row), unchanged."""
+    x, device = _backend.to_backend_array(x, name)
+    _checks.float_dtype(name, x)
+    if x.ndim == 1 and allow_1d:
+        x = x.reshape(1, -1)
+    if x.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array (chains, units), got shape {x.shape}")
+    if not x.flags.c_contiguous:
+        raise ValueError(f"{name}: expected a C-contiguous array (use np.ascontiguousarray)")
+    return x, device
+
+
+def _check_finite(name: str, x):
+    xp = np if isinstance(x, np.ndarray) else _require_cuda(name)
+    if not bool(xp.all(xp.isfinite(x))):
+        raise ValueError(f"{name}: contains NaN or infinite values")
+
+
+def corrupt(x, corruption, *, seed, step=0, first_chain=0, out=None):
+    """x~ ~ C(x~ | x) for a (chains, units) batch: row c is chain ``first_chain + c``.
+
+    Args:
+        x: float32/float64 array, (chains, units) or (units,), C-contiguous, finite.
+        corruption: SaltAndPepper(p), Masking(p), BitFlip(p), GaussianCorruption(sigma) or None.
+        seed, step, first_chain: the random stream's key and counters.
+        out: optional array like x to write into (may be x itself).
+    Returns:
+        The corrupted array (``out`` when given), same shape, dtype and device as x.
+    """
+    shape = np.shape(x)
+    x, device = _check_batch("x", x)
+    c = as_corruption(corruption)
+    seed = _checks.check_seed("seed", seed)
+    step = _checks.check_int("step", step, 0, 2**32 - 1)
+    first_chain = _checks.check_int("first_chain", first_chain, 0, 2**32 - 1)
+    _check_finite("x", x)
+    if out is None:
+        result = result_view = x.copy()
+    else:
+        result, odev = _backend.to_backend_array(out, "out")
+        if odev != device:
+            raise ValueError(f"out: x is on {device} but out is on {odev}")
+        if result.shape != shape or result.dtype != x.dtype:
+            raise ValueError(
+                f"out: expected shape {shape} and dtype {x.dtype}, got {result.shape} "
+                f"{result.dtype}"
+            )
+        if device == "cpu" and not result.flags.writeable:
+            raise ValueError("out: expected a writeable array")
+        if not result.flags.c_contiguous:
+            raise ValueError("out: expected a C-contiguous array")
+        result_view = result.reshape(x.shape)
+    if device == "cpu":
+        _backend.cpu().corrupt(x, result_view, c.code, c.param, seed, step, first_chain)
+    else:
+        cupy = _require_cuda("x")
+        _backend.cuda().corrupt(
+            x.data.ptr, result_view.data.ptr, x.shape[0], x.shape[1], x.dtype.itemsize, c.code,
+            c.param, seed, step, first_chain, cupy.cuda.get_current_stream().ptr,
+        )
+    return result.reshape(shape) if out is None else result
+
+
+def chain_step(x, W1, b1, b0, U1=None, *, activation="sigmoid", corruption=None,
+               reconstruction="bernoulli", seed, step=0, first_chain=0, clamp=None, steps=1,
+               return_mean=False):
+    """``steps`` steps of the DAE chain x -> x~ ~ C(x~|x) -> h = act(x~ W1 + b1) ->
+    w = out(h W1^T + b0) (or h U1 + b0 when untied) -> x' ~ p(x | w).
+
+    Args:
+        x: (chains, D) float32/float64 state; not modified. Binary for a Bernoulli chain.
+        W1 (D, H), b1 (H,), b0 (D,), U1 (H, D) or None: parameters, same dtype as x.
+        clamp: optional bool mask (D,) or (chains, D): those units keep their values in x
+            (they are still corrupted before encoding, as in training).
+        step: the stream's step index of the first step (step k corrupts with stream step k
+            and samples with stream step k).
+        return_mean: also return w, the mean of p(x | h) at the last step.
+    Returns:
+        x' (chains, D), or (x', w) when ``return_mean``.
+    """
+    x, device = _check_batch("x", x)
+    if device != "cpu":
+        raise NotImplementedError(
+            "chain_step: the CUDA chain is not built yet (only ops.corrupt and the random "
+            "stream run on the GPU in this version)"
+        )
+    dt = x.dtype
+    n, d = x.shape
+    W1 = _param("W1", W1, dt, (d, None))
+    h = W1.shape[1]
+    b1 = _param("b1", b1, dt, (h,))
+    b0 = _param("b0", b0, dt, (d,))
+    U1 = None if U1 is None else _param("U1", U1, dt, (h, d))
+    act = _checks.check_activation(activation)
+    corr = as_corruption(corruption)
+    rec = as_reconstruction(reconstruction)
+    seed = _checks.check_seed("seed", seed)
+    step = _checks.check_int("step", step, 0, 2**32 - 1)
+    first_chain = _checks.check_int("first_chain", first_chain, 0, 2**32 - 1)
+    steps = _checks.check_int("steps", steps, 1, 2**31 - 1)
+    _check_finite("x", x)
+    if rec.name == "bernoulli":
+        _checks.check_binary("x", x)
+    state = x.copy()
+    cl = None if clamp is None else _checks.as_clamp(clamp, n, d)
+    means = np.empty_like(state) if return_mean else None
+    _backend.cpu().dae_chain(
+        state, W1=W1, b1=b1, b0=b0, U1=U1, activation=act, reconstruction=rec.code,
+        sigma=rec.sigma, corruption=corr.code, corruption_param=corr.param, seed=seed,
+        first_step=step, first_chain=first_chain, steps=steps, burn_in=0, every=0, clamp=cl,
+        records=None, means=means, record_means=False,
+    )
+    return (state, means) if return_mean else state
+
+
+def _param(name, a, dtype, shape):
+    a, device = _backend.to_backend_array(a, name)
+    if device != "cpu":
+        raise ValueError(f"{name}: x is on cpu but {name} is on {device}")
+    if a.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype} (the dtype of x), got {a.dtype}")
+    if a.ndim != len(shape) or any(s is not None and s != e for s, e in zip(shape, a.shape)):
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"{name}: expected shape {want}, got {a.shape}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name}: expected a C-contiguous array")
+    return a

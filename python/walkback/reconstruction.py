@@ -1,0 +1,62 @@
+"""Reconstruction distributions p(x | w) of a visible layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import _codes
+from .noise import _check_sigma
+
+
+class Reconstruction:
+    name: str = ""
+
+    @property
+    def code(self) -> int:
+        return _codes.RECONSTRUCTIONS[self.name]
+
+    @property
+    def sigma(self) -> float:
+        return 1.0
+
+    def to_config(self) -> dict:
+        return {"kind": self.name, "sigma": self.sigma}
+
+
+@dataclass(frozen=True)
+class Bernoulli(Reconstruction):
+    """p(x | w) = prod Bernoulli(x_i; sigmoid(o_i)): binary units (or grey levels as means)."""
+
+    name = "bernoulli"
+
+
+@dataclass(frozen=True)
+class Gaussian(Reconstruction):
+    """p(x | w) = prod N(x_i; o_i, sigma^2): real-valued units, fixed ``sigma``."""
+
+    sigma: float = 1.0
+    name = "gaussian"
+
+    def __post_init__(self):
+        object.__setattr__(self, "sigma", _check_sigma("Gaussian.sigma", self.sigma))
+
+
+def as_reconstruction(r, name: str = "reconstruction") -> Reconstruction:
+    """'bernoulli' | 'gaussian' (sigma 1) | a Reconstruction instance."""
+    if isinstance(r, Reconstruction):
+        return r
+    if r == "bernoulli":
+        return Bernoulli()
+    if r == "gaussian":
+        return Gaussian()
+    raise ValueError(
+        f"{name}: expected 'bernoulli', 'gaussian' or walkback.Gaussian(sigma), got {r!r}"
+    )
+
+
+def reconstruction_from_config(cfg: dict) -> Reconstruction:
+    if cfg.get("kind") == "bernoulli":
+        return Bernoulli()
+    if cfg.get("kind") == "gaussian":
+        return Gaussian(cfg["sigma"])
+    raise ValueError(f"unknown reconstruction {cfg.get('kind')!r}")
