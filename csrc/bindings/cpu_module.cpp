@@ -120,6 +120,11 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
   mod.def("normal", [](uint64_t seed, uint32_t step, uint32_t first_chain, uint32_t stream,
                        py::array out) { fill_random(true, seed, step, first_chain, stream, out); });
   mod.def("corrupt", &corrupt);
+  mod.def("philox4x32_10", [](uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0,
+                              uint32_t k1) {
+    const wb::Philox4 r = wb::philox4x32_10(c0, c1, c2, c3, k0, k1);
+    return py::make_tuple(r.v[0], r.v[1], r.v[2], r.v[3]);
+  });
   mod.def("dae_chain", [](py::array x, py::kwargs kw) {
     auto get = [&](const char* k) { return kw[k]; };
     auto opt = [&](const char* k) -> std::optional<py::array> {
@@ -142,6 +147,20 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
       call(dae_chain_t<double>);
     else
       call(dae_chain_t<float>);
+  });
+  // C = A @ B (or A @ B^T) through walkback's BLAS path: for benchmarks (the roofline) only.
+  mod.def("gemm", [](py::array a, py::array b, py::array c, bool trans_b) {
+    const auto dt = py::dtype::of<float>();
+    check_array(a, "a", dt, {-1, -1}, false);
+    const py::ssize_t k = a.shape(1);
+    check_array(b, "b", dt, trans_b ? std::vector<py::ssize_t>{-1, k} : std::vector<py::ssize_t>{k, -1}, false);
+    const py::ssize_t n = trans_b ? b.shape(0) : b.shape(1);
+    check_array(c, "c", dt, {a.shape(0), n}, true);
+    const float* pa = in_ptr<float>(a);
+    const float* pb = in_ptr<float>(b);
+    float* pc = out_ptr<float>(c);
+    py::gil_scoped_release nogil;
+    wb::blas::gemm(false, trans_b, a.shape(0), n, k, 1.0f, pa, k, pb, b.shape(1), 0.0f, pc, n);
   });
   mod.def("set_num_threads", &wb::blas::set_num_threads);
   mod.def("get_num_threads", &wb::num_threads);

@@ -1,11 +1,12 @@
-// The one GEMM path of walkback: row-major wrappers over the scipy-openblas32 CBLAS, whose
-// parallel sections run on walkback's thread pool (see thread_pool.h).
+// The one GEMM path of walkback: row-major wrappers over the scipy-openblas32 CBLAS, called
+// single-threaded; parallelism comes from splitting the product over walkback's pool
+// (gemm_columns in parallel_gemm.h).
 #pragma once
 #include <string>
 
 namespace wb::blas {
 
-// Installs the thread callback and matches OpenBLAS's thread count to the pool. Idempotent.
+// Makes OpenBLAS single-threaded (walkback's pool does the splitting). Idempotent.
 void init();
 void set_num_threads(int n);
 

@@ -19,17 +19,17 @@ WB_SIMD_CLONES void corrupt_loop(T param, const T* x, T* out, int64_t n, const f
 }  // namespace
 
 template <class T>
-void corrupt_row(Corruption kind, T param, const T* x, T* out, int64_t units, StreamKey key,
-                 uint32_t chain, uint32_t step, float* scratch) {
+void corrupt_row(Corruption kind, T param, const T* x, T* out, int64_t first_unit,
+                 int64_t units, StreamKey key, uint32_t chain, uint32_t step, float* scratch) {
   if (kind == Corruption::None) {
     if (out != x)
       for (int64_t i = 0; i < units; ++i) out[i] = x[i];
     return;
   }
   if (corruption_needs_normal(kind))
-    normal_row(key, chain, step, kStreamCorrupt, units, scratch);
+    normal_row(key, chain, step, kStreamCorrupt, first_unit, units, scratch);
   else
-    uniform_row(key, chain, step, kStreamCorrupt, units, scratch);
+    uniform_row(key, chain, step, kStreamCorrupt, first_unit, units, scratch);
   with_corruption(kind, [&](auto k) { corrupt_loop<T, decltype(k)::value>(param, x, out, units, scratch); });
 }
 
@@ -40,15 +40,15 @@ void corrupt_batch(Corruption kind, T param, const T* x, T* out, int64_t chains,
   pool().parallel_for(chains, [&](int64_t b, int64_t e) {
     std::vector<float> scratch(units);
     for (int64_t c = b; c < e; ++c)
-      corrupt_row<T>(kind, param, x + c * units, out + c * units, units, key,
+      corrupt_row<T>(kind, param, x + c * units, out + c * units, 0, units, key,
                      first_chain + static_cast<uint32_t>(c), step, scratch.data());
   });
 }
 
-template void corrupt_row<float>(Corruption, float, const float*, float*, int64_t, StreamKey,
-                                 uint32_t, uint32_t, float*);
-template void corrupt_row<double>(Corruption, double, const double*, double*, int64_t, StreamKey,
-                                  uint32_t, uint32_t, float*);
+template void corrupt_row<float>(Corruption, float, const float*, float*, int64_t, int64_t,
+                                 StreamKey, uint32_t, uint32_t, float*);
+template void corrupt_row<double>(Corruption, double, const double*, double*, int64_t, int64_t,
+                                  StreamKey, uint32_t, uint32_t, float*);
 template void corrupt_batch<float>(Corruption, float, const float*, float*, int64_t, int64_t,
                                    uint64_t, uint32_t, uint32_t);
 template void corrupt_batch<double>(Corruption, double, const double*, double*, int64_t, int64_t,

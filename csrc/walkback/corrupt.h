@@ -7,11 +7,11 @@
 
 namespace wb {
 
-// out[i] = corrupt(x[i]) for the units of one chain at one step; scratch holds `units` floats.
-// x and out may alias.
+// out[i] = corrupt(x[i]) for units first_unit .. first_unit + units - 1 of one chain at one
+// step (first_unit a multiple of 4); scratch holds `units` floats. x and out may alias.
 template <class T>
-void corrupt_row(Corruption kind, T param, const T* x, T* out, int64_t units, StreamKey key,
-                 uint32_t chain, uint32_t step, float* scratch);
+void corrupt_row(Corruption kind, T param, const T* x, T* out, int64_t first_unit,
+                 int64_t units, StreamKey key, uint32_t chain, uint32_t step, float* scratch);
 
 // A (chains x units) batch, rows in parallel; row c is chain first_chain + c.
 template <class T>

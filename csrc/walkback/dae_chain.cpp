@@ -1,11 +1,13 @@
 #include "walkback/dae_chain.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "walkback/blas.h"
 #include "walkback/corrupt.h"
 #include "walkback/dispatch.h"
 #include "walkback/elementwise.h"
+#include "walkback/parallel_gemm.h"
 #include "walkback/random_ops.h"
 #include "walkback/simd.h"
 #include "walkback/thread_pool.h"
@@ -33,31 +35,20 @@ WB_SIMD_CLONES void sample_row(T* x, T* o, const T* b0, const uint8_t* clamp, T 
   }
 }
 
-template <class T>
-struct Workspace {
-  std::vector<T> xt, h, o;
-};
-
 // The B = 1 encoder: with binary corrupted input most units are 0, so h = b1 + the sum of the
 // rows of W whose units are on reads a fraction of W (and writes act(h) in place).
-template <class T>
-void encode_sparse_row(const DaeModel<T>& m, const T* xt, T* h, const std::vector<int32_t>& on) {
-  with_activation(m.activation, [&](auto act) {
-    pool().parallel_for(
-        m.H,
-        [&](int64_t j0, int64_t j1) {
-          T* hj = h + j0;
-          const int64_t n = j1 - j0;
-          for (int64_t j = 0; j < n; ++j) hj[j] = T(0);
-          for (int32_t d : on) {
-            const T v = xt[d];
-            const T* w = m.W + d * m.H + j0;
-            for (int64_t j = 0; j < n; ++j) hj[j] += v * w[j];
-          }
-          bias_activate<T, decltype(act)::value>(hj, m.b1 + j0, n);
-        },
-        256);
-  });
+template <class T, Activation A>
+void encode_sparse_slice(const DaeModel<T>& m, const T* xt, T* h, const std::vector<int32_t>& on,
+                         int64_t j0, int64_t j1) {
+  T* hj = h + j0;
+  const int64_t n = j1 - j0;
+  for (int64_t j = 0; j < n; ++j) hj[j] = T(0);
+  for (int32_t d : on) {
+    const T v = xt[d];
+    const T* w = m.W + d * m.H + j0;
+    for (int64_t j = 0; j < n; ++j) hj[j] += v * w[j];
+  }
+  bias_activate<T, A>(hj, m.b1 + j0, n);
 }
 
 }  // namespace
@@ -67,56 +58,42 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
   const int64_t B = a.chains, D = m.D, H = m.H;
   const StreamKey key = stream_key(a.seed);
   const int64_t total = a.burn_in + a.steps;
-  Workspace<T> ws;
-  ws.xt.resize(B * D);
-  ws.h.resize(B * H);
-  ws.o.resize(B * D);
-  ThreadPool& tp = pool();
-  const uint8_t* clamp = a.clamp;
-  auto clamp_row = [&](int64_t r) {
-    return clamp ? clamp + (a.clamp_per_chain ? r * D : 0) : nullptr;
+  std::vector<T> xt(B * D), h(B * H), o(B * D);
+  auto clamp_row = [&](int64_t r) -> const uint8_t* {
+    return a.clamp ? a.clamp + (a.clamp_per_chain ? r * D : 0) : nullptr;
   };
+  // Slices of the visible units are whole Philox blocks; 16 keeps SIMD stores aligned.
+  constexpr int64_t kAlign = 16;
 
-  corrupt_batch<T>(m.corruption, m.corruption_param, x, ws.xt.data(), B, D, a.seed,
-                   a.first_step, a.first_chain);
+  corrupt_batch<T>(m.corruption, m.corruption_param, x, xt.data(), B, D, a.seed, a.first_step,
+                   a.first_chain);
   std::vector<int32_t> on;
   for (int64_t s = 0; s < total; ++s) {
     const uint32_t step = a.first_step + static_cast<uint32_t>(s);
-    // Encode: h = act(x~ W + b1).
-    bool done = false;
+    // Encode: h = act(x~ W + b1), each thread on a slice of the hidden units.
+    bool sparse = false;
     if (B == 1) {
       on.clear();
       for (int64_t d = 0; d < D; ++d)
-        if (ws.xt[d] != T(0)) on.push_back(static_cast<int32_t>(d));
-      if (2 * static_cast<int64_t>(on.size()) <= D) {
-        encode_sparse_row(m, ws.xt.data(), ws.h.data(), on);
-        done = true;
-      }
+        if (xt[d] != T(0)) on.push_back(static_cast<int32_t>(d));
+      sparse = 2 * static_cast<int64_t>(on.size()) <= D;
     }
-    if (!done) {
-      if (B == 1)
-        blas::gemv(true, D, H, T(1), m.W, H, ws.xt.data(), T(0), ws.h.data());
-      else
-        blas::gemm(false, false, B, H, D, T(1), ws.xt.data(), D, m.W, H, T(0), ws.h.data(), H);
-      with_activation(m.activation, [&](auto act) {
-        tp.parallel_for(B, [&](int64_t r0, int64_t r1) {
-          for (int64_t r = r0; r < r1; ++r)
-            bias_activate<T, decltype(act)::value>(ws.h.data() + r * H, m.b1, H);
+    with_activation(m.activation, [&](auto act) {
+      constexpr Activation A = decltype(act)::value;
+      if (sparse) {
+        parallel_columns(H, kAlign, 128, [&](int64_t j0, int64_t j1) {
+          encode_sparse_slice<T, A>(m, xt.data(), h.data(), on, j0, j1);
         });
-      });
-    }
-    // Decode: o = h W^T (tied) or h U.
-    if (B == 1) {
-      if (m.U)
-        blas::gemv(true, H, D, T(1), m.U, D, ws.h.data(), T(0), ws.o.data());
-      else
-        blas::gemv(false, D, H, T(1), m.W, H, ws.h.data(), T(0), ws.o.data());
-    } else if (m.U) {
-      blas::gemm(false, false, B, D, H, T(1), ws.h.data(), H, m.U, D, T(0), ws.o.data(), D);
-    } else {
-      blas::gemm(false, true, B, D, H, T(1), ws.h.data(), H, m.W, H, T(0), ws.o.data(), D);
-    }
-    // Sample, keep the clamped units, record, and corrupt for the next step, row by row.
+        return;
+      }
+      gemm_columns<T>(false, B, H, D, xt.data(), D, m.W, H, h.data(), H, kAlign,
+                      [&](int64_t j0, int64_t j1) {
+                        for (int64_t r = 0; r < B; ++r)
+                          bias_activate<T, A>(h.data() + r * H + j0, m.b1 + j0, j1 - j0);
+                      });
+    });
+    // Decode o = h W^T (tied) or h U, then per slice of visible units: sample, keep the clamped
+    // units, record, and corrupt for the next step.
     const bool last = s + 1 == total;
     const int64_t past = s + 1 - a.burn_in;
     T* rec = nullptr;
@@ -124,32 +101,37 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
       rec = records + (past / a.every - 1) * B * D;
     with_reconstruction(m.reconstruction, [&](auto rc) {
       constexpr Reconstruction R = decltype(rc)::value;
-      tp.parallel_for(B, [&](int64_t r0, int64_t r1) {
-        std::vector<float> scratch(D);
-        for (int64_t r = r0; r < r1; ++r) {
+      auto epilogue = [&](int64_t d0, int64_t d1) {
+        const int64_t w = d1 - d0;
+        std::vector<float> scratch(w);
+        for (int64_t r = 0; r < B; ++r) {
           const uint32_t chain = a.first_chain + static_cast<uint32_t>(r);
-          T* xr = x + r * D;
-          T* orow = ws.o.data() + r * D;
+          T* xr = x + r * D + d0;
+          T* orow = o.data() + r * D + d0;
           if (R == Reconstruction::Bernoulli)
-            uniform_row(key, chain, step, kStreamSample, D, scratch.data());
+            uniform_row(key, chain, step, kStreamSample, d0, w, scratch.data());
           else
-            normal_row(key, chain, step, kStreamSample, D, scratch.data());
-          sample_row<T, R>(xr, orow, m.b0, clamp_row(r), m.sigma, scratch.data(), D);
+            normal_row(key, chain, step, kStreamSample, d0, w, scratch.data());
+          const uint8_t* cr = clamp_row(r);
+          sample_row<T, R>(xr, orow, m.b0 + d0, cr ? cr + d0 : nullptr, m.sigma, scratch.data(),
+                           w);
           if (rec) {
             const T* src = a.record_means ? orow : xr;
-            for (int64_t i = 0; i < D; ++i) rec[r * D + i] = src[i];
+            std::copy(src, src + w, rec + r * D + d0);
           }
-          if (last && means)
-            for (int64_t i = 0; i < D; ++i) means[r * D + i] = orow[i];
+          if (last && means) std::copy(orow, orow + w, means + r * D + d0);
           if (!last)
-            corrupt_row<T>(m.corruption, m.corruption_param, xr, ws.xt.data() + r * D, D, key,
-                           chain, step + 1, scratch.data());
+            corrupt_row<T>(m.corruption, m.corruption_param, xr, xt.data() + r * D + d0, d0, w,
+                           key, chain, step + 1, scratch.data());
         }
-      });
+      };
+      if (m.U)
+        gemm_columns<T>(false, B, D, H, h.data(), H, m.U, D, o.data(), D, kAlign, epilogue);
+      else
+        gemm_columns<T>(true, B, D, H, h.data(), H, m.W, H, o.data(), D, kAlign, epilogue);
     });
   }
 }
-
 template void dae_chain<float>(const DaeModel<float>&, const ChainArgs&, float*, float*, float*);
 template void dae_chain<double>(const DaeModel<double>&, const ChainArgs&, double*, double*,
                                 double*);

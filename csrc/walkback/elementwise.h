@@ -28,7 +28,9 @@ WB_HD float fast_expf(float x) {
   // Plain comparisons rather than fminf/fmaxf: these vectorize without -ffinite-math-only.
   x = x < -87.0f ? -87.0f : x;
   x = x > 88.0f ? 88.0f : x;
-  const float n = floorf(x * 1.44269504088896341f + 0.5f);
+  // Round to nearest by truncation (floorf is a library call in the baseline SIMD clone).
+  const float t = x * 1.44269504088896341f;
+  const float n = static_cast<float>(static_cast<int32_t>(t + (t < 0.0f ? -0.5f : 0.5f)));
   float r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
   float p = 1.9875691500e-4f;

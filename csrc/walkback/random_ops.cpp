@@ -6,28 +6,30 @@
 namespace wb {
 
 WB_SIMD_CLONES
-void uniform_row(StreamKey key, uint32_t chain, uint32_t step, uint32_t stream, int64_t units,
-                 float* u) {
+void uniform_row(StreamKey key, uint32_t chain, uint32_t step, uint32_t stream,
+                 int64_t first_unit, int64_t units, float* u) {
+  const uint32_t g0 = static_cast<uint32_t>(first_unit / 4);
   const int64_t full = units / 4;
   for (int64_t g = 0; g < full; ++g) {
-    const Philox4 b = stream_block(key, static_cast<uint32_t>(g), chain, step, stream);
+    const Philox4 b = stream_block(key, g0 + static_cast<uint32_t>(g), chain, step, stream);
     u[4 * g + 0] = u01(b.v[0]);
     u[4 * g + 1] = u01(b.v[1]);
     u[4 * g + 2] = u01(b.v[2]);
     u[4 * g + 3] = u01(b.v[3]);
   }
   if (full * 4 < units) {
-    const Philox4 b = stream_block(key, static_cast<uint32_t>(full), chain, step, stream);
+    const Philox4 b = stream_block(key, g0 + static_cast<uint32_t>(full), chain, step, stream);
     for (int64_t i = full * 4; i < units; ++i) u[i] = u01(b.v[i - full * 4]);
   }
 }
 
-void normal_row(StreamKey key, uint32_t chain, uint32_t step, uint32_t stream, int64_t units,
-                float* n) {
+void normal_row(StreamKey key, uint32_t chain, uint32_t step, uint32_t stream,
+                int64_t first_unit, int64_t units, float* n) {
+  const uint32_t g0 = static_cast<uint32_t>(first_unit / 4);
   const int64_t groups = (units + 3) / 4;
   for (int64_t g = 0; g < groups; ++g) {
     float v[4];
-    normals_of_block(stream_block(key, static_cast<uint32_t>(g), chain, step, stream), v);
+    normals_of_block(stream_block(key, g0 + static_cast<uint32_t>(g), chain, step, stream), v);
     for (int64_t l = 0; l < 4 && 4 * g + l < units; ++l) n[4 * g + l] = v[l];
   }
 }
@@ -39,7 +41,7 @@ void fill_array(RowFn row, uint64_t seed, uint32_t step, uint32_t first_chain, u
   const StreamKey key = stream_key(seed);
   pool().parallel_for(chains, [&](int64_t b, int64_t e) {
     for (int64_t c = b; c < e; ++c)
-      row(key, first_chain + static_cast<uint32_t>(c), step, stream, units, out + c * units);
+      row(key, first_chain + static_cast<uint32_t>(c), step, stream, 0, units, out + c * units);
   });
 }
 }  // namespace

@@ -6,12 +6,13 @@
 
 namespace wb {
 
-// u[i] = uniform of unit i (i < units) of `chain` at `step` in `stream`.
-void uniform_row(StreamKey key, uint32_t chain, uint32_t step, uint32_t stream, int64_t units,
-                 float* u);
-// n[i] = the standard normal of unit i (Box-Muller over lanes (0, 1) and (2, 3)).
-void normal_row(StreamKey key, uint32_t chain, uint32_t step, uint32_t stream, int64_t units,
-                float* n);
+// u[i] = the uniform of unit first_unit + i (i < units) of `chain` at `step` in `stream`.
+// first_unit must be a multiple of 4 (a Philox block).
+void uniform_row(StreamKey key, uint32_t chain, uint32_t step, uint32_t stream,
+                 int64_t first_unit, int64_t units, float* u);
+// n[i] = the standard normal of unit first_unit + i (Box-Muller over lanes (0, 1), (2, 3)).
+void normal_row(StreamKey key, uint32_t chain, uint32_t step, uint32_t stream,
+                int64_t first_unit, int64_t units, float* n);
 
 // Whole arrays (chains x units), rows in parallel: chain c of the array is chain first_chain + c.
 void uniform_array(uint64_t seed, uint32_t step, uint32_t first_chain, uint32_t stream,

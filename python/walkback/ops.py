@@ -60,8 +60,8 @@ def uniform(chains, units, *, seed, step=0, first_chain=0, stream="corrupt", dev
     """The uniforms in (0, 1) that walkback's kernels draw: a (chains, units) float32 array.
 
     ``stream`` is 'corrupt' (the corruption of the input at ``step``), 'sample' (the sampling of
-    the visible units at ``step``), 'init', 'user' or an integer. Uniforms have 24 random bits:
-    ``((bits >> 8) + 0.5) / 2**24`` of a Philox output word.
+    the visible units at ``step``), 'init', 'user' or an integer. Uniforms have 23 random bits:
+    ``((bits >> 9) + 0.5) / 2**23`` of a Philox output word, so never 0 or 1.
     """
     return _random(False, chains, units, seed, step, first_chain, stream, device)
 

@@ -1,0 +1,52 @@
+// A product split into column slices over walkback's pool: each thread makes one
+// single-threaded BLAS call for its slice of C, then runs `epilogue(j0, j1)` on that slice while
+// it is still in cache (bias + activation, or sampling + the next corruption).
+#pragma once
+#include <cstdint>
+
+#include "walkback/blas.h"
+#include "walkback/thread_pool.h"
+
+namespace wb {
+
+// Calls f(j0, j1) on up to pool-size slices of [0, n) whose inner boundaries are multiples of
+// `align` (so a slice never splits a Philox block of 4 units when align is a multiple of 4).
+template <class F>
+void parallel_columns(int64_t n, int64_t align, int64_t min_cols, F&& f) {
+  ThreadPool& tp = pool();
+  int64_t jobs = n / (min_cols > 0 ? min_cols : 1);
+  if (jobs > tp.size()) jobs = tp.size();
+  if (jobs < 1) jobs = 1;
+  const int64_t blocks = (n + align - 1) / align;
+  if (jobs > blocks) jobs = blocks;
+  tp.parallel_for(jobs, [&](int64_t b, int64_t e) {
+    for (int64_t j = b; j < e; ++j) {
+      const int64_t c0 = blocks * j / jobs * align;
+      int64_t c1 = blocks * (j + 1) / jobs * align;
+      if (c1 > n) c1 = n;
+      if (c1 > c0) f(c0, c1);
+    }
+  });
+}
+
+// C[:, j0:j1] = op(A) op(B)[:, j0:j1] for each slice, then epilogue(j0, j1). Row-major;
+// op(A) is m x k; B is k x n (trans_b false) or n x k (trans_b true).
+template <class T, class Epilogue>
+void gemm_columns(bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
+                  const T* b, int64_t ldb, T* c, int64_t ldc, int64_t align, Epilogue&& epilogue) {
+  // Slices of at least 64 columns keep each call's packing cost small next to its arithmetic.
+  parallel_columns(n, align, 64, [&](int64_t j0, int64_t j1) {
+    const T* bj = trans_b ? b + j0 * ldb : b + j0;
+    if (m == 1)
+      blas::gemv(!trans_b, trans_b ? static_cast<int>(j1 - j0) : static_cast<int>(k),
+                 trans_b ? static_cast<int>(k) : static_cast<int>(j1 - j0), T(1), bj,
+                 static_cast<int>(ldb), a, T(0), c + j0);
+    else
+      blas::gemm(false, trans_b, static_cast<int>(m), static_cast<int>(j1 - j0),
+                 static_cast<int>(k), T(1), a, static_cast<int>(lda), bj, static_cast<int>(ldb),
+                 T(0), c + j0, static_cast<int>(ldc));
+    epilogue(j0, j1);
+  });
+}
+
+}  // namespace wb

@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+import reference as ref
+from scipy import stats
+
+import walkback as wb
+from walkback import _backend
+
+# Random123's published known-answer vectors for Philox4x32-10 (its tests/kat_vectors).
+KAT = [
+    ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+    ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+    (
+        (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+        (0xA4093822, 0x299F31D0),
+        (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+    ),
+]
+
+
+@pytest.mark.parametrize("ctr,key,expected", KAT)
+def test_philox_known_answers(ctr, key, expected):
+    assert _backend.cpu().philox4x32_10(*ctr, *key) == expected
+    assert tuple(int(v) for v in ref.philox4x32_10(*ctr, *key)) == expected
+
+
+@pytest.mark.parametrize("stream", ["corrupt", "sample", "init", 7])
+def test_uniform_matches_reference_stream_layout(stream):
+    seed = 0x1234_5678_9ABC_DEF0
+    got = wb.ops.uniform(5, 23, seed=seed, step=42, first_chain=3, stream=stream)
+    want = ref.uniform(seed, 42, 5, 23, stream, first_chain=3)
+    assert got.dtype == np.float32 and got.shape == (5, 23)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_normal_matches_box_muller_reference():
+    got = wb.ops.normal(4, 30, seed=9, step=3, stream="sample")
+    want = ref.normal(9, 3, 4, 30, "sample")
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_uniforms_are_uniform_in_open_interval():
+    u = wb.ops.uniform(200, 1000, seed=1).ravel()
+    assert u.min() > 0 and u.max() < 1
+    assert stats.kstest(u, "uniform").pvalue > 1e-3
+    counts = np.histogram(u, bins=64, range=(0, 1))[0]
+    assert stats.chisquare(counts).pvalue > 1e-3
+
+
+def test_normals_are_standard_normal():
+    z = wb.ops.normal(100, 1000, seed=2).ravel().astype(np.float64)
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+    assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01
+
+
+def test_streams_steps_and_seeds_are_independent():
+    a = wb.ops.uniform(100, 1000, seed=3, step=0, stream="corrupt").ravel()
+    others = [
+        wb.ops.uniform(100, 1000, seed=3, step=0, stream="sample").ravel(),
+        wb.ops.uniform(100, 1000, seed=3, step=1, stream="corrupt").ravel(),
+        wb.ops.uniform(100, 1000, seed=4, step=0, stream="corrupt").ravel(),
+        wb.ops.uniform(100, 1000, seed=3, step=0, first_chain=100).ravel(),
+    ]
+    for b in others:
+        assert abs(np.corrcoef(a, b)[0, 1]) < 0.01
+        assert not np.array_equal(a, b)
+
+
+def test_batch_split_and_threads_give_the_same_uniforms():
+    whole = wb.ops.uniform(256, 100, seed=5, step=2)
+    halves = np.vstack(
+        [
+            wb.ops.uniform(128, 100, seed=5, step=2),
+            wb.ops.uniform(128, 100, seed=5, step=2, first_chain=128),
+        ]
+    )
+    np.testing.assert_array_equal(whole, halves)
+    n = wb.get_num_threads()
+    try:
+        wb.set_num_threads(1)
+        one = wb.ops.uniform(256, 100, seed=5, step=2)
+    finally:
+        wb.set_num_threads(n)
+    np.testing.assert_array_equal(whole, one)
+
+
+def test_bad_random_arguments():
+    with pytest.raises(ValueError, match="seed"):
+        wb.ops.uniform(2, 2, seed=-1)
+    with pytest.raises(TypeError, match="chains"):
+        wb.ops.uniform(2.5, 2, seed=0)
+    with pytest.raises(ValueError, match="stream"):
+        wb.ops.uniform(2, 2, seed=0, stream="nope")
+    with pytest.raises(ValueError, match="device"):
+        wb.ops.uniform(2, 2, seed=0, device="tpu")
