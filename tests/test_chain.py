@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
-import reference as ref
 
 import walkback as wb
+
+import reference as ref
 
 CORRUPTIONS = {
     "salt_and_pepper": (wb.SaltAndPepper(0.3), ("salt_and_pepper", 0.3)),

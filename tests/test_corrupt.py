@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
-import reference as ref
 from scipy import stats
 
 import walkback as wb
+
+import reference as ref
 
 CASES = [
     (wb.SaltAndPepper(0.3), "salt_and_pepper", 0.3),

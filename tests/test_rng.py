@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
-import reference as ref
 from scipy import stats
 
 import walkback as wb
 from walkback import _backend
+
+import reference as ref
 
 # Random123's published known-answer vectors for Philox4x32-10 (its tests/kat_vectors).
 KAT = [

@@ -35,6 +35,23 @@ WB_SIMD_CLONES void sample_row(T* x, T* o, const T* b0, const uint8_t* clamp, T 
   }
 }
 
+// acc[j] += sum_r v[r] * rows[r][j] for j < n, four rows per pass over acc.
+template <class T>
+WB_SIMD_CLONES void accumulate_rows(T* acc, const T* const* rows, const T* v, int64_t count,
+                                    int64_t n) {
+  int64_t r = 0;
+  for (; r + 4 <= count; r += 4) {
+    const T *w0 = rows[r], *w1 = rows[r + 1], *w2 = rows[r + 2], *w3 = rows[r + 3];
+    const T v0 = v[r], v1 = v[r + 1], v2 = v[r + 2], v3 = v[r + 3];
+    for (int64_t j = 0; j < n; ++j) acc[j] += (v0 * w0[j] + v1 * w1[j]) + (v2 * w2[j] + v3 * w3[j]);
+  }
+  for (; r < count; ++r) {
+    const T* w = rows[r];
+    const T vr = v[r];
+    for (int64_t j = 0; j < n; ++j) acc[j] += vr * w[j];
+  }
+}
+
 // The B = 1 encoder: with binary corrupted input most units are 0, so h = b1 + the sum of the
 // rows of W whose units are on reads a fraction of W (and writes act(h) in place).
 template <class T, Activation A>
@@ -43,10 +60,16 @@ void encode_sparse_slice(const DaeModel<T>& m, const T* xt, T* h, const std::vec
   T* hj = h + j0;
   const int64_t n = j1 - j0;
   for (int64_t j = 0; j < n; ++j) hj[j] = T(0);
-  for (int32_t d : on) {
-    const T v = xt[d];
-    const T* w = m.W + d * m.H + j0;
-    for (int64_t j = 0; j < n; ++j) hj[j] += v * w[j];
+  constexpr int64_t kBatch = 64;
+  const T* rows[kBatch];
+  T vals[kBatch];
+  for (size_t i = 0; i < on.size(); i += kBatch) {
+    const int64_t count = std::min<int64_t>(kBatch, static_cast<int64_t>(on.size() - i));
+    for (int64_t r = 0; r < count; ++r) {
+      rows[r] = m.W + on[i + r] * m.H + j0;
+      vals[r] = xt[on[i + r]];
+    }
+    accumulate_rows<T>(hj, rows, vals, count, n);
   }
   bias_activate<T, A>(hj, m.b1 + j0, n);
 }
@@ -81,7 +104,7 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
     with_activation(m.activation, [&](auto act) {
       constexpr Activation A = decltype(act)::value;
       if (sparse) {
-        parallel_columns(H, kAlign, 128, [&](int64_t j0, int64_t j1) {
+        parallel_columns(H, kAlign, 128, 1, [&](int64_t j0, int64_t j1) {
           encode_sparse_slice<T, A>(m, xt.data(), h.data(), on, j0, j1);
         });
         return;

@@ -2,6 +2,7 @@
 // single-threaded BLAS call for its slice of C, then runs `epilogue(j0, j1)` on that slice while
 // it is still in cache (bias + activation, or sampling + the next corruption).
 #pragma once
+#include <atomic>
 #include <cstdint>
 
 #include "walkback/blas.h"
@@ -9,20 +10,25 @@
 
 namespace wb {
 
-// Calls f(j0, j1) on up to pool-size slices of [0, n) whose inner boundaries are multiples of
-// `align` (so a slice never splits a Philox block of 4 units when align is a multiple of 4).
+// Calls f(j0, j1) on slices of [0, n) whose inner boundaries are multiples of `align` (so a
+// slice never splits a Philox block of 4 units when align is a multiple of 4). The slices are
+// handed out dynamically, a few per thread: a thread whose core is shared (with NumPy's
+// spinning BLAS workers, say) takes fewer, instead of holding the others at the barrier.
 template <class F>
-void parallel_columns(int64_t n, int64_t align, int64_t min_cols, F&& f) {
+void parallel_columns(int64_t n, int64_t align, int64_t min_cols, int64_t per_thread, F&& f) {
   ThreadPool& tp = pool();
-  int64_t jobs = n / (min_cols > 0 ? min_cols : 1);
-  if (jobs > tp.size()) jobs = tp.size();
-  if (jobs < 1) jobs = 1;
   const int64_t blocks = (n + align - 1) / align;
-  if (jobs > blocks) jobs = blocks;
-  tp.parallel_for(jobs, [&](int64_t b, int64_t e) {
-    for (int64_t j = b; j < e; ++j) {
-      const int64_t c0 = blocks * j / jobs * align;
-      int64_t c1 = blocks * (j + 1) / jobs * align;
+  int64_t chunks = n / (min_cols > 0 ? min_cols : 1);
+  const int64_t most = tp.size() > 1 ? per_thread * tp.size() : 1;
+  if (chunks > most) chunks = most;
+  if (chunks > blocks) chunks = blocks;
+  if (chunks < 1) chunks = 1;
+  const int64_t jobs = chunks < tp.size() ? chunks : tp.size();
+  std::atomic<int64_t> next{0};
+  tp.parallel_for(jobs, [&](int64_t, int64_t) {
+    for (int64_t j = next.fetch_add(1); j < chunks; j = next.fetch_add(1)) {
+      const int64_t c0 = blocks * j / chunks * align;
+      int64_t c1 = blocks * (j + 1) / chunks * align;
       if (c1 > n) c1 = n;
       if (c1 > c0) f(c0, c1);
     }
@@ -34,8 +40,10 @@ void parallel_columns(int64_t n, int64_t align, int64_t min_cols, F&& f) {
 template <class T, class Epilogue>
 void gemm_columns(bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
                   const T* b, int64_t ldb, T* c, int64_t ldc, int64_t align, Epilogue&& epilogue) {
-  // Slices of at least 64 columns keep each call's packing cost small next to its arithmetic.
-  parallel_columns(n, align, 64, [&](int64_t j0, int64_t j1) {
+  // Slices of at least 64 columns keep each call's packing cost small next to its arithmetic;
+  // a few slices per thread balance the load for real GEMMs, one per thread for a GEMV (whose
+  // cost is mostly the synchronisation).
+  parallel_columns(n, align, 64, m >= 16 ? 4 : 1, [&](int64_t j0, int64_t j1) {
     const T* bj = trans_b ? b + j0 * ldb : b + j0;
     if (m == 1)
       blas::gemv(!trans_b, trans_b ? static_cast<int>(j1 - j0) : static_cast<int>(k),

@@ -11,6 +11,7 @@ from .noise import SaltAndPepper, as_corruption
 from .reconstruction import as_reconstruction
 
 _CHUNK_STEPS = 256  # steps per C++ call when a progress bar is shown
+_DEFAULT_CORRUPTION = SaltAndPepper(0.3)  # immutable, so safe as a default
 
 
 class DAE:
@@ -31,7 +32,7 @@ class DAE:
     biases at zero.
     """
 
-    def __init__(self, visible, hidden, activation="sigmoid", corruption=SaltAndPepper(0.3),
+    def __init__(self, visible, hidden, activation="sigmoid", corruption=_DEFAULT_CORRUPTION,
                  reconstruction="bernoulli", tied=True, seed=0, dtype=np.float32):
         self.visible = _checks.check_int("visible", visible, 1, 2**31 - 1)
         self.hidden = _checks.check_int("hidden", hidden, 1, 2**31 - 1)
@@ -74,7 +75,9 @@ class DAE:
         checked = {}
         for name, a in arrays.items():
             if name not in shapes:
-                raise ValueError(f"set_params: unknown parameter {name!r}; expected {sorted(shapes)}")
+                raise ValueError(
+                    f"set_params: unknown parameter {name!r}; expected {sorted(shapes)}"
+                )
             checked[name] = _checks.check_param_array(name, a, shapes[name], self.dtype)
         self._params.update(checked)
         return self

@@ -203,7 +203,9 @@ def _param(name, a, dtype, shape):
         raise ValueError(f"{name}: x is on cpu but {name} is on {device}")
     if a.dtype != dtype:
         raise TypeError(f"{name}: expected dtype {dtype} (the dtype of x), got {a.dtype}")
-    if a.ndim != len(shape) or any(s is not None and s != e for s, e in zip(shape, a.shape)):
+    if a.ndim != len(shape) or any(
+        s is not None and s != e for s, e in zip(shape, a.shape, strict=True)
+    ):
         want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
         raise ValueError(f"{name}: expected shape {want}, got {a.shape}")
     if not a.flags.c_contiguous:

@@ -1,0 +1,70 @@
+"""Shared pieces of the benchmarks: timing, BLAS identification, the table."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+
+
+def best_time(fn, *, min_time=0.3, repeats=3):
+    """Best over `repeats` of the mean time of fn() over at least `min_time` seconds."""
+    fn()
+    n = 1
+    while True:
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        dt = time.perf_counter() - t
+        if dt >= min_time / 4 or n > 1_000_000:
+            break
+        n *= 2
+    best = dt / n
+    for _ in range(repeats - 1):
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        best = min(best, (time.perf_counter() - t) / n)
+    return best
+
+
+def pause():
+    # Lets the other pool's idle workers stop spinning before the next peer runs.
+    time.sleep(0.5)
+
+
+def blas_report() -> list[str]:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return ["threadpoolctl not installed: BLAS kernels unknown"]
+    return [
+        f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')} "
+        f"threads={i.get('num_threads')} ({os.path.basename(i.get('filepath', ''))})"
+        for i in threadpool_info()
+    ]
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.machine()}"
+
+
+def write_json(path, payload):
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=2)
+
+
+def markdown_table(headers, rows) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
