@@ -135,8 +135,15 @@ def alternation(torch, W, b1, b0, quick):
             step()
 
         t_both = best_time(both)
-        rows.append([name, f"{t_np * 1e3:.2f}", f"{t_step * 1e3:.2f}", f"{t_both * 1e3:.2f}",
-                     f"{t_both / (t_np + t_step):.2f}"])
+        rows.append(
+            [
+                name,
+                f"{t_np * 1e3:.2f}",
+                f"{t_step * 1e3:.2f}",
+                f"{t_both * 1e3:.2f}",
+                f"{t_both / (t_np + t_step):.2f}",
+            ]
+        )
     return rows
 
 
@@ -151,12 +158,17 @@ def main():
         torch.set_num_threads(os.cpu_count() or 1)
     except ImportError:
         torch = None
-    shapes = [(1, 1000), (256, 1000)] if args.quick else [
-        (b, h) for h in (1000, 2000) for b in (1, 16, 256, 1024)]
+    shapes = (
+        [(1, 1000), (256, 1000)]
+        if args.quick
+        else [(b, h) for h in (1000, 2000) for b in (1, 16, 256, 1024)]
+    )
 
     print(f"machine: {machine()}")
-    print(f"walkback {wb.__version__}, {wb.get_num_threads()} threads; "
-          f"numpy {np.__version__}; torch {torch.__version__ if torch else 'not installed'}")
+    print(
+        f"walkback {wb.__version__}, {wb.get_num_threads()} threads; "
+        f"numpy {np.__version__}; torch {torch.__version__ if torch else 'not installed'}"
+    )
     with open(os.devnull, "w") as devnull:
         print("  walkback BLAS:", wb.show_config(file=devnull)["blas"])
     for line in blas_report():
@@ -183,28 +195,62 @@ def main():
             t_pt = best_time(torch_runner(torch, W, b1, b0, x0))
         rec = dict(B=b, H=h, walkback_s=t_wb, numpy_s=t_np, torch_s=t_pt, sgemm_s=t_gemm)
         records.append(rec)
-        rows.append([
-            b, h, f"{b / t_wb:,.0f}", f"{b / t_np:,.0f}",
-            f"{b / t_pt:,.0f}" if t_pt else "-",
-            f"{t_np / t_wb:.2f}x", f"{t_pt / t_wb:.2f}x" if t_pt else "-",
-            f"{t_gemm / t_wb:.2f}", f"{t_gemm / t_np:.2f}",
-            f"{t_gemm / t_pt:.2f}" if t_pt else "-",
-        ])
-        print(f"  B={b:5d} H={h}: walkback {b / t_wb:,.0f}/s  numpy {b / t_np:,.0f}/s"
-              + (f"  torch {b / t_pt:,.0f}/s" if t_pt else ""), flush=True)
+        rows.append(
+            [
+                b,
+                h,
+                f"{b / t_wb:,.0f}",
+                f"{b / t_np:,.0f}",
+                f"{b / t_pt:,.0f}" if t_pt else "-",
+                f"{t_np / t_wb:.2f}x",
+                f"{t_pt / t_wb:.2f}x" if t_pt else "-",
+                f"{t_gemm / t_wb:.2f}",
+                f"{t_gemm / t_np:.2f}",
+                f"{t_gemm / t_pt:.2f}" if t_pt else "-",
+            ]
+        )
+        print(
+            f"  B={b:5d} H={h}: walkback {b / t_wb:,.0f}/s  numpy {b / t_np:,.0f}/s"
+            + (f"  torch {b / t_pt:,.0f}/s" if t_pt else ""),
+            flush=True,
+        )
     print()
-    print(markdown_table(
-        ["B", "H", "walkback samples/s", "NumPy samples/s", "PyTorch samples/s",
-         "vs NumPy", "vs PyTorch", "sgemm frac walkback", "sgemm frac NumPy",
-         "sgemm frac PyTorch"], rows))
+    print(
+        markdown_table(
+            [
+                "B",
+                "H",
+                "walkback samples/s",
+                "NumPy samples/s",
+                "PyTorch samples/s",
+                "vs NumPy",
+                "vs PyTorch",
+                "sgemm frac walkback",
+                "sgemm frac NumPy",
+                "sgemm frac PyTorch",
+            ],
+            rows,
+        )
+    )
     print()
     print("Alternating a NumPy sgemm (256 x 784 x H=1000) with one chain step (B = 256), ms:")
     W = np.random.default_rng(0).uniform(-0.05, 0.05, (D, 1000)).astype(np.float32)
     alt = alternation(torch, W, np.zeros(1000, np.float32), np.zeros(D, np.float32), args.quick)
-    print(markdown_table(["peer", "NumPy call alone", "step alone", "both, alternated",
-                          "alternated / sum"], alt))
-    write_json(args.json, dict(machine=machine(), blas=blas_report(), rows=records,
-                               alternation=alt, time=time.strftime("%Y-%m-%d %H:%M")))
+    print(
+        markdown_table(
+            ["peer", "NumPy call alone", "step alone", "both, alternated", "alternated / sum"], alt
+        )
+    )
+    write_json(
+        args.json,
+        dict(
+            machine=machine(),
+            blas=blas_report(),
+            rows=records,
+            alternation=alt,
+            time=time.strftime("%Y-%m-%d %H:%M"),
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -91,12 +91,25 @@ def library_normal(seed, step, chains, units, stream, first_chain=0):
     """walkback's own normals (float32 Box-Muller), checked against `normal` in test_rng."""
     import walkback as wb
 
-    return wb.ops.normal(chains, units, seed=seed, step=step, stream=stream,
-                         first_chain=first_chain).astype(np.float64)
+    return wb.ops.normal(
+        chains, units, seed=seed, step=step, stream=stream, first_chain=first_chain
+    ).astype(np.float64)
 
 
-def dae_step(x, params, *, activation, corruption, recon, sigma, seed, step, clamp=None,
-             first_chain=0, normal=library_normal):
+def dae_step(
+    x,
+    params,
+    *,
+    activation,
+    corruption,
+    recon,
+    sigma,
+    seed,
+    step,
+    clamp=None,
+    first_chain=0,
+    normal=library_normal,
+):
     """One DAE chain step in float64; returns (x_next, mean). Normals come from `normal`
     (by default the library's, so float64 tests compare the maths, not two Box-Mullers)."""
     b, d = x.shape

@@ -14,11 +14,28 @@ CORRUPTIONS = {
 }
 
 
-def make_model(d, h, *, activation="sigmoid", corruption="salt_and_pepper", recon="bernoulli",
-               tied=True, dtype=np.float64, seed=0):
+def make_model(
+    d,
+    h,
+    *,
+    activation="sigmoid",
+    corruption="salt_and_pepper",
+    recon="bernoulli",
+    tied=True,
+    dtype=np.float64,
+    seed=0,
+):
     rec = wb.Gaussian(0.5) if recon == "gaussian" else "bernoulli"
-    m = wb.DAE(d, h, activation=activation, corruption=CORRUPTIONS[corruption][0],
-               reconstruction=rec, tied=tied, seed=seed, dtype=dtype)
+    m = wb.DAE(
+        d,
+        h,
+        activation=activation,
+        corruption=CORRUPTIONS[corruption][0],
+        reconstruction=rec,
+        tied=tied,
+        seed=seed,
+        dtype=dtype,
+    )
     rng = np.random.default_rng(seed + 1)
     m.set_params(b1=rng.normal(0, 0.5, h), b0=rng.normal(0, 0.5, d))
     return m
@@ -35,8 +52,7 @@ def start(m, n, rng):
 
 
 def step_args(m):
-    return dict(activation=m.activation, corruption=m.corruption,
-                reconstruction=m.reconstruction)
+    return dict(activation=m.activation, corruption=m.corruption, reconstruction=m.reconstruction)
 
 
 @pytest.mark.parametrize("corruption", list(CORRUPTIONS))
@@ -47,11 +63,29 @@ def test_chain_step_matches_reference_float64(corruption, activation, recon, tie
     m = make_model(21, 13, activation=activation, corruption=corruption, recon=recon, tied=tied)
     x = start(m, 6, rng)
     p = m.get_params()
-    got, mean = wb.ops.chain_step(x, p["W1"], p["b1"], p["b0"], p.get("U1"), seed=77, step=5,
-                                  first_chain=3, return_mean=True, **step_args(m))
-    want, want_mean = ref.dae_step(x, ref_params(m), activation=activation,
-                                   corruption=CORRUPTIONS[corruption][1], recon=recon,
-                                   sigma=0.5, seed=77, step=5, first_chain=3)
+    got, mean = wb.ops.chain_step(
+        x,
+        p["W1"],
+        p["b1"],
+        p["b0"],
+        p.get("U1"),
+        seed=77,
+        step=5,
+        first_chain=3,
+        return_mean=True,
+        **step_args(m),
+    )
+    want, want_mean = ref.dae_step(
+        x,
+        ref_params(m),
+        activation=activation,
+        corruption=CORRUPTIONS[corruption][1],
+        recon=recon,
+        sigma=0.5,
+        seed=77,
+        step=5,
+        first_chain=3,
+    )
     np.testing.assert_allclose(mean, want_mean, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
 
@@ -61,11 +95,19 @@ def test_chain_step_float32_close_to_reference(activation, rng):
     m = make_model(64, 48, activation=activation, dtype=np.float32)
     x = start(m, 32, rng)
     p = m.get_params()
-    got, mean = wb.ops.chain_step(x, p["W1"], p["b1"], p["b0"], seed=3, return_mean=True,
-                                  **step_args(m))
-    want, want_mean = ref.dae_step(x, ref_params(m), activation=activation,
-                                   corruption=("salt_and_pepper", 0.3), recon="bernoulli",
-                                   sigma=1.0, seed=3, step=0)
+    got, mean = wb.ops.chain_step(
+        x, p["W1"], p["b1"], p["b0"], seed=3, return_mean=True, **step_args(m)
+    )
+    want, want_mean = ref.dae_step(
+        x,
+        ref_params(m),
+        activation=activation,
+        corruption=("salt_and_pepper", 0.3),
+        recon="bernoulli",
+        sigma=1.0,
+        seed=3,
+        step=0,
+    )
     assert got.dtype == np.float32
     np.testing.assert_allclose(mean, want_mean, rtol=2e-5, atol=2e-6)
     # A float32 mean can land on the other side of a uniform only when they nearly tie.
@@ -78,11 +120,20 @@ def test_clamped_units_keep_their_values_and_are_still_corrupted(rng):
     clamp = np.zeros(20, bool)
     clamp[:8] = True
     p = m.get_params()
-    got, mean = wb.ops.chain_step(x, p["W1"], p["b1"], p["b0"], seed=9, clamp=clamp,
-                                  return_mean=True, **step_args(m))
-    want, want_mean = ref.dae_step(x, ref_params(m), activation="sigmoid",
-                                   corruption=("salt_and_pepper", 0.3), recon="bernoulli",
-                                   sigma=1.0, seed=9, step=0, clamp=clamp)
+    got, mean = wb.ops.chain_step(
+        x, p["W1"], p["b1"], p["b0"], seed=9, clamp=clamp, return_mean=True, **step_args(m)
+    )
+    want, want_mean = ref.dae_step(
+        x,
+        ref_params(m),
+        activation="sigmoid",
+        corruption=("salt_and_pepper", 0.3),
+        recon="bernoulli",
+        sigma=1.0,
+        seed=9,
+        step=0,
+        clamp=clamp,
+    )
     np.testing.assert_array_equal(got[:, :8], x[:, :8])
     np.testing.assert_allclose(got, want)
     np.testing.assert_allclose(mean, want_mean, rtol=1e-9)
@@ -138,10 +189,12 @@ def test_threads_and_batch_split_give_bitwise_equal_chains():
     p = m.get_params()
     kw = dict(seed=123, steps=5, **step_args(m))
     whole = wb.ops.chain_step(x, p["W1"], p["b1"], p["b0"], **kw)
-    halves = np.vstack([
-        wb.ops.chain_step(x[:128], p["W1"], p["b1"], p["b0"], **kw),
-        wb.ops.chain_step(x[128:], p["W1"], p["b1"], p["b0"], first_chain=128, **kw),
-    ])
+    halves = np.vstack(
+        [
+            wb.ops.chain_step(x[:128], p["W1"], p["b1"], p["b0"], **kw),
+            wb.ops.chain_step(x[128:], p["W1"], p["b1"], p["b0"], first_chain=128, **kw),
+        ]
+    )
     np.testing.assert_array_equal(whole, halves)
     n = wb.get_num_threads()
     try:
@@ -159,11 +212,19 @@ def test_single_chain_sparse_encoder_matches_reference():
     x = np.zeros((1, 100))
     x[0, :10] = 1
     p = m.get_params()
-    got, mean = wb.ops.chain_step(x, p["W1"], p["b1"], p["b0"], seed=5, return_mean=True,
-                                  **step_args(m))
-    want, want_mean = ref.dae_step(x, ref_params(m), activation="sigmoid",
-                                   corruption=("masking", 0.2), recon="bernoulli", sigma=1.0,
-                                   seed=5, step=0)
+    got, mean = wb.ops.chain_step(
+        x, p["W1"], p["b1"], p["b0"], seed=5, return_mean=True, **step_args(m)
+    )
+    want, want_mean = ref.dae_step(
+        x,
+        ref_params(m),
+        activation="sigmoid",
+        corruption=("masking", 0.2),
+        recon="bernoulli",
+        sigma=1.0,
+        seed=5,
+        step=0,
+    )
     np.testing.assert_allclose(mean, want_mean, rtol=1e-9)
     np.testing.assert_array_equal(got, want)
 

@@ -102,10 +102,26 @@ def test_bindings_reject_bad_arrays_without_crashing():
         cpu.uniform(0, 0, 0, 0, np.zeros(3, np.float32))
     with pytest.raises(ValueError, match="records: expected shape"):
         cpu.dae_chain(
-            np.zeros((2, 4)), W1=np.zeros((4, 3)), b1=np.zeros(3), b0=np.zeros(4), U1=None,
-            activation=0, reconstruction=0, sigma=1.0, corruption=0, corruption_param=0.0,
-            seed=0, first_step=0, first_chain=0, steps=4, burn_in=0, every=2, clamp=None,
-            records=np.zeros((1, 2, 4)), means=None, record_means=False,
+            np.zeros((2, 4)),
+            W1=np.zeros((4, 3)),
+            b1=np.zeros(3),
+            b0=np.zeros(4),
+            U1=None,
+            activation=0,
+            reconstruction=0,
+            sigma=1.0,
+            corruption=0,
+            corruption_param=0.0,
+            seed=0,
+            first_step=0,
+            first_chain=0,
+            steps=4,
+            burn_in=0,
+            every=2,
+            clamp=None,
+            records=np.zeros((1, 2, 4)),
+            means=None,
+            record_means=False,
         )
 
 

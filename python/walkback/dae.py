@@ -32,8 +32,17 @@ class DAE:
     biases at zero.
     """
 
-    def __init__(self, visible, hidden, activation="sigmoid", corruption=_DEFAULT_CORRUPTION,
-                 reconstruction="bernoulli", tied=True, seed=0, dtype=np.float32):
+    def __init__(
+        self,
+        visible,
+        hidden,
+        activation="sigmoid",
+        corruption=_DEFAULT_CORRUPTION,
+        reconstruction="bernoulli",
+        tied=True,
+        seed=0,
+        dtype=np.float32,
+    ):
         self.visible = _checks.check_int("visible", visible, 1, 2**31 - 1)
         self.hidden = _checks.check_int("hidden", hidden, 1, 2**31 - 1)
         _checks.check_activation(activation)
@@ -86,8 +95,18 @@ class DAE:
         return int(self._rng.integers(0, 2**63))
 
     # ------------------------------------------------------------------ sampling
-    def sample(self, n=None, steps=1, x0=None, clamp=None, burn_in=0, every=None, seed=None,
-               means=False, progress=False):
+    def sample(
+        self,
+        n=None,
+        steps=1,
+        x0=None,
+        clamp=None,
+        burn_in=0,
+        every=None,
+        seed=None,
+        means=False,
+        progress=False,
+    ):
         """Runs ``n`` chains of the DAE's Markov chain at once.
 
         Each step corrupts the state (every unit, clamped ones too, so the encoder sees inputs
@@ -143,10 +162,15 @@ class DAE:
     def _kernel_kwargs(self) -> dict:
         p = self._params
         return dict(
-            W1=p["W1"], b1=p["b1"], b0=p["b0"], U1=p.get("U1"),
+            W1=p["W1"],
+            b1=p["b1"],
+            b0=p["b0"],
+            U1=p.get("U1"),
             activation=_checks.check_activation(self.activation),
-            reconstruction=self.reconstruction.code, sigma=self.reconstruction.sigma,
-            corruption=self.corruption.code, corruption_param=self.corruption.param,
+            reconstruction=self.reconstruction.code,
+            sigma=self.reconstruction.sigma,
+            corruption=self.corruption.code,
+            corruption_param=self.corruption.param,
         )
 
     def _run_chain(self, x, clamp, steps, burn_in, every, seed, means, progress):
@@ -173,10 +197,21 @@ class DAE:
                 rec = None
                 if every is not None:
                     nrec = k // every
-                    rec = records[r:r + nrec]
+                    rec = records[r : r + nrec]
                     r += nrec
-                self._call(x, kw, seed, burn_in + done, k, 0, every or 0, clamp, rec,
-                           final_means if last else None, means)
+                self._call(
+                    x,
+                    kw,
+                    seed,
+                    burn_in + done,
+                    k,
+                    0,
+                    every or 0,
+                    clamp,
+                    rec,
+                    final_means if last else None,
+                    means,
+                )
                 done += k
                 bar.update(k)
         finally:
@@ -185,11 +220,21 @@ class DAE:
             return records
         return final_means if means else x
 
-    def _call(self, x, kw, seed, first_step, steps, burn_in, every, clamp, records, fmeans,
-              record_means):
+    def _call(
+        self, x, kw, seed, first_step, steps, burn_in, every, clamp, records, fmeans, record_means
+    ):
         _backend.cpu().dae_chain(
-            x, **kw, seed=seed, first_step=first_step, first_chain=0, steps=steps,
-            burn_in=burn_in, every=every, clamp=clamp, records=records, means=fmeans,
+            x,
+            **kw,
+            seed=seed,
+            first_step=first_step,
+            first_chain=0,
+            steps=steps,
+            burn_in=burn_in,
+            every=every,
+            clamp=clamp,
+            records=records,
+            means=fmeans,
             record_means=record_means,
         )
 

@@ -49,7 +49,14 @@ def _random(normal: bool, chains, units, seed, step, first_chain, stream, device
         cupy = _require_cuda("device")
         out = cupy.empty((chains, units), dtype=cupy.float32)
         _backend.cuda().random(
-            normal, seed, step, first_chain, sid, chains, units, out.data.ptr,
+            normal,
+            seed,
+            step,
+            first_chain,
+            sid,
+            chains,
+            units,
+            out.data.ptr,
             cupy.cuda.get_current_stream().ptr,
         )
         return out
@@ -139,15 +146,38 @@ def corrupt(x, corruption, *, seed, step=0, first_chain=0, out=None):
     else:
         cupy = _require_cuda("x")
         _backend.cuda().corrupt(
-            x.data.ptr, result_view.data.ptr, x.shape[0], x.shape[1], x.dtype.itemsize, c.code,
-            c.param, seed, step, first_chain, cupy.cuda.get_current_stream().ptr,
+            x.data.ptr,
+            result_view.data.ptr,
+            x.shape[0],
+            x.shape[1],
+            x.dtype.itemsize,
+            c.code,
+            c.param,
+            seed,
+            step,
+            first_chain,
+            cupy.cuda.get_current_stream().ptr,
         )
     return result.reshape(shape) if out is None else result
 
 
-def chain_step(x, W1, b1, b0, U1=None, *, activation="sigmoid", corruption=None,
-               reconstruction="bernoulli", seed, step=0, first_chain=0, clamp=None, steps=1,
-               return_mean=False):
+def chain_step(
+    x,
+    W1,
+    b1,
+    b0,
+    U1=None,
+    *,
+    activation="sigmoid",
+    corruption=None,
+    reconstruction="bernoulli",
+    seed,
+    step=0,
+    first_chain=0,
+    clamp=None,
+    steps=1,
+    return_mean=False,
+):
     """``steps`` steps of the DAE chain x -> x~ ~ C(x~|x) -> h = act(x~ W1 + b1) ->
     w = out(h W1^T + b0) (or h U1 + b0 when untied) -> x' ~ p(x | w).
 
@@ -189,10 +219,26 @@ def chain_step(x, W1, b1, b0, U1=None, *, activation="sigmoid", corruption=None,
     cl = None if clamp is None else _checks.as_clamp(clamp, n, d)
     means = np.empty_like(state) if return_mean else None
     _backend.cpu().dae_chain(
-        state, W1=W1, b1=b1, b0=b0, U1=U1, activation=act, reconstruction=rec.code,
-        sigma=rec.sigma, corruption=corr.code, corruption_param=corr.param, seed=seed,
-        first_step=step, first_chain=first_chain, steps=steps, burn_in=0, every=0, clamp=cl,
-        records=None, means=means, record_means=False,
+        state,
+        W1=W1,
+        b1=b1,
+        b0=b0,
+        U1=U1,
+        activation=act,
+        reconstruction=rec.code,
+        sigma=rec.sigma,
+        corruption=corr.code,
+        corruption_param=corr.param,
+        seed=seed,
+        first_step=step,
+        first_chain=first_chain,
+        steps=steps,
+        burn_in=0,
+        every=0,
+        clamp=cl,
+        records=None,
+        means=means,
+        record_means=False,
     )
     return (state, means) if return_mean else state
 

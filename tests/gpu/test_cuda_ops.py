@@ -7,8 +7,9 @@ import pytest
 import walkback as wb
 
 if not wb.cuda_built():
-    pytest.skip("walkback was built without the CUDA extension (nvcc not found)",
-                allow_module_level=True)
+    pytest.skip(
+        "walkback was built without the CUDA extension (nvcc not found)", allow_module_level=True
+    )
 if not wb.cuda_available():
     pytest.skip("CUDA extension built, but no CUDA device is visible", allow_module_level=True)
 cupy = pytest.importorskip("cupy", reason="CuPy is not installed")
