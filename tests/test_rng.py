@@ -34,6 +34,13 @@ def test_uniform_matches_reference_stream_layout(stream):
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("units", [3, 31, 64, 300, 1001])
+def test_simd_blocks_match_reference(units):
+    # 300 units = 75 Philox blocks: the 16-wide, 8-wide and scalar paths all run.
+    got = wb.ops.uniform(3, units, seed=2**40 + 5, step=9, stream="sample")
+    np.testing.assert_array_equal(got, ref.uniform(2**40 + 5, 9, 3, units, "sample"))
+
+
 def test_normal_matches_box_muller_reference():
     got = wb.ops.normal(4, 30, seed=9, step=3, stream="sample")
     want = ref.normal(9, 3, 4, 30, "sample")

@@ -1,22 +1,15 @@
 #include "walkback/random_ops.h"
 
-#include "walkback/simd.h"
+#include "walkback/philox_simd.h"
 #include "walkback/thread_pool.h"
 
 namespace wb {
 
-WB_SIMD_CLONES
 void uniform_row(StreamKey key, uint32_t chain, uint32_t step, uint32_t stream,
                  int64_t first_unit, int64_t units, float* u) {
   const uint32_t g0 = static_cast<uint32_t>(first_unit / 4);
   const int64_t full = units / 4;
-  for (int64_t g = 0; g < full; ++g) {
-    const Philox4 b = stream_block(key, g0 + static_cast<uint32_t>(g), chain, step, stream);
-    u[4 * g + 0] = u01(b.v[0]);
-    u[4 * g + 1] = u01(b.v[1]);
-    u[4 * g + 2] = u01(b.v[2]);
-    u[4 * g + 3] = u01(b.v[3]);
-  }
+  uniform_blocks(key, g0, full, chain, step, stream, u);
   if (full * 4 < units) {
     const Philox4 b = stream_block(key, g0 + static_cast<uint32_t>(full), chain, step, stream);
     for (int64_t i = full * 4; i < units; ++i) u[i] = u01(b.v[i - full * 4]);

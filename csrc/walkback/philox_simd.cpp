@@ -1,0 +1,147 @@
+#include "walkback/philox_simd.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define WB_HAVE_AVX2_PATH 1
+#endif
+
+namespace wb {
+namespace {
+
+void uniform_blocks_scalar(StreamKey key, uint32_t g0, int64_t groups, uint32_t chain,
+                           uint32_t step, uint32_t stream, float* out) {
+  for (int64_t i = 0; i < groups; ++i) {
+    const Philox4 b = stream_block(key, g0 + static_cast<uint32_t>(i), chain, step, stream);
+    for (int l = 0; l < 4; ++l) out[4 * i + l] = u01(b.v[l]);
+  }
+}
+
+#ifdef WB_HAVE_AVX2_PATH
+// (hi, lo) of the 32 x 32 -> 64-bit products of a's eight lanes with the constant m.
+__attribute__((target("avx2"))) inline void mulhilo8(__m256i a, __m256i m, __m256i* hi,
+                                                      __m256i* lo) {
+  const __m256i even = _mm256_mul_epu32(a, m);
+  const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
+  *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+  *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+}
+
+__attribute__((target("avx2"))) inline __m256 u01_8(__m256i bits) {
+  const __m256 k = _mm256_cvtepi32_ps(_mm256_srli_epi32(bits, 9));  // < 2^23: exact, signed ok
+  return _mm256_mul_ps(_mm256_add_ps(k, _mm256_set1_ps(0.5f)), _mm256_set1_ps(1.0f / 8388608.0f));
+}
+
+__attribute__((target("avx2"))) void uniform_blocks_avx2(StreamKey key, uint32_t g0,
+                                                         int64_t groups, uint32_t chain,
+                                                         uint32_t step, uint32_t stream,
+                                                         float* out) {
+  const __m256i m0 = _mm256_set1_epi32(static_cast<int>(0xD2511F53u));
+  const __m256i m1 = _mm256_set1_epi32(static_cast<int>(0xCD9E8D57u));
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  int64_t i = 0;
+  for (; i + 8 <= groups; i += 8) {
+    __m256i c0 = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(g0 + i)), lane);
+    __m256i c1 = _mm256_set1_epi32(static_cast<int>(chain));
+    __m256i c2 = _mm256_set1_epi32(static_cast<int>(step));
+    __m256i c3 = _mm256_set1_epi32(static_cast<int>(stream));
+    uint32_t k0 = key.k0, k1 = key.k1;
+    for (int r = 0; r < 10; ++r) {
+      __m256i hi0, lo0, hi1, lo1;
+      mulhilo8(c0, m0, &hi0, &lo0);
+      mulhilo8(c2, m1, &hi1, &lo1);
+      c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32(static_cast<int>(k0)));
+      c1 = lo1;
+      c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32(static_cast<int>(k1)));
+      c3 = lo0;
+      k0 += 0x9E3779B9u;
+      k1 += 0xBB67AE85u;
+    }
+    alignas(32) float v[4][8];
+    _mm256_store_ps(v[0], u01_8(c0));
+    _mm256_store_ps(v[1], u01_8(c1));
+    _mm256_store_ps(v[2], u01_8(c2));
+    _mm256_store_ps(v[3], u01_8(c3));
+    float* o = out + 4 * i;
+    for (int b = 0; b < 8; ++b)
+      for (int l = 0; l < 4; ++l) o[4 * b + l] = v[l][b];
+  }
+  uniform_blocks_scalar(key, g0 + static_cast<uint32_t>(i), groups - i, chain, step, stream,
+                        out + 4 * i);
+}
+
+__attribute__((target("avx512f"))) inline void mulhilo16(__m512i a, __m512i m, __m512i* hi,
+                                                         __m512i* lo) {
+  const __m512i even = _mm512_mul_epu32(a, m);
+  const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
+  *lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+  *hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+}
+
+__attribute__((target("avx512f"))) inline __m512 u01_16(__m512i bits) {
+  const __m512 k = _mm512_cvtepi32_ps(_mm512_srli_epi32(bits, 9));
+  return _mm512_mul_ps(_mm512_add_ps(k, _mm512_set1_ps(0.5f)),
+                       _mm512_set1_ps(1.0f / 8388608.0f));
+}
+
+__attribute__((target("avx512f"))) void uniform_blocks_avx512(StreamKey key, uint32_t g0,
+                                                              int64_t groups, uint32_t chain,
+                                                              uint32_t step, uint32_t stream,
+                                                              float* out) {
+  const __m512i m0 = _mm512_set1_epi32(static_cast<int>(0xD2511F53u));
+  const __m512i m1 = _mm512_set1_epi32(static_cast<int>(0xCD9E8D57u));
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  int64_t i = 0;
+  for (; i + 16 <= groups; i += 16) {
+    __m512i c0 = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(g0 + i)), lane);
+    __m512i c1 = _mm512_set1_epi32(static_cast<int>(chain));
+    __m512i c2 = _mm512_set1_epi32(static_cast<int>(step));
+    __m512i c3 = _mm512_set1_epi32(static_cast<int>(stream));
+    uint32_t k0 = key.k0, k1 = key.k1;
+    for (int r = 0; r < 10; ++r) {
+      __m512i hi0, lo0, hi1, lo1;
+      mulhilo16(c0, m0, &hi0, &lo0);
+      mulhilo16(c2, m1, &hi1, &lo1);
+      c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32(static_cast<int>(k0)));
+      c1 = lo1;
+      c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32(static_cast<int>(k1)));
+      c3 = lo0;
+      k0 += 0x9E3779B9u;
+      k1 += 0xBB67AE85u;
+    }
+    alignas(64) float v[4][16];
+    _mm512_store_ps(v[0], u01_16(c0));
+    _mm512_store_ps(v[1], u01_16(c1));
+    _mm512_store_ps(v[2], u01_16(c2));
+    _mm512_store_ps(v[3], u01_16(c3));
+    float* o = out + 4 * i;
+    for (int b = 0; b < 16; ++b)
+      for (int l = 0; l < 4; ++l) o[4 * b + l] = v[l][b];
+  }
+  uniform_blocks_avx2(key, g0 + static_cast<uint32_t>(i), groups - i, chain, step, stream,
+                      out + 4 * i);
+}
+
+const bool g_avx2 = __builtin_cpu_supports("avx2");
+const bool g_avx512 = __builtin_cpu_supports("avx512f");
+#endif
+
+}  // namespace
+
+void uniform_blocks(StreamKey key, uint32_t g0, int64_t groups, uint32_t chain, uint32_t step,
+                    uint32_t stream, float* out) {
+#ifdef WB_HAVE_AVX2_PATH
+  if (g_avx512) return uniform_blocks_avx512(key, g0, groups, chain, step, stream, out);
+  if (g_avx2) return uniform_blocks_avx2(key, g0, groups, chain, step, stream, out);
+#endif
+  uniform_blocks_scalar(key, g0, groups, chain, step, stream, out);
+}
+
+bool uniform_blocks_simd() {
+#ifdef WB_HAVE_AVX2_PATH
+  return g_avx2;
+#else
+  return false;
+#endif
+}
+
+}  // namespace wb
