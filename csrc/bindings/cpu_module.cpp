@@ -8,6 +8,7 @@
 #include "walkback/blas.h"
 #include "walkback/corrupt.h"
 #include "walkback/dae_chain.h"
+#include "walkback/parallel_gemm.h"
 #include "walkback/random_ops.h"
 #include "walkback/thread_pool.h"
 
@@ -148,7 +149,8 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
     else
       call(dae_chain_t<float>);
   });
-  // C = A @ B (or A @ B^T) through walkback's BLAS path: for benchmarks (the roofline) only.
+  // C = A @ B (or A @ B^T) through walkback's parallel GEMM path, nothing fused: the benchmarks'
+  // roofline.
   mod.def("gemm", [](py::array a, py::array b, py::array c, bool trans_b) {
     const auto dt = py::dtype::of<float>();
     check_array(a, "a", dt, {-1, -1}, false);
@@ -159,8 +161,9 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
     const float* pa = in_ptr<float>(a);
     const float* pb = in_ptr<float>(b);
     float* pc = out_ptr<float>(c);
+    const int64_t m = a.shape(0), ldb = b.shape(1);
     py::gil_scoped_release nogil;
-    wb::blas::gemm(false, trans_b, a.shape(0), n, k, 1.0f, pa, k, pb, b.shape(1), 0.0f, pc, n);
+    wb::gemm_columns<float>(trans_b, m, n, k, pa, k, pb, ldb, pc, n, 16, [](int64_t, int64_t) {});
   });
   mod.def("set_num_threads", &wb::blas::set_num_threads);
   mod.def("get_num_threads", &wb::num_threads);
