@@ -1,6 +1,7 @@
 // The CPU extension: argument checks and array conversion around the C++ core, no maths.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <optional>
 
@@ -8,6 +9,7 @@
 #include "walkback/blas.h"
 #include "walkback/corrupt.h"
 #include "walkback/dae_chain.h"
+#include "walkback/dae_train.h"
 #include "walkback/parallel_gemm.h"
 #include "walkback/random_ops.h"
 #include "walkback/thread_pool.h"
@@ -49,32 +51,59 @@ void corrupt(py::array x, py::array out, int kind, double param, uint64_t seed, 
     corrupt_t<float>(x, out, kind, param, seed, step, first_chain);
 }
 
+// The DAE's parameters and configuration from keyword arguments (W1, b1, b0, U1 or None,
+// activation, reconstruction, sigma, corruption, corruption_param), checked against D.
 template <class T>
-void dae_chain_t(py::array x, py::array W, py::array b1, py::array b0, std::optional<py::array> U,
-                 int activation, int reconstruction, double sigma, int corruption,
-                 double corruption_param, uint64_t seed, uint32_t first_step,
-                 uint32_t first_chain, int64_t steps, int64_t burn_in, int64_t every,
-                 std::optional<py::array> clamp, std::optional<py::array> records,
-                 std::optional<py::array> means, bool record_means) {
+wb::DaeModel<T> dae_model(const py::kwargs& kw, py::ssize_t D) {
+  const auto dt = py::dtype::of<T>();
+  py::array W = kw["W1"].cast<py::array>();
+  check_array(W, "W1", dt, {D, -1}, false);
+  const py::ssize_t H = W.shape(1);
+  py::array b1 = kw["b1"].cast<py::array>(), b0 = kw["b0"].cast<py::array>();
+  check_array(b1, "b1", dt, {H}, false);
+  check_array(b0, "b0", dt, {D}, false);
+  wb::DaeModel<T> m;
+  if (kw.contains("U1") && !kw["U1"].is_none()) {
+    py::array U = kw["U1"].cast<py::array>();
+    check_array(U, "U1", dt, {H, D}, false);
+    m.U = in_ptr<T>(U);
+  }
+  m.W = in_ptr<T>(W);
+  m.b1 = in_ptr<T>(b1);
+  m.b0 = in_ptr<T>(b0);
+  m.D = D;
+  m.H = H;
+  m.activation = static_cast<wb::Activation>(kw["activation"].cast<int>());
+  m.reconstruction = static_cast<wb::Reconstruction>(kw["reconstruction"].cast<int>());
+  m.sigma = static_cast<T>(kw["sigma"].cast<double>());
+  m.corruption = static_cast<wb::Corruption>(kw["corruption"].cast<int>());
+  m.corruption_param = static_cast<T>(kw["corruption_param"].cast<double>());
+  return m;
+}
+
+std::optional<py::array> opt_array(const py::kwargs& kw, const char* k) {
+  if (!kw.contains(k) || kw[k].is_none()) return std::nullopt;
+  return kw[k].cast<py::array>();
+}
+
+template <class T>
+void dae_chain_t(py::array x, const py::kwargs& kw) {
   const auto dt = py::dtype::of<T>();
   check_array(x, "x", dt, {-1, -1}, true);
   const py::ssize_t B = x.shape(0), D = x.shape(1);
-  check_array(W, "W1", dt, {D, -1}, false);
-  const py::ssize_t H = W.shape(1);
-  check_array(b1, "b1", dt, {H}, false);
-  check_array(b0, "b0", dt, {D}, false);
-  if (U) check_array(*U, "U1", dt, {H, D}, false);
-  if (steps < 0 || burn_in < 0 || every < 0)
-    throw py::value_error("steps, burn_in and every must be >= 0");
+  const wb::DaeModel<T> m = dae_model<T>(kw, D);
   wb::ChainArgs a;
   a.chains = B;
-  a.seed = seed;
-  a.first_step = first_step;
-  a.first_chain = first_chain;
-  a.steps = steps;
-  a.burn_in = burn_in;
-  a.every = every;
-  a.record_means = record_means;
+  a.seed = kw["seed"].cast<uint64_t>();
+  a.first_step = kw["first_step"].cast<uint32_t>();
+  a.first_chain = kw["first_chain"].cast<uint32_t>();
+  a.steps = kw["steps"].cast<int64_t>();
+  a.burn_in = kw["burn_in"].cast<int64_t>();
+  a.every = kw["every"].cast<int64_t>();
+  a.record_means = kw["record_means"].cast<bool>();
+  if (a.steps < 0 || a.burn_in < 0 || a.every < 0)
+    throw py::value_error("steps, burn_in and every must be >= 0");
+  auto clamp = opt_array(kw, "clamp");
   if (clamp) {
     if (clamp->ndim() == 1) {
       check_array(*clamp, "clamp", py::dtype::of<uint8_t>(), {D}, false);
@@ -85,32 +114,90 @@ void dae_chain_t(py::array x, py::array W, py::array b1, py::array b0, std::opti
     a.clamp = in_ptr<uint8_t>(*clamp);
   }
   T* rec = nullptr;
-  if (every > 0) {
+  auto records = opt_array(kw, "records");
+  if (a.every > 0) {
     if (!records) throw py::value_error("records: required when every > 0");
-    check_array(*records, "records", dt, {steps / every, B, D}, true);
+    check_array(*records, "records", dt, {a.steps / a.every, B, D}, true);
     rec = out_ptr<T>(*records);
   }
   T* mp = nullptr;
+  auto means = opt_array(kw, "means");
   if (means) {
     check_array(*means, "means", dt, {B, D}, true);
     mp = out_ptr<T>(*means);
   }
-  wb::DaeModel<T> m;
-  m.W = in_ptr<T>(W);
-  m.b1 = in_ptr<T>(b1);
-  m.b0 = in_ptr<T>(b0);
-  m.U = U ? in_ptr<T>(*U) : nullptr;
-  m.D = D;
-  m.H = H;
-  m.activation = static_cast<wb::Activation>(activation);
-  m.reconstruction = static_cast<wb::Reconstruction>(reconstruction);
-  m.sigma = static_cast<T>(sigma);
-  m.corruption = static_cast<wb::Corruption>(corruption);
-  m.corruption_param = static_cast<T>(corruption_param);
   T* px = out_ptr<T>(x);
   py::gil_scoped_release nogil;
   wb::dae_chain<T>(m, a, px, rec, mp);
 }
+
+// Returns the walk-back loss; fills gW1, gb1, gb0 (and gU1 when untied) when given.
+template <class T>
+double dae_walkback_t(py::array x, const py::kwargs& kw) {
+  const auto dt = py::dtype::of<T>();
+  check_array(x, "x", dt, {-1, -1}, false);
+  const py::ssize_t B = x.shape(0), D = x.shape(1);
+  const wb::DaeModel<T> m = dae_model<T>(kw, D);
+  const py::ssize_t H = m.H;
+  wb::WalkbackArgs a;
+  a.batch = B;
+  a.walkbacks = kw["walkbacks"].cast<int64_t>();
+  a.seed = kw["seed"].cast<uint64_t>();
+  a.first_chain = kw["first_chain"].cast<uint32_t>();
+  a.last_only = kw["last_only"].cast<bool>();
+  if (a.walkbacks < 1) throw py::value_error("walkbacks must be >= 1");
+  wb::DaeGrads<T> g;
+  auto gW = opt_array(kw, "gW1");
+  if (gW) {
+    auto gb1 = opt_array(kw, "gb1"), gb0 = opt_array(kw, "gb0"), gU = opt_array(kw, "gU1");
+    if (!gb1 || !gb0) throw py::value_error("gb1, gb0: required with gW1");
+    check_array(*gW, "gW1", dt, {D, H}, true);
+    check_array(*gb1, "gb1", dt, {H}, true);
+    check_array(*gb0, "gb0", dt, {D}, true);
+    g.W = out_ptr<T>(*gW);
+    g.b1 = out_ptr<T>(*gb1);
+    g.b0 = out_ptr<T>(*gb0);
+    if (m.U) {
+      if (!gU) throw py::value_error("gU1: required for an untied model");
+      check_array(*gU, "gU1", dt, {H, D}, true);
+      g.U = out_ptr<T>(*gU);
+    }
+  }
+  const T* px = in_ptr<T>(x);
+  py::gil_scoped_release nogil;
+  return wb::dae_walkback<T>(m, a, px, gW ? &g : nullptr);
+}
+
+template <class T>
+void optimizer_t(bool adam, py::array p, py::array g, py::array s1, std::optional<py::array> s2,
+                 const py::dict& h) {
+  const auto dt = py::dtype::of<T>();
+  check_array(p, "param", dt, {p.size()}, true);
+  check_array(g, "grad", dt, {p.size()}, false);
+  check_array(s1, "state", dt, {p.size()}, true);
+  if (adam) {
+    if (!s2) throw py::value_error("adam: second state required");
+    check_array(*s2, "state2", dt, {p.size()}, true);
+  }
+  T* pp = out_ptr<T>(p);
+  const T* pg = in_ptr<T>(g);
+  T* ps1 = out_ptr<T>(s1);
+  T* ps2 = adam ? out_ptr<T>(*s2) : nullptr;
+  const int64_t n = p.size();
+  const T lr = h["lr"].cast<T>(), wd = h["weight_decay"].cast<T>();
+  if (adam) {
+    const T b1 = h["beta1"].cast<T>(), b2 = h["beta2"].cast<T>(), eps = h["eps"].cast<T>();
+    const T bc1 = h["bc1"].cast<T>(), bc2 = h["bc2"].cast<T>();
+    py::gil_scoped_release nogil;
+    wb::adam_update_array<T>(pp, pg, ps1, ps2, n, lr, b1, b2, eps, bc1, bc2, wd);
+  } else {
+    const T mom = h["momentum"].cast<T>();
+    py::gil_scoped_release nogil;
+    wb::sgd_update_array<T>(pp, pg, ps1, n, lr, mom, wd);
+  }
+}
+
+bool is_f64(const py::array& x) { return x.dtype().is(py::dtype::of<double>()); }
 
 }  // namespace
 
@@ -127,27 +214,16 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
     return py::make_tuple(r.v[0], r.v[1], r.v[2], r.v[3]);
   });
   mod.def("dae_chain", [](py::array x, py::kwargs kw) {
-    auto get = [&](const char* k) { return kw[k]; };
-    auto opt = [&](const char* k) -> std::optional<py::array> {
-      if (!kw.contains(k) || kw[k].is_none()) return std::nullopt;
-      return kw[k].cast<py::array>();
-    };
-    auto args = std::make_tuple(
-        get("W1").cast<py::array>(), get("b1").cast<py::array>(), get("b0").cast<py::array>(),
-        opt("U1"), get("activation").cast<int>(), get("reconstruction").cast<int>(),
-        get("sigma").cast<double>(), get("corruption").cast<int>(),
-        get("corruption_param").cast<double>(), get("seed").cast<uint64_t>(),
-        get("first_step").cast<uint32_t>(), get("first_chain").cast<uint32_t>(),
-        get("steps").cast<int64_t>(), get("burn_in").cast<int64_t>(),
-        get("every").cast<int64_t>(), opt("clamp"), opt("records"), opt("means"),
-        get("record_means").cast<bool>());
-    auto call = [&](auto fn) {
-      std::apply([&](auto&&... r) { fn(x, r...); }, args);
-    };
-    if (x.dtype().is(py::dtype::of<double>()))
-      call(dae_chain_t<double>);
-    else
-      call(dae_chain_t<float>);
+    is_f64(x) ? dae_chain_t<double>(x, kw) : dae_chain_t<float>(x, kw);
+  });
+  mod.def("dae_walkback", [](py::array x, py::kwargs kw) {
+    return is_f64(x) ? dae_walkback_t<double>(x, kw) : dae_walkback_t<float>(x, kw);
+  });
+  // Flat (ravelled) parameter, gradient and state arrays; hyper-parameters in a dict.
+  mod.def("optimizer_update", [](bool adam, py::array p, py::array g, py::array s1,
+                                 std::optional<py::array> s2, py::dict h) {
+    is_f64(p) ? optimizer_t<double>(adam, p, g, s1, s2, h)
+              : optimizer_t<float>(adam, p, g, s1, s2, h);
   });
   // C = A @ B (or A @ B^T) through walkback's parallel GEMM path, nothing fused: the benchmarks'
   // roofline.

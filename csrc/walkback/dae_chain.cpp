@@ -9,31 +9,12 @@
 #include "walkback/elementwise.h"
 #include "walkback/parallel_gemm.h"
 #include "walkback/random_ops.h"
+#include "walkback/row_kernels.h"
 #include "walkback/simd.h"
 #include "walkback/thread_pool.h"
 
 namespace wb {
 namespace {
-
-// h = act(h + b1) over one row.
-template <class T, Activation A>
-WB_SIMD_CLONES void bias_activate(T* h, const T* b1, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) h[j] = activate<T>(A, h[j] + b1[j]);
-}
-
-// From the decoder's pre-activation o (without bias): the mean, a sample of p(x | w) for the free
-// units, the clamped units kept; w is left in o.
-template <class T, Reconstruction R>
-WB_SIMD_CLONES void sample_row(T* x, T* o, const T* b0, const uint8_t* clamp, T sigma,
-                               const float* r, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const T mean = reconstruction_mean<T>(R, o[i] + b0[i]);
-    const T s = reconstruction_sample<T>(R, mean, sigma, r[i], r[i]);
-    const bool keep = clamp && clamp[i];
-    o[i] = keep ? x[i] : mean;
-    x[i] = keep ? x[i] : s;
-  }
-}
 
 // acc[j] += sum_r v[r] * rows[r][j] for j < n, four rows per pass over acc.
 template <class T>

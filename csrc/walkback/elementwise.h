@@ -132,4 +132,23 @@ WB_HD T reconstruction_nll_grad(Reconstruction r, T o, T x, T sigma) {
   return (o - x) / (sigma * sigma);
 }
 
+// ---------------------------------------------------------------- optimizer updates
+// SGD with (heavy-ball) momentum and L2 weight decay: v = mu v - lr (g + wd p); p += v.
+template <class T>
+WB_HD void sgd_update(T& p, T g, T& v, T lr, T momentum, T weight_decay) {
+  v = momentum * v - lr * (g + weight_decay * p);
+  p += v;
+}
+
+// Adam (Kingma & Ba 2015) with bias corrections bc1 = 1 - beta1^t, bc2 = 1 - beta2^t and L2
+// weight decay added to the gradient.
+template <class T>
+WB_HD void adam_update(T& p, T g, T& m, T& v, T lr, T beta1, T beta2, T eps, T bc1, T bc2,
+                       T weight_decay) {
+  g += weight_decay * p;
+  m = beta1 * m + (T(1) - beta1) * g;
+  v = beta2 * v + (T(1) - beta2) * g * g;
+  p -= lr * (m / bc1) / (sqrt(v / bc2) + eps);
+}
+
 }  // namespace wb

@@ -36,17 +36,20 @@ void parallel_columns(int64_t n, int64_t align, int64_t min_cols, int64_t per_th
   });
 }
 
+// How many column slices per thread: more than one balances the load, but each slice's call
+// packs all of A (m x k), which pays only while m is small: 4 per thread up to m = 256, 1 from
+// m = 1024, and 1 for a GEMV, whose cost is mostly the synchronisation.
+inline int64_t slices_per_thread(int64_t m) {
+  return m < 16 ? 1 : std::clamp<int64_t>(1024 / m, 1, 4);
+}
+
 // C[:, j0:j1] = op(A) op(B)[:, j0:j1] for each slice, then epilogue(j0, j1). Row-major;
 // op(A) is m x k; B is k x n (trans_b false) or n x k (trans_b true).
 template <class T, class Epilogue>
 void gemm_columns(bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
                   const T* b, int64_t ldb, T* c, int64_t ldc, int64_t align, Epilogue&& epilogue) {
   // Slices of at least 64 columns keep each call's packing of B small next to its arithmetic.
-  // Each call also packs all of A (m x k), so more slices than threads (which balance the
-  // load) pay only while m is small: 4 per thread up to m = 256, 1 from m = 1024, and 1 for a
-  // GEMV, whose cost is mostly the synchronisation.
-  const int64_t per_thread = m < 16 ? 1 : std::clamp<int64_t>(1024 / m, 1, 4);
-  parallel_columns(n, align, 64, per_thread, [&](int64_t j0, int64_t j1) {
+  parallel_columns(n, align, 64, slices_per_thread(m), [&](int64_t j0, int64_t j1) {
     const T* bj = trans_b ? b + j0 * ldb : b + j0;
     if (m == 1)
       blas::gemv(!trans_b, trans_b ? static_cast<int>(j1 - j0) : static_cast<int>(k),

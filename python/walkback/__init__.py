@@ -9,6 +9,9 @@ from . import ops
 from ._backend import cuda_available, cuda_built
 from ._config import get_num_threads, set_num_threads, show_config
 from .dae import DAE
+from .io import load
+from .optim import SGD, Adam
+from .training import History, TrainingDiverged
 from .noise import BitFlip, GaussianCorruption, Masking, NoCorruption, SaltAndPepper
 from .reconstruction import Bernoulli, Gaussian
 
@@ -16,6 +19,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DAE",
+    "SGD",
+    "Adam",
+    "History",
+    "TrainingDiverged",
+    "load",
     "Bernoulli",
     "BitFlip",
     "Gaussian",

@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import _backend, _checks, ops
-from .noise import SaltAndPepper, as_corruption
-from .reconstruction import as_reconstruction
+from . import training as _training
+from .noise import SaltAndPepper, as_corruption, corruption_from_config
+from .reconstruction import as_reconstruction, reconstruction_from_config
 
 _CHUNK_STEPS = 256  # steps per C++ call when a progress bar is shown
 _DEFAULT_CORRUPTION = SaltAndPepper(0.3)  # immutable, so safe as a default
@@ -237,6 +238,112 @@ class DAE:
             means=fmeans,
             record_means=record_means,
         )
+
+    # ------------------------------------------------------------------ training
+    def _check_data(self, name, x) -> np.ndarray:
+        a = _checks.as_state(name, x, self.dtype, self.visible)
+        if self.reconstruction.name == "bernoulli" and (a.min() < 0 or a.max() > 1):
+            raise ValueError(
+                f"{name}: a Bernoulli model needs data in [0, 1] (binary, or grey levels used "
+                "as Bernoulli means)"
+            )
+        return a
+
+    def _walkback_call(self, x, walkbacks, seed, first_chain, reconstruct, grads):
+        g = {} if grads is None else {f"g{k}": v for k, v in grads.items()}
+        return _backend.cpu().dae_walkback(
+            x, **self._kernel_kwargs(), seed=seed, first_chain=first_chain,
+            walkbacks=walkbacks, last_only=reconstruct == "last", **g,
+        )
+
+    def _loss_and_grad_into(self, x, walkbacks, seed, grads, reconstruct):
+        return self._walkback_call(x, walkbacks, seed, 0, reconstruct, grads)
+
+    @staticmethod
+    def _check_reconstruct(reconstruct):
+        if reconstruct not in ("all", "last"):
+            raise ValueError(f"reconstruct: expected 'all' or 'last', got {reconstruct!r}")
+
+    def loss_and_grad(self, x, walkbacks=1, seed=None, reconstruct="all"):
+        """The walk-back loss of a batch and its gradients.
+
+        From each row of ``x`` the chain runs ``walkbacks`` corrupt-encode-decode steps,
+        sampling the visible units between them (the samples are constants); the loss adds
+        -log p(x | w_j) of the *clean* x at every step j (``reconstruct="all"``, Bengio et al.
+        2013's walk-back) or at the last only, summed over units and averaged over rows. The
+        random numbers are the chain's: step j corrupts with stream step j and samples with
+        stream step j, so ``sample(x0=x, steps=j, seed=seed)`` gives the states visited.
+
+        Returns:
+            (loss, grads): a float, and a dict of arrays named and shaped like get_params().
+        """
+        self._check_reconstruct(reconstruct)
+        x = self._check_data("x", x)
+        walkbacks = _checks.check_int("walkbacks", walkbacks, 1, 10_000)
+        seed = self._draw_seed() if seed is None else _checks.check_seed("seed", seed)
+        grads = {k: np.empty_like(v) for k, v in self._params.items()}
+        loss = self._walkback_call(x, walkbacks, seed, 0, reconstruct, grads)
+        return loss, grads
+
+    def walkback_loss(self, x, walkbacks=1, seed=None, reconstruct="all", batch_size=1000):
+        """The walk-back loss alone (see loss_and_grad), computed ``batch_size`` rows at a
+        time; the result does not depend on ``batch_size``."""
+        self._check_reconstruct(reconstruct)
+        x = self._check_data("x", x)
+        walkbacks = _checks.check_int("walkbacks", walkbacks, 1, 10_000)
+        batch_size = _checks.check_int("batch_size", batch_size, 1)
+        seed = self._draw_seed() if seed is None else _checks.check_seed("seed", seed)
+        total = 0.0
+        for b in range(0, x.shape[0], batch_size):
+            xb = x[b:b + batch_size]
+            total += self._walkback_call(xb, walkbacks, seed, b, reconstruct, None) * len(xb)
+        return total / x.shape[0]
+
+    def fit(self, x, walkbacks=1, epochs=10, batch_size=100, optimizer=None, validation=None,
+            shuffle=True, binarize=None, progress=True, seed=None, reconstruct="all"):
+        """Walk-back training with minibatches; returns a History (per epoch: train and
+        validation loss, seconds) and shows a tqdm progress bar.
+
+        Args:
+            x: (n, D) training data (in [0, 1] for a Bernoulli model).
+            walkbacks: k, the chain steps per example (1 = ordinary denoising training).
+            optimizer: walkback.SGD(...) or walkback.Adam(...); default SGD(0.1, momentum 0.5).
+            validation: optional (m, D) data whose loss is reported after each epoch.
+            binarize: None, or "stochastic" to redraw a binary sample of grey-level data each
+                epoch (dynamic binarization).
+            seed: the training run's random stream (batches, corruption, samples).
+        Raises:
+            TrainingDiverged (a FloatingPointError) naming the epoch and batch where the loss
+            became NaN or infinite; the parameters are those of the last finite loss.
+        """
+        return _training.fit(self, x, walkbacks=walkbacks, epochs=epochs, batch_size=batch_size,
+                             optimizer=optimizer, validation=validation, shuffle=shuffle,
+                             binarize=binarize, progress=progress, seed=seed,
+                             reconstruct=reconstruct)
+
+    # ------------------------------------------------------------------ files
+    def to_config(self) -> dict:
+        return {
+            "visible": self.visible, "hidden": self.hidden, "activation": self.activation,
+            "corruption": self.corruption.to_config(),
+            "reconstruction": self.reconstruction.to_config(), "tied": self.tied,
+            "seed": self.seed, "dtype": self.dtype.name,
+        }
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> DAE:
+        return cls(
+            visible=cfg["visible"], hidden=cfg["hidden"], activation=cfg["activation"],
+            corruption=corruption_from_config(cfg["corruption"]),
+            reconstruction=reconstruction_from_config(cfg["reconstruction"]),
+            tied=cfg["tied"], seed=cfg["seed"], dtype=np.dtype(cfg["dtype"]),
+        )
+
+    def save(self, path) -> None:
+        """Writes the parameters and the configuration to a safetensors file."""
+        from .io import save
+
+        save(self, path)
 
     def __repr__(self) -> str:
         return (

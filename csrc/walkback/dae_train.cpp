@@ -1,0 +1,165 @@
+#include "walkback/dae_train.h"
+
+#include <vector>
+
+#include "walkback/blas.h"
+#include "walkback/corrupt.h"
+#include "walkback/dispatch.h"
+#include "walkback/elementwise.h"
+#include "walkback/parallel_gemm.h"
+#include "walkback/random_ops.h"
+#include "walkback/row_kernels.h"
+#include "walkback/thread_pool.h"
+
+namespace wb {
+namespace {
+
+constexpr int64_t kAlign = 16;  // column slices are whole blocks of 16 units
+
+// sum[j] = sum over rows r of a[r * ld + j], for j in [j0, j1), rows in order.
+template <class T>
+void column_sums(const T* a, int64_t rows, int64_t ld, int64_t j0, int64_t j1, T* sum) {
+  for (int64_t j = j0; j < j1; ++j) sum[j] = T(0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = j0; j < j1; ++j) sum[j] += a[r * ld + j];
+}
+
+}  // namespace
+
+template <class T>
+double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, DaeGrads<T>* grads) {
+  const int64_t B = a.batch, D = m.D, H = m.H, K = a.walkbacks;
+  const int64_t KB = K * B;
+  const StreamKey key = stream_key(a.seed);
+  const int64_t blocks = (D + kAlign - 1) / kAlign;
+  // Stacked over the k steps: corrupted inputs, hidden units, d loss / d decoder pre-activation.
+  std::vector<T> xt(KB * D), h(KB * H), d_o(grads ? KB * D : D), o(B * D), xs(B * D);
+  std::vector<T> zeros(D, T(0));
+  // Per (step, row, block of 16 units) partial losses, summed in a fixed order at the end so the
+  // loss does not depend on how columns were split over threads.
+  std::vector<double> partial(KB * blocks, 0.0);
+  const T scale = T(1) / static_cast<T>(B);
+
+  corrupt_batch<T>(m.corruption, m.corruption_param, x, xt.data(), B, D, a.seed, 0,
+                   a.first_chain);
+  for (int64_t j = 0; j < K; ++j) {
+    const uint32_t step = static_cast<uint32_t>(j);
+    T* xt_j = xt.data() + j * B * D;
+    T* h_j = h.data() + j * B * H;
+    with_activation(m.activation, [&](auto act) {
+      gemm_columns<T>(false, B, H, D, xt_j, D, m.W, H, h_j, H, kAlign,
+                      [&](int64_t j0, int64_t j1) {
+                        for (int64_t r = 0; r < B; ++r)
+                          bias_activate<T, decltype(act)::value>(h_j + r * H + j0, m.b1 + j0,
+                                                                 j1 - j0);
+                      });
+    });
+    const bool counted = !a.last_only || j + 1 == K;
+    const bool more = j + 1 < K;
+    with_reconstruction(m.reconstruction, [&](auto rc) {
+      constexpr Reconstruction R = decltype(rc)::value;
+      auto epilogue = [&](int64_t d0, int64_t d1) {
+        const int64_t w = d1 - d0;
+        std::vector<T> nll(w);
+        std::vector<float> scratch(w);
+        std::vector<T> dummy(grads ? 0 : w);
+        for (int64_t r = 0; r < B; ++r) {
+          const uint32_t chain = a.first_chain + static_cast<uint32_t>(r);
+          T* orow = o.data() + r * D + d0;
+          T* drow = grads ? d_o.data() + (j * B + r) * D + d0 : dummy.data();
+          nll_grad_row<T, R>(orow, m.b0 + d0, x + r * D + d0, nll.data(), drow,
+                             counted ? scale : T(0), m.sigma, w);
+          if (counted) {
+            double* part = partial.data() + (j * B + r) * blocks;
+            for (int64_t i = 0; i < w; ++i) part[(d0 + i) / kAlign] += static_cast<double>(nll[i]);
+          }
+          if (more) {
+            T* xr = xs.data() + r * D + d0;
+            if (R == Reconstruction::Bernoulli)
+              uniform_row(key, chain, step, kStreamSample, d0, w, scratch.data());
+            else
+              normal_row(key, chain, step, kStreamSample, d0, w, scratch.data());
+            sample_row<T, R>(xr, orow, zeros.data(), nullptr, m.sigma, scratch.data(), w);
+            corrupt_row<T>(m.corruption, m.corruption_param, xr,
+                           xt.data() + ((j + 1) * B + r) * D + d0, d0, w, key, chain, step + 1,
+                           scratch.data());
+          }
+        }
+      };
+      if (m.U)
+        gemm_columns<T>(false, B, D, H, h_j, H, m.U, D, o.data(), D, kAlign, epilogue);
+      else
+        gemm_columns<T>(true, B, D, H, h_j, H, m.W, H, o.data(), D, kAlign, epilogue);
+    });
+  }
+  double loss = 0.0;
+  for (double p : partial) loss += p;
+  loss /= static_cast<double>(B);
+  if (!grads) return loss;
+
+  // Backward, all k steps at once. dA = (dO W) * act'(h) (tied) or (dO U^T) * act'(h).
+  std::vector<T> d_a(KB * H);
+  with_activation(m.activation, [&](auto act) {
+    auto epi = [&](int64_t j0, int64_t j1) {
+      for (int64_t r = 0; r < KB; ++r)
+        mul_activation_grad<T, decltype(act)::value>(d_a.data() + r * H + j0,
+                                                     h.data() + r * H + j0, j1 - j0);
+      column_sums(d_a.data(), KB, H, j0, j1, grads->b1);
+    };
+    if (m.U)
+      gemm_columns<T>(true, KB, H, D, d_o.data(), D, m.U, D, d_a.data(), H, kAlign, epi);
+    else
+      gemm_columns<T>(false, KB, H, D, d_o.data(), D, m.W, H, d_a.data(), H, kAlign, epi);
+  });
+  // dW = X~^T dA (+ dO^T H when tied), dU = H^T dO, db0 = column sums of dO; each slice of
+  // columns on one thread.
+  parallel_columns(H, kAlign, 64, slices_per_thread(D), [&](int64_t j0, int64_t j1) {
+    const int w = static_cast<int>(j1 - j0);
+    blas::gemm(true, false, static_cast<int>(D), w, static_cast<int>(KB), T(1), xt.data(),
+               static_cast<int>(D), d_a.data() + j0, static_cast<int>(H), T(0), grads->W + j0,
+               static_cast<int>(H));
+    if (!m.U)
+      blas::gemm(true, false, static_cast<int>(D), w, static_cast<int>(KB), T(1), d_o.data(),
+                 static_cast<int>(D), h.data() + j0, static_cast<int>(H), T(1), grads->W + j0,
+                 static_cast<int>(H));
+  });
+  parallel_columns(D, kAlign, 64, slices_per_thread(H), [&](int64_t d0, int64_t d1) {
+    const int w = static_cast<int>(d1 - d0);
+    if (m.U)
+      blas::gemm(true, false, static_cast<int>(H), w, static_cast<int>(KB), T(1), h.data(),
+                 static_cast<int>(H), d_o.data() + d0, static_cast<int>(D), T(0), grads->U + d0,
+                 static_cast<int>(D));
+    column_sums(d_o.data(), KB, D, d0, d1, grads->b0);
+  });
+  return loss;
+}
+
+template <class T>
+void sgd_update_array(T* p, const T* g, T* v, int64_t n, T lr, T momentum, T weight_decay) {
+  pool().parallel_for(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) sgd_update<T>(p[i], g[i], v[i], lr, momentum, weight_decay);
+  }, 4096);
+}
+
+template <class T>
+void adam_update_array(T* p, const T* g, T* m, T* v, int64_t n, T lr, T beta1, T beta2, T eps,
+                       T bc1, T bc2, T weight_decay) {
+  pool().parallel_for(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      adam_update<T>(p[i], g[i], m[i], v[i], lr, beta1, beta2, eps, bc1, bc2, weight_decay);
+  }, 4096);
+}
+
+template double dae_walkback<float>(const DaeModel<float>&, const WalkbackArgs&, const float*,
+                                    DaeGrads<float>*);
+template double dae_walkback<double>(const DaeModel<double>&, const WalkbackArgs&, const double*,
+                                     DaeGrads<double>*);
+template void sgd_update_array<float>(float*, const float*, float*, int64_t, float, float, float);
+template void sgd_update_array<double>(double*, const double*, double*, int64_t, double, double,
+                                       double);
+template void adam_update_array<float>(float*, const float*, float*, float*, int64_t, float,
+                                       float, float, float, float, float, float);
+template void adam_update_array<double>(double*, const double*, double*, double*, int64_t,
+                                        double, double, double, double, double, double, double);
+
+}  // namespace wb

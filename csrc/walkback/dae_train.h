@@ -1,0 +1,41 @@
+// Walk-back training of a DAE on the CPU (Bengio et al. 2013, section 3.3): from each data point
+// run k corrupt-encode-decode-sample steps and add the NLL of the *clean* data point under every
+// step's reconstruction (or only the last). Visible samples are constants, so given them the k
+// backward passes are independent and run as single GEMMs over k * B stacked rows.
+#pragma once
+#include <cstdint>
+
+#include "walkback/dae_chain.h"
+
+namespace wb {
+
+struct WalkbackArgs {
+  int64_t batch = 0;       // B
+  int64_t walkbacks = 1;   // k
+  uint64_t seed = 0;
+  uint32_t first_chain = 0;
+  bool last_only = false;  // count only the last step's reconstruction
+};
+
+// Gradients of the mean loss, same shapes as the parameters; U is ignored when tied.
+template <class T>
+struct DaeGrads {
+  T* W = nullptr;
+  T* b1 = nullptr;
+  T* b0 = nullptr;
+  T* U = nullptr;
+};
+
+// Returns the loss: the NLL summed over counted steps and units, averaged over the B examples.
+// With grads == nullptr only the forward runs. x: (B, D) data, never modified.
+template <class T>
+double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, DaeGrads<T>* grads);
+
+// Optimizer updates over n parameters, in parallel.
+template <class T>
+void sgd_update_array(T* p, const T* g, T* v, int64_t n, T lr, T momentum, T weight_decay);
+template <class T>
+void adam_update_array(T* p, const T* g, T* m, T* v, int64_t n, T lr, T beta1, T beta2, T eps,
+                       T bc1, T bc2, T weight_decay);
+
+}  // namespace wb

@@ -1,0 +1,72 @@
+"""Model files: safetensors (tensors plus a JSON configuration in the metadata). Loading
+parses the header and the tensors; it never runs code."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+FORMAT = "walkback-model"
+VERSION = "1"
+
+
+def _models() -> dict:
+    from .dae import DAE
+
+    return {"DAE": DAE}
+
+
+def save(model, path) -> None:
+    """Saves ``model`` to ``path`` (a .safetensors file)."""
+    from safetensors.numpy import save_file
+
+    kind = type(model).__name__
+    if kind not in _models():
+        raise TypeError(f"save: cannot save a {kind}")
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": kind,
+        "config": json.dumps(model.to_config()),
+    }
+    save_file({k: np.ascontiguousarray(v) for k, v in model._params.items()}, os.fspath(path),
+              metadata=meta)
+
+
+def load(path):
+    """Loads a model saved by ``save``. Raises ValueError for a file that is not a walkback
+    model, is truncated or altered, or whose tensors do not match its configuration."""
+    from safetensors import SafetensorError, safe_open
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"load: no such file: {path}")
+    try:
+        with safe_open(path, framework="numpy") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"load: {path} is not a readable safetensors file ({e})") from e
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"load: {path} is a safetensors file but not a walkback model")
+    if meta.get("version") != VERSION:
+        raise ValueError(f"load: unsupported walkback model version {meta.get('version')!r}")
+    cls = _models().get(meta.get("model"))
+    if cls is None:
+        raise ValueError(f"load: unknown model kind {meta.get('model')!r}")
+    try:
+        cfg = json.loads(meta["config"])
+        model = cls.from_config(cfg)
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
+        raise ValueError(f"load: {path} has a damaged configuration ({e})") from e
+    expected = model.param_shapes()
+    if set(tensors) != set(expected):
+        raise ValueError(f"load: {path} holds tensors {sorted(tensors)}, expected "
+                         f"{sorted(expected)}")
+    for k, t in tensors.items():
+        if t.dtype != model.dtype:
+            raise ValueError(f"load: tensor {k} has dtype {t.dtype}, expected {model.dtype}")
+    model.set_params(**tensors)  # checks shapes and finiteness
+    return model

@@ -1,0 +1,109 @@
+"""Optimizers: the update of every parameter runs fused in C++ (elementwise.h), one call per
+parameter array, in place."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _backend
+
+
+def _positive(name, v, allow_zero=False):
+    try:
+        v = float(v)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name}: expected a number, got {v!r}") from e
+    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        raise ValueError(f"{name}: expected a {'non-negative' if allow_zero else 'positive'} "
+                         f"finite number, got {v}")
+    return v
+
+
+class Optimizer:
+    """Base class: ``step(params, grads)`` updates the arrays of ``params`` in place."""
+
+    def __init__(self):
+        self._state: dict[str, tuple] = {}
+        self.t = 0
+
+    def reset(self):
+        self._state.clear()
+        self.t = 0
+
+    def _slots(self, name, p, n):
+        st = self._state.get(name)
+        if st is None or st[0].shape != p.shape or st[0].dtype != p.dtype:
+            st = tuple(np.zeros_like(p) for _ in range(n))
+            self._state[name] = st
+        return st
+
+    def step(self, params: dict, grads: dict) -> None:
+        self.t += 1
+        for name, p in params.items():
+            self._update(name, p, grads[name])
+
+    def to_config(self) -> dict:
+        return {"kind": type(self).__name__, **self._hyper()}
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with heavy-ball momentum and L2 weight decay:
+    v = momentum v - lr (g + weight_decay p); p += v."""
+
+    def __init__(self, lr=0.1, momentum=0.0, weight_decay=0.0):
+        super().__init__()
+        self.lr = _positive("lr", lr)
+        self.momentum = _positive("momentum", momentum, allow_zero=True)
+        if self.momentum >= 1:
+            raise ValueError(f"momentum: expected a value in [0, 1), got {self.momentum}")
+        self.weight_decay = _positive("weight_decay", weight_decay, allow_zero=True)
+
+    def _hyper(self):
+        return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay}
+
+    def _update(self, name, p, g):
+        (v,) = self._slots(name, p, 1)
+        _backend.cpu().optimizer_update(False, p.reshape(-1), g.reshape(-1), v.reshape(-1),
+                                        None, self._hyper())
+
+    def __repr__(self):
+        return f"SGD(lr={self.lr}, momentum={self.momentum}, weight_decay={self.weight_decay})"
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with L2 weight decay added to the gradient."""
+
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+        super().__init__()
+        self.lr = _positive("lr", lr)
+        self.beta1 = _positive("beta1", beta1, allow_zero=True)
+        self.beta2 = _positive("beta2", beta2, allow_zero=True)
+        if self.beta1 >= 1 or self.beta2 >= 1:
+            raise ValueError("beta1, beta2: expected values in [0, 1)")
+        self.eps = _positive("eps", eps)
+        self.weight_decay = _positive("weight_decay", weight_decay, allow_zero=True)
+
+    def _hyper(self):
+        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
+                "weight_decay": self.weight_decay}
+
+    def _update(self, name, p, g):
+        m, v = self._slots(name, p, 2)
+        h = self._hyper()
+        h["bc1"] = 1 - self.beta1**self.t
+        h["bc2"] = 1 - self.beta2**self.t
+        _backend.cpu().optimizer_update(True, p.reshape(-1), g.reshape(-1), m.reshape(-1),
+                                        v.reshape(-1), h)
+
+    def __repr__(self):
+        return f"Adam(lr={self.lr}, beta1={self.beta1}, beta2={self.beta2}, eps={self.eps})"
+
+
+def as_optimizer(opt) -> Optimizer:
+    if opt is None:
+        return SGD(lr=0.1, momentum=0.5)
+    if isinstance(opt, Optimizer):
+        return opt
+    raise TypeError(f"optimizer: expected walkback.SGD or walkback.Adam, got {opt!r}")

@@ -1,0 +1,122 @@
+"""The one ``fit`` loop every model shares: batches, the optimizer, validation, progress, NaN
+handling and stochastic binarization. A model provides ``_params`` (name -> array),
+``_loss_and_grad_into(x, walkbacks, seed, grads, reconstruct)`` and ``_check_data(name, x)``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _checks, ops
+from .optim import as_optimizer
+
+
+@dataclass
+class History:
+    """Per epoch: the mean training loss over its batches, the validation loss (or None) and
+    the seconds the epoch took. Losses are NLL summed over steps and units, mean per example."""
+
+    train_loss: list = field(default_factory=list)
+    valid_loss: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
+
+    def __len__(self):
+        return len(self.train_loss)
+
+    def as_dict(self) -> dict:
+        return {"train_loss": list(self.train_loss), "valid_loss": list(self.valid_loss),
+                "seconds": list(self.seconds)}
+
+
+class TrainingDiverged(FloatingPointError):
+    """Raised when a batch's loss is NaN or infinite; the model keeps its last good
+    parameters (those that gave the previous finite loss)."""
+
+
+def stochastic_binarize(x: np.ndarray, seed: int, epoch: int, first_row: int) -> np.ndarray:
+    """Binary sample with P(1) = x, from walkback's stream (dynamic binarization)."""
+    u = ops.uniform(x.shape[0], x.shape[1], seed=seed, step=epoch, first_chain=first_row,
+                    stream="user")
+    return (u < x).astype(x.dtype)
+
+
+def fit(model, x, *, walkbacks=1, epochs=10, batch_size=100, optimizer=None, validation=None,
+        shuffle=True, binarize=None, progress=True, seed=None, reconstruct="all"):
+    x = model._check_data("x", x)
+    n = x.shape[0]
+    walkbacks = _checks.check_int("walkbacks", walkbacks, 1, 10_000)
+    epochs = _checks.check_int("epochs", epochs, 0, 10**9)
+    batch_size = _checks.check_int("batch_size", batch_size, 1, 2**31 - 1)
+    if binarize not in (None, "stochastic"):
+        raise ValueError(f"binarize: expected None or 'stochastic', got {binarize!r}")
+    if binarize == "stochastic" and (x.min() < 0 or x.max() > 1):
+        raise ValueError("x: binarize='stochastic' needs values in [0, 1]")
+    if reconstruct not in ("all", "last"):
+        raise ValueError(f"reconstruct: expected 'all' or 'last', got {reconstruct!r}")
+    xv = None if validation is None else model._check_data("validation", validation)
+    opt = as_optimizer(optimizer)
+    seed = model._draw_seed() if seed is None else _checks.check_seed("seed", seed)
+    rng = np.random.default_rng(seed)
+    valid_seed = int(rng.integers(0, 2**63))
+    params = model._params
+    grads = {k: np.empty_like(v) for k, v in params.items()}
+    backup = {k: v.copy() for k, v in params.items()}
+    history = History()
+    batches = (n + batch_size - 1) // batch_size
+    bar = _bar(epochs * batches, progress)
+    try:
+        for epoch in range(epochs):
+            t0 = time.perf_counter()
+            order = rng.permutation(n) if shuffle else np.arange(n)
+            total = 0.0
+            for b in range(batches):
+                idx = order[b * batch_size:(b + 1) * batch_size]
+                xb = np.ascontiguousarray(x[idx])
+                if binarize == "stochastic":
+                    xb = stochastic_binarize(xb, seed, epoch, b * batch_size)
+                loss = model._loss_and_grad_into(xb, walkbacks, int(rng.integers(0, 2**63)),
+                                                 grads, reconstruct)
+                if not np.isfinite(loss):
+                    for k, v in backup.items():
+                        np.copyto(params[k], v)
+                    raise TrainingDiverged(
+                        f"fit: the loss became {loss} at epoch {epoch + 1}, batch {b + 1}; the "
+                        "parameters were restored to the last ones with a finite loss "
+                        "(try a smaller learning rate)"
+                    )
+                for k, v in params.items():
+                    np.copyto(backup[k], v)
+                opt.step(params, grads)
+                total += loss * len(idx)
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", refresh=False)
+            history.train_loss.append(total / n)
+            history.valid_loss.append(
+                None if xv is None else model.walkback_loss(xv, walkbacks=walkbacks,
+                                                            seed=valid_seed,
+                                                            reconstruct=reconstruct))
+            history.seconds.append(time.perf_counter() - t0)
+    finally:
+        bar.close()
+    return history
+
+
+class _NoBar:
+    def update(self, k):
+        pass
+
+    def set_postfix(self, **kw):
+        pass
+
+    def close(self):
+        pass
+
+
+def _bar(total, show):
+    if not show:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="batch", desc="training")
