@@ -224,8 +224,15 @@ def main():
         t_gemm, t_np = min(best["sgemm"], best["wb_gemm"]), best["numpy"]
         t_wb = best["walkback"] / steps
         t_pt = best.get("torch")
-        rec = dict(B=b, H=h, walkback_s=t_wb, numpy_s=t_np, torch_s=t_pt,
-                   numpy_sgemm_s=best["sgemm"], walkback_gemm_s=best["wb_gemm"])
+        rec = dict(
+            B=b,
+            H=h,
+            walkback_s=t_wb,
+            numpy_s=t_np,
+            torch_s=t_pt,
+            numpy_sgemm_s=best["sgemm"],
+            walkback_gemm_s=best["wb_gemm"],
+        )
         records.append(rec)
         rows.append(
             [

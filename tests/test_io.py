@@ -9,8 +9,16 @@ import walkback as wb
 
 @pytest.mark.parametrize("tied", [True, False])
 def test_save_load_round_trip(tmp_path, tied):
-    m = wb.DAE(12, 7, activation="tanh", corruption=wb.GaussianCorruption(0.2),
-               reconstruction=wb.Gaussian(0.5), tied=tied, seed=3, dtype=np.float64)
+    m = wb.DAE(
+        12,
+        7,
+        activation="tanh",
+        corruption=wb.GaussianCorruption(0.2),
+        reconstruction=wb.Gaussian(0.5),
+        tied=tied,
+        seed=3,
+        dtype=np.float64,
+    )
     m.set_params(b0=np.arange(12.0))
     path = tmp_path / "m.safetensors"
     m.save(path)
@@ -56,15 +64,24 @@ def test_foreign_and_tampered_files(tmp_path):
     cfg = m.to_config()
     cfg["hidden"] = 5  # tensors no longer match
     tampered = tmp_path / "tampered.safetensors"
-    save_file({k: v for k, v in m.get_params().items()}, str(tampered),
-              metadata={"format": "walkback-model", "version": "1", "model": "DAE",
-                        "config": json.dumps(cfg)})
+    save_file(
+        {k: v for k, v in m.get_params().items()},
+        str(tampered),
+        metadata={
+            "format": "walkback-model",
+            "version": "1",
+            "model": "DAE",
+            "config": json.dumps(cfg),
+        },
+    )
     with pytest.raises(ValueError, match="W1: expected shape"):
         wb.load(tampered)
     evil = tmp_path / "evil.safetensors"
-    save_file({k: v for k, v in m.get_params().items()}, str(evil),
-              metadata={"format": "walkback-model", "version": "1", "model": "os.system",
-                        "config": "{}"})
+    save_file(
+        {k: v for k, v in m.get_params().items()},
+        str(evil),
+        metadata={"format": "walkback-model", "version": "1", "model": "os.system", "config": "{}"},
+    )
     with pytest.raises(ValueError, match="unknown model kind"):
         wb.load(evil)
     text = tmp_path / "notes.txt"

@@ -17,16 +17,25 @@ def patterns(seed):
 def trained(seed, k, epochs=60):
     data = np.repeat(patterns(seed), 50, axis=0)
     m = wb.DAE(D, 32, corruption=wb.SaltAndPepper(0.1), seed=seed, dtype=np.float64)
-    m.fit(data, walkbacks=k, epochs=epochs, batch_size=20, optimizer=wb.Adam(0.01),
-          progress=False, seed=seed)
+    m.fit(
+        data,
+        walkbacks=k,
+        epochs=epochs,
+        batch_size=20,
+        optimizer=wb.Adam(0.01),
+        progress=False,
+        seed=seed,
+    )
     return m
 
 
 def test_trained_chain_lands_on_the_data_far_more_than_untrained():
     pats = patterns(0)
     hits = {}
-    for name, m in [("trained", trained(0, 1)),
-                    ("untrained", wb.DAE(D, 32, corruption=wb.SaltAndPepper(0.1), seed=0))]:
+    for name, m in [
+        ("trained", trained(0, 1)),
+        ("untrained", wb.DAE(D, 32, corruption=wb.SaltAndPepper(0.1), seed=0)),
+    ]:
         rec = m.sample(400, steps=50, burn_in=20, every=5, seed=3).reshape(-1, D)
         hits[name] = np.mean(np.any(np.all(rec[:, None, :] == pats[None], -1), -1))
     assert hits["trained"] > 0.6 and hits["untrained"] < 0.05, hits

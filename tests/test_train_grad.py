@@ -3,9 +3,10 @@ that holds the visited visible states fixed (they are constants in walk-back tra
 
 import numpy as np
 import pytest
-import reference as ref
 
 import walkback as wb
+
+import reference as ref
 
 CORR = {
     "salt_and_pepper": (wb.SaltAndPepper(0.3), ("salt_and_pepper", 0.3)),
@@ -18,8 +19,16 @@ CORR = {
 
 def model_and_data(recon, tied, activation, corruption, seed=0):
     rec = wb.Gaussian(0.7) if recon == "gaussian" else "bernoulli"
-    m = wb.DAE(9, 5, activation=activation, corruption=CORR[corruption][0],
-               reconstruction=rec, tied=tied, seed=seed, dtype=np.float64)
+    m = wb.DAE(
+        9,
+        5,
+        activation=activation,
+        corruption=CORR[corruption][0],
+        reconstruction=rec,
+        tied=tied,
+        seed=seed,
+        dtype=np.float64,
+    )
     rng = np.random.default_rng(seed + 10)
     m.set_params(b1=rng.normal(0, 0.3, 5), b0=rng.normal(0, 0.3, 9))
     if recon == "bernoulli":
@@ -75,9 +84,10 @@ def test_gradients_match_finite_differences(k, recon, tied, activation, corrupti
             lo = {**params, name: p.copy()}
             hi[name][i] += eps
             lo[name][i] -= eps
-            num[i] = (reference_loss(hi, m, x, states, seed, CORR[corruption][1], last_only)
-                      - reference_loss(lo, m, x, states, seed, CORR[corruption][1], last_only)
-                      ) / (2 * eps)
+            num[i] = (
+                reference_loss(hi, m, x, states, seed, CORR[corruption][1], last_only)
+                - reference_loss(lo, m, x, states, seed, CORR[corruption][1], last_only)
+            ) / (2 * eps)
         np.testing.assert_allclose(grads[name], num, rtol=1e-5, atol=1e-7, err_msg=name)
 
 

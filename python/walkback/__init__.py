@@ -5,15 +5,15 @@ walk-back training) on C++ and CUDA kernels."""
 # there too; the import makes a broken install fail here, with a clear message).
 import scipy_openblas32 as _scipy_openblas32  # noqa: F401
 
-from . import ops
+from . import data, ops
 from ._backend import cuda_available, cuda_built
 from ._config import get_num_threads, set_num_threads, show_config
 from .dae import DAE
 from .io import load
-from .optim import SGD, Adam
-from .training import History, TrainingDiverged
 from .noise import BitFlip, GaussianCorruption, Masking, NoCorruption, SaltAndPepper
+from .optim import SGD, Adam
 from .reconstruction import Bernoulli, Gaussian
+from .training import History, TrainingDiverged
 
 __version__ = "0.1.0"
 
@@ -33,6 +33,7 @@ __all__ = [
     "SaltAndPepper",
     "cuda_available",
     "cuda_built",
+    "data",
     "get_num_threads",
     "ops",
     "set_num_threads",

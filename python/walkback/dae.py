@@ -252,8 +252,13 @@ class DAE:
     def _walkback_call(self, x, walkbacks, seed, first_chain, reconstruct, grads):
         g = {} if grads is None else {f"g{k}": v for k, v in grads.items()}
         return _backend.cpu().dae_walkback(
-            x, **self._kernel_kwargs(), seed=seed, first_chain=first_chain,
-            walkbacks=walkbacks, last_only=reconstruct == "last", **g,
+            x,
+            **self._kernel_kwargs(),
+            seed=seed,
+            first_chain=first_chain,
+            walkbacks=walkbacks,
+            last_only=reconstruct == "last",
+            **g,
         )
 
     def _loss_and_grad_into(self, x, walkbacks, seed, grads, reconstruct):
@@ -295,12 +300,24 @@ class DAE:
         seed = self._draw_seed() if seed is None else _checks.check_seed("seed", seed)
         total = 0.0
         for b in range(0, x.shape[0], batch_size):
-            xb = x[b:b + batch_size]
+            xb = x[b : b + batch_size]
             total += self._walkback_call(xb, walkbacks, seed, b, reconstruct, None) * len(xb)
         return total / x.shape[0]
 
-    def fit(self, x, walkbacks=1, epochs=10, batch_size=100, optimizer=None, validation=None,
-            shuffle=True, binarize=None, progress=True, seed=None, reconstruct="all"):
+    def fit(
+        self,
+        x,
+        walkbacks=1,
+        epochs=10,
+        batch_size=100,
+        optimizer=None,
+        validation=None,
+        shuffle=True,
+        binarize=None,
+        progress=True,
+        seed=None,
+        reconstruct="all",
+    ):
         """Walk-back training with minibatches; returns a History (per epoch: train and
         validation loss, seconds) and shows a tqdm progress bar.
 
@@ -316,27 +333,45 @@ class DAE:
             TrainingDiverged (a FloatingPointError) naming the epoch and batch where the loss
             became NaN or infinite; the parameters are those of the last finite loss.
         """
-        return _training.fit(self, x, walkbacks=walkbacks, epochs=epochs, batch_size=batch_size,
-                             optimizer=optimizer, validation=validation, shuffle=shuffle,
-                             binarize=binarize, progress=progress, seed=seed,
-                             reconstruct=reconstruct)
+        return _training.fit(
+            self,
+            x,
+            walkbacks=walkbacks,
+            epochs=epochs,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            validation=validation,
+            shuffle=shuffle,
+            binarize=binarize,
+            progress=progress,
+            seed=seed,
+            reconstruct=reconstruct,
+        )
 
     # ------------------------------------------------------------------ files
     def to_config(self) -> dict:
         return {
-            "visible": self.visible, "hidden": self.hidden, "activation": self.activation,
+            "visible": self.visible,
+            "hidden": self.hidden,
+            "activation": self.activation,
             "corruption": self.corruption.to_config(),
-            "reconstruction": self.reconstruction.to_config(), "tied": self.tied,
-            "seed": self.seed, "dtype": self.dtype.name,
+            "reconstruction": self.reconstruction.to_config(),
+            "tied": self.tied,
+            "seed": self.seed,
+            "dtype": self.dtype.name,
         }
 
     @classmethod
     def from_config(cls, cfg: dict) -> DAE:
         return cls(
-            visible=cfg["visible"], hidden=cfg["hidden"], activation=cfg["activation"],
+            visible=cfg["visible"],
+            hidden=cfg["hidden"],
+            activation=cfg["activation"],
             corruption=corruption_from_config(cfg["corruption"]),
             reconstruction=reconstruction_from_config(cfg["reconstruction"]),
-            tied=cfg["tied"], seed=cfg["seed"], dtype=np.dtype(cfg["dtype"]),
+            tied=cfg["tied"],
+            seed=cfg["seed"],
+            dtype=np.dtype(cfg["dtype"]),
         )
 
     def save(self, path) -> None:

@@ -31,8 +31,11 @@ def save(model, path) -> None:
         "model": kind,
         "config": json.dumps(model.to_config()),
     }
-    save_file({k: np.ascontiguousarray(v) for k, v in model._params.items()}, os.fspath(path),
-              metadata=meta)
+    save_file(
+        {k: np.ascontiguousarray(v) for k, v in model._params.items()},
+        os.fspath(path),
+        metadata=meta,
+    )
 
 
 def load(path):
@@ -63,8 +66,9 @@ def load(path):
         raise ValueError(f"load: {path} has a damaged configuration ({e})") from e
     expected = model.param_shapes()
     if set(tensors) != set(expected):
-        raise ValueError(f"load: {path} holds tensors {sorted(tensors)}, expected "
-                         f"{sorted(expected)}")
+        raise ValueError(
+            f"load: {path} holds tensors {sorted(tensors)}, expected {sorted(expected)}"
+        )
     for k, t in tensors.items():
         if t.dtype != model.dtype:
             raise ValueError(f"load: tensor {k} has dtype {t.dtype}, expected {model.dtype}")

@@ -16,8 +16,10 @@ def _positive(name, v, allow_zero=False):
     except (TypeError, ValueError) as e:
         raise TypeError(f"{name}: expected a number, got {v!r}") from e
     if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        raise ValueError(f"{name}: expected a {'non-negative' if allow_zero else 'positive'} "
-                         f"finite number, got {v}")
+        raise ValueError(
+            f"{name}: expected a {'non-negative' if allow_zero else 'positive'} "
+            f"finite number, got {v}"
+        )
     return v
 
 
@@ -65,8 +67,9 @@ class SGD(Optimizer):
 
     def _update(self, name, p, g):
         (v,) = self._slots(name, p, 1)
-        _backend.cpu().optimizer_update(False, p.reshape(-1), g.reshape(-1), v.reshape(-1),
-                                        None, self._hyper())
+        _backend.cpu().optimizer_update(
+            False, p.reshape(-1), g.reshape(-1), v.reshape(-1), None, self._hyper()
+        )
 
     def __repr__(self):
         return f"SGD(lr={self.lr}, momentum={self.momentum}, weight_decay={self.weight_decay})"
@@ -86,16 +89,22 @@ class Adam(Optimizer):
         self.weight_decay = _positive("weight_decay", weight_decay, allow_zero=True)
 
     def _hyper(self):
-        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
-                "weight_decay": self.weight_decay}
+        return {
+            "lr": self.lr,
+            "beta1": self.beta1,
+            "beta2": self.beta2,
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+        }
 
     def _update(self, name, p, g):
         m, v = self._slots(name, p, 2)
         h = self._hyper()
         h["bc1"] = 1 - self.beta1**self.t
         h["bc2"] = 1 - self.beta2**self.t
-        _backend.cpu().optimizer_update(True, p.reshape(-1), g.reshape(-1), m.reshape(-1),
-                                        v.reshape(-1), h)
+        _backend.cpu().optimizer_update(
+            True, p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), h
+        )
 
     def __repr__(self):
         return f"Adam(lr={self.lr}, beta1={self.beta1}, beta2={self.beta2}, eps={self.eps})"

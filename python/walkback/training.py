@@ -26,8 +26,11 @@ class History:
         return len(self.train_loss)
 
     def as_dict(self) -> dict:
-        return {"train_loss": list(self.train_loss), "valid_loss": list(self.valid_loss),
-                "seconds": list(self.seconds)}
+        return {
+            "train_loss": list(self.train_loss),
+            "valid_loss": list(self.valid_loss),
+            "seconds": list(self.seconds),
+        }
 
 
 class TrainingDiverged(FloatingPointError):
@@ -37,13 +40,27 @@ class TrainingDiverged(FloatingPointError):
 
 def stochastic_binarize(x: np.ndarray, seed: int, epoch: int, first_row: int) -> np.ndarray:
     """Binary sample with P(1) = x, from walkback's stream (dynamic binarization)."""
-    u = ops.uniform(x.shape[0], x.shape[1], seed=seed, step=epoch, first_chain=first_row,
-                    stream="user")
+    u = ops.uniform(
+        x.shape[0], x.shape[1], seed=seed, step=epoch, first_chain=first_row, stream="user"
+    )
     return (u < x).astype(x.dtype)
 
 
-def fit(model, x, *, walkbacks=1, epochs=10, batch_size=100, optimizer=None, validation=None,
-        shuffle=True, binarize=None, progress=True, seed=None, reconstruct="all"):
+def fit(
+    model,
+    x,
+    *,
+    walkbacks=1,
+    epochs=10,
+    batch_size=100,
+    optimizer=None,
+    validation=None,
+    shuffle=True,
+    binarize=None,
+    progress=True,
+    seed=None,
+    reconstruct="all",
+):
     x = model._check_data("x", x)
     n = x.shape[0]
     walkbacks = _checks.check_int("walkbacks", walkbacks, 1, 10_000)
@@ -72,12 +89,13 @@ def fit(model, x, *, walkbacks=1, epochs=10, batch_size=100, optimizer=None, val
             order = rng.permutation(n) if shuffle else np.arange(n)
             total = 0.0
             for b in range(batches):
-                idx = order[b * batch_size:(b + 1) * batch_size]
+                idx = order[b * batch_size : (b + 1) * batch_size]
                 xb = np.ascontiguousarray(x[idx])
                 if binarize == "stochastic":
                     xb = stochastic_binarize(xb, seed, epoch, b * batch_size)
-                loss = model._loss_and_grad_into(xb, walkbacks, int(rng.integers(0, 2**63)),
-                                                 grads, reconstruct)
+                loss = model._loss_and_grad_into(
+                    xb, walkbacks, int(rng.integers(0, 2**63)), grads, reconstruct
+                )
                 if not np.isfinite(loss):
                     for k, v in backup.items():
                         np.copyto(params[k], v)
@@ -94,9 +112,12 @@ def fit(model, x, *, walkbacks=1, epochs=10, batch_size=100, optimizer=None, val
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", refresh=False)
             history.train_loss.append(total / n)
             history.valid_loss.append(
-                None if xv is None else model.walkback_loss(xv, walkbacks=walkbacks,
-                                                            seed=valid_seed,
-                                                            reconstruct=reconstruct))
+                None
+                if xv is None
+                else model.walkback_loss(
+                    xv, walkbacks=walkbacks, seed=valid_seed, reconstruct=reconstruct
+                )
+            )
             history.seconds.append(time.perf_counter() - t0)
     finally:
         bar.close()

@@ -1,0 +1,99 @@
+"""Data sets and binarization. Likelihoods under different binarizations cannot be compared
+(Goodfellow et al., Deep Learning, section 20.14): every benchmark states the one it uses."""
+
+from __future__ import annotations
+
+import gzip
+import os
+
+import numpy as np
+
+from . import _checks, ops
+
+
+def load_digits():
+    """scikit-learn's 8x8 digits: (x, y) with x (1797, 64) float32 in [0, 1] (grey levels
+    0-16 divided by 16) and y (1797,) int64 labels."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    d = sk_digits()
+    return (d.data / 16.0).astype(np.float32), d.target.astype(np.int64)
+
+
+def _read_idx(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 8:
+        raise ValueError(f"load_mnist: {path} is too short to be an IDX file")
+    magic = int.from_bytes(raw[:4], "big")
+    if magic == 2051:
+        n, rows, cols = (int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(3))
+        body = np.frombuffer(raw, np.uint8, offset=16)
+        if body.size != n * rows * cols:
+            raise ValueError(
+                f"load_mnist: {path} holds {body.size} pixels, header says {n} x {rows} x {cols}"
+            )
+        return body.reshape(n, rows * cols)
+    if magic == 2049:
+        n = int.from_bytes(raw[4:8], "big")
+        body = np.frombuffer(raw, np.uint8, offset=8)
+        if body.size != n:
+            raise ValueError(f"load_mnist: {path} holds {body.size} labels, header says {n}")
+        return body
+    raise ValueError(f"load_mnist: {path} is not an MNIST IDX file (magic {magic})")
+
+
+_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def load_mnist(path, split="train"):
+    """MNIST from the four IDX files (gzipped or not) in a folder, or from an .npz file with
+    arrays x_train, y_train, x_test, y_test. Returns (x, y): x (n, 784) float32 in [0, 1]
+    (grey levels / 255, not binarized), y (n,) int64."""
+    if split not in _FILES:
+        raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+    path = os.fspath(path)
+    if path.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as z:
+            x, y = z[f"x_{split}"], z[f"y_{split}"]
+        x = np.asarray(x).reshape(len(x), -1)
+        scale = 255.0 if x.dtype == np.uint8 or x.max() > 1 else 1.0
+        return (x / scale).astype(np.float32), np.asarray(y).astype(np.int64)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"load_mnist: {path} is neither a folder nor an .npz file")
+    out = []
+    for stem in _FILES[split]:
+        for name in (stem, stem + ".gz"):
+            p = os.path.join(path, name)
+            if os.path.isfile(p):
+                out.append(_read_idx(p))
+                break
+        else:
+            raise FileNotFoundError(f"load_mnist: {stem}[.gz] not found in {path}")
+    x, y = out
+    if len(x) != len(y):
+        raise ValueError(f"load_mnist: {len(x)} images but {len(y)} labels")
+    return (x / 255.0).astype(np.float32), y.astype(np.int64)
+
+
+def binarize(x, method="threshold", seed=0):
+    """Binary data from grey levels in [0, 1]: 'threshold' (x > 0.5) or 'stochastic' (one draw
+    of Bernoulli(x) from walkback's stream with ``seed``)."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"x: expected a numeric array, got dtype {a.dtype}")
+    if a.size and (np.nanmin(a) < 0 or np.nanmax(a) > 1 or np.isnan(a).any()):
+        raise ValueError("x: expected values in [0, 1]")
+    if method == "threshold":
+        return (a > 0.5).astype(np.float32)
+    if method == "stochastic":
+        flat = a.reshape(len(a), -1) if a.ndim > 1 else a.reshape(1, -1)
+        u = ops.uniform(
+            flat.shape[0], flat.shape[1], seed=_checks.check_seed("seed", seed), stream="user"
+        )
+        return (u < flat).astype(np.float32).reshape(a.shape)
+    raise ValueError(f"method: expected 'threshold' or 'stochastic', got {method!r}")

@@ -1,0 +1,47 @@
+"""Pictures of samples and chains (Pillow): image grids, chain animations, inpainting."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _tile(images, cols, pad=1, scale=4):
+    n, h, w = images.shape
+    rows = (n + cols - 1) // cols
+    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), 0.5, np.float32)
+    for i, im in enumerate(images):
+        r, c = divmod(i, cols)
+        canvas[
+            pad + r * (h + pad) : pad + r * (h + pad) + h,
+            pad + c * (w + pad) : pad + c * (w + pad) + w,
+        ] = im
+    img = (np.clip(canvas, 0, 1) * 255).astype(np.uint8)
+    return np.kron(img, np.ones((scale, scale), np.uint8))
+
+
+def save_grid(images, path, cols=10, scale=4):
+    """images: (n, h, w) values in [0, 1] -> a PNG grid, `cols` per row, white = 1."""
+    from PIL import Image
+
+    images = np.asarray(images, np.float32)
+    if images.ndim != 3:
+        raise ValueError(f"images: expected (n, h, w), got shape {images.shape}")
+    Image.fromarray(_tile(images, cols, scale=scale)).save(path)
+
+
+def save_chain_gif(frames, path, scale=8, ms_per_frame=80):
+    """frames: (T, h, w) -> an animated GIF of one chain wandering."""
+    from PIL import Image
+
+    frames = np.asarray(frames, np.float32)
+    pics = [Image.fromarray(_tile(f[None], 1, pad=0, scale=scale)) for f in frames]
+    pics[0].save(path, save_all=True, append_images=pics[1:], duration=ms_per_frame, loop=0)
+
+
+def save_inpainting(original, clamp_mask, completed, path, scale=4):
+    """Three rows per example: the original, the clamped part alone (free units grey) and the
+    chain's completion. original, completed: (n, h, w); clamp_mask: (h, w) bool."""
+    original = np.asarray(original, np.float32)
+    shown = np.where(clamp_mask[None], original, 0.5)
+    rows = np.concatenate([original, shown, np.asarray(completed, np.float32)])
+    save_grid(rows, path, cols=len(original), scale=scale)

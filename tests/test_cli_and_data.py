@@ -1,0 +1,155 @@
+import gzip
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import walkback as wb
+from walkback import cli
+
+SHARED_MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
+
+
+def test_demo_writes_valid_pictures_and_model(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out), "--epochs", "2", "--hidden", "32", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "walk-back loss" in text and str(out) in text
+    for name in ("samples.png", "inpainting.png"):
+        with Image.open(out / name) as im:
+            im.verify()
+            assert im.format == "PNG" and im.size[0] > 50
+    with Image.open(out / "chain.gif") as gif:
+        assert gif.format == "GIF" and gif.n_frames > 100
+    m = wb.load(out / "dae.safetensors")
+    assert m.visible == 64 and m.hidden == 32
+
+
+def test_train_and_sample_commands(tmp_path, capsys):
+    x = (np.random.default_rng(0).random((60, 16)) < 0.3).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    model = tmp_path / "m.safetensors"
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "x.npy"),
+                "--hidden",
+                "8",
+                "--epochs",
+                "2",
+                "--walkbacks",
+                "2",
+                "--corruption",
+                "masking:0.2",
+                "--quiet",
+                "--out",
+                str(model),
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli.main(
+            [
+                "sample",
+                "--model",
+                str(model),
+                "--n",
+                "6",
+                "--steps",
+                "5",
+                "--out",
+                str(tmp_path / "s.png"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli.main(
+            [
+                "sample",
+                "--model",
+                str(model),
+                "--n",
+                "6",
+                "--steps",
+                "5",
+                "--out",
+                str(tmp_path / "s.npy"),
+            ]
+        )
+        == 0
+    )
+    assert np.load(tmp_path / "s.npy").shape == (6, 16)
+    assert cli.main(["sample", "--model", str(tmp_path / "nope"), "--out", "x.png"]) == 2
+    assert "error" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--corruption", "salt"])
+
+
+def test_load_digits():
+    x, y = wb.data.load_digits()
+    assert x.shape == (1797, 64) and x.dtype == np.float32 and 0 <= x.min() and x.max() == 1
+    assert set(np.unique(y)) == set(range(10))
+
+
+def write_idx(folder, x, y, prefix, compress):
+    opener = gzip.open if compress else open
+    suffix = ".gz" if compress else ""
+    with opener(os.path.join(folder, f"{prefix}-images-idx3-ubyte{suffix}"), "wb") as f:
+        f.write(
+            (2051).to_bytes(4, "big")
+            + len(x).to_bytes(4, "big")
+            + (28).to_bytes(4, "big")
+            + (28).to_bytes(4, "big")
+            + x.tobytes()
+        )
+    with opener(os.path.join(folder, f"{prefix}-labels-idx1-ubyte{suffix}"), "wb") as f:
+        f.write((2049).to_bytes(4, "big") + len(y).to_bytes(4, "big") + y.tobytes())
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_load_mnist_idx_files(tmp_path, compress):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (5, 784), dtype=np.uint8)
+    y = np.array([3, 1, 4, 1, 5], np.uint8)
+    write_idx(tmp_path, x, y, "t10k", compress)
+    gx, gy = wb.data.load_mnist(tmp_path, split="test")
+    np.testing.assert_allclose(gx, x / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(gy, y)
+    with pytest.raises(FileNotFoundError, match="train-images"):
+        wb.data.load_mnist(tmp_path, split="train")
+    np.savez(tmp_path / "m.npz", x_train=x, y_train=y, x_test=x, y_test=y)
+    nx, ny = wb.data.load_mnist(tmp_path / "m.npz", split="train")
+    np.testing.assert_allclose(nx, gx)
+
+
+def test_load_mnist_rejects_bad_files(tmp_path):
+    with open(tmp_path / "t10k-images-idx3-ubyte", "wb") as f:
+        f.write((1234).to_bytes(4, "big") + bytes(20))
+    with open(tmp_path / "t10k-labels-idx1-ubyte", "wb") as f:
+        f.write((2049).to_bytes(4, "big") + (1).to_bytes(4, "big") + bytes(1))
+    with pytest.raises(ValueError, match="magic 1234"):
+        wb.data.load_mnist(tmp_path, split="test")
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_MNIST), reason="shared MNIST not present")
+def test_real_mnist_test_split():
+    x, y = wb.data.load_mnist(SHARED_MNIST, split="test")
+    assert x.shape == (10000, 784)
+    np.testing.assert_array_equal(y[:10], [7, 2, 1, 0, 4, 1, 4, 9, 5, 9])
+    assert abs(x.mean() - 0.1325) < 5e-4
+
+
+def test_binarize():
+    x = np.array([[0.2, 0.7, 0.5, 1.0]])
+    np.testing.assert_array_equal(wb.data.binarize(x, "threshold"), [[0, 1, 0, 1]])
+    s = wb.data.binarize(np.full((1000, 10), 0.25), "stochastic", seed=1)
+    assert abs(s.mean() - 0.25) < 0.02
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        wb.data.binarize(x * 2)
+    with pytest.raises(ValueError, match="method"):
+        wb.data.binarize(x, "otsu")
