@@ -8,6 +8,7 @@ import numpy as np
 
 from . import _backend, _checks, ops
 from . import training as _training
+from ._progress import progress_bar
 from .noise import SaltAndPepper, as_corruption, corruption_from_config
 from .reconstruction import as_reconstruction, reconstruction_from_config
 
@@ -184,7 +185,7 @@ class DAE:
         chunk = _CHUNK_STEPS if progress else steps + burn_in
         if every is not None:
             chunk = max(every, chunk - chunk % every)
-        bar = _progress_bar(steps + burn_in, progress)
+        bar = progress_bar(steps + burn_in, progress, "sampling", "step")
         done_burn, done, r = 0, 0, 0
         try:
             while done_burn < burn_in:
@@ -386,19 +387,3 @@ class DAE:
             f"corruption={self.corruption!r}, reconstruction={self.reconstruction!r}, "
             f"tied={self.tied}, seed={self.seed}, dtype={self.dtype.name})"
         )
-
-
-class _NoBar:
-    def update(self, k):
-        pass
-
-    def close(self):
-        pass
-
-
-def _progress_bar(total: int, show: bool):
-    if not show:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="step", desc="sampling")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _checks, ops
+from ._progress import progress_bar
 from .optim import as_optimizer
 
 
@@ -82,7 +83,7 @@ def fit(
     backup = {k: v.copy() for k, v in params.items()}
     history = History()
     batches = (n + batch_size - 1) // batch_size
-    bar = _bar(epochs * batches, progress)
+    bar = progress_bar(epochs * batches, progress, "training", "batch")
     try:
         for epoch in range(epochs):
             t0 = time.perf_counter()
@@ -122,22 +123,3 @@ def fit(
     finally:
         bar.close()
     return history
-
-
-class _NoBar:
-    def update(self, k):
-        pass
-
-    def set_postfix(self, **kw):
-        pass
-
-    def close(self):
-        pass
-
-
-def _bar(total, show):
-    if not show:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="batch", desc="training")

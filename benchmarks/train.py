@@ -1,0 +1,218 @@
+"""Walk-back training throughput: walkback's fit() vs the same model in PyTorch eager
+(autograd + torch.optim.SGD with momentum), CPU.
+
+DAE D = 784, tied weights, sigmoid hidden units, salt-and-pepper 0.3, Bernoulli visibles; k
+walk-back steps per example (visible samples are constants); SGD lr 0.01, momentum 0.5. Data:
+synthetic binary rows (20% ones), no binarization. Examples/s = rows trained per second.
+"sgemm frac" = time of the step's GEMMs alone (k x 2 forward products of B rows, 3 backward
+products of k B rows; the faster of NumPy's sgemm and walkback's GEMM path) / time per batch.
+
+    python benchmarks/train.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+import walkback as wb
+from walkback import _backend
+
+from _common import best_time, blas_report, machine, markdown_table, pause, write_json
+
+D = 784
+P = 0.3
+LR, MOMENTUM = 0.01, 0.5
+BATCHES = 8
+
+
+def walkback_runner(W, b, k, x):
+    model = wb.DAE(D, W.shape[1], corruption=wb.SaltAndPepper(P), seed=0)
+    model.set_params(W1=W)
+    opt = wb.SGD(lr=LR, momentum=MOMENTUM)
+
+    def run():
+        model.fit(
+            x,
+            walkbacks=k,
+            epochs=1,
+            batch_size=b,
+            optimizer=opt,
+            progress=False,
+            shuffle=True,
+            seed=1,
+        )
+
+    return run
+
+
+def torch_runner(torch, W, b, k, x):
+    g = torch.Generator().manual_seed(0)
+    Wt = torch.tensor(W, requires_grad=True)
+    b1 = torch.zeros(W.shape[1], requires_grad=True)
+    b0 = torch.zeros(D, requires_grad=True)
+    opt = torch.optim.SGD([Wt, b1, b0], lr=LR, momentum=MOMENTUM)
+    data = torch.from_numpy(x)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+
+    def run():
+        perm = torch.randperm(len(data), generator=g)
+        for i in range(0, len(data), b):
+            xb = data[perm[i : i + b]]
+            xj = xb
+            loss = 0
+            for _ in range(k):
+                u = torch.rand(xj.shape, generator=g)
+                xt = torch.where(u < P, (u >= P / 2).float(), xj)
+                h = torch.sigmoid(torch.addmm(b1, xt, Wt))
+                o = torch.addmm(b0, h, Wt.t())
+                loss = loss + bce(o, xb, reduction="sum") / b
+                with torch.no_grad():
+                    xj = (torch.rand(xj.shape, generator=g) < torch.sigmoid(o)).float()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    return run
+
+
+def gemms(b, k, h, use_walkback):
+    """The batch's GEMMs alone: k x (x~ W, h W^T) on b rows; dO W, X~^T dA, dO^T H on k b."""
+    rng = np.random.default_rng(0)
+    W = rng.random((D, h), dtype=np.float32)
+    xt = rng.random((k * b, D), dtype=np.float32)
+    hh = rng.random((k * b, h), dtype=np.float32)
+    o = np.empty((k * b, D), np.float32)
+    da = np.empty((k * b, h), np.float32)
+    gw = np.empty((D, h), np.float32)
+    cpu = _backend.cpu()
+
+    def numpy_run():
+        for j in range(k):
+            np.matmul(xt[j * b : (j + 1) * b], W, out=hh[j * b : (j + 1) * b])
+            np.matmul(hh[j * b : (j + 1) * b], W.T, out=o[j * b : (j + 1) * b])
+        np.matmul(o, W, out=da)
+        np.matmul(xt.T, da, out=gw)
+        np.matmul(o.T, hh, out=gw)
+
+    xtT = np.ascontiguousarray(xt.T)
+    oT = np.ascontiguousarray(o.T)
+
+    def walkback_run():
+        for j in range(k):
+            cpu.gemm(xt[j * b : (j + 1) * b], W, hh[j * b : (j + 1) * b], False)
+            cpu.gemm(hh[j * b : (j + 1) * b], W, o[j * b : (j + 1) * b], True)
+        cpu.gemm(o, W, da, False)
+        cpu.gemm(xtT, da, gw, False)
+        cpu.gemm(oT, hh, gw, False)
+
+    return walkback_run if use_walkback else numpy_run
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="one shape only")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "train.json"))
+    args = ap.parse_args()
+    try:
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)
+    except ImportError:
+        torch = None
+    shapes = (
+        [(100, 4, 1000)]
+        if args.quick
+        else [(b, k, h) for h in (1000, 2000) for k in (1, 4) for b in (100, 256)]
+    )
+    print(f"machine: {machine()}")
+    print(
+        f"walkback {wb.__version__}, {wb.get_num_threads()} threads; numpy {np.__version__}; "
+        f"torch {torch.__version__ if torch else 'not installed'}"
+    )
+    for line in blas_report():
+        print(f"  thread pool: {line}")
+    rows, records = [], []
+    for b, k, h in shapes:
+        rng = np.random.default_rng(0)
+        r = np.sqrt(6 / (D + h))
+        W = rng.uniform(-r, r, (D, h)).astype(np.float32)
+        x = (rng.random((b * BATCHES, D)) < 0.2).astype(np.float32)
+        peers = {
+            "np_gemm": gemms(b, k, h, False),
+            "wb_gemm": gemms(b, k, h, True),
+            "walkback": walkback_runner(W, b, k, x),
+        }
+        if torch is not None:
+            peers["torch"] = torch_runner(torch, W, b, k, x)
+        best = dict.fromkeys(peers, float("inf"))
+        for _ in range(args.rounds):
+            for name, fn in peers.items():
+                pause()
+                best[name] = min(best[name], best_time(fn, min_time=0.5, repeats=2))
+        t_gemm = min(best["np_gemm"], best["wb_gemm"])
+        t_wb = best["walkback"] / BATCHES
+        t_pt = best["torch"] / BATCHES if torch is not None else None
+        records.append(
+            dict(
+                B=b,
+                k=k,
+                H=h,
+                walkback_batch_s=t_wb,
+                torch_batch_s=t_pt,
+                numpy_gemm_s=best["np_gemm"],
+                walkback_gemm_s=best["wb_gemm"],
+            )
+        )
+        rows.append(
+            [
+                b,
+                k,
+                h,
+                f"{b / t_wb:,.0f}",
+                f"{b / t_pt:,.0f}" if t_pt else "-",
+                f"{t_pt / t_wb:.2f}x" if t_pt else "-",
+                f"{t_gemm / t_wb:.2f}",
+                f"{t_gemm / t_pt:.2f}" if t_pt else "-",
+            ]
+        )
+        print(
+            f"  B={b} k={k} H={h}: walkback {b / t_wb:,.0f}/s"
+            + (f"  torch {b / t_pt:,.0f}/s" if t_pt else ""),
+            flush=True,
+        )
+    print()
+    print(
+        markdown_table(
+            [
+                "B",
+                "k",
+                "H",
+                "walkback examples/s",
+                "PyTorch examples/s",
+                "vs PyTorch",
+                "sgemm frac walkback",
+                "sgemm frac PyTorch",
+            ],
+            rows,
+        )
+    )
+    write_json(
+        args.json,
+        dict(
+            machine=machine(),
+            blas=blas_report(),
+            rows=records,
+            time=time.strftime("%Y-%m-%d %H:%M"),
+        ),
+    )
+
+
+if __name__ == "__main__":
+    main()
