@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <vector>
 
-#include "walkback/blas.h"
 #include "walkback/corrupt.h"
 #include "walkback/dispatch.h"
 #include "walkback/elementwise.h"
@@ -11,7 +10,6 @@
 #include "walkback/random_ops.h"
 #include "walkback/row_kernels.h"
 #include "walkback/simd.h"
-#include "walkback/thread_pool.h"
 
 namespace wb {
 namespace {

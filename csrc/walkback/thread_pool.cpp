@@ -63,8 +63,6 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-bool ThreadPool::in_job() { return t_in_job; }
-
 void ThreadPool::worker_loop(int index) {
   // Not a load: a run may bump the generation before this thread first gets here.
   uint64_t seen = 0;
@@ -86,15 +84,6 @@ void ThreadPool::worker_loop(int index) {
 void ThreadPool::run(int jobs, JobFn fn, void* ctx) {
   if (jobs <= 0) return;
   if (jobs == 1 || t_in_job || size_ == 1) {
-    if (jobs > 1 && size_ == 1 && !t_in_job) {
-      // Only reached by OpenBLAS asking for more jobs than we have threads: run them on
-      // temporary threads, since they synchronise with each other.
-      std::vector<std::thread> extra;
-      for (int j = 1; j < jobs; ++j) extra.emplace_back([=] { fn(ctx, j); });
-      fn(ctx, 0);
-      for (auto& t : extra) t.join();
-      return;
-    }
     const bool was = t_in_job;
     t_in_job = true;
     for (int j = 0; j < jobs; ++j) fn(ctx, j);

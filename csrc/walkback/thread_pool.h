@@ -1,8 +1,7 @@
-// The one thread pool of walkback. Our loops and OpenBLAS's parallel sections (through
-// openblas_set_threads_callback_function) both run on it, so a process holds one pool of ours
-// rather than two that fight. Idle workers spin only briefly (WALKBACK_SPIN_US, default 50 us)
-// and then sleep on a futex, so a NumPy call right after a walkback call finds the cores free
-// (OpenBLAS's own workers spin for about 0.1 s).
+// The one thread pool of walkback: our loops and our column-sliced BLAS calls (parallel_gemm.h,
+// OpenBLAS itself single-threaded) run on it. Idle workers spin only briefly (WALKBACK_SPIN_US,
+// default 50 us) and then sleep on a futex, so a NumPy call right after a walkback call finds
+// the cores free (OpenBLAS's own workers spin for about 0.1 s).
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -23,9 +22,8 @@ class ThreadPool {
 
   int size() const { return size_; }
 
-  // Runs fn(ctx, j) for j in [0, jobs), each job on its own thread, all at once (OpenBLAS's
-  // jobs wait for each other, so they must run concurrently). jobs <= size(). Called from
-  // inside a job, it runs the jobs one after another on the calling thread.
+  // Runs fn(ctx, j) for j in [0, jobs), each job on its own thread; jobs <= size(). Called
+  // from inside a job, it runs the jobs one after another on the calling thread.
   void run(int jobs, JobFn fn, void* ctx);
 
   // Calls f(begin, end) on up to size() contiguous slices of [0, n).
@@ -47,8 +45,6 @@ class ThreadPool {
         },
         &ctx);
   }
-
-  static bool in_job();
 
  private:
   void worker_loop(int index);
