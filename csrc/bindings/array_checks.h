@@ -4,6 +4,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -54,6 +55,12 @@ const T* in_ptr(const py::array& a) {
 template <class T>
 T* out_ptr(py::array& a) {
   return static_cast<T*>(a.mutable_data());
+}
+
+// The keyword argument k as an array, or nothing when it is absent or None.
+inline std::optional<py::array> opt_array(const py::kwargs& kw, const char* k) {
+  if (!kw.contains(k) || kw[k].is_none()) return std::nullopt;
+  return kw[k].cast<py::array>();
 }
 
 }  // namespace wb::bind

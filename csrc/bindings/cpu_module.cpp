@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "bindings/array_checks.h"
+#include "bindings/gsn_bindings.h"
 #include "walkback/blas.h"
 #include "walkback/corrupt.h"
 #include "walkback/dae_chain.h"
@@ -79,11 +80,6 @@ wb::DaeModel<T> dae_model(const py::kwargs& kw, py::ssize_t D) {
   m.corruption = static_cast<wb::Corruption>(kw["corruption"].cast<int>());
   m.corruption_param = static_cast<T>(kw["corruption_param"].cast<double>());
   return m;
-}
-
-std::optional<py::array> opt_array(const py::kwargs& kw, const char* k) {
-  if (!kw.contains(k) || kw[k].is_none()) return std::nullopt;
-  return kw[k].cast<py::array>();
 }
 
 template <class T>
@@ -241,6 +237,7 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
     py::gil_scoped_release nogil;
     wb::gemm_columns<float>(trans_b, m, n, k, pa, k, pb, ldb, pc, n, 16, [](int64_t, int64_t) {});
   });
+  bind_gsn(mod);
   mod.def("set_num_threads", &wb::blas::set_num_threads);
   mod.def("get_num_threads", &wb::num_threads);
   mod.def("blas_info", &wb::blas::describe);

@@ -14,7 +14,9 @@ namespace wb {
 // Codes shared by the C++ core, the CUDA kernels and the Python layer (walkback/_codes.py).
 enum class Corruption : int { None = 0, SaltAndPepper = 1, Masking = 2, Gaussian = 3, BitFlip = 4 };
 enum class Activation : int { Sigmoid = 0, Tanh = 1, Relu = 2, Identity = 3 };
-enum class Reconstruction : int { Bernoulli = 0, Gaussian = 1 };
+// Categorical is a GSN visible segment's softmax over k units (a row-level distribution, so
+// it has no per-unit sampler and the DAE kernels do not take it).
+enum class Reconstruction : int { Bernoulli = 0, Gaussian = 1, Categorical = 2 };
 
 // The purpose of a uniform: the fourth Philox counter word, so that the corruption and the
 // sampling of one unit at one step never reuse a number. GSN hidden-noise streams start at

@@ -41,6 +41,7 @@ decltype(auto) with_reconstruction(Reconstruction r, F&& f) {
       return f(std::integral_constant<Reconstruction, Reconstruction::Bernoulli>{});
     case Reconstruction::Gaussian:
       return f(std::integral_constant<Reconstruction, Reconstruction::Gaussian>{});
+    case Reconstruction::Categorical: break;  // a row-level distribution: see gsn_visible.h
   }
   throw std::invalid_argument("unknown reconstruction code " +
                               std::to_string(static_cast<int>(r)));

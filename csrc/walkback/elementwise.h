@@ -174,6 +174,61 @@ WB_HD T reconstruction_nll_grad(Reconstruction r, T o, T x, T sigma) {
   return (o - x) / (sigma * sigma);
 }
 
+// ---------------------------------------------------------------- GSN hidden units
+// A GSN hidden unit (Bengio et al. 2014): Gaussian noise before and after the activation,
+// reparametrized, so d h / d pre = act'(pre + s_pre n_pre). Returns h; y gets the activation's
+// output (what act' is computed from in the backward pass).
+template <class T>
+WB_HD T gsn_hidden_unit(Activation a, T pre, T s_pre, float n_pre, T s_post, float n_post, T& y) {
+  y = activate<T>(a, pre + s_pre * T(n_pre));
+  return y + s_post * T(n_post);
+}
+
+// ---------------------------------------------------------------- categorical segments
+// A categorical segment is k visible units holding a one-hot state (or a distribution); its
+// reconstruction is softmax(o) over the k units. These loop over one segment of one row.
+template <class T>
+WB_HD T categorical_logsumexp(const T* o, int64_t k) {
+  T mx = o[0];
+  for (int64_t i = 1; i < k; ++i) mx = o[i] > mx ? o[i] : mx;
+  T s = T(0);
+  for (int64_t i = 0; i < k; ++i) s += wb_exp(o[i] - mx);
+  return mx + wb_log(s);
+}
+
+// -log p(x | o) = sum(x) logsumexp(o) - x . o (x one-hot, or a distribution as a soft target);
+// writes d/do_i = scale (sum(x) softmax_i - x_i) into d_o when it is not null.
+template <class T>
+WB_HD T categorical_nll_grad(const T* o, const T* x, int64_t k, T scale, T* d_o) {
+  const T lse = categorical_logsumexp(o, k);
+  T sx = T(0), dot = T(0);
+  for (int64_t i = 0; i < k; ++i) {
+    sx += x[i];
+    dot += x[i] * o[i];
+  }
+  if (d_o)
+    for (int64_t i = 0; i < k; ++i) d_o[i] = scale * (sx * wb_exp(o[i] - lse) - x[i]);
+  return sx * lse - dot;
+}
+
+// The softmax of o in place (the segment's mean), then a one-hot sample drawn by inverting the
+// cumulative distribution at the uniform u, written into x.
+template <class T>
+WB_HD void categorical_mean_sample(T* o, T* x, int64_t k, float u) {
+  const T lse = categorical_logsumexp(o, k);
+  for (int64_t i = 0; i < k; ++i) o[i] = wb_exp(o[i] - lse);
+  T c = T(0);
+  int64_t pick = k - 1;  // rounding can leave the total a hair below 1: the last class takes it
+  for (int64_t i = 0; i < k; ++i) {
+    c += o[i];
+    if (T(u) < c) {
+      pick = i;
+      break;
+    }
+  }
+  for (int64_t i = 0; i < k; ++i) x[i] = i == pick ? T(1) : T(0);
+}
+
 // ---------------------------------------------------------------- optimizer updates
 // SGD with (heavy-ball) momentum and L2 weight decay: v = mu v - lr (g + wd p); p += v.
 template <class T>

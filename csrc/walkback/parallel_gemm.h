@@ -63,4 +63,51 @@ void gemm_columns(bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int
   });
 }
 
+// One term op(A) op(B) of a sum of products: A is m x k row-major (lda); B is k x n, or n x k
+// when trans_b. A null `a` is a zero term.
+template <class T>
+struct GemmTerm {
+  const T* a = nullptr;
+  int64_t lda = 0, k = 0;
+  const T* b = nullptr;
+  int64_t ldb = 0;
+  bool trans_b = false;
+};
+
+// C = sum of the terms (at most two), column slice by column slice, then epilogue(j0, j1) on
+// the slice while it is in cache; C is zero where every term is.
+template <class T, class Epilogue>
+void gemm_sum_columns(int64_t m, int64_t n, const GemmTerm<T>* terms, int count, T* c,
+                      int64_t ldc, int64_t align, Epilogue&& epilogue) {
+  parallel_columns(n, align, 64, slices_per_thread(m), [&](int64_t j0, int64_t j1) {
+    T beta = T(0);
+    for (int t = 0; t < count; ++t) {
+      const GemmTerm<T>& g = terms[t];
+      if (!g.a || g.k == 0) continue;
+      const T* bj = g.trans_b ? g.b + j0 * g.ldb : g.b + j0;
+      blas::gemm(false, g.trans_b, static_cast<int>(m), static_cast<int>(j1 - j0),
+                 static_cast<int>(g.k), T(1), g.a, static_cast<int>(g.lda), bj,
+                 static_cast<int>(g.ldb), beta, c + j0, static_cast<int>(ldc));
+      beta = T(1);
+    }
+    if (beta == T(0))
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t j = j0; j < j1; ++j) c[r * ldc + j] = T(0);
+    epilogue(j0, j1);
+  });
+}
+
+// C += A^T G over `rows` stacked rows (A: rows x ma, G: rows x n), column slices in parallel:
+// the weight gradient of a layer from its inputs and its pre-activation gradients.
+template <class T>
+void gemm_tn_accumulate(int64_t rows, int64_t ma, int64_t n, const T* a, int64_t lda,
+                        const T* g, int64_t ldg, T* c, int64_t ldc) {
+  if (rows == 0) return;
+  parallel_columns(n, 16, 64, slices_per_thread(ma), [&](int64_t j0, int64_t j1) {
+    blas::gemm(true, false, static_cast<int>(ma), static_cast<int>(j1 - j0),
+               static_cast<int>(rows), T(1), a, static_cast<int>(lda), g + j0,
+               static_cast<int>(ldg), T(1), c + j0, static_cast<int>(ldc));
+  });
+}
+
 }  // namespace wb

@@ -9,16 +9,29 @@ from . import data, ops
 from ._backend import cuda_available, cuda_built
 from ._config import get_num_threads, set_num_threads, show_config
 from .dae import DAE
+from .gsn import GSN
 from .io import load
-from .noise import BitFlip, GaussianCorruption, Masking, NoCorruption, SaltAndPepper
+from .noise import (
+    BitFlip,
+    GaussianCorruption,
+    GaussianNoise,
+    Masking,
+    NoCorruption,
+    SaltAndPepper,
+)
 from .optim import SGD, Adam
-from .reconstruction import Bernoulli, Gaussian
+from .reconstruction import Bernoulli, Categorical, Gaussian
+from .segments import Segment
 from .training import History, TrainingDiverged
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DAE",
+    "GSN",
+    "Segment",
+    "Categorical",
+    "GaussianNoise",
     "SGD",
     "Adam",
     "History",

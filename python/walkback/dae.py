@@ -8,11 +8,10 @@ import numpy as np
 
 from . import _backend, _checks, ops
 from . import training as _training
-from ._progress import progress_bar
+from ._sampling import run_chain_chunks
 from .noise import SaltAndPepper, as_corruption, corruption_from_config
 from .reconstruction import as_reconstruction, reconstruction_from_config
 
-_CHUNK_STEPS = 256  # steps per C++ call when a progress bar is shown
 _DEFAULT_CORRUPTION = SaltAndPepper(0.3)  # immutable, so safe as a default
 
 
@@ -176,69 +175,25 @@ class DAE:
         )
 
     def _run_chain(self, x, clamp, steps, burn_in, every, seed, means, progress):
-        n, d = x.shape
         kw = self._kernel_kwargs()
-        records = None if every is None else np.empty((steps // every, n, d), self.dtype)
-        final_means = np.empty_like(x) if means and every is None else None
-        # Chunks only split the work for the progress bar: the stream's step index runs on,
-        # so the result is the same as one call.
-        chunk = _CHUNK_STEPS if progress else steps + burn_in
-        if every is not None:
-            chunk = max(every, chunk - chunk % every)
-        bar = progress_bar(steps + burn_in, progress, "sampling", "step")
-        done_burn, done, r = 0, 0, 0
-        try:
-            while done_burn < burn_in:
-                k = min(chunk, burn_in - done_burn)
-                self._call(x, kw, seed, done_burn, k, 0, 0, clamp, None, None, means)
-                done_burn += k
-                bar.update(k)
-            while done < steps:
-                k = min(chunk, steps - done)
-                last = done + k == steps
-                rec = None
-                if every is not None:
-                    nrec = k // every
-                    rec = records[r : r + nrec]
-                    r += nrec
-                self._call(
-                    x,
-                    kw,
-                    seed,
-                    burn_in + done,
-                    k,
-                    0,
-                    every or 0,
-                    clamp,
-                    rec,
-                    final_means if last else None,
-                    means,
-                )
-                done += k
-                bar.update(k)
-        finally:
-            bar.close()
-        if every is not None:
-            return records
-        return final_means if means else x
 
-    def _call(
-        self, x, kw, seed, first_step, steps, burn_in, every, clamp, records, fmeans, record_means
-    ):
-        _backend.cpu().dae_chain(
-            x,
-            **kw,
-            seed=seed,
-            first_step=first_step,
-            first_chain=0,
-            steps=steps,
-            burn_in=burn_in,
-            every=every,
-            clamp=clamp,
-            records=records,
-            means=fmeans,
-            record_means=record_means,
-        )
+        def call(first_step, count, every_, records, final_means):
+            _backend.cpu().dae_chain(
+                x,
+                **kw,
+                seed=seed,
+                first_step=first_step,
+                first_chain=0,
+                steps=count,
+                burn_in=0,
+                every=every_,
+                clamp=clamp,
+                records=records,
+                means=final_means,
+                record_means=means,
+            )
+
+        return run_chain_chunks(call, x, self.dtype, steps, burn_in, every, means, progress)
 
     # ------------------------------------------------------------------ training
     def _check_data(self, name, x) -> np.ndarray:

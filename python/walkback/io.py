@@ -14,8 +14,9 @@ VERSION = "1"
 
 def _models() -> dict:
     from .dae import DAE
+    from .gsn import GSN
 
-    return {"DAE": DAE}
+    return {"DAE": DAE, "GSN": GSN}
 
 
 def save(model, path) -> None:

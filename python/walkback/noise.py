@@ -115,6 +115,41 @@ class GaussianCorruption(Corruption):
         return self.sigma
 
 
+@dataclass(frozen=True)
+class GaussianNoise:
+    """A GSN's hidden noise (Bengio et al. 2014): h = act(a + pre * n1) + post * n2 with n1, n2
+    standard normals, added to every hidden layer. It is reparametrized, so gradients flow
+    through it; 0 turns a side off. The paper's MNIST model uses pre = post = 2."""
+
+    pre: float = 2.0
+    post: float = 2.0
+
+    def __post_init__(self):
+        for side in ("pre", "post"):
+            v = getattr(self, side)
+            try:
+                v = float(v)
+            except (TypeError, ValueError) as e:
+                raise TypeError(f"GaussianNoise.{side}: expected a number >= 0, got {v!r}") from e
+            if not (v >= 0.0 and math.isfinite(v)):
+                raise ValueError(f"GaussianNoise.{side}: expected a finite number >= 0, got {v}")
+            object.__setattr__(self, side, v)
+
+    def to_config(self) -> dict:
+        return {"pre": self.pre, "post": self.post}
+
+
+def as_hidden_noise(h) -> GaussianNoise:
+    """None -> no hidden noise; a number s -> GaussianNoise(s, s); a GaussianNoise passes."""
+    if h is None:
+        return GaussianNoise(0.0, 0.0)
+    if isinstance(h, GaussianNoise):
+        return h
+    if isinstance(h, (int, float)) and not isinstance(h, bool):
+        return GaussianNoise(h, h)
+    raise TypeError(f"hidden_noise: expected walkback.GaussianNoise(pre, post), a number or None, got {h!r}")
+
+
 _BY_NAME = {
     "NoCorruption": NoCorruption,
     "SaltAndPepper": SaltAndPepper,

@@ -41,16 +41,29 @@ class Gaussian(Reconstruction):
         object.__setattr__(self, "sigma", _check_sigma("Gaussian.sigma", self.sigma))
 
 
-def as_reconstruction(r, name: str = "reconstruction") -> Reconstruction:
-    """'bernoulli' | 'gaussian' (sigma 1) | a Reconstruction instance."""
+@dataclass(frozen=True)
+class Categorical(Reconstruction):
+    """p(x | w) = Categorical(softmax(o)) over a GSN segment's k units, which hold a one-hot
+    state (a class label). Only GSN visible segments take it."""
+
+    name = "categorical"
+
+
+def as_reconstruction(r, name: str = "reconstruction", categorical: bool = False) -> Reconstruction:
+    """'bernoulli' | 'gaussian' (sigma 1) | 'categorical' (when allowed) | an instance."""
+    if r == "categorical":
+        r = Categorical()
+    if isinstance(r, Categorical) and not categorical:
+        raise ValueError(f"{name}: a categorical reconstruction belongs to a GSN segment")
     if isinstance(r, Reconstruction):
         return r
     if r == "bernoulli":
         return Bernoulli()
     if r == "gaussian":
         return Gaussian()
+    extra = ", 'categorical'" if categorical else ""
     raise ValueError(
-        f"{name}: expected 'bernoulli', 'gaussian' or walkback.Gaussian(sigma), got {r!r}"
+        f"{name}: expected 'bernoulli', 'gaussian'{extra} or walkback.Gaussian(sigma), got {r!r}"
     )
 
 
@@ -59,4 +72,6 @@ def reconstruction_from_config(cfg: dict) -> Reconstruction:
         return Bernoulli()
     if cfg.get("kind") == "gaussian":
         return Gaussian(cfg["sigma"])
+    if cfg.get("kind") == "categorical":
+        return Categorical()
     raise ValueError(f"unknown reconstruction {cfg.get('kind')!r}")

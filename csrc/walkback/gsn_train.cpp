@@ -1,0 +1,142 @@
+#include "walkback/gsn_train.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "walkback/gsn_layers.h"
+#include "walkback/gsn_visible.h"
+#include "walkback/parallel_gemm.h"
+#include "walkback/thread_pool.h"
+
+namespace wb {
+namespace {
+
+// sum[j] += the column sums of a (rows x n) for j in [0, n), columns split over threads and
+// rows summed in order (the result does not depend on the thread count).
+template <class T>
+void add_column_sums(const T* a, int64_t rows, int64_t n, T* sum) {
+  parallel_columns(n, 16, 64, 1, [&](int64_t j0, int64_t j1) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = j0; j < j1; ++j) sum[j] += a[r * n + j];
+  });
+}
+
+}  // namespace
+
+template <class T>
+double gsn_walkback(const GsnModel<T>& m, const WalkbackArgs& a, const T* x, const uint8_t* clamp,
+                    GsnGrads<T>* grads) {
+  const int64_t B = a.batch, D = m.D(), K = a.walkbacks;
+  const int L = m.L;
+  const StreamKey key = stream_key(a.seed);
+  const T scale = T(1) / static_cast<T>(B);
+  // Stored per step (step-major, K x B rows): corrupted inputs, every hidden layer's output h and
+  // activation y, and the visible pre-activation gradients.
+  std::vector<T> xt(K * B * D), xs(x, x + B * D), o(B * D), d_o(grads ? K * B * D : 0);
+  std::vector<std::vector<T>> hs(L + 1), ys(L + 1);
+  for (int l = 1; l <= L; ++l) {
+    hs[l].resize(K * B * m.n[l]);
+    ys[l].resize(K * B * m.n[l]);
+  }
+  auto at = [&](std::vector<std::vector<T>>& v, int l, int64_t t) { return v[l].data() + t * B * m.n[l]; };
+  std::vector<double> partial(K * B, 0.0);
+
+  for (int64_t t = 0; t < K; ++t) {
+    const uint32_t step = static_cast<uint32_t>(t);
+    T* xt_t = xt.data() + t * B * D;
+    pool().parallel_for(B, [&](int64_t r0, int64_t r1) {
+      VisibleScratch sc(D);
+      for (int64_t r = r0; r < r1; ++r)
+        gsn_corrupt_row<T>(m.segments, xs.data() + r * D, xt_t + r * D, key,
+                           a.first_chain + static_cast<uint32_t>(r), step, sc);
+    });
+    // Odd layers read the even layers of the previous step (zero before the first step).
+    for (int l = 1; l <= L; l += 2) {
+      const T* below = l == 1 ? xt_t : (t > 0 ? at(hs, l - 1, t - 1) : nullptr);
+      const T* above = l < L && t > 0 ? at(hs, l + 1, t - 1) : nullptr;
+      gsn_update_hidden<T>(m, l, B, key, step, a.first_chain, below, above, at(hs, l, t),
+                           at(ys, l, t));
+    }
+    for (int l = 2; l <= L; l += 2)
+      gsn_update_hidden<T>(m, l, B, key, step, a.first_chain, at(hs, l - 1, t),
+                           l < L ? at(hs, l + 1, t) : nullptr, at(hs, l, t), at(ys, l, t));
+    gsn_decode<T>(m, B, at(hs, 1, t), o.data());
+    const bool counted = !a.last_only || t + 1 == K;
+    const bool more = t + 1 < K;
+    pool().parallel_for(B, [&](int64_t r0, int64_t r1) {
+      VisibleScratch sc(D);
+      for (int64_t r = r0; r < r1; ++r) {
+        T* orow = o.data() + r * D;
+        T* drow = grads ? d_o.data() + (t * B + r) * D : nullptr;
+        const double nll =
+            gsn_nll_grad_row<T>(m.segments, orow, m.b[0], x + r * D, drow, counted ? scale : T(0));
+        if (counted) partial[t * B + r] = nll;
+        if (more)
+          gsn_sample_row<T>(m.segments, orow, xs.data() + r * D, clamp, key,
+                            a.first_chain + static_cast<uint32_t>(r), step, sc);
+      }
+    });
+  }
+  double loss = 0.0;
+  for (double p : partial) loss += p;
+  loss /= static_cast<double>(B);
+  if (!grads) return loss;
+
+  // Backward through the unrolled chain. ga[l] holds d loss / d pre-activation of layer l at
+  // every step (K x B rows); the visible layer's is d_o.
+  std::vector<std::vector<T>> ga(L + 1);
+  for (int l = 1; l <= L; ++l) ga[l].assign(K * B * m.n[l], T(0));
+  auto ga_at = [&](int l, int64_t t) -> const T* {
+    if (t < 0 || t >= K) return nullptr;
+    return l == 0 ? d_o.data() + t * B * D : ga[l].data() + t * B * m.n[l];
+  };
+  for (int64_t t = K - 1; t >= 0; --t) {
+    // Even hidden layers at step t are read by the odd layers of step t + 1.
+    for (int l = 2; l <= L; l += 2)
+      if (t + 1 < K)
+        gsn_backward_hidden<T>(m, l, B, ga_at(l - 1, t + 1), l < L ? ga_at(l + 1, t + 1) : nullptr,
+                               at(ys, l, t), ga[l].data() + t * B * m.n[l]);
+    // Odd layers at step t are read by the even layers (and the visible layer) of step t.
+    for (int l = 1; l <= L; l += 2)
+      gsn_backward_hidden<T>(m, l, B, ga_at(l - 1, t), l < L ? ga_at(l + 1, t) : nullptr,
+                             at(ys, l, t), ga[l].data() + t * B * m.n[l]);
+  }
+
+  // Weight gradients, each a GEMM over the stacked steps. W_l is used upward (layer l reads
+  // h_{l-1} W_l) and, when tied, downward (layer l - 1 reads h_l W_l^T).
+  for (int l = 0; l <= L; ++l) std::fill(grads->b[l], grads->b[l] + m.n[l], T(0));
+  for (int l = 1; l <= L; ++l) {
+    const int64_t lo = m.n[l - 1], hi = m.n[l];
+    std::fill(grads->W[l], grads->W[l] + lo * hi, T(0));
+    if (m.U[l]) std::fill(grads->U[l], grads->U[l] + lo * hi, T(0));
+    // Upward: an odd layer reads the previous step's h_{l-1} (layer 1 the corrupted input of the
+    // same step); an even layer reads h_{l-1} of the same step.
+    if (l == 1)
+      gemm_tn_accumulate<T>(K * B, lo, hi, xt.data(), D, ga[1].data(), hi, grads->W[1], hi);
+    else if (l % 2 == 1)
+      gemm_tn_accumulate<T>((K - 1) * B, lo, hi, at(hs, l - 1, 0), lo, ga[l].data() + B * hi, hi,
+                            grads->W[l], hi);
+    else
+      gemm_tn_accumulate<T>(K * B, lo, hi, at(hs, l - 1, 0), lo, ga[l].data(), hi, grads->W[l], hi);
+    // Downward: layer l - 1 reads h_l; an odd l - 1 reads the previous step's, an even one
+    // (the visible layer included) the same step's.
+    const int64_t rows = (l - 1) % 2 == 1 ? (K - 1) * B : K * B;
+    const T* g_low = (l - 1) % 2 == 1 ? ga_at(l - 1, 1) : ga_at(l - 1, 0);
+    if (rows > 0) {
+      if (m.U[l])  // dU_l = h_l^T ga_{l-1}: (hi, lo)
+        gemm_tn_accumulate<T>(rows, hi, lo, at(hs, l, 0), hi, g_low, lo, grads->U[l], lo);
+      else  // dW_l += ga_{l-1}^T h_l: (lo, hi)
+        gemm_tn_accumulate<T>(rows, lo, hi, g_low, lo, at(hs, l, 0), hi, grads->W[l], hi);
+    }
+    add_column_sums(ga[l].data(), K * B, hi, grads->b[l]);
+  }
+  add_column_sums(d_o.data(), K * B, D, grads->b[0]);
+  return loss;
+}
+
+template double gsn_walkback<float>(const GsnModel<float>&, const WalkbackArgs&, const float*,
+                                    const uint8_t*, GsnGrads<float>*);
+template double gsn_walkback<double>(const GsnModel<double>&, const WalkbackArgs&, const double*,
+                                     const uint8_t*, GsnGrads<double>*);
+
+}  // namespace wb

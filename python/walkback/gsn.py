@@ -1,0 +1,565 @@
+"""Generative Stochastic Networks (Bengio, Thibodeau-Laufer, Alain & Yosinski 2014, "Deep
+Generative Stochastic Networks Trainable by Backprop"): a deep Markov chain over a visible layer
+and L hidden layers, trained by back-propagating the walk-back loss through the unrolled chain;
+with visible segments, the discriminant (Zhou & Troyanskaya 2014) and hybrid (Zöhrer &
+Pernkopf 2014) GSNs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _backend, _checks, _codes, ops
+from . import training as _training
+from ._sampling import run_chain_chunks
+from .noise import (
+    GaussianNoise,
+    SaltAndPepper,
+    as_corruption,
+    as_hidden_noise,
+    corruption_from_config,
+)
+from .segments import Segment, as_segments, offsets
+
+# The paper's MNIST model: salt-and-pepper 0.4 on the input, Gaussian noise of standard
+# deviation 2 before and after each hidden activation.
+_PAPER_INPUT_NOISE = SaltAndPepper(0.4)
+_PAPER_HIDDEN_NOISE = GaussianNoise(2.0, 2.0)
+
+
+class GSN:
+    """A deep GSN and its chain.
+
+    Each step corrupts the visible state, updates the odd hidden layers from their neighbours
+    (layer 1 reads the corrupted visible layer, the others the even layers of the previous step),
+    then the even layers (the visible layer is layer 0, reconstructed per segment and sampled).
+    The hidden state is carried from step to step, so h_k depends on h_{k-1} and x_{k-1}.
+
+    Args:
+        visible: D, or a list of walkback.Segment (e.g. an image and a categorical label).
+        hidden: the sizes of the L hidden layers. Default [1500, 1500, 1500]: the paper's
+            MNIST model (3 hidden layers of 1500 units).
+        activation: of the hidden layers; 'tanh' as in the paper (default).
+        input_noise: the visible corruption; SaltAndPepper(0.4), the paper's, by default.
+        hidden_noise: GaussianNoise(pre, post); GaussianNoise(2.0, 2.0), the paper's, by default.
+            None turns it off.
+        reconstruction: of the visible layer when ``visible`` is an int ('bernoulli', as for
+            MNIST in the paper, or 'gaussian').
+        tied: W_l shared upward and downward (default, as in the paper), or a separate
+            downward U_l (n_l, n_{l-1}) per layer.
+        noiseless_h1: no hidden noise on the first hidden layer. The authors' code has this
+            option on by default (``noiseless_h1=1`` in yaoli/GSN); we default to False so the
+            noise reaches every hidden layer as the issue and the paper's text describe.
+        walkbacks: the default walk-back length of ``fit``: 2L (the paper's choice) when None.
+        seed: seeds the initial weights and the random streams of later calls.
+        dtype: float32 (default) or float64.
+
+    Parameters (``get_params``): W1 (D, n1), W2 (n1, n2), ..., b0 (D,), b1 (n1,), ... and,
+    when untied, U1 (n1, D), U2 (n2, n1), ... Weights start uniform in +-sqrt(6 / (fan_in +
+    fan_out)) (the interval of the original code for tanh units), biases at zero.
+    """
+
+    def __init__(
+        self,
+        visible=784,
+        hidden=(1500, 1500, 1500),
+        activation="tanh",
+        input_noise=_PAPER_INPUT_NOISE,
+        hidden_noise=_PAPER_HIDDEN_NOISE,
+        reconstruction="bernoulli",
+        tied=True,
+        noiseless_h1=False,
+        walkbacks=None,
+        seed=0,
+        dtype=np.float32,
+    ):
+        self.input_noise = as_corruption(input_noise, "input_noise")
+        self.segments = tuple(s.resolved(self.input_noise) for s in as_segments(visible, reconstruction))
+        self.offsets = offsets(self.segments)
+        self.visible = sum(s.size for s in self.segments)
+        if isinstance(hidden, (int, np.integer)):
+            hidden = [hidden]
+        self.hidden = [_checks.check_int("hidden", h, 1, 2**31 - 1) for h in hidden]
+        if not self.hidden:
+            raise ValueError("hidden: expected at least one hidden layer")
+        _checks.check_activation(activation)
+        self.activation = activation
+        self.hidden_noise = as_hidden_noise(hidden_noise)
+        if not isinstance(tied, (bool, np.bool_)):
+            raise TypeError(f"tied: expected True or False, got {tied!r}")
+        self.tied = bool(tied)
+        if not isinstance(noiseless_h1, (bool, np.bool_)):
+            raise TypeError(f"noiseless_h1: expected True or False, got {noiseless_h1!r}")
+        self.noiseless_h1 = bool(noiseless_h1)
+        L = len(self.hidden)
+        self.walkbacks = 2 * L if walkbacks is None else _checks.check_int("walkbacks", walkbacks, 1, 10_000)
+        self.seed = _checks.check_seed("seed", seed)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in _checks.FLOAT_DTYPES:
+            raise TypeError(f"dtype: expected float32 or float64, got {self.dtype}")
+        self._rng = np.random.default_rng(self.seed)
+        self._params = {}
+        sizes = self.layer_sizes
+        for layer in range(1, L + 1):
+            lo, hi = sizes[layer - 1], sizes[layer]
+            r = np.sqrt(6.0 / (lo + hi))
+            self._params[f"W{layer}"] = self._rng.uniform(-r, r, size=(lo, hi)).astype(self.dtype)
+        for layer in range(L + 1):
+            self._params[f"b{layer}"] = np.zeros(sizes[layer], self.dtype)
+        if not self.tied:
+            for layer in range(1, L + 1):
+                lo, hi = sizes[layer - 1], sizes[layer]
+                r = np.sqrt(6.0 / (lo + hi))
+                self._params[f"U{layer}"] = self._rng.uniform(-r, r, size=(hi, lo)).astype(
+                    self.dtype
+                )
+
+    # ------------------------------------------------------------------ discriminant / hybrid
+    @classmethod
+    def hybrid(cls, inputs, classes, alpha=1.0, input_reconstruction="bernoulli", **kwargs):
+        """A hybrid GSN (Zöhrer & Pernkopf 2014): visible = [x (inputs), y (classes,
+        categorical)], trained on alpha * NLL(x) + NLL(y) with both walking."""
+        visible = [
+            Segment("x", inputs, input_reconstruction, weight=alpha),
+            Segment("y", classes, "categorical"),
+        ]
+        return cls(visible=visible, **kwargs)
+
+    @classmethod
+    def discriminant(cls, inputs, classes, input_reconstruction="bernoulli", **kwargs):
+        """A discriminant GSN (Zhou & Troyanskaya 2014): x clamped through the walk (still
+        corrupted before encoding), only NLL(y) trained."""
+        visible = [
+            Segment("x", inputs, input_reconstruction, weight=0.0, clamped=True),
+            Segment("y", classes, "categorical"),
+        ]
+        return cls(visible=visible, **kwargs)
+
+    # ------------------------------------------------------------------ parameters
+    @property
+    def layer_sizes(self) -> list:
+        return [self.visible] + list(self.hidden)
+
+    def param_shapes(self) -> dict:
+        sizes, L = self.layer_sizes, len(self.hidden)
+        shapes = {f"W{i}": (sizes[i - 1], sizes[i]) for i in range(1, L + 1)}
+        shapes.update({f"b{i}": (sizes[i],) for i in range(L + 1)})
+        if not self.tied:
+            shapes.update({f"U{i}": (sizes[i], sizes[i - 1]) for i in range(1, L + 1)})
+        return shapes
+
+    def get_params(self) -> dict:
+        """Copies of the parameters (see the class docstring for names and shapes)."""
+        return {k: v.copy() for k, v in self._params.items()}
+
+    def set_params(self, **arrays) -> GSN:
+        """Replaces parameters by name (copied, cast to the model's dtype, checked finite)."""
+        shapes = self.param_shapes()
+        checked = {}
+        for name, a in arrays.items():
+            if name not in shapes:
+                raise ValueError(f"set_params: unknown parameter {name!r}; expected {sorted(shapes)}")
+            checked[name] = _checks.check_param_array(name, a, shapes[name], self.dtype)
+        self._params.update(checked)
+        return self
+
+    def _draw_seed(self) -> int:
+        return int(self._rng.integers(0, 2**63))
+
+    def _kernel_kwargs(self) -> dict:
+        L, p = len(self.hidden), self._params
+        segs = [
+            (
+                off,
+                s.size,
+                s.reconstruction.code,
+                s.reconstruction.sigma,
+                s.corruption.code,
+                s.corruption.param,
+                s.weight,
+            )
+            for s, off in zip(self.segments, self.offsets)
+        ]
+        return dict(
+            W=[p[f"W{i}"] for i in range(1, L + 1)],
+            U=[p.get(f"U{i}") for i in range(1, L + 1)],
+            b=[p[f"b{i}"] for i in range(L + 1)],
+            activation=_codes.ACTIVATIONS[self.activation],
+            noise_pre=self.hidden_noise.pre,
+            noise_post=self.hidden_noise.post,
+            noiseless_h1=self.noiseless_h1,
+            segments=segs,
+        )
+
+    # ------------------------------------------------------------------ data
+    def segment(self, name) -> tuple:
+        """(Segment, offset) of the segment called ``name``."""
+        for s, off in zip(self.segments, self.offsets):
+            if s.name == name:
+                return s, off
+        raise ValueError(f"unknown segment {name!r}; the model has {[s.name for s in self.segments]}")
+
+    def _segment_block(self, name, seg, a, n=None) -> np.ndarray:
+        a = np.asarray(a)
+        if seg.categorical and a.ndim == 1 and a.dtype.kind in "iu":
+            if np.any(a < 0) or np.any(a >= seg.size):
+                raise ValueError(f"{name}[{seg.name!r}]: class labels must lie in [0, {seg.size})")
+            a = np.eye(seg.size, dtype=self.dtype)[a]
+        block = _checks.as_state(f"{name}[{seg.name!r}]", a, self.dtype, seg.size)
+        if n is not None and block.shape[0] != n:
+            raise ValueError(f"{name}: segments have different numbers of rows ({block.shape[0]} vs {n})")
+        return block
+
+    def _check_segment_values(self, name, seg, block) -> None:
+        if seg.reconstruction.name == "bernoulli" and (block.min() < 0 or block.max() > 1):
+            raise ValueError(
+                f"{name}: segment {seg.name!r} is Bernoulli and needs values in [0, 1] (binary, "
+                "or grey levels used as Bernoulli means)"
+            )
+        if seg.categorical and (
+            block.min() < 0 or np.max(np.abs(block.sum(axis=1) - 1.0)) > 1e-3
+        ):
+            raise ValueError(
+                f"{name}: segment {seg.name!r} is categorical and needs one-hot rows (or "
+                "probabilities summing to 1), or integer class labels"
+            )
+
+    def _assemble(self, name, x, fill=None):
+        """(n, D) data from an array or a dict of segments; with ``fill(n, seg, off)`` missing
+        segments of a dict are filled in, else they are an error."""
+        if isinstance(x, dict):
+            unknown = set(x) - {s.name for s in self.segments}
+            if unknown:
+                raise ValueError(f"{name}: unknown segments {sorted(unknown)}")
+            blocks, n = {}, None
+            for s in self.segments:
+                if s.name in x:
+                    blocks[s.name] = self._segment_block(name, s, x[s.name], n)
+                    n = blocks[s.name].shape[0]
+            if n is None:
+                raise ValueError(f"{name}: expected at least one segment")
+            parts = []
+            for s, off in zip(self.segments, self.offsets):
+                if s.name in blocks:
+                    parts.append(blocks[s.name])
+                elif fill is not None:
+                    parts.append(fill(n, s, off))
+                else:
+                    raise ValueError(f"{name}: missing segment {s.name!r}")
+            out = np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=self.dtype)
+        else:
+            out = _checks.as_state(name, x, self.dtype, self.visible)
+        for s, off in zip(self.segments, self.offsets):
+            self._check_segment_values(name, s, out[:, off : off + s.size])
+        return out
+
+    def _check_data(self, name, x) -> np.ndarray:
+        return self._assemble(name, x)
+
+    def _initial_block(self, n, seg, off, seed):
+        u = ops.uniform(n, self.visible, seed=seed, stream="init")[:, off : off + seg.size]
+        if seg.categorical:
+            k = np.minimum((u[:, 0] * seg.size).astype(np.int64), seg.size - 1)
+            return np.eye(seg.size, dtype=self.dtype)[k]
+        if seg.reconstruction.name == "bernoulli":
+            return (u < 0.5).astype(self.dtype)
+        z = ops.normal(n, self.visible, seed=seed, stream="init")[:, off : off + seg.size]
+        return z.astype(self.dtype)
+
+    def _clamp_mask(self, clamp, n):
+        if clamp is None:
+            return None
+        if isinstance(clamp, str) or (
+            isinstance(clamp, (list, tuple)) and clamp and all(isinstance(c, str) for c in clamp)
+        ):
+            names = [clamp] if isinstance(clamp, str) else list(clamp)
+            m = np.zeros(self.visible, np.uint8)
+            for nm in names:
+                s, off = self.segment(nm)
+                m[off : off + s.size] = 1
+            return m
+        m = _checks.as_clamp(clamp, n, self.visible)
+        for s, off in zip(self.segments, self.offsets):
+            blk = m[..., off : off + s.size]
+            if s.categorical and not np.all(blk == blk[..., :1]):
+                raise ValueError(f"clamp: a categorical segment ({s.name!r}) is clamped whole or not at all")
+        return m
+
+    # ------------------------------------------------------------------ sampling
+    def sample(
+        self,
+        n=None,
+        steps=1,
+        x0=None,
+        clamp=None,
+        burn_in=0,
+        every=None,
+        seed=None,
+        means=False,
+        progress=False,
+    ):
+        """Runs ``n`` chains of the GSN at once; the hidden layers start at zero (as the
+        original code does) and are carried from step to step.
+
+        Args:
+            n: the number of chains (or give ``x0``).
+            steps, burn_in, every, seed, means, progress: as for DAE.sample.
+            x0: (n, D) start states, or a dict of segments; segments missing from the dict
+                start at random (fair coins, N(0, 1), a uniformly drawn class).
+            clamp: a segment name or list of names (e.g. "y" for class-conditional samples, "x"
+                for inference of y), or a bool mask (D,) / (n, D). Clamped units keep their x0
+                values; they are still corrupted before encoding.
+        Returns:
+            A NumPy array (n, D), or (steps // every, n, D) with ``every``.
+        """
+        steps = _checks.check_int("steps", steps, 1, 2**31 - 1)
+        burn_in = _checks.check_int("burn_in", burn_in, 0, 2**31 - 1)
+        if steps + burn_in >= 2**32:
+            raise ValueError("steps + burn_in: the chain's step index must stay below 2**32")
+        if every is not None:
+            every = _checks.check_int("every", every, 1, steps)
+        seed = self._draw_seed() if seed is None else _checks.check_seed("seed", seed)
+        if x0 is None:
+            if n is None:
+                raise ValueError("sample: give n (the number of chains) or x0 (start states)")
+            n = _checks.check_int("n", n, 1, 2**31 - 1)
+            if clamp is not None:
+                raise ValueError("clamp: clamped sampling needs x0 to give the clamped values")
+            x = np.concatenate(
+                [self._initial_block(n, s, off, seed) for s, off in zip(self.segments, self.offsets)],
+                axis=1,
+            )
+            x = np.ascontiguousarray(x, dtype=self.dtype)
+        else:
+            x = self._assemble("x0", x0, fill=lambda m, s, off: self._initial_block(m, s, off, seed))
+            if n is not None and _checks.check_int("n", n, 1) != x.shape[0]:
+                raise ValueError(f"n: x0 has {x.shape[0]} rows but n = {n}")
+            n = x.shape[0]
+        cl = self._clamp_mask(clamp, n)
+        hidden = self._zero_hidden(n)
+        return self._run_chain(x, hidden, cl, steps, burn_in, every, seed, bool(means), bool(progress))
+
+    def _zero_hidden(self, n):
+        return [np.zeros((n, h), self.dtype) for h in self.hidden]
+
+    def _run_chain(self, x, hidden, clamp, steps, burn_in, every, seed, means, progress, mean_sum=None):
+        kw = self._kernel_kwargs()
+
+        def call(first_step, count, every_, records, final_means):
+            _backend.cpu().gsn_chain(
+                x,
+                **kw,
+                hidden=hidden,
+                seed=seed,
+                first_step=first_step,
+                first_chain=0,
+                steps=count,
+                burn_in=0,
+                every=every_,
+                clamp=clamp,
+                records=records,
+                means=final_means,
+                record_means=means,
+                mean_sum=mean_sum if first_step >= burn_in else None,
+            )
+
+        return run_chain_chunks(call, x, self.dtype, steps, burn_in, every, means, progress)
+
+    # ------------------------------------------------------------------ classification
+    @property
+    def target(self) -> Segment:
+        """The segment predict_proba predicts: the last categorical one."""
+        cats = [s for s in self.segments if s.categorical]
+        if not cats:
+            raise ValueError("predict_proba: the model has no categorical segment to predict")
+        return cats[-1]
+
+    def predict_proba(self, x, steps=20, burn_in=0, seed=None, batch_size=1000):
+        """p(y | x) averaged along the chain with x clamped (and corrupted before encoding as
+        in training), y started uninformative (1/k for every class) and resampled each step.
+
+        Args:
+            x: the other segments' data: an (n, D - k) array (segments in order) or a dict.
+            steps: steps whose p(y | ...) are averaged, after ``burn_in`` discarded ones.
+        Returns:
+            (n, k) class probabilities.
+        """
+        tgt = self.target
+        _, toff = self.segment(tgt.name)
+        steps = _checks.check_int("steps", steps, 1, 2**31 - 1)
+        burn_in = _checks.check_int("burn_in", burn_in, 0, 2**31 - 1)
+        batch_size = _checks.check_int("batch_size", batch_size, 1)
+        seed = self._draw_seed() if seed is None else _checks.check_seed("seed", seed)
+        if not isinstance(x, dict):
+            others = [s for s in self.segments if s is not tgt]
+            a = _checks.as_state("x", x, self.dtype, self.visible - tgt.size)
+            x, o = {}, 0
+            for s in others:
+                x[s.name] = a[:, o : o + s.size]
+                o += s.size
+        elif tgt.name in x:
+            raise ValueError(f"x: predict_proba predicts {tgt.name!r}; do not pass it")
+        uniform = lambda m, s, off: np.full((m, s.size), 1.0 / s.size, self.dtype)  # noqa: E731
+        full = self._assemble("x", x, fill=uniform)
+        mask = np.ones(self.visible, np.uint8)
+        mask[toff : toff + tgt.size] = 0
+        out = np.empty((full.shape[0], tgt.size), self.dtype)
+        for b in range(0, full.shape[0], batch_size):
+            xb = np.ascontiguousarray(full[b : b + batch_size])
+            acc = np.zeros_like(xb)
+            self._run_chain(
+                xb, self._zero_hidden(len(xb)), mask, steps, burn_in, None, seed, False, False, acc
+            )
+            out[b : b + len(xb)] = acc[:, toff : toff + tgt.size] / steps
+        return out
+
+    def predict(self, x, **kwargs):
+        """The most probable class under predict_proba."""
+        return np.argmax(self.predict_proba(x, **kwargs), axis=1)
+
+    # ------------------------------------------------------------------ training
+    def _train_clamp(self):
+        if not any(s.clamped for s in self.segments):
+            return None
+        m = np.zeros(self.visible, np.uint8)
+        for s, off in zip(self.segments, self.offsets):
+            if s.clamped:
+                m[off : off + s.size] = 1
+        return m
+
+    def _walkback_call(self, x, walkbacks, seed, first_chain, reconstruct, grads):
+        L = len(self.hidden)
+        g = {}
+        if grads is not None:
+            g = dict(
+                gW=[grads[f"W{i}"] for i in range(1, L + 1)],
+                gU=[grads.get(f"U{i}") for i in range(1, L + 1)],
+                gb=[grads[f"b{i}"] for i in range(L + 1)],
+            )
+        return _backend.cpu().gsn_walkback(
+            x,
+            **self._kernel_kwargs(),
+            seed=seed,
+            first_chain=first_chain,
+            walkbacks=walkbacks,
+            last_only=reconstruct == "last",
+            clamp=self._train_clamp(),
+            **g,
+        )
+
+    def _loss_and_grad_into(self, x, walkbacks, seed, grads, reconstruct):
+        return self._walkback_call(x, walkbacks, seed, 0, reconstruct, grads)
+
+    def _walkbacks(self, walkbacks):
+        return self.walkbacks if walkbacks is None else _checks.check_int("walkbacks", walkbacks, 1, 10_000)
+
+    @staticmethod
+    def _check_reconstruct(reconstruct):
+        if reconstruct not in ("all", "last"):
+            raise ValueError(f"reconstruct: expected 'all' or 'last', got {reconstruct!r}")
+
+    def loss_and_grad(self, x, walkbacks=None, seed=None, reconstruct="all"):
+        """The walk-back loss of a batch and its gradients, back-propagated through the
+        unrolled chain (the hidden noise is reparametrized; visible samples are constants).
+
+        The loss adds, at every step (or the last, ``reconstruct="last"``), each segment's
+        weight times its NLL of the clean data, summed over units and averaged over rows.
+        ``walkbacks`` defaults to the model's (2L). Returns (loss, grads named like get_params).
+        """
+        self._check_reconstruct(reconstruct)
+        x = self._check_data("x", x)
+        walkbacks = self._walkbacks(walkbacks)
+        seed = self._draw_seed() if seed is None else _checks.check_seed("seed", seed)
+        grads = {k: np.empty_like(v) for k, v in self._params.items()}
+        loss = self._walkback_call(x, walkbacks, seed, 0, reconstruct, grads)
+        return loss, grads
+
+    def walkback_loss(self, x, walkbacks=None, seed=None, reconstruct="all", batch_size=1000):
+        """The walk-back loss alone, ``batch_size`` rows at a time (the result does not
+        depend on it)."""
+        self._check_reconstruct(reconstruct)
+        x = self._check_data("x", x)
+        walkbacks = self._walkbacks(walkbacks)
+        batch_size = _checks.check_int("batch_size", batch_size, 1)
+        seed = self._draw_seed() if seed is None else _checks.check_seed("seed", seed)
+        total = 0.0
+        for b in range(0, x.shape[0], batch_size):
+            xb = x[b : b + batch_size]
+            total += self._walkback_call(xb, walkbacks, seed, b, reconstruct, None) * len(xb)
+        return total / x.shape[0]
+
+    def fit(
+        self,
+        x,
+        walkbacks=None,
+        epochs=10,
+        batch_size=100,
+        optimizer=None,
+        validation=None,
+        shuffle=True,
+        binarize=None,
+        progress=True,
+        seed=None,
+        reconstruct="all",
+    ):
+        """Walk-back training through the unrolled chain; as DAE.fit, with ``x`` an (n, D)
+        array or a dict of segments (a categorical segment may be integer labels) and
+        ``walkbacks`` defaulting to the model's (2L). The paper trains with SGD (lr 0.25,
+        momentum 0.5) on minibatches of 100."""
+        return _training.fit(
+            self,
+            x,
+            walkbacks=self._walkbacks(walkbacks),
+            epochs=epochs,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            validation=validation,
+            shuffle=shuffle,
+            binarize=binarize,
+            progress=progress,
+            seed=seed,
+            reconstruct=reconstruct,
+        )
+
+    # ------------------------------------------------------------------ files
+    def to_config(self) -> dict:
+        return {
+            "visible": [s.to_config() for s in self.segments],
+            "hidden": list(self.hidden),
+            "activation": self.activation,
+            "input_noise": self.input_noise.to_config(),
+            "hidden_noise": self.hidden_noise.to_config(),
+            "tied": self.tied,
+            "noiseless_h1": self.noiseless_h1,
+            "walkbacks": self.walkbacks,
+            "seed": self.seed,
+            "dtype": self.dtype.name,
+        }
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> GSN:
+        return cls(
+            visible=[Segment.from_config(s) for s in cfg["visible"]],
+            hidden=cfg["hidden"],
+            activation=cfg["activation"],
+            input_noise=corruption_from_config(cfg["input_noise"]),
+            hidden_noise=GaussianNoise(**cfg["hidden_noise"]),
+            tied=cfg["tied"],
+            noiseless_h1=cfg["noiseless_h1"],
+            walkbacks=cfg["walkbacks"],
+            seed=cfg["seed"],
+            dtype=np.dtype(cfg["dtype"]),
+        )
+
+    def save(self, path) -> None:
+        """Writes the parameters and the configuration to a safetensors file."""
+        from .io import save
+
+        save(self, path)
+
+    def __repr__(self) -> str:
+        segs = ", ".join(f"{s.name}:{s.size}:{s.reconstruction.name}" for s in self.segments)
+        return (
+            f"GSN(visible=[{segs}], hidden={self.hidden}, activation={self.activation!r}, "
+            f"input_noise={self.input_noise!r}, hidden_noise={self.hidden_noise!r}, "
+            f"tied={self.tied}, walkbacks={self.walkbacks}, dtype={self.dtype.name})"
+        )
