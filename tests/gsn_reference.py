@@ -61,7 +61,9 @@ def _nll(model, o, x):
             v = (np.logaddexp(0, o[:, sl]) - x[:, sl] * o[:, sl]).sum(1)
         else:
             sg = s.reconstruction.sigma
-            v = (0.5 * ((x[:, sl] - o[:, sl]) / sg) ** 2 + np.log(sg) + 0.5 * np.log(2 * np.pi)).sum(1)
+            v = (
+                0.5 * ((x[:, sl] - o[:, sl]) / sg) ** 2 + np.log(sg) + 0.5 * np.log(2 * np.pi)
+            ).sum(1)
         total += s.weight * v
     return total
 
@@ -110,7 +112,9 @@ def chain(model, params, x, seed, steps, clamp=None, states=None, target=None, l
         new, ys = dict(h), {}
         for layer in range(1, L + 1, 2):
             below = xt if layer == 1 else h[layer - 1]
-            new[layer], ys[layer] = _hidden(model, params, layer, below, h[layer + 1], seed, t, len(x))
+            new[layer], ys[layer] = _hidden(
+                model, params, layer, below, h[layer + 1], seed, t, len(x)
+            )
         for layer in range(2, L + 1, 2):
             new[layer], ys[layer] = _hidden(
                 model, params, layer, new[layer - 1], new[layer + 1], seed, t, len(x)

@@ -11,7 +11,9 @@ import gsn_reference as gref
 
 SEGMENTS = {
     "bernoulli": lambda: [wb.Segment("x", 7, "bernoulli")],
-    "gaussian": lambda: [wb.Segment("x", 6, wb.Gaussian(0.8), corruption=wb.GaussianCorruption(0.3))],
+    "gaussian": lambda: [
+        wb.Segment("x", 6, wb.Gaussian(0.8), corruption=wb.GaussianCorruption(0.3))
+    ],
     "mixed": lambda: [
         wb.Segment("x", 5, "bernoulli", weight=0.7),
         wb.Segment("g", 3, wb.Gaussian(1.3), corruption=wb.Masking(0.2)),
@@ -37,7 +39,9 @@ def make(segments, hidden, tied=True, noiseless_h1=False, seed=0, clamped=False)
         dtype=np.float64,
     )
     rng = np.random.default_rng(seed + 7)
-    m.set_params(**{k: rng.normal(0, 0.3, v.shape) for k, v in m.get_params().items() if k[0] == "b"})
+    m.set_params(
+        **{k: rng.normal(0, 0.3, v.shape) for k, v in m.get_params().items() if k[0] == "b"}
+    )
     cols = []
     for s in m.segments:
         if s.categorical:
@@ -91,11 +95,18 @@ def test_gradients_match_finite_differences(segments, hidden, tied, noiseless, l
         flat = p.reshape(-1)
         idx = rng.choice(flat.size, size=min(flat.size, 12), replace=False)
         for i in idx:
-            up, dn = {k_: v.copy() for k_, v in params.items()}, {k_: v.copy() for k_, v in params.items()}
+            up, dn = (
+                {k_: v.copy() for k_, v in params.items()},
+                {k_: v.copy() for k_, v in params.items()},
+            )
             up[name].reshape(-1)[i] += eps
             dn[name].reshape(-1)[i] -= eps
-            lu = gref.chain(m, up, x, 5, k, clamp=clamp, states=states, target=x, last_only=last_only)[3]
-            ld = gref.chain(m, dn, x, 5, k, clamp=clamp, states=states, target=x, last_only=last_only)[3]
+            lu = gref.chain(
+                m, up, x, 5, k, clamp=clamp, states=states, target=x, last_only=last_only
+            )[3]
+            ld = gref.chain(
+                m, dn, x, 5, k, clamp=clamp, states=states, target=x, last_only=last_only
+            )[3]
             fd = (lu - ld) / (2 * eps)
             assert grads[name].reshape(-1)[i] == pytest.approx(fd, rel=1e-5, abs=1e-7), (name, i)
 

@@ -73,7 +73,9 @@ class GSN:
         dtype=np.float32,
     ):
         self.input_noise = as_corruption(input_noise, "input_noise")
-        self.segments = tuple(s.resolved(self.input_noise) for s in as_segments(visible, reconstruction))
+        self.segments = tuple(
+            s.resolved(self.input_noise) for s in as_segments(visible, reconstruction)
+        )
         self.offsets = offsets(self.segments)
         self.visible = sum(s.size for s in self.segments)
         if isinstance(hidden, (int, np.integer)):
@@ -91,7 +93,9 @@ class GSN:
             raise TypeError(f"noiseless_h1: expected True or False, got {noiseless_h1!r}")
         self.noiseless_h1 = bool(noiseless_h1)
         L = len(self.hidden)
-        self.walkbacks = 2 * L if walkbacks is None else _checks.check_int("walkbacks", walkbacks, 1, 10_000)
+        self.walkbacks = (
+            2 * L if walkbacks is None else _checks.check_int("walkbacks", walkbacks, 1, 10_000)
+        )
         self.seed = _checks.check_seed("seed", seed)
         self.dtype = np.dtype(dtype)
         if self.dtype not in _checks.FLOAT_DTYPES:
@@ -157,7 +161,9 @@ class GSN:
         checked = {}
         for name, a in arrays.items():
             if name not in shapes:
-                raise ValueError(f"set_params: unknown parameter {name!r}; expected {sorted(shapes)}")
+                raise ValueError(
+                    f"set_params: unknown parameter {name!r}; expected {sorted(shapes)}"
+                )
             checked[name] = _checks.check_param_array(name, a, shapes[name], self.dtype)
         self._params.update(checked)
         return self
@@ -196,7 +202,9 @@ class GSN:
         for s, off in zip(self.segments, self.offsets):
             if s.name == name:
                 return s, off
-        raise ValueError(f"unknown segment {name!r}; the model has {[s.name for s in self.segments]}")
+        raise ValueError(
+            f"unknown segment {name!r}; the model has {[s.name for s in self.segments]}"
+        )
 
     def _segment_block(self, name, seg, a, n=None) -> np.ndarray:
         a = np.asarray(a)
@@ -206,7 +214,9 @@ class GSN:
             a = np.eye(seg.size, dtype=self.dtype)[a]
         block = _checks.as_state(f"{name}[{seg.name!r}]", a, self.dtype, seg.size)
         if n is not None and block.shape[0] != n:
-            raise ValueError(f"{name}: segments have different numbers of rows ({block.shape[0]} vs {n})")
+            raise ValueError(
+                f"{name}: segments have different numbers of rows ({block.shape[0]} vs {n})"
+            )
         return block
 
     def _check_segment_values(self, name, seg, block) -> None:
@@ -215,9 +225,7 @@ class GSN:
                 f"{name}: segment {seg.name!r} is Bernoulli and needs values in [0, 1] (binary, "
                 "or grey levels used as Bernoulli means)"
             )
-        if seg.categorical and (
-            block.min() < 0 or np.max(np.abs(block.sum(axis=1) - 1.0)) > 1e-3
-        ):
+        if seg.categorical and (block.min() < 0 or np.max(np.abs(block.sum(axis=1) - 1.0)) > 1e-3):
             raise ValueError(
                 f"{name}: segment {seg.name!r} is categorical and needs one-hot rows (or "
                 "probabilities summing to 1), or integer class labels"
@@ -246,10 +254,13 @@ class GSN:
                 else:
                     raise ValueError(f"{name}: missing segment {s.name!r}")
             out = np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=self.dtype)
+            given = set(blocks)
         else:
             out = _checks.as_state(name, x, self.dtype, self.visible)
+            given = {s.name for s in self.segments}
         for s, off in zip(self.segments, self.offsets):
-            self._check_segment_values(name, s, out[:, off : off + s.size])
+            if s.name in given:
+                self._check_segment_values(name, s, out[:, off : off + s.size])
         return out
 
     def _check_data(self, name, x) -> np.ndarray:
@@ -281,7 +292,9 @@ class GSN:
         for s, off in zip(self.segments, self.offsets):
             blk = m[..., off : off + s.size]
             if s.categorical and not np.all(blk == blk[..., :1]):
-                raise ValueError(f"clamp: a categorical segment ({s.name!r}) is clamped whole or not at all")
+                raise ValueError(
+                    f"clamp: a categorical segment ({s.name!r}) is clamped whole or not at all"
+                )
         return m
 
     # ------------------------------------------------------------------ sampling
@@ -325,23 +338,32 @@ class GSN:
             if clamp is not None:
                 raise ValueError("clamp: clamped sampling needs x0 to give the clamped values")
             x = np.concatenate(
-                [self._initial_block(n, s, off, seed) for s, off in zip(self.segments, self.offsets)],
+                [
+                    self._initial_block(n, s, off, seed)
+                    for s, off in zip(self.segments, self.offsets)
+                ],
                 axis=1,
             )
             x = np.ascontiguousarray(x, dtype=self.dtype)
         else:
-            x = self._assemble("x0", x0, fill=lambda m, s, off: self._initial_block(m, s, off, seed))
+            x = self._assemble(
+                "x0", x0, fill=lambda m, s, off: self._initial_block(m, s, off, seed)
+            )
             if n is not None and _checks.check_int("n", n, 1) != x.shape[0]:
                 raise ValueError(f"n: x0 has {x.shape[0]} rows but n = {n}")
             n = x.shape[0]
         cl = self._clamp_mask(clamp, n)
         hidden = self._zero_hidden(n)
-        return self._run_chain(x, hidden, cl, steps, burn_in, every, seed, bool(means), bool(progress))
+        return self._run_chain(
+            x, hidden, cl, steps, burn_in, every, seed, bool(means), bool(progress)
+        )
 
     def _zero_hidden(self, n):
         return [np.zeros((n, h), self.dtype) for h in self.hidden]
 
-    def _run_chain(self, x, hidden, clamp, steps, burn_in, every, seed, means, progress, mean_sum=None):
+    def _run_chain(
+        self, x, hidden, clamp, steps, burn_in, every, seed, means, progress, mean_sum=None
+    ):
         kw = self._kernel_kwargs()
 
         def call(first_step, count, every_, records, final_means):
@@ -375,7 +397,8 @@ class GSN:
 
     def predict_proba(self, x, steps=20, burn_in=0, seed=None, batch_size=1000):
         """p(y | x) averaged along the chain with x clamped (and corrupted before encoding as
-        in training), y started uninformative (1/k for every class) and resampled each step.
+        in training), y started uninformative (all zeros: no class, what masking noise on y
+        shows the network in training) and resampled each step.
 
         Args:
             x: the other segments' data: an (n, D - k) array (segments in order) or a dict.
@@ -398,8 +421,8 @@ class GSN:
                 o += s.size
         elif tgt.name in x:
             raise ValueError(f"x: predict_proba predicts {tgt.name!r}; do not pass it")
-        uniform = lambda m, s, off: np.full((m, s.size), 1.0 / s.size, self.dtype)  # noqa: E731
-        full = self._assemble("x", x, fill=uniform)
+        blank = lambda m, s, off: np.zeros((m, s.size), self.dtype)  # noqa: E731
+        full = self._assemble("x", x, fill=blank)
         mask = np.ones(self.visible, np.uint8)
         mask[toff : toff + tgt.size] = 0
         out = np.empty((full.shape[0], tgt.size), self.dtype)
@@ -450,7 +473,11 @@ class GSN:
         return self._walkback_call(x, walkbacks, seed, 0, reconstruct, grads)
 
     def _walkbacks(self, walkbacks):
-        return self.walkbacks if walkbacks is None else _checks.check_int("walkbacks", walkbacks, 1, 10_000)
+        return (
+            self.walkbacks
+            if walkbacks is None
+            else _checks.check_int("walkbacks", walkbacks, 1, 10_000)
+        )
 
     @staticmethod
     def _check_reconstruct(reconstruct):

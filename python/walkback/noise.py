@@ -147,7 +147,9 @@ def as_hidden_noise(h) -> GaussianNoise:
         return h
     if isinstance(h, (int, float)) and not isinstance(h, bool):
         return GaussianNoise(h, h)
-    raise TypeError(f"hidden_noise: expected walkback.GaussianNoise(pre, post), a number or None, got {h!r}")
+    raise TypeError(
+        f"hidden_noise: expected walkback.GaussianNoise(pre, post), a number or None, got {h!r}"
+    )
 
 
 _BY_NAME = {

@@ -66,8 +66,9 @@ class Segment:
     def resolved(self, input_noise: Corruption) -> Segment:
         """This segment with the "default" corruption replaced by the model's input noise."""
         if isinstance(self.corruption, str):
-            return Segment(self.name, self.size, self.reconstruction, input_noise, self.weight,
-                           self.clamped)
+            return Segment(
+                self.name, self.size, self.reconstruction, input_noise, self.weight, self.clamped
+            )
         return self
 
     def to_config(self) -> dict:
