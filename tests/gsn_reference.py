@@ -11,7 +11,7 @@ STREAM_HIDDEN = 16
 
 
 def _seg_list(model):
-    return list(zip(model.segments, model.offsets))
+    return list(zip(model.segments, model.offsets, strict=True))
 
 
 def _corrupt(model, x, seed, t):

@@ -26,6 +26,39 @@ def test_demo_writes_valid_pictures_and_model(tmp_path, capsys):
     assert m.visible == 64 and m.hidden == 32
 
 
+def test_gsn_demo_writes_pictures_and_a_gsn_that_samples(tmp_path, capsys):
+    out = tmp_path / "gdemo"
+    args = ["demo", "--model", "gsn", "--out", str(out), "--epochs", "2", "--hidden", "24"]
+    assert cli.main(args + ["--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "test accuracy" in text and "MLPClassifier" in text
+    for name in ("gsn_samples.png", "gsn_class_conditional.png"):
+        with Image.open(out / name) as im:
+            im.verify()
+            assert im.format == "PNG" and im.size[0] > 50
+    m = wb.load(out / "gsn.safetensors")
+    assert isinstance(m, wb.GSN) and [s.name for s in m.segments] == ["x", "y"]
+    png = tmp_path / "s.png"
+    assert (
+        cli.main(
+            [
+                "sample",
+                "--model",
+                str(out / "gsn.safetensors"),
+                "--n",
+                "4",
+                "--steps",
+                "3",
+                "--out",
+                str(png),
+            ]
+        )
+        == 0
+    )
+    with Image.open(png) as im:
+        assert im.format == "PNG"
+
+
 def test_train_and_sample_commands(tmp_path, capsys):
     x = (np.random.default_rng(0).random((60, 16)) < 0.3).astype(np.float32)
     np.save(tmp_path / "x.npy", x)

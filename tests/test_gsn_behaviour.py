@@ -89,11 +89,11 @@ def test_hybrid_gsn_classifies_digits_as_well_as_an_mlp():
     mlp = MLPClassifier(hidden_layer_sizes=(200,), max_iter=500, random_state=0).fit(Xtr, ytr)
     m = wb.GSN(
         [
-            wb.Segment("x", 64, "bernoulli", weight=0.1),
-            wb.Segment("y", 10, "categorical", corruption=wb.Masking(0.9)),
+            wb.Segment("x", 64, "bernoulli", weight=0.05),
+            wb.Segment("y", 10, "categorical", corruption=wb.Masking(0.8)),
         ],
         hidden=[200],
-        input_noise=wb.SaltAndPepper(0.02),
+        input_noise=None,
         hidden_noise=wb.GaussianNoise(0.1, 0.1),
         seed=0,
     )

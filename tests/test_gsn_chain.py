@@ -1,13 +1,12 @@
 """The GSN chain against the NumPy reference fed the library's random numbers, its reduction
 to the DAE, clamping, thread-count independence and predict_proba."""
 
+import gsn_reference as gref
 import numpy as np
 import pytest
+from test_gsn_grad import make
 
 import walkback as wb
-
-import gsn_reference as gref
-from test_gsn_grad import make
 
 
 @pytest.mark.parametrize(

@@ -2,12 +2,11 @@
 random numbers, and the gradients (back-propagated through the unrolled chain, hidden noise
 on) against float64 central finite differences of that reference with the walk frozen."""
 
+import gsn_reference as gref
 import numpy as np
 import pytest
 
 import walkback as wb
-
-import gsn_reference as gref
 
 SEGMENTS = {
     "bernoulli": lambda: [wb.Segment("x", 7, "bernoulli")],

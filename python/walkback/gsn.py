@@ -183,7 +183,7 @@ class GSN:
                 s.corruption.param,
                 s.weight,
             )
-            for s, off in zip(self.segments, self.offsets)
+            for s, off in zip(self.segments, self.offsets, strict=True)
         ]
         return dict(
             W=[p[f"W{i}"] for i in range(1, L + 1)],
@@ -199,7 +199,7 @@ class GSN:
     # ------------------------------------------------------------------ data
     def segment(self, name) -> tuple:
         """(Segment, offset) of the segment called ``name``."""
-        for s, off in zip(self.segments, self.offsets):
+        for s, off in zip(self.segments, self.offsets, strict=True):
             if s.name == name:
                 return s, off
         raise ValueError(
@@ -246,7 +246,7 @@ class GSN:
             if n is None:
                 raise ValueError(f"{name}: expected at least one segment")
             parts = []
-            for s, off in zip(self.segments, self.offsets):
+            for s, off in zip(self.segments, self.offsets, strict=True):
                 if s.name in blocks:
                     parts.append(blocks[s.name])
                 elif fill is not None:
@@ -258,7 +258,7 @@ class GSN:
         else:
             out = _checks.as_state(name, x, self.dtype, self.visible)
             given = {s.name for s in self.segments}
-        for s, off in zip(self.segments, self.offsets):
+        for s, off in zip(self.segments, self.offsets, strict=True):
             if s.name in given:
                 self._check_segment_values(name, s, out[:, off : off + s.size])
         return out
@@ -289,7 +289,7 @@ class GSN:
                 m[off : off + s.size] = 1
             return m
         m = _checks.as_clamp(clamp, n, self.visible)
-        for s, off in zip(self.segments, self.offsets):
+        for s, off in zip(self.segments, self.offsets, strict=True):
             blk = m[..., off : off + s.size]
             if s.categorical and not np.all(blk == blk[..., :1]):
                 raise ValueError(
@@ -340,7 +340,7 @@ class GSN:
             x = np.concatenate(
                 [
                     self._initial_block(n, s, off, seed)
-                    for s, off in zip(self.segments, self.offsets)
+                    for s, off in zip(self.segments, self.offsets, strict=True)
                 ],
                 axis=1,
             )
@@ -444,7 +444,7 @@ class GSN:
         if not any(s.clamped for s in self.segments):
             return None
         m = np.zeros(self.visible, np.uint8)
-        for s, off in zip(self.segments, self.offsets):
+        for s, off in zip(self.segments, self.offsets, strict=True):
             if s.clamped:
                 m[off : off + s.size] = 1
         return m

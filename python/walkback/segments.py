@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _checks
 from .noise import Corruption, as_corruption, corruption_from_config
-from .reconstruction import Reconstruction, as_reconstruction, reconstruction_from_config
+from .reconstruction import as_reconstruction, reconstruction_from_config
 
 DEFAULT = "default"  # a segment corruption that takes the model's input_noise
 
