@@ -7,77 +7,12 @@
 #include <cstring>
 
 #include "walkback/common.h"
+#include "walkback/fast_math.h"
 #include "walkback/rng.h"
 
 namespace wb {
 
 // ---------------------------------------------------------------- exp, sigmoid, tanh
-WB_HD float bits_to_float(int32_t i) {
-#if defined(__CUDA_ARCH__)
-  return __int_as_float(i);
-#else
-  float f;
-  std::memcpy(&f, &i, sizeof f);
-  return f;
-#endif
-}
-
-// exp(x) for float32 without branches or library calls, so a CPU loop over it vectorizes in
-// every SIMD clone (Cephes' expf polynomial, relative error below 2e-7 on the clamped range).
-WB_HD float fast_expf(float x) {
-  // Plain comparisons rather than fminf/fmaxf: these vectorize without -ffinite-math-only.
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
-  // Round to nearest by truncation (floorf is a library call in the baseline SIMD clone).
-  const float t = x * 1.44269504088896341f;
-  const float n = static_cast<float>(static_cast<int32_t>(t + (t < 0.0f ? -0.5f : 0.5f)));
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  return p * bits_to_float((static_cast<int32_t>(n) + 127) << 23);
-}
-
-WB_HD int32_t float_to_bits(float f) {
-#if defined(__CUDA_ARCH__)
-  return __float_as_int(f);
-#else
-  int32_t i;
-  std::memcpy(&i, &f, sizeof i);
-  return i;
-#endif
-}
-
-// log(x) for positive normal float32 x without library calls (Cephes' logf polynomial,
-// relative error below 2e-7), so CPU loops over it vectorize.
-WB_HD float fast_logf(float x) {
-  const int32_t i = float_to_bits(x);
-  float e = static_cast<float>(((i >> 23) & 0xff) - 126);
-  float m = bits_to_float((i & 0x807fffff) | 0x3f000000);  // x = m 2^e, m in [0.5, 1)
-  const bool small = m < 0.70710678118654752f;
-  e = small ? e - 1.0f : e;
-  m = small ? m + m - 1.0f : m - 1.0f;
-  const float z = m * m;
-  float y = 7.0376836292e-2f;
-  y = y * m - 1.1514610310e-1f;
-  y = y * m + 1.1676998740e-1f;
-  y = y * m - 1.2420140846e-1f;
-  y = y * m + 1.4249322787e-1f;
-  y = y * m - 1.6668057665e-1f;
-  y = y * m + 2.0000714765e-1f;
-  y = y * m - 2.4999993993e-1f;
-  y = y * m + 3.3333331174e-1f;
-  y = y * m * z;
-  y += -2.12194440e-4f * e;
-  y += -0.5f * z;
-  return m + y + 0.693359375f * e;
-}
-
 WB_HD float wb_exp(float x) { return fast_expf(x); }
 WB_HD float wb_log(float x) { return fast_logf(x); }
 WB_HD double wb_log(double x) { return log(x); }

@@ -1,6 +1,7 @@
 #include "walkback/random_ops.h"
 
 #include "walkback/philox_simd.h"
+#include "walkback/simd.h"
 #include "walkback/thread_pool.h"
 
 namespace wb {
@@ -16,14 +17,32 @@ void uniform_row(StreamKey key, uint32_t chain, uint32_t step, uint32_t stream,
   }
 }
 
+namespace {
+
+// Box-Muller over the pairs (0, 1), (2, 3) of each block of uniforms: one loop without calls,
+// vectorized in each SIMD clone.
+WB_SIMD_CLONES void box_muller_pairs(const float* u, float* n, int64_t pairs) {
+  for (int64_t p = 0; p < pairs; ++p) box_muller(u[2 * p], u[2 * p + 1], &n[2 * p], &n[2 * p + 1]);
+}
+
+}  // namespace
+
 void normal_row(StreamKey key, uint32_t chain, uint32_t step, uint32_t stream,
                 int64_t first_unit, int64_t units, float* n) {
   const uint32_t g0 = static_cast<uint32_t>(first_unit / 4);
   const int64_t groups = (units + 3) / 4;
-  for (int64_t g = 0; g < groups; ++g) {
-    float v[4];
-    normals_of_block(stream_block(key, g0 + static_cast<uint32_t>(g), chain, step, stream), v);
-    for (int64_t l = 0; l < 4 && 4 * g + l < units; ++l) n[4 * g + l] = v[l];
+  constexpr int64_t kChunk = 64;  // blocks per pass: 256 floats of stack
+  float u[4 * kChunk], z[4 * kChunk];
+  for (int64_t g = 0; g < groups; g += kChunk) {
+    const int64_t count = groups - g < kChunk ? groups - g : kChunk;
+    uniform_blocks(key, g0 + static_cast<uint32_t>(g), count, chain, step, stream, u);
+    const int64_t first = 4 * g, width = units - first < 4 * count ? units - first : 4 * count;
+    if (width == 4 * count) {
+      box_muller_pairs(u, n + first, 2 * count);
+    } else {
+      box_muller_pairs(u, z, 2 * count);
+      for (int64_t i = 0; i < width; ++i) n[first + i] = z[i];
+    }
   }
 }
 

@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "walkback/common.h"
+#include "walkback/fast_math.h"
 
 namespace wb {
 
@@ -69,11 +70,14 @@ WB_HD Philox4 stream_block(StreamKey key, uint32_t group, uint32_t chain, uint32
 }
 
 // Two standard normals from two uniforms (Box-Muller): lanes (0, 1) and (2, 3) of a block.
+// fast_logf and sincos_2pi keep it free of library calls, so CPU loops over it vectorize and
+// host and device give the same numbers.
 WB_HD void box_muller(float ua, float ub, float* n0, float* n1) {
-  const float r = sqrtf(-2.0f * logf(ua));
-  const float theta = 6.2831853071795864f * ub;
-  *n0 = r * cosf(theta);
-  *n1 = r * sinf(theta);
+  const float r = sqrtf(-2.0f * fast_logf(ua));
+  float s, c;
+  sincos_2pi(ub, &s, &c);
+  *n0 = r * c;
+  *n1 = r * s;
 }
 
 // The four normals of a block, in lane order.

@@ -1,0 +1,200 @@
+"""GSN throughput: walkback's GSN (training and chain sampling) vs the same model in PyTorch
+eager (autograd + torch.optim.SGD with momentum), CPU.
+
+The paper's MNIST GSN (Bengio et al. 2014): 784-1500-1500-1500 tanh, tied weights,
+salt-and-pepper 0.4 on the input, Gaussian noise 2.0 before and after every hidden activation,
+Bernoulli visibles, 6 walk-back steps (2L), minibatches of 100, SGD with momentum 0.5. Data:
+synthetic binary rows (20% ones). Training: examples/s over a few batches (one fit epoch).
+Chain: steps/s of a batch of B chains (B = 1 and 100), hidden state carried, no gradients.
+
+    python benchmarks/gsn.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+import walkback as wb
+
+from _common import best_time, blas_report, machine, markdown_table, pause, write_json
+
+D, HIDDEN, K, P, NOISE = 784, (1500, 1500, 1500), 6, 0.4, 2.0
+LR, MOMENTUM = 0.01, 0.5
+BATCH, BATCHES = 100, 4
+
+
+def make_model():
+    return wb.GSN(
+        D,
+        list(HIDDEN),
+        input_noise=wb.SaltAndPepper(P),
+        hidden_noise=wb.GaussianNoise(NOISE, NOISE),
+        walkbacks=K,
+        seed=0,
+    )
+
+
+def walkback_train(model, x):
+    opt = wb.SGD(lr=LR, momentum=MOMENTUM)
+    return lambda: model.fit(x, epochs=1, batch_size=BATCH, optimizer=opt, progress=False, seed=1)
+
+
+def walkback_chain(model, x0, steps):
+    return lambda: model.sample(x0=x0, steps=steps, seed=1)
+
+
+class TorchGSN:
+    """The same chain step in PyTorch eager; zero layers before the first step are skipped,
+    as walkback does."""
+
+    def __init__(self, torch, params):
+        self.t = torch
+        L = len(HIDDEN)
+        self.W = [None] + [
+            torch.tensor(params[f"W{i}"], requires_grad=True) for i in range(1, L + 1)
+        ]
+        self.b = [torch.tensor(params[f"b{i}"], requires_grad=True) for i in range(L + 1)]
+        self.g = torch.Generator().manual_seed(0)
+        self.opt = torch.optim.SGD(self.W[1:] + self.b, lr=LR, momentum=MOMENTUM)
+
+    def noisy(self, a):
+        t, g = self.t, self.g
+        a = a + NOISE * t.randn(a.shape, generator=g)
+        return t.tanh(a) + NOISE * t.randn(a.shape, generator=g)
+
+    def step(self, xs, h):
+        t, W, b, L = self.t, self.W, self.b, len(HIDDEN)
+        u = t.rand(xs.shape, generator=self.g)
+        xt = t.where(u < P, (u >= P / 2).float(), xs)
+        new = list(h)
+        for layer in range(1, L + 1, 2):
+            below = xt if layer == 1 else h[layer - 1]
+            a = b[layer] if below is None else t.addmm(b[layer], below, W[layer])
+            if layer < L and h[layer + 1] is not None:
+                a = a + h[layer + 1] @ W[layer + 1].t()
+            if a.dim() == 1:
+                a = a.expand(xs.shape[0], -1)
+            new[layer] = self.noisy(a)
+        for layer in range(2, L + 1, 2):
+            a = t.addmm(b[layer], new[layer - 1], W[layer])
+            if layer < L:
+                a = a + new[layer + 1] @ W[layer + 1].t()
+            new[layer] = self.noisy(a)
+        o = t.addmm(b[0], new[1], W[1].t())
+        return o, new
+
+    def train(self, x):
+        t = self.t
+        data = t.from_numpy(x)
+        bce = t.nn.functional.binary_cross_entropy_with_logits
+
+        def run():
+            perm = t.randperm(len(data), generator=self.g)
+            for i in range(0, len(data), BATCH):
+                xb = data[perm[i : i + BATCH]]
+                xs, h, loss = xb, [None] * (len(HIDDEN) + 2), 0
+                for _ in range(K):
+                    o, h = self.step(xs, h)
+                    loss = loss + bce(o, xb, reduction="sum") / len(xb)
+                    with t.no_grad():
+                        xs = (t.rand(xs.shape, generator=self.g) < t.sigmoid(o)).float()
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt.step()
+
+        return run
+
+    def chain(self, x0, steps):
+        t = self.t
+
+        def run():
+            with t.no_grad():
+                xs = t.from_numpy(x0)
+                h = [None] + [t.zeros(len(x0), n) for n in HIDDEN] + [None]
+                for _ in range(steps):
+                    o, h = self.step(xs, h)
+                    xs = (t.rand(xs.shape, generator=self.g) < t.sigmoid(o)).float()
+
+        return run
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer rounds and steps")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "gsn.json"))
+    args = ap.parse_args()
+    try:
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)
+    except ImportError:
+        torch = None
+    rounds = 1 if args.quick else args.rounds
+    print(f"machine: {machine()}")
+    print(
+        f"walkback {wb.__version__}, {wb.get_num_threads()} threads; numpy {np.__version__}; "
+        f"torch {torch.__version__ if torch else 'not installed'}"
+    )
+    for line in blas_report():
+        print(f"  thread pool: {line}")
+    model = make_model()
+    rng = np.random.default_rng(0)
+    x = (rng.random((BATCH * BATCHES, D)) < 0.2).astype(np.float32)
+    work = {"train": (BATCH * BATCHES, "examples/s")}
+    peers = {"train": {"walkback": walkback_train(model, x)}}
+    for b, steps in ((1, 100), (100, 20)):
+        x0 = np.ascontiguousarray(x[:b])
+        key = f"chain B={b}"
+        work[key] = (steps, "steps/s")
+        peers[key] = {"walkback": walkback_chain(model, x0, steps)}
+        if torch is not None:
+            peers[key]["torch"] = TorchGSN(torch, model.get_params()).chain(x0, steps)
+    if torch is not None:
+        peers["train"]["torch"] = TorchGSN(torch, model.get_params()).train(x)
+    rows, records = [], []
+    for key, fns in peers.items():
+        best = dict.fromkeys(fns, float("inf"))
+        for _ in range(rounds):
+            for name, fn in fns.items():
+                pause()
+                best[name] = min(best[name], best_time(fn, min_time=0.5, repeats=2))
+        n, unit = work[key]
+        wb_rate = n / best["walkback"]
+        pt_rate = n / best["torch"] if "torch" in best else None
+        records.append(dict(workload=key, unit=unit, walkback=wb_rate, torch=pt_rate))
+        rows.append(
+            [
+                key,
+                unit,
+                f"{wb_rate:,.1f}",
+                f"{pt_rate:,.1f}" if pt_rate else "-",
+                f"{wb_rate / pt_rate:.2f}x" if pt_rate else "-",
+            ]
+        )
+        print(
+            f"  {key}: walkback {wb_rate:,.1f} {unit}"
+            + (f", torch {pt_rate:,.1f}" if pt_rate else ""),
+            flush=True,
+        )
+    print()
+    print(markdown_table(["workload", "unit", "walkback", "PyTorch eager", "vs PyTorch"], rows))
+    write_json(
+        args.json,
+        dict(
+            machine=machine(),
+            blas=blas_report(),
+            rows=records,
+            time=time.strftime("%Y-%m-%d %H:%M"),
+        ),
+    )
+
+
+if __name__ == "__main__":
+    main()
