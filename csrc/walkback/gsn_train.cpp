@@ -11,6 +11,26 @@
 namespace wb {
 namespace {
 
+// Per-step storage of gsn_walkback: corrupted inputs, hidden outputs and activations, and the
+// pre-activation gradients, K x B rows each.
+template <class T>
+struct GsnWorkspace {
+  std::vector<T> xt, d_o;
+  std::vector<std::vector<T>> hs, ys, ga;
+  void fit(int L, int64_t rows, const std::vector<int64_t>& n, bool grads) {
+    xt.resize(rows * n[0]);
+    d_o.resize(grads ? rows * n[0] : 0);
+    hs.resize(L + 1);
+    ys.resize(L + 1);
+    ga.resize(L + 1);
+    for (int l = 1; l <= L; ++l) {
+      hs[l].resize(rows * n[l]);
+      ys[l].resize(rows * n[l]);
+      ga[l].resize(grads ? rows * n[l] : 0);
+    }
+  }
+};
+
 // sum[j] += the column sums of a (rows x n) for j in [0, n), columns split over threads and
 // rows summed in order (the result does not depend on the thread count).
 template <class T>
@@ -32,14 +52,37 @@ double gsn_walkback(const GsnModel<T>& m, const WalkbackArgs& a, const T* x, con
   const T scale = T(1) / static_cast<T>(B);
   // Stored per step (step-major, K x B rows): corrupted inputs, every hidden layer's output h and
   // activation y, and the visible pre-activation gradients.
-  std::vector<T> xt(K * B * D), xs(x, x + B * D), o(B * D), d_o(grads ? K * B * D : 0);
-  std::vector<std::vector<T>> hs(L + 1), ys(L + 1);
-  for (int l = 1; l <= L; ++l) {
-    hs[l].resize(K * B * m.n[l]);
-    ys[l].resize(K * B * m.n[l]);
-  }
+  // The buffers live on between calls of a thread (training calls this once per batch with the
+  // same shapes): fresh ones would page-fault their way in every time.
+  thread_local GsnWorkspace<T> ws;
+  ws.fit(L, K * B, m.n, grads != nullptr);
+  std::vector<T>& xt = ws.xt;
+  std::vector<T>& d_o = ws.d_o;
+  std::vector<std::vector<T>>& hs = ws.hs;
+  std::vector<std::vector<T>>& ys = ws.ys;
+  std::vector<T> xs(x, x + B * D), o(B * D);
   auto at = [&](std::vector<std::vector<T>>& v, int l, int64_t t) { return v[l].data() + t * B * m.n[l]; };
   std::vector<double> partial(K * B, 0.0);
+  auto counted = [&](int64_t t) { return !a.last_only || t + 1 == K; };
+  // need(t, l): layer l at step t reaches a counted reconstruction (through the hidden layers
+  // or the visible sample), so it is computed; the others are skipped (the top layers of the
+  // last steps, e.g. layers 2 and 3 of the last step of a 3-layer GSN).
+  std::vector<char> need_tab(K * (L + 2), 0);
+  auto need = [&](int64_t t, int l) -> char& { return need_tab[t * (L + 2) + l]; };
+  for (int64_t t = K - 1; t >= 0; --t) {
+    need(t, 0) = counted(t) || (t + 1 < K && need(t + 1, 1));
+    for (int l = 2; l <= L; l += 2)
+      need(t, l) = t + 1 < K && (need(t + 1, l - 1) || (l < L && need(t + 1, l + 1)));
+    for (int l = 1; l <= L; l += 2)
+      need(t, l) = (l == 1 && need(t, 0)) || (l > 1 && need(t, l - 1)) || (l < L && need(t, l + 1));
+  }
+  // Steps [0, steps_of(l)) of layer l are computed.
+  auto steps_of = [&](int l) {
+    int64_t n = 0;
+    for (int64_t t = 0; t < K; ++t)
+      if (need(t, l)) n = t + 1;
+    return n;
+  };
 
   for (int64_t t = 0; t < K; ++t) {
     const uint32_t step = static_cast<uint32_t>(t);
@@ -52,16 +95,18 @@ double gsn_walkback(const GsnModel<T>& m, const WalkbackArgs& a, const T* x, con
     });
     // Odd layers read the even layers of the previous step (zero before the first step).
     for (int l = 1; l <= L; l += 2) {
+      if (!need(t, l)) continue;
       const T* below = l == 1 ? xt_t : (t > 0 ? at(hs, l - 1, t - 1) : nullptr);
       const T* above = l < L && t > 0 ? at(hs, l + 1, t - 1) : nullptr;
       gsn_update_hidden<T>(m, l, B, key, step, a.first_chain, below, above, at(hs, l, t),
                            at(ys, l, t));
     }
     for (int l = 2; l <= L; l += 2)
-      gsn_update_hidden<T>(m, l, B, key, step, a.first_chain, at(hs, l - 1, t),
-                           l < L ? at(hs, l + 1, t) : nullptr, at(hs, l, t), at(ys, l, t));
+      if (need(t, l))
+        gsn_update_hidden<T>(m, l, B, key, step, a.first_chain, at(hs, l - 1, t),
+                             l < L ? at(hs, l + 1, t) : nullptr, at(hs, l, t), at(ys, l, t));
     gsn_decode<T>(m, B, at(hs, 1, t), o.data());
-    const bool counted = !a.last_only || t + 1 == K;
+    const bool counts = counted(t);
     const bool more = t + 1 < K;
     pool().parallel_for(B, [&](int64_t r0, int64_t r1) {
       VisibleScratch sc(D);
@@ -69,8 +114,8 @@ double gsn_walkback(const GsnModel<T>& m, const WalkbackArgs& a, const T* x, con
         T* orow = o.data() + r * D;
         T* drow = grads ? d_o.data() + (t * B + r) * D : nullptr;
         const double nll =
-            gsn_nll_grad_row<T>(m.segments, orow, m.b[0], x + r * D, drow, counted ? scale : T(0));
-        if (counted) partial[t * B + r] = nll;
+            gsn_nll_grad_row<T>(m.segments, orow, m.b[0], x + r * D, drow, counts ? scale : T(0));
+        if (counts) partial[t * B + r] = nll;
         if (more)
           gsn_sample_row<T>(m.segments, orow, xs.data() + r * D, clamp, key,
                             a.first_chain + static_cast<uint32_t>(r), step, sc);
@@ -84,8 +129,8 @@ double gsn_walkback(const GsnModel<T>& m, const WalkbackArgs& a, const T* x, con
 
   // Backward through the unrolled chain. ga[l] holds d loss / d pre-activation of layer l at
   // every step (K x B rows); the visible layer's is d_o.
-  std::vector<std::vector<T>> ga(L + 1);
-  for (int l = 1; l <= L; ++l) ga[l].assign(K * B * m.n[l], T(0));
+  std::vector<std::vector<T>>& ga = ws.ga;
+  for (int l = 1; l <= L; ++l) std::fill(ga[l].begin(), ga[l].end(), T(0));
   auto ga_at = [&](int l, int64_t t) -> const T* {
     if (t < 0 || t >= K) return nullptr;
     return l == 0 ? d_o.data() + t * B * D : ga[l].data() + t * B * m.n[l];
@@ -93,13 +138,14 @@ double gsn_walkback(const GsnModel<T>& m, const WalkbackArgs& a, const T* x, con
   for (int64_t t = K - 1; t >= 0; --t) {
     // Even hidden layers at step t are read by the odd layers of step t + 1.
     for (int l = 2; l <= L; l += 2)
-      if (t + 1 < K)
+      if (t + 1 < K && need(t, l))
         gsn_backward_hidden<T>(m, l, B, ga_at(l - 1, t + 1), l < L ? ga_at(l + 1, t + 1) : nullptr,
                                at(ys, l, t), ga[l].data() + t * B * m.n[l]);
     // Odd layers at step t are read by the even layers (and the visible layer) of step t.
     for (int l = 1; l <= L; l += 2)
-      gsn_backward_hidden<T>(m, l, B, ga_at(l - 1, t), l < L ? ga_at(l + 1, t) : nullptr,
-                             at(ys, l, t), ga[l].data() + t * B * m.n[l]);
+      if (need(t, l))
+        gsn_backward_hidden<T>(m, l, B, ga_at(l - 1, t), l < L ? ga_at(l + 1, t) : nullptr,
+                               at(ys, l, t), ga[l].data() + t * B * m.n[l]);
   }
 
   // Weight gradients, each a GEMM over the stacked steps. W_l is used upward (layer l reads
@@ -110,18 +156,22 @@ double gsn_walkback(const GsnModel<T>& m, const WalkbackArgs& a, const T* x, con
     std::fill(grads->W[l], grads->W[l] + lo * hi, T(0));
     if (m.U[l]) std::fill(grads->U[l], grads->U[l] + lo * hi, T(0));
     // Upward: an odd layer reads the previous step's h_{l-1} (layer 1 the corrupted input of the
-    // same step); an even layer reads h_{l-1} of the same step.
+    // same step); an even layer reads h_{l-1} of the same step. Rows run over the steps where
+    // layer l was computed (its gradient is zero elsewhere).
+    const int64_t kl = steps_of(l);
     if (l == 1)
-      gemm_tn_accumulate<T>(K * B, lo, hi, xt.data(), D, ga[1].data(), hi, grads->W[1], hi);
+      gemm_tn_accumulate<T>(kl * B, lo, hi, xt.data(), D, ga[1].data(), hi, grads->W[1], hi);
     else if (l % 2 == 1)
-      gemm_tn_accumulate<T>((K - 1) * B, lo, hi, at(hs, l - 1, 0), lo, ga[l].data() + B * hi, hi,
-                            grads->W[l], hi);
+      gemm_tn_accumulate<T>((kl > 0 ? kl - 1 : 0) * B, lo, hi, at(hs, l - 1, 0), lo,
+                            ga[l].data() + B * hi, hi, grads->W[l], hi);
     else
-      gemm_tn_accumulate<T>(K * B, lo, hi, at(hs, l - 1, 0), lo, ga[l].data(), hi, grads->W[l], hi);
+      gemm_tn_accumulate<T>(kl * B, lo, hi, at(hs, l - 1, 0), lo, ga[l].data(), hi, grads->W[l], hi);
     // Downward: layer l - 1 reads h_l; an odd l - 1 reads the previous step's, an even one
     // (the visible layer included) the same step's.
-    const int64_t rows = (l - 1) % 2 == 1 ? (K - 1) * B : K * B;
-    const T* g_low = (l - 1) % 2 == 1 ? ga_at(l - 1, 1) : ga_at(l - 1, 0);
+    const int64_t kr = l - 1 == 0 ? K : steps_of(l - 1);
+    const bool odd_reader = (l - 1) % 2 == 1;
+    const int64_t rows = (odd_reader ? (kr > 0 ? kr - 1 : 0) : kr) * B;
+    const T* g_low = odd_reader ? ga_at(l - 1, 1) : ga_at(l - 1, 0);
     if (rows > 0) {
       if (m.U[l])  // dU_l = h_l^T ga_{l-1}: (hi, lo)
         gemm_tn_accumulate<T>(rows, hi, lo, at(hs, l, 0), hi, g_low, lo, grads->U[l], lo);

@@ -85,9 +85,14 @@ void gemm_sum_columns(int64_t m, int64_t n, const GemmTerm<T>* terms, int count,
       const GemmTerm<T>& g = terms[t];
       if (!g.a || g.k == 0) continue;
       const T* bj = g.trans_b ? g.b + j0 * g.ldb : g.b + j0;
-      blas::gemm(false, g.trans_b, static_cast<int>(m), static_cast<int>(j1 - j0),
-                 static_cast<int>(g.k), T(1), g.a, static_cast<int>(g.lda), bj,
-                 static_cast<int>(g.ldb), beta, c + j0, static_cast<int>(ldc));
+      const int w = static_cast<int>(j1 - j0), k = static_cast<int>(g.k);
+      if (m == 1)  // one chain: a GEMV streams the weights once, without packing them
+        blas::gemv(!g.trans_b, g.trans_b ? w : k, g.trans_b ? k : w, T(1), bj,
+                   static_cast<int>(g.ldb), g.a, beta, c + j0);
+      else
+        blas::gemm(false, g.trans_b, static_cast<int>(m), w, k, T(1), g.a,
+                   static_cast<int>(g.lda), bj, static_cast<int>(g.ldb), beta, c + j0,
+                   static_cast<int>(ldc));
       beta = T(1);
     }
     if (beta == T(0))
