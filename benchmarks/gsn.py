@@ -6,6 +6,10 @@ salt-and-pepper 0.4 on the input, Gaussian noise 2.0 before and after every hidd
 Bernoulli visibles, 6 walk-back steps (2L), minibatches of 100, SGD with momentum 0.5. Data:
 synthetic binary rows (20% ones). Training: examples/s over a few batches (one fit epoch).
 Chain: steps/s of a batch of B chains (B = 1 and 100), hidden state carried, no gradients.
+"GF/s" is the multiply-adds the model needs (walkback's count, which skips zero states and, in
+training, the layers that cannot reach a counted reconstruction) over the time; "sgemm frac"
+divides it by NumPy's sgemm rate for the same row count measured in the same run (for B = 1 the
+rate of a GEMV over the same weights), the machine's roofline for these products.
 
     python benchmarks/gsn.py [--quick]
 """
@@ -124,6 +128,33 @@ class TorchGSN:
         return run
 
 
+def chain_macs():
+    """Multiply-adds per row of one chain step (the hidden state is carried)."""
+    d, (a, b, c) = D, HIDDEN
+    return d * a + a * b + b * c + (a * b + b * c) + a * d
+
+
+def train_macs():
+    """Multiply-adds per row of one walk-back batch: the forward (zero states skipped, layers 2
+    and 3 of the last step pruned), the backward propagation (all but the x~ W1 terms) and the
+    weight gradients (one per forward term)."""
+    d, (a, b, c) = D, HIDDEN
+    first = d * a + (a * b + b * c) + a * d  # step 0: h2, h3 of the previous step are zero
+    middle = chain_macs()
+    last = d * a + a * b + a * d  # only layer 1 and the decoder reach the last loss term
+    fwd = first + (K - 2) * middle + last
+    return 3 * fwd - K * d * a
+
+
+def sgemm_rate(rows):
+    """NumPy's sgemm (or GEMV for one row) rate in GF/s on (rows, 1500) x (1500, 1500)."""
+    a = np.random.default_rng(0).random((rows, HIDDEN[0]), dtype=np.float32)
+    w = np.random.default_rng(1).random((HIDDEN[0], HIDDEN[1]), dtype=np.float32)
+    out = np.empty((rows, HIDDEN[1]), np.float32)
+    t = best_time(lambda: np.matmul(a, w, out=out), min_time=0.3)
+    return 2 * rows * HIDDEN[0] * HIDDEN[1] / t / 1e9
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer rounds and steps")
@@ -148,11 +179,18 @@ def main():
     rng = np.random.default_rng(0)
     x = (rng.random((BATCH * BATCHES, D)) < 0.2).astype(np.float32)
     work = {"train": (BATCH * BATCHES, "examples/s")}
+    macs = {"train": BATCH * BATCHES * train_macs()}
+    rates = {1: sgemm_rate(1), BATCH: sgemm_rate(BATCH)}
+    print(
+        "  NumPy sgemm (rows, 1500) x (1500, 1500): "
+        + ", ".join(f"{r} rows {g:.0f} GF/s" for r, g in rates.items())
+    )
     peers = {"train": {"walkback": walkback_train(model, x)}}
     for b, steps in ((1, 100), (100, 20)):
         x0 = np.ascontiguousarray(x[:b])
         key = f"chain B={b}"
         work[key] = (steps, "steps/s")
+        macs[key] = b * steps * chain_macs()
         peers[key] = {"walkback": walkback_chain(model, x0, steps)}
         if torch is not None:
             peers[key]["torch"] = TorchGSN(torch, model.get_params()).chain(x0, steps)
@@ -168,7 +206,20 @@ def main():
         n, unit = work[key]
         wb_rate = n / best["walkback"]
         pt_rate = n / best["torch"] if "torch" in best else None
-        records.append(dict(workload=key, unit=unit, walkback=wb_rate, torch=pt_rate))
+        gf_wb = 2 * macs[key] / best["walkback"] / 1e9
+        gf_pt = 2 * macs[key] / best["torch"] / 1e9 if pt_rate else None
+        roof = rates[1 if key == "chain B=1" else BATCH]
+        records.append(
+            dict(
+                workload=key,
+                unit=unit,
+                walkback=wb_rate,
+                torch=pt_rate,
+                walkback_gflops=gf_wb,
+                torch_gflops=gf_pt,
+                numpy_sgemm_gflops=roof,
+            )
+        )
         rows.append(
             [
                 key,
@@ -176,6 +227,9 @@ def main():
                 f"{wb_rate:,.1f}",
                 f"{pt_rate:,.1f}" if pt_rate else "-",
                 f"{wb_rate / pt_rate:.2f}x" if pt_rate else "-",
+                f"{gf_wb:.0f}",
+                f"{gf_wb / roof:.2f}",
+                f"{gf_pt / roof:.2f}" if pt_rate else "-",
             ]
         )
         print(
@@ -184,7 +238,8 @@ def main():
             flush=True,
         )
     print()
-    print(markdown_table(["workload", "unit", "walkback", "PyTorch eager", "vs PyTorch"], rows))
+    headers = ["workload", "unit", "walkback", "PyTorch eager", "vs PyTorch", "walkback GF/s"]
+    print(markdown_table(headers + ["sgemm frac walkback", "sgemm frac PyTorch"], rows))
     write_json(
         args.json,
         dict(
