@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "bindings/array_checks.h"
+#include "bindings/eval_bindings.h"
 #include "bindings/gsn_bindings.h"
 #include "walkback/blas.h"
 #include "walkback/corrupt.h"
@@ -238,6 +239,7 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
     wb::gemm_columns<float>(trans_b, m, n, k, pa, k, pb, ldb, pc, n, 16, [](int64_t, int64_t) {});
   });
   bind_gsn(mod);
+  bind_eval(mod);
   mod.def("set_num_threads", &wb::blas::set_num_threads);
   mod.def("get_num_threads", &wb::num_threads);
   mod.def("blas_info", &wb::blas::describe);

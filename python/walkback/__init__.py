@@ -5,7 +5,12 @@ walk-back training) on C++ and CUDA kernels."""
 # there too; the import makes a broken install fail here, with a clear message).
 import scipy_openblas32 as _scipy_openblas32  # noqa: F401
 
-from . import data, ops
+from . import (
+    data,
+    eval,  # noqa: A004 - wb.eval is the documented name
+    exact,
+    ops,
+)
 from ._backend import cuda_available, cuda_built
 from ._config import get_num_threads, set_num_threads, show_config
 from .dae import DAE
@@ -47,6 +52,8 @@ __all__ = [
     "cuda_available",
     "cuda_built",
     "data",
+    "eval",
+    "exact",
     "get_num_threads",
     "ops",
     "set_num_threads",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _backend, _checks, _codes
+from ._progress import progress_bar
 from .noise import as_corruption
 from .reconstruction import as_reconstruction
 
@@ -257,3 +258,38 @@ def _param(name, a, dtype, shape):
     if not a.flags.c_contiguous:
         raise ValueError(f"{name}: expected a C-contiguous array")
     return a
+
+
+def parzen_logpdf(samples, x, sigma, batch_size=None, progress=False):
+    """Per-row Parzen-window log-densities log p(x_j) (float64, shape (M,)) under the isotropic
+    Gaussian mixture of width ``sigma`` centred on the rows of ``samples``; see
+    walkback.eval.parzen_log_likelihood. float32 or float64 inputs (both the same dtype)."""
+    s = np.asarray(samples)
+    xx = np.asarray(x)
+    if s.ndim != 2 or xx.ndim != 2 or s.shape[1] != xx.shape[1]:
+        raise ValueError(
+            f"parzen_logpdf: expected samples (N, D) and x (M, D), got {s.shape} and {xx.shape}"
+        )
+    if len(s) == 0 or len(xx) == 0:
+        raise ValueError("parzen_logpdf: samples and x need at least one row each")
+    dt = np.float64 if np.float64 in (s.dtype, xx.dtype) else np.float32
+    s = np.ascontiguousarray(s, dtype=dt)
+    xx = np.ascontiguousarray(xx, dtype=dt)
+    if not (np.all(np.isfinite(s)) and np.all(np.isfinite(xx))):
+        raise ValueError("parzen_logpdf: samples and x must be finite")
+    try:
+        sigma = float(sigma)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"sigma: expected a positive number, got {sigma!r}") from e
+    if not (sigma > 0 and np.isfinite(sigma)):
+        raise ValueError(f"sigma: expected a positive finite number, got {sigma}")
+    step = len(xx) if batch_size is None else _checks.check_int("batch_size", batch_size, 1)
+    out = np.empty(len(xx))
+    bar = progress_bar((len(xx) + step - 1) // step, progress, "parzen", "batch")
+    try:
+        for b in range(0, len(xx), step):
+            _backend.cpu().parzen_logpdf(s, xx[b : b + step], sigma, out[b : b + step])
+            bar.update(1)
+    finally:
+        bar.close()
+    return out
