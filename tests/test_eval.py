@@ -11,7 +11,11 @@ def parzen_reference(s, x, sigma):
     s, x = s.astype(np.float64), x.astype(np.float64)
     d2 = ((x[:, None, :] - s[None, :, :]) ** 2).sum(-1)
     d = s.shape[1]
-    return logsumexp(-d2 / (2 * sigma**2), axis=1) - np.log(len(s)) - 0.5 * d * np.log(2 * np.pi * sigma**2)
+    return (
+        logsumexp(-d2 / (2 * sigma**2), axis=1)
+        - np.log(len(s))
+        - 0.5 * d * np.log(2 * np.pi * sigma**2)
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -26,7 +30,9 @@ def test_parzen_matches_scipy(dtype, sigma):
     got = wb.ops.parzen_logpdf(s, x, sigma)
     want = parzen_reference(s, x, sigma)
     if sigma == 0.003:
-        assert np.all(np.exp(-((x[:-10, None, :].astype(float) - s[None]) ** 2).sum(-1) / (2 * sigma**2)) == 0)
+        assert np.all(
+            np.exp(-((x[:-10, None, :].astype(float) - s[None]) ** 2).sum(-1) / (2 * sigma**2)) == 0
+        )
     np.testing.assert_allclose(got, want, rtol=1e-4)
 
 
@@ -37,7 +43,9 @@ def test_parzen_log_likelihood_mean_sem_and_batches():
     mean, sem = wb.eval.parzen_log_likelihood(s, x, 0.3)
     assert mean == pytest.approx(lp.mean(), rel=1e-6)
     assert sem == pytest.approx(lp.std(ddof=1) / np.sqrt(90), rel=1e-5)
-    assert wb.eval.parzen_log_likelihood(s, x, 0.3, batch_size=7) == pytest.approx((mean, sem), rel=1e-12)
+    assert wb.eval.parzen_log_likelihood(s, x, 0.3, batch_size=7) == pytest.approx(
+        (mean, sem), rel=1e-12
+    )
 
 
 def test_select_parzen_sigma_takes_the_best_on_validation():
@@ -48,7 +56,11 @@ def test_select_parzen_sigma_takes_the_best_on_validation():
     assert [r[0] for r in table] == [0.01, 0.3, 5.0]
     assert best == 0.3 and table[1][1] == max(r[1] for r in table)
     best_default, table = wb.eval.select_parzen_sigma(s, xv)
-    assert len(table) == 10 and table[0][0] == pytest.approx(0.1) and table[-1][0] == pytest.approx(1.0)
+    assert (
+        len(table) == 10
+        and table[0][0] == pytest.approx(0.1)
+        and table[-1][0] == pytest.approx(1.0)
+    )
 
 
 def test_csl_from_means_matches_numpy():
@@ -66,7 +78,9 @@ def test_csl_of_a_model_uses_its_chain_means():
     mean, sem = wb.eval.csl(m, x, n_samples=200, chains=4, burn_in=10, seed=5)
     mu = m.sample(n=4, steps=50, burn_in=10, every=1, means=True, seed=5)
     want = wb.eval.csl_from_means(mu, x)
-    assert mean == pytest.approx(want.mean()) and sem == pytest.approx(want.std(ddof=1) / np.sqrt(30))
+    assert mean == pytest.approx(want.mean()) and sem == pytest.approx(
+        want.std(ddof=1) / np.sqrt(30)
+    )
     assert mean < 0
     g = wb.GSN(12, [8, 6], seed=0)
     assert np.isfinite(wb.eval.csl(g, x, n_samples=20, chains=2, burn_in=2, seed=1)[0])

@@ -33,7 +33,11 @@ def brute_force(model, clamp=None, values=None):
     act = {"sigmoid": lambda a: 1 / (1 + np.exp(-a)), "tanh": np.tanh}[model.activation]
     all_states = list(itertools.product([0, 1], repeat=d))
     free = [i for i in range(d) if clamp is None or not clamp[i]]
-    current = [s for s in all_states if clamp is None or all(s[i] == values[i] for i in range(d) if clamp[i])]
+    current = [
+        s
+        for s in all_states
+        if clamp is None or all(s[i] == values[i] for i in range(d) if clamp[i])
+    ]
     nxt = list(itertools.product([0, 1], repeat=len(free)))
     t = np.zeros((len(current), len(nxt)))
     for a, s in enumerate(current):
@@ -45,12 +49,16 @@ def brute_force(model, clamp=None, values=None):
             dec = p["U1"] if "U1" in p else p["W1"].T
             mu = 1 / (1 + np.exp(-(h @ dec + p["b0"])))
             for b, s2 in enumerate(nxt):
-                t[a, b] += w * np.prod([mu[i] if v else 1 - mu[i] for i, v in zip(free, s2, strict=True)])
+                t[a, b] += w * np.prod(
+                    [mu[i] if v else 1 - mu[i] for i, v in zip(free, s2, strict=True)]
+                )
     return t
 
 
 def model(corruption, tied=True, activation="sigmoid", d=5, seed=0):
-    m = wb.DAE(d, 4, activation=activation, corruption=corruption, tied=tied, seed=seed, dtype=np.float64)
+    m = wb.DAE(
+        d, 4, activation=activation, corruption=corruption, tied=tied, seed=seed, dtype=np.float64
+    )
     rng = np.random.default_rng(seed)
     m.set_params(**{k: 1.5 * rng.normal(size=v.shape) for k, v in m.get_params().items()})
     return m
