@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _backend, _checks, ops
-from . import training as _training
+from ._model import ChainModel
 from ._sampling import run_chain_chunks
 from .noise import SaltAndPepper, as_corruption, corruption_from_config
 from .reconstruction import as_reconstruction, reconstruction_from_config
@@ -15,7 +15,7 @@ from .reconstruction import as_reconstruction, reconstruction_from_config
 _DEFAULT_CORRUPTION = SaltAndPepper(0.3)  # immutable, so safe as a default
 
 
-class DAE:
+class DAE(ChainModel):
     """A one-hidden-layer denoising autoencoder and its sampling chain.
 
     Args:
@@ -29,9 +29,13 @@ class DAE:
         dtype: float32 (default) or float64.
 
     Parameters (``get_params``): W1 (D, H), b1 (H,), b0 (D,) and, when untied, U1 (H, D).
+    Training (``fit``, ``loss_and_grad``, ``walkback_loss``) and files (``save``) are those of
+    every chain model (walkback._model.ChainModel); walk-back defaults to k = 1 here.
     Weights start Glorot-uniform (Glorot & Bengio 2010: U(-r, r), r = sqrt(6 / (D + H))),
     biases at zero.
     """
+
+    _default_walkbacks = 1
 
     def __init__(
         self,
@@ -75,26 +79,6 @@ class DAE:
             shapes["U1"] = (self.hidden, self.visible)
         return shapes
 
-    def get_params(self) -> dict:
-        """Copies of the parameters: W1 (D, H), b1 (H,), b0 (D,) [, U1 (H, D)]."""
-        return {k: v.copy() for k, v in self._params.items()}
-
-    def set_params(self, **arrays) -> DAE:
-        """Replaces parameters by name (copied, cast to the model's dtype, checked finite)."""
-        shapes = self.param_shapes()
-        checked = {}
-        for name, a in arrays.items():
-            if name not in shapes:
-                raise ValueError(
-                    f"set_params: unknown parameter {name!r}; expected {sorted(shapes)}"
-                )
-            checked[name] = _checks.check_param_array(name, a, shapes[name], self.dtype)
-        self._params.update(checked)
-        return self
-
-    def _draw_seed(self) -> int:
-        return int(self._rng.integers(0, 2**63))
-
     # ------------------------------------------------------------------ sampling
     def sample(
         self,
@@ -136,7 +120,7 @@ class DAE:
             raise ValueError("steps + burn_in: the chain's step index must stay below 2**32")
         if every is not None:
             every = _checks.check_int("every", every, 1, steps)
-        seed = self._draw_seed() if seed is None else _checks.check_seed("seed", seed)
+        seed = self._seed(seed)
         if x0 is None:
             if n is None:
                 raise ValueError("sample: give n (the number of chains) or x0 (start states)")
@@ -217,93 +201,6 @@ class DAE:
             **g,
         )
 
-    def _loss_and_grad_into(self, x, walkbacks, seed, grads, reconstruct):
-        return self._walkback_call(x, walkbacks, seed, 0, reconstruct, grads)
-
-    @staticmethod
-    def _check_reconstruct(reconstruct):
-        if reconstruct not in ("all", "last"):
-            raise ValueError(f"reconstruct: expected 'all' or 'last', got {reconstruct!r}")
-
-    def loss_and_grad(self, x, walkbacks=1, seed=None, reconstruct="all"):
-        """The walk-back loss of a batch and its gradients.
-
-        From each row of ``x`` the chain runs ``walkbacks`` corrupt-encode-decode steps,
-        sampling the visible units between them (the samples are constants); the loss adds
-        -log p(x | w_j) of the *clean* x at every step j (``reconstruct="all"``, Bengio et al.
-        2013's walk-back) or at the last only, summed over units and averaged over rows. The
-        random numbers are the chain's: step j corrupts with stream step j and samples with
-        stream step j, so ``sample(x0=x, steps=j, seed=seed)`` gives the states visited.
-
-        Returns:
-            (loss, grads): a float, and a dict of arrays named and shaped like get_params().
-        """
-        self._check_reconstruct(reconstruct)
-        x = self._check_data("x", x)
-        walkbacks = _checks.check_int("walkbacks", walkbacks, 1, 10_000)
-        seed = self._draw_seed() if seed is None else _checks.check_seed("seed", seed)
-        grads = {k: np.empty_like(v) for k, v in self._params.items()}
-        loss = self._walkback_call(x, walkbacks, seed, 0, reconstruct, grads)
-        return loss, grads
-
-    def walkback_loss(self, x, walkbacks=1, seed=None, reconstruct="all", batch_size=1000):
-        """The walk-back loss alone (see loss_and_grad), computed ``batch_size`` rows at a
-        time; the result does not depend on ``batch_size``."""
-        self._check_reconstruct(reconstruct)
-        x = self._check_data("x", x)
-        walkbacks = _checks.check_int("walkbacks", walkbacks, 1, 10_000)
-        batch_size = _checks.check_int("batch_size", batch_size, 1)
-        seed = self._draw_seed() if seed is None else _checks.check_seed("seed", seed)
-        total = 0.0
-        for b in range(0, x.shape[0], batch_size):
-            xb = x[b : b + batch_size]
-            total += self._walkback_call(xb, walkbacks, seed, b, reconstruct, None) * len(xb)
-        return total / x.shape[0]
-
-    def fit(
-        self,
-        x,
-        walkbacks=1,
-        epochs=10,
-        batch_size=100,
-        optimizer=None,
-        validation=None,
-        shuffle=True,
-        binarize=None,
-        progress=True,
-        seed=None,
-        reconstruct="all",
-    ):
-        """Walk-back training with minibatches; returns a History (per epoch: train and
-        validation loss, seconds) and shows a tqdm progress bar.
-
-        Args:
-            x: (n, D) training data (in [0, 1] for a Bernoulli model).
-            walkbacks: k, the chain steps per example (1 = ordinary denoising training).
-            optimizer: walkback.SGD(...) or walkback.Adam(...); default SGD(0.1, momentum 0.5).
-            validation: optional (m, D) data whose loss is reported after each epoch.
-            binarize: None, or "stochastic" to redraw a binary sample of grey-level data each
-                epoch (dynamic binarization).
-            seed: the training run's random stream (batches, corruption, samples).
-        Raises:
-            TrainingDiverged (a FloatingPointError) naming the epoch and batch where the loss
-            became NaN or infinite; the parameters are those of the last finite loss.
-        """
-        return _training.fit(
-            self,
-            x,
-            walkbacks=walkbacks,
-            epochs=epochs,
-            batch_size=batch_size,
-            optimizer=optimizer,
-            validation=validation,
-            shuffle=shuffle,
-            binarize=binarize,
-            progress=progress,
-            seed=seed,
-            reconstruct=reconstruct,
-        )
-
     # ------------------------------------------------------------------ files
     def to_config(self) -> dict:
         return {
@@ -329,12 +226,6 @@ class DAE:
             seed=cfg["seed"],
             dtype=np.dtype(cfg["dtype"]),
         )
-
-    def save(self, path) -> None:
-        """Writes the parameters and the configuration to a safetensors file."""
-        from .io import save
-
-        save(self, path)
 
     def __repr__(self) -> str:
         return (

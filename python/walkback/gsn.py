@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _backend, _checks, _codes, ops
-from . import training as _training
+from ._model import ChainModel
 from ._sampling import run_chain_chunks
 from .noise import (
     GaussianNoise,
@@ -26,7 +26,7 @@ _PAPER_INPUT_NOISE = SaltAndPepper(0.4)
 _PAPER_HIDDEN_NOISE = GaussianNoise(2.0, 2.0)
 
 
-class GSN:
+class GSN(ChainModel):
     """A deep GSN and its chain.
 
     Each step corrupts the visible state, updates the odd hidden layers from their neighbours
@@ -140,6 +140,10 @@ class GSN:
 
     # ------------------------------------------------------------------ parameters
     @property
+    def _default_walkbacks(self) -> int:
+        return self.walkbacks
+
+    @property
     def layer_sizes(self) -> list:
         return [self.visible] + list(self.hidden)
 
@@ -150,26 +154,6 @@ class GSN:
         if not self.tied:
             shapes.update({f"U{i}": (sizes[i], sizes[i - 1]) for i in range(1, L + 1)})
         return shapes
-
-    def get_params(self) -> dict:
-        """Copies of the parameters (see the class docstring for names and shapes)."""
-        return {k: v.copy() for k, v in self._params.items()}
-
-    def set_params(self, **arrays) -> GSN:
-        """Replaces parameters by name (copied, cast to the model's dtype, checked finite)."""
-        shapes = self.param_shapes()
-        checked = {}
-        for name, a in arrays.items():
-            if name not in shapes:
-                raise ValueError(
-                    f"set_params: unknown parameter {name!r}; expected {sorted(shapes)}"
-                )
-            checked[name] = _checks.check_param_array(name, a, shapes[name], self.dtype)
-        self._params.update(checked)
-        return self
-
-    def _draw_seed(self) -> int:
-        return int(self._rng.integers(0, 2**63))
 
     def _kernel_kwargs(self) -> dict:
         L, p = len(self.hidden), self._params
@@ -330,7 +314,7 @@ class GSN:
             raise ValueError("steps + burn_in: the chain's step index must stay below 2**32")
         if every is not None:
             every = _checks.check_int("every", every, 1, steps)
-        seed = self._draw_seed() if seed is None else _checks.check_seed("seed", seed)
+        seed = self._seed(seed)
         if x0 is None:
             if n is None:
                 raise ValueError("sample: give n (the number of chains) or x0 (start states)")
@@ -411,7 +395,7 @@ class GSN:
         steps = _checks.check_int("steps", steps, 1, 2**31 - 1)
         burn_in = _checks.check_int("burn_in", burn_in, 0, 2**31 - 1)
         batch_size = _checks.check_int("batch_size", batch_size, 1)
-        seed = self._draw_seed() if seed is None else _checks.check_seed("seed", seed)
+        seed = self._seed(seed)
         if not isinstance(x, dict):
             others = [s for s in self.segments if s is not tgt]
             a = _checks.as_state("x", x, self.dtype, self.visible - tgt.size)
@@ -469,84 +453,6 @@ class GSN:
             **g,
         )
 
-    def _loss_and_grad_into(self, x, walkbacks, seed, grads, reconstruct):
-        return self._walkback_call(x, walkbacks, seed, 0, reconstruct, grads)
-
-    def _walkbacks(self, walkbacks):
-        return (
-            self.walkbacks
-            if walkbacks is None
-            else _checks.check_int("walkbacks", walkbacks, 1, 10_000)
-        )
-
-    @staticmethod
-    def _check_reconstruct(reconstruct):
-        if reconstruct not in ("all", "last"):
-            raise ValueError(f"reconstruct: expected 'all' or 'last', got {reconstruct!r}")
-
-    def loss_and_grad(self, x, walkbacks=None, seed=None, reconstruct="all"):
-        """The walk-back loss of a batch and its gradients, back-propagated through the
-        unrolled chain (the hidden noise is reparametrized; visible samples are constants).
-
-        The loss adds, at every step (or the last, ``reconstruct="last"``), each segment's
-        weight times its NLL of the clean data, summed over units and averaged over rows.
-        ``walkbacks`` defaults to the model's (2L). Returns (loss, grads named like get_params).
-        """
-        self._check_reconstruct(reconstruct)
-        x = self._check_data("x", x)
-        walkbacks = self._walkbacks(walkbacks)
-        seed = self._draw_seed() if seed is None else _checks.check_seed("seed", seed)
-        grads = {k: np.empty_like(v) for k, v in self._params.items()}
-        loss = self._walkback_call(x, walkbacks, seed, 0, reconstruct, grads)
-        return loss, grads
-
-    def walkback_loss(self, x, walkbacks=None, seed=None, reconstruct="all", batch_size=1000):
-        """The walk-back loss alone, ``batch_size`` rows at a time (the result does not
-        depend on it)."""
-        self._check_reconstruct(reconstruct)
-        x = self._check_data("x", x)
-        walkbacks = self._walkbacks(walkbacks)
-        batch_size = _checks.check_int("batch_size", batch_size, 1)
-        seed = self._draw_seed() if seed is None else _checks.check_seed("seed", seed)
-        total = 0.0
-        for b in range(0, x.shape[0], batch_size):
-            xb = x[b : b + batch_size]
-            total += self._walkback_call(xb, walkbacks, seed, b, reconstruct, None) * len(xb)
-        return total / x.shape[0]
-
-    def fit(
-        self,
-        x,
-        walkbacks=None,
-        epochs=10,
-        batch_size=100,
-        optimizer=None,
-        validation=None,
-        shuffle=True,
-        binarize=None,
-        progress=True,
-        seed=None,
-        reconstruct="all",
-    ):
-        """Walk-back training through the unrolled chain; as DAE.fit, with ``x`` an (n, D)
-        array or a dict of segments (a categorical segment may be integer labels) and
-        ``walkbacks`` defaulting to the model's (2L). The paper trains with SGD (lr 0.25,
-        momentum 0.5) on minibatches of 100."""
-        return _training.fit(
-            self,
-            x,
-            walkbacks=self._walkbacks(walkbacks),
-            epochs=epochs,
-            batch_size=batch_size,
-            optimizer=optimizer,
-            validation=validation,
-            shuffle=shuffle,
-            binarize=binarize,
-            progress=progress,
-            seed=seed,
-            reconstruct=reconstruct,
-        )
-
     # ------------------------------------------------------------------ files
     def to_config(self) -> dict:
         return {
@@ -576,12 +482,6 @@ class GSN:
             seed=cfg["seed"],
             dtype=np.dtype(cfg["dtype"]),
         )
-
-    def save(self, path) -> None:
-        """Writes the parameters and the configuration to a safetensors file."""
-        from .io import save
-
-        save(self, path)
 
     def __repr__(self) -> str:
         segs = ", ".join(f"{s.name}:{s.size}:{s.reconstruction.name}" for s in self.segments)
