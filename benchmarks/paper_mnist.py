@@ -11,8 +11,9 @@ learning rate 0.25 is applied as 0.25 / 784 here: the same update. Samples: one 
 model run for 10,000 steps from a random start, recording the chain's expected value p(x | h)
 at every step (as the original code records them), not binary samples. Parzen sigma: chosen
 on the validation images over logspace(-1, 0, 10) (the reference Parzen script's grid), then 9
-values around the best; the test log-likelihood is reported with its standard error, beside the published figures and a
-sanity line scoring the test set against 10,000 *training images* as the centres.
+values around the best; the test log-likelihood is reported with its standard error, beside
+the published figures and a sanity line scoring the test set against 10,000 *training
+images* as the centres.
 
     python benchmarks/paper_mnist.py [--mnist DIR] [--epochs 20] [--dae-epochs 20] [--out DIR]
 
