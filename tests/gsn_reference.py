@@ -17,7 +17,7 @@ def _seg_list(model):
 def _corrupt(model, x, seed, t):
     b, d = x.shape
     u = ref.uniform(seed, t, b, d, "corrupt")
-    n = ref.library_normal(seed, t, b, d, "corrupt")
+    n = ref.library_normal(seed, t, b, d, 4)  # GSN segments' own normal streams
     xt = x.copy()
     for s, off in _seg_list(model):
         sl = slice(off, off + s.size)
@@ -72,7 +72,7 @@ def _sample(model, o, x, clamp, seed, t):
     """(new state, means) from the visible pre-activation o."""
     b, d = x.shape
     u = ref.uniform(seed, t, b, d, "sample")
-    n = ref.library_normal(seed, t, b, d, "sample")
+    n = ref.library_normal(seed, t, b, d, 5)
     new, mean = x.copy(), o.copy()
     for s, off in _seg_list(model):
         sl = slice(off, off + s.size)

@@ -94,6 +94,10 @@ def test_bad_input():
         wb.ops.parzen_logpdf(s, np.zeros((2, 4)), 1.0)
     with pytest.raises(ValueError, match="finite"):
         wb.ops.parzen_logpdf(s, np.full((2, 3), np.nan), 1.0)
+    with pytest.raises(ValueError, match="sigma too small"):
+        wb.ops.parzen_logpdf(s, s, 1e-200)
+    with pytest.raises(ValueError, match="eps"):
+        wb.eval.csl_from_means(np.full((2, 3), 0.5), np.zeros((1, 3)), eps=0.0)
     with pytest.raises(ValueError, match="sigmas"):
         wb.eval.select_parzen_sigma(s, s, sigmas=[-1.0])
     with pytest.raises(ValueError, match="Bernoulli"):

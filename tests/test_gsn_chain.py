@@ -101,6 +101,26 @@ def test_predict_proba_is_a_distribution_and_clamps_the_inputs():
     assert np.array_equal(m.predict(x[:, :8], steps=7, seed=3), p.argmax(1))
 
 
+def test_predict_proba_does_not_depend_on_batch_size():
+    m, x = make("mixed", [6, 5], True)
+    xx = np.concatenate([x, x[::-1], x])[:, :8]
+    a = m.predict_proba(xx, steps=4, seed=2, batch_size=4)
+    b = m.predict_proba(xx, steps=4, seed=2, batch_size=1000)
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="missing segments"):
+        m.predict_proba({"x": x[:, :5]}, steps=2)
+
+
+def test_kernel_rejects_unknown_codes_with_an_error_not_a_crash():
+    from walkback import _backend
+
+    m, x = make("bernoulli", [6], True)
+    kw = m._kernel_kwargs()
+    kw["activation"] = 9
+    with pytest.raises(ValueError, match="activation: unknown code 9"):
+        _backend.cpu().gsn_walkback(x, **kw, seed=0, first_chain=0, walkbacks=1, last_only=False)
+
+
 def test_sample_from_scratch_and_class_conditional():
     m = wb.GSN.hybrid(16, 3, hidden=[12, 10], seed=0)
     s = m.sample(n=6, steps=4, seed=1)

@@ -53,7 +53,12 @@ GsnModel<T> gsn_model(const py::kwargs& kw, py::ssize_t D) {
     check_array(bl, name.c_str(), dt, {m.n[l]}, false);
     m.b[l] = in_ptr<T>(bl);
   }
-  m.activation = static_cast<Activation>(kw["activation"].cast<int>());
+  auto code = [](const py::object& o, const char* what, int most) {
+    const int c = o.cast<int>();
+    if (c < 0 || c > most) throw py::value_error(std::string(what) + ": unknown code " + std::to_string(c));
+    return c;
+  };
+  m.activation = static_cast<Activation>(code(kw["activation"], "activation", 3));
   m.noise_pre = static_cast<T>(kw["noise_pre"].cast<double>());
   m.noise_post = static_cast<T>(kw["noise_post"].cast<double>());
   m.noiseless_h1 = kw["noiseless_h1"].cast<bool>();
@@ -62,9 +67,10 @@ GsnModel<T> gsn_model(const py::kwargs& kw, py::ssize_t D) {
     VisibleSegment s;
     s.offset = t[0].cast<int64_t>();
     s.size = t[1].cast<int64_t>();
-    s.reconstruction = static_cast<Reconstruction>(t[2].cast<int>());
+    s.reconstruction = static_cast<Reconstruction>(code(t[2], "reconstruction", 2));
     s.sigma = t[3].cast<double>();
-    s.corruption = static_cast<Corruption>(t[4].cast<int>());
+    s.corruption = static_cast<Corruption>(code(t[4], "corruption", 4));
+    if (!(s.sigma > 0)) throw py::value_error("segments: sigma must be positive");
     s.corruption_param = t[5].cast<double>();
     s.weight = t[6].cast<double>();
     if (s.offset != next || s.size < 1)

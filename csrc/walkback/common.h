@@ -21,11 +21,16 @@ enum class Reconstruction : int { Bernoulli = 0, Gaussian = 1, Categorical = 2 }
 // The purpose of a uniform: the fourth Philox counter word, so that the corruption and the
 // sampling of one unit at one step never reuse a number. GSN hidden-noise streams start at
 // kStreamHidden and take two per layer (pre, post).
+// GSN visible segments draw their normals from streams of their own (a normal takes two
+// uniforms of a Philox block, so a segment starting mid-block would otherwise share numbers
+// with its neighbour's uniforms).
 enum Stream : uint32_t {
   kStreamCorrupt = 0,
   kStreamSample = 1,
   kStreamInit = 2,
   kStreamUser = 3,
+  kStreamCorruptNormal = 4,
+  kStreamSampleNormal = 5,
   kStreamHidden = 16,
 };
 

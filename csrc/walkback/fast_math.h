@@ -78,7 +78,7 @@ WB_HD float fast_logf(float x) {
 // (exactly, since both are dyadic) and Cephes' sinf/cosf polynomials run on the remaining
 // angle in [-pi/4, pi/4]; absolute error below 2e-7.
 WB_HD void sincos_2pi(float u, float* s, float* c) {
-  const float x = u - static_cast<float>(static_cast<int32_t>(u + 0.5f));  // (-0.5, 0.5]
+  const float x = u - static_cast<float>(static_cast<int32_t>(u + 0.5f));  // [-0.5, 0.5)
   const float q = 4.0f * x;
   const int32_t j = static_cast<int32_t>(q + (q < 0.0f ? -0.5f : 0.5f));
   const float r = (x - 0.25f * static_cast<float>(j)) * 6.28318530717958648f;

@@ -33,8 +33,10 @@ void gsn_corrupt_row(const std::vector<VisibleSegment>& segs, const T* x, T* xt,
       for (int64_t i = 0; i < g.size; ++i) out[i] = xs[i];
       continue;
     }
-    const float* r = stream_span(corruption_needs_normal(g.corruption), key, chain, step,
-                                 kStreamCorrupt, g.offset, g.size, s.u.data());
+    const bool normal = corruption_needs_normal(g.corruption);
+    const float* r = stream_span(normal, key, chain, step,
+                                 normal ? kStreamCorruptNormal : kStreamCorrupt, g.offset, g.size,
+                                 s.u.data());
     const T p = static_cast<T>(g.corruption_param);
     with_corruption(g.corruption, [&](auto k) {
       for (int64_t i = 0; i < g.size; ++i)
@@ -90,7 +92,8 @@ void gsn_sample_row(const std::vector<VisibleSegment>& segs, T* o, T* x, const u
       continue;
     }
     const bool normal = g.reconstruction == Reconstruction::Gaussian;
-    const float* r = stream_span(normal, key, chain, step, kStreamSample, g.offset, g.size,
+    const float* r = stream_span(normal, key, chain, step,
+                                 normal ? kStreamSampleNormal : kStreamSample, g.offset, g.size,
                                  s.u.data());
     std::vector<T> zeros(g.size, T(0));
     with_reconstruction(g.reconstruction, [&](auto rc) {

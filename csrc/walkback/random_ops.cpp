@@ -1,5 +1,7 @@
 #include "walkback/random_ops.h"
 
+#include <stdexcept>
+
 #include "walkback/philox_simd.h"
 #include "walkback/simd.h"
 #include "walkback/thread_pool.h"
@@ -8,6 +10,7 @@ namespace wb {
 
 void uniform_row(StreamKey key, uint32_t chain, uint32_t step, uint32_t stream,
                  int64_t first_unit, int64_t units, float* u) {
+  if (first_unit % 4 != 0) throw std::invalid_argument("uniform_row: first_unit % 4 != 0");
   const uint32_t g0 = static_cast<uint32_t>(first_unit / 4);
   const int64_t full = units / 4;
   uniform_blocks(key, g0, full, chain, step, stream, u);
@@ -29,6 +32,7 @@ WB_SIMD_CLONES void box_muller_pairs(const float* u, float* n, int64_t pairs) {
 
 void normal_row(StreamKey key, uint32_t chain, uint32_t step, uint32_t stream,
                 int64_t first_unit, int64_t units, float* n) {
+  if (first_unit % 4 != 0) throw std::invalid_argument("normal_row: first_unit % 4 != 0");
   const uint32_t g0 = static_cast<uint32_t>(first_unit / 4);
   const int64_t groups = (units + 3) / 4;
   constexpr int64_t kChunk = 64;  // blocks per pass: 256 floats of stack

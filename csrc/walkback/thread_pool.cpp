@@ -74,20 +74,31 @@ void ThreadPool::worker_loop(int index) {
     if (stop_.load(std::memory_order_acquire)) return;
     if (index < jobs_) {
       t_in_job = true;
-      fn_(ctx_, index);
+      try {
+        fn_(ctx_, index);
+      } catch (...) {
+        record_error();
+      }
       t_in_job = false;
     }
     if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) remaining_.notify_all();
   }
 }
 
+void ThreadPool::record_error() {
+  std::lock_guard<std::mutex> lock(error_mutex_);
+  if (!error_) error_ = std::current_exception();
+}
+
 void ThreadPool::run(int jobs, JobFn fn, void* ctx) {
   if (jobs <= 0) return;
   if (jobs == 1 || t_in_job || size_ == 1) {
-    const bool was = t_in_job;
+    struct Restore {
+      bool was;
+      ~Restore() { t_in_job = was; }
+    } restore{t_in_job};
     t_in_job = true;
     for (int j = 0; j < jobs; ++j) fn(ctx, j);
-    t_in_job = was;
     return;
   }
   if (jobs > size_) throw std::logic_error("ThreadPool::run: more jobs than threads");
@@ -99,11 +110,22 @@ void ThreadPool::run(int jobs, JobFn fn, void* ctx) {
   generation_.fetch_add(1, std::memory_order_acq_rel);
   generation_.notify_all();
   t_in_job = true;
-  fn(ctx, 0);
+  try {
+    fn(ctx, 0);
+  } catch (...) {
+    record_error();
+  }
   t_in_job = false;
+  // Wait for every worker even when job 0 failed: they use ctx, which lives in our caller.
   spin_then_wait(
       remaining_, [&] { return remaining_.load(std::memory_order_acquire) == 0; },
       +[](std::atomic<int>& a) { return a.load(std::memory_order_acquire); }, spin_ns_);
+  std::exception_ptr e;
+  {
+    std::lock_guard<std::mutex> elock(error_mutex_);
+    std::swap(e, error_);
+  }
+  if (e) std::rethrow_exception(e);
 }
 
 int default_threads() {

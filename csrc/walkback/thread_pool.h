@@ -5,6 +5,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -23,7 +24,8 @@ class ThreadPool {
   int size() const { return size_; }
 
   // Runs fn(ctx, j) for j in [0, jobs), each job on its own thread; jobs <= size(). Called
-  // from inside a job, it runs the jobs one after another on the calling thread.
+  // from inside a job, it runs the jobs one after another on the calling thread. An exception
+  // thrown by a job is rethrown here once every job has finished (the first one, if several).
   void run(int jobs, JobFn fn, void* ctx);
 
   // Calls f(begin, end) on up to size() contiguous slices of [0, n).
@@ -48,6 +50,7 @@ class ThreadPool {
 
  private:
   void worker_loop(int index);
+  void record_error();
 
   int size_;
   std::vector<std::thread> workers_;
@@ -59,6 +62,8 @@ class ThreadPool {
   void* ctx_ = nullptr;
   int jobs_ = 0;
   int64_t spin_ns_;
+  std::mutex error_mutex_;
+  std::exception_ptr error_;
 };
 
 // The process-wide pool, created on first use with default_threads() threads.

@@ -9,5 +9,5 @@ CORRUPTION_BIT_FLIP = 4
 ACTIVATIONS = {"sigmoid": 0, "tanh": 1, "relu": 2, "identity": 3}
 RECONSTRUCTIONS = {"bernoulli": 0, "gaussian": 1, "categorical": 2}
 
-STREAMS = {"corrupt": 0, "sample": 1, "init": 2, "user": 3}
+STREAMS = {"corrupt": 0, "sample": 1, "init": 2, "user": 3, "corrupt_normal": 4, "sample_normal": 5}
 STREAM_HIDDEN = 16  # GSN hidden noise: 16 + 2 (l - 1) before the activation, + 1 after

@@ -346,7 +346,18 @@ class GSN(ChainModel):
         return [np.zeros((n, h), self.dtype) for h in self.hidden]
 
     def _run_chain(
-        self, x, hidden, clamp, steps, burn_in, every, seed, means, progress, mean_sum=None
+        self,
+        x,
+        hidden,
+        clamp,
+        steps,
+        burn_in,
+        every,
+        seed,
+        means,
+        progress,
+        mean_sum=None,
+        first_chain=0,
     ):
         kw = self._kernel_kwargs()
 
@@ -357,7 +368,7 @@ class GSN(ChainModel):
                 hidden=hidden,
                 seed=seed,
                 first_step=first_step,
-                first_chain=0,
+                first_chain=first_chain,
                 steps=count,
                 burn_in=0,
                 every=every_,
@@ -381,8 +392,9 @@ class GSN(ChainModel):
 
     def predict_proba(self, x, steps=20, burn_in=0, seed=None, batch_size=1000):
         """p(y | x) averaged along the chain with x clamped (and corrupted before encoding as
-        in training), y started uninformative (all zeros: no class, what masking noise on y
-        shows the network in training) and resampled each step.
+        in training), y started uninformative (all zeros: no class; with masking noise on y,
+        what training shows the network when the label is masked) and resampled each step.
+        Each row is its own chain (its random numbers do not depend on ``batch_size``).
 
         Args:
             x: the other segments' data: an (n, D - k) array (segments in order) or a dict.
@@ -405,6 +417,10 @@ class GSN(ChainModel):
                 o += s.size
         elif tgt.name in x:
             raise ValueError(f"x: predict_proba predicts {tgt.name!r}; do not pass it")
+        else:
+            missing = [s.name for s in self.segments if s is not tgt and s.name not in x]
+            if missing:
+                raise ValueError(f"x: missing segments {missing} (every input is clamped)")
         blank = lambda m, s, off: np.zeros((m, s.size), self.dtype)  # noqa: E731
         full = self._assemble("x", x, fill=blank)
         mask = np.ones(self.visible, np.uint8)
@@ -414,7 +430,17 @@ class GSN(ChainModel):
             xb = np.ascontiguousarray(full[b : b + batch_size])
             acc = np.zeros_like(xb)
             self._run_chain(
-                xb, self._zero_hidden(len(xb)), mask, steps, burn_in, None, seed, False, False, acc
+                xb,
+                self._zero_hidden(len(xb)),
+                mask,
+                steps,
+                burn_in,
+                None,
+                seed,
+                False,
+                False,
+                mean_sum=acc,
+                first_chain=b,
             )
             out[b : b + len(xb)] = acc[:, toff : toff + tgt.size] / steps
         return out

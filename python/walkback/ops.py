@@ -270,8 +270,8 @@ def parzen_logpdf(samples, x, sigma, batch_size=None, progress=False):
         raise ValueError(
             f"parzen_logpdf: expected samples (N, D) and x (M, D), got {s.shape} and {xx.shape}"
         )
-    if len(s) == 0 or len(xx) == 0:
-        raise ValueError("parzen_logpdf: samples and x need at least one row each")
+    if len(s) == 0 or len(xx) == 0 or s.shape[1] == 0:
+        raise ValueError("parzen_logpdf: samples and x need at least one row and one column")
     dt = np.float64 if np.float64 in (s.dtype, xx.dtype) else np.float32
     s = np.ascontiguousarray(s, dtype=dt)
     xx = np.ascontiguousarray(xx, dtype=dt)
