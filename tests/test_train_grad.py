@@ -132,3 +132,23 @@ def test_walkback_forward_visits_the_chain_states():
     l_last, _ = m.loss_and_grad(x, walkbacks=2, seed=7, reconstruct="last")
     l_first, _ = m.loss_and_grad(x, walkbacks=1, seed=7)
     assert l_all == pytest.approx(l_first + l_last, rel=1e-12)
+
+
+def test_ops_walkback_grad_equals_the_model():
+    m, x = model_and_data("bernoulli", False, "tanh", "salt_and_pepper")
+    loss, grads = m.loss_and_grad(x, walkbacks=3, seed=4)
+    p = m.get_params()
+    l2, g2 = wb.ops.walkback_grad(
+        x,
+        p["W1"],
+        p["b1"],
+        p["b0"],
+        p["U1"],
+        activation="tanh",
+        corruption=wb.SaltAndPepper(0.3),
+        walkbacks=3,
+        seed=4,
+    )
+    assert l2 == loss
+    for k in grads:
+        np.testing.assert_array_equal(g2[k], grads[k])

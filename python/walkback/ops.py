@@ -193,43 +193,20 @@ def chain_step(
     Returns:
         x' (chains, D), or (x', w) when ``return_mean``.
     """
-    x, device = _check_batch("x", x)
-    if device != "cpu":
-        raise NotImplementedError(
-            "chain_step: the CUDA chain is not built yet (only ops.corrupt and the random "
-            "stream run on the GPU in this version)"
-        )
-    dt = x.dtype
+    x, kw = _dae_arrays("chain_step", x, W1, b1, b0, U1, activation, corruption, reconstruction)
     n, d = x.shape
-    W1 = _param("W1", W1, dt, (d, None))
-    h = W1.shape[1]
-    b1 = _param("b1", b1, dt, (h,))
-    b0 = _param("b0", b0, dt, (d,))
-    U1 = None if U1 is None else _param("U1", U1, dt, (h, d))
-    act = _checks.check_activation(activation)
-    corr = as_corruption(corruption)
-    rec = as_reconstruction(reconstruction)
     seed = _checks.check_seed("seed", seed)
     step = _checks.check_int("step", step, 0, 2**32 - 1)
     first_chain = _checks.check_int("first_chain", first_chain, 0, 2**32 - 1)
     steps = _checks.check_int("steps", steps, 1, 2**31 - 1)
-    _check_finite("x", x)
-    if rec.name == "bernoulli":
+    if kw["reconstruction"] == _codes.RECONSTRUCTIONS["bernoulli"]:
         _checks.check_binary("x", x)
     state = x.copy()
     cl = None if clamp is None else _checks.as_clamp(clamp, n, d)
     means = np.empty_like(state) if return_mean else None
     _backend.cpu().dae_chain(
         state,
-        W1=W1,
-        b1=b1,
-        b0=b0,
-        U1=U1,
-        activation=act,
-        reconstruction=rec.code,
-        sigma=rec.sigma,
-        corruption=corr.code,
-        corruption_param=corr.param,
+        **kw,
         seed=seed,
         first_step=step,
         first_chain=first_chain,
@@ -242,6 +219,74 @@ def chain_step(
         record_means=False,
     )
     return (state, means) if return_mean else state
+
+
+def _dae_arrays(fn, x, W1, b1, b0, U1, activation, corruption, reconstruction):
+    """x checked, and the DAE kernel's keyword arguments from raw parameter arrays."""
+    x, device = _check_batch("x", x)
+    if device != "cpu":
+        raise NotImplementedError(
+            f"{fn}: the CUDA chain is not built yet (only ops.corrupt and the random stream run "
+            "on the GPU in this version)"
+        )
+    dt = x.dtype
+    d = x.shape[1]
+    W1 = _param("W1", W1, dt, (d, None))
+    h = W1.shape[1]
+    rec = as_reconstruction(reconstruction)
+    corr = as_corruption(corruption)
+    _check_finite("x", x)
+    return x, dict(
+        W1=W1,
+        b1=_param("b1", b1, dt, (h,)),
+        b0=_param("b0", b0, dt, (d,)),
+        U1=None if U1 is None else _param("U1", U1, dt, (h, d)),
+        activation=_checks.check_activation(activation),
+        reconstruction=rec.code,
+        sigma=rec.sigma,
+        corruption=corr.code,
+        corruption_param=corr.param,
+    )
+
+
+def walkback_grad(
+    x,
+    W1,
+    b1,
+    b0,
+    U1=None,
+    *,
+    activation="sigmoid",
+    corruption=None,
+    reconstruction="bernoulli",
+    walkbacks=1,
+    seed,
+    first_chain=0,
+    reconstruct="all",
+):
+    """The walk-back loss of a DAE on the batch x and its gradients, from raw arrays (what
+    DAE.loss_and_grad computes; see it for the definition).
+
+    Returns:
+        (loss, grads): a float and a dict with W1, b1, b0 (and U1 when given), arrays of the
+        parameters' shapes and dtype.
+    """
+    x, kw = _dae_arrays("walkback_grad", x, W1, b1, b0, U1, activation, corruption, reconstruction)
+    if kw["reconstruction"] == _codes.RECONSTRUCTIONS["bernoulli"] and (x.min() < 0 or x.max() > 1):
+        raise ValueError("x: a Bernoulli model needs data in [0, 1]")
+    if reconstruct not in ("all", "last"):
+        raise ValueError(f"reconstruct: expected 'all' or 'last', got {reconstruct!r}")
+    grads = {k: np.empty_like(kw[k]) for k in ("W1", "b1", "b0", "U1") if kw[k] is not None}
+    loss = _backend.cpu().dae_walkback(
+        np.ascontiguousarray(x),
+        **kw,
+        seed=_checks.check_seed("seed", seed),
+        first_chain=_checks.check_int("first_chain", first_chain, 0, 2**32 - 1),
+        walkbacks=_checks.check_int("walkbacks", walkbacks, 1, 10_000),
+        last_only=reconstruct == "last",
+        **{f"g{k}": v for k, v in grads.items()},
+    )
+    return loss, grads
 
 
 def _param(name, a, dtype, shape):
