@@ -39,6 +39,7 @@ def make_model():
         list(HIDDEN),
         input_noise=wb.SaltAndPepper(P),
         hidden_noise=wb.GaussianNoise(NOISE, NOISE),
+        noiseless_h1=False,  # noise on every layer, as the PyTorch peer
         walkbacks=K,
         seed=0,
     )

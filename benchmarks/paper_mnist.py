@@ -3,7 +3,8 @@
 Data: MNIST real-valued (grey levels / 255 in [0, 1], used as Bernoulli means, as the original
 code does, no binarization); training images 0-49,999 train, 50,000-59,999 validate, the 10,000
 test images are scored. Models: the paper's deep GSN (784-1500-1500-1500 tanh, salt-and-pepper
-0.4, Gaussian hidden noise 2.0 before and after each activation, 6 walk-back steps, SGD lr 0.25
+0.4, Gaussian hidden noise 2.0 before and after each activation of layers 2 and 3 (the authors'
+code keeps layer 1 noiseless), 6 walk-back steps, SGD lr 0.25
 momentum 0.5, batches of 100) and a walk-back DAE (784-2000 sigmoid, salt-and-pepper 0.4, 4
 walk-back steps, the same SGD). The original code's cost is the cross-entropy *averaged* over
 the 784 units (and summed over the steps); walkback's loss sums over units, so the paper's
@@ -81,6 +82,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="a small subset, a smoke test")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "paper_mnist_out"))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--noisy-h1", action="store_true", help="hidden noise on layer 1 too (off in the paper)"
+    )
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     xtr, xva, xte = load(args.mnist, args.quick)
@@ -95,6 +99,7 @@ def main():
         activation="tanh",
         input_noise=wb.SaltAndPepper(0.4),
         hidden_noise=wb.GaussianNoise(2.0, 2.0),
+        noiseless_h1=not args.noisy_h1,
         seed=args.seed,
     )
     t0 = time.perf_counter()

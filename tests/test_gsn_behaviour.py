@@ -95,6 +95,7 @@ def test_hybrid_gsn_classifies_digits_as_well_as_an_mlp():
         hidden=[200],
         input_noise=None,
         hidden_noise=wb.GaussianNoise(0.1, 0.1),
+        noiseless_h1=False,
         seed=0,
     )
     m.fit(

@@ -155,6 +155,7 @@ def demo_gsn(args) -> int:
         hidden=[args.hidden],
         input_noise=None,
         hidden_noise=GaussianNoise(0.1, 0.1),
+        noiseless_h1=False,
         seed=args.seed,
     )
     t0 = time.perf_counter()

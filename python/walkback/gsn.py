@@ -46,9 +46,10 @@ class GSN(ChainModel):
             MNIST in the paper, or 'gaussian').
         tied: W_l shared upward and downward (default, as in the paper), or a separate
             downward U_l (n_l, n_{l-1}) per layer.
-        noiseless_h1: no hidden noise on the first hidden layer. The authors' code has this
-            option on by default (``noiseless_h1=1`` in yaoli/GSN); we default to False so the
-            noise reaches every hidden layer as the issue and the paper's text describe.
+        noiseless_h1: no hidden noise on the first hidden layer (default True, as in the
+            authors' code, yaoli/GSN's ``noiseless_h1=1``, which produced the paper's MNIST
+            numbers: h1 decodes straight to x, and noise of 2.0 there swamps the
+            reconstruction). False puts the noise on every hidden layer.
         walkbacks: the default walk-back length of ``fit``: 2L (the paper's choice) when None.
         seed: seeds the initial weights and the random streams of later calls.
         dtype: float32 (default) or float64.
@@ -67,7 +68,7 @@ class GSN(ChainModel):
         hidden_noise=_PAPER_HIDDEN_NOISE,
         reconstruction="bernoulli",
         tied=True,
-        noiseless_h1=False,
+        noiseless_h1=True,
         walkbacks=None,
         seed=0,
         dtype=np.float32,
