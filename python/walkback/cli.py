@@ -149,6 +149,9 @@ def demo_gsn(args) -> int:
     )
     model = GSN(
         [
+            # The configuration the accuracy test measures (97.2-98.0 % over four seeds, MLP
+            # 97.6 %). Its samples collapse towards one blob: salt-and-pepper 0.02-0.03 on x
+            # gives better ones but costs up to 1.7 points of accuracy (measured).
             Segment("x", 64, "bernoulli", weight=0.05),
             Segment("y", 10, "categorical", corruption=Masking(0.8)),
         ],
