@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "bindings/array_checks.h"
+#include "bindings/chain_args.h"
 #include "bindings/eval_bindings.h"
 #include "bindings/gsn_bindings.h"
 #include "walkback/blas.h"
@@ -89,43 +90,10 @@ void dae_chain_t(py::array x, const py::kwargs& kw) {
   check_array(x, "x", dt, {-1, -1}, true);
   const py::ssize_t B = x.shape(0), D = x.shape(1);
   const wb::DaeModel<T> m = dae_model<T>(kw, D);
-  wb::ChainArgs a;
-  a.chains = B;
-  a.seed = kw["seed"].cast<uint64_t>();
-  a.first_step = kw["first_step"].cast<uint32_t>();
-  a.first_chain = kw["first_chain"].cast<uint32_t>();
-  a.steps = kw["steps"].cast<int64_t>();
-  a.burn_in = kw["burn_in"].cast<int64_t>();
-  a.every = kw["every"].cast<int64_t>();
-  a.record_means = kw["record_means"].cast<bool>();
-  if (a.steps < 0 || a.burn_in < 0 || a.every < 0)
-    throw py::value_error("steps, burn_in and every must be >= 0");
-  auto clamp = opt_array(kw, "clamp");
-  if (clamp) {
-    if (clamp->ndim() == 1) {
-      check_array(*clamp, "clamp", py::dtype::of<uint8_t>(), {D}, false);
-    } else {
-      check_array(*clamp, "clamp", py::dtype::of<uint8_t>(), {B, D}, false);
-      a.clamp_per_chain = true;
-    }
-    a.clamp = in_ptr<uint8_t>(*clamp);
-  }
-  T* rec = nullptr;
-  auto records = opt_array(kw, "records");
-  if (a.every > 0) {
-    if (!records) throw py::value_error("records: required when every > 0");
-    check_array(*records, "records", dt, {a.steps / a.every, B, D}, true);
-    rec = out_ptr<T>(*records);
-  }
-  T* mp = nullptr;
-  auto means = opt_array(kw, "means");
-  if (means) {
-    check_array(*means, "means", dt, {B, D}, true);
-    mp = out_ptr<T>(*means);
-  }
+  const ChainCall<T> c = chain_call<T>(kw, B, D);
   T* px = out_ptr<T>(x);
   py::gil_scoped_release nogil;
-  wb::dae_chain<T>(m, a, px, rec, mp);
+  wb::dae_chain<T>(m, c.args, px, c.records, c.means);
 }
 
 // Returns the walk-back loss; fills gW1, gb1, gb0 (and gU1 when untied) when given.

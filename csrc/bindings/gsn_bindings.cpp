@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "bindings/array_checks.h"
+#include "bindings/chain_args.h"
 #include "walkback/gsn_chain.h"
 #include "walkback/gsn_train.h"
 
@@ -106,20 +107,6 @@ std::vector<T*> writable_list(const py::kwargs& kw, const char* key, const char*
 }
 
 template <class T>
-const uint8_t* clamp_arg(const py::kwargs& kw, py::ssize_t B, py::ssize_t D, bool* per_chain) {
-  auto clamp = opt_array(kw, "clamp");
-  *per_chain = false;
-  if (!clamp) return nullptr;
-  if (clamp->ndim() == 1) {
-    check_array(*clamp, "clamp", py::dtype::of<uint8_t>(), {D}, false);
-  } else {
-    check_array(*clamp, "clamp", py::dtype::of<uint8_t>(), {B, D}, false);
-    *per_chain = true;
-  }
-  return in_ptr<uint8_t>(*clamp);
-}
-
-template <class T>
 void gsn_chain_t(py::array x, const py::kwargs& kw) {
   const auto dt = py::dtype::of<T>();
   check_array(x, "x", dt, {-1, -1}, true);
@@ -129,38 +116,11 @@ void gsn_chain_t(py::array x, const py::kwargs& kw) {
   for (int l = 1; l <= m.L; ++l) hshapes.push_back({B, m.n[l]});
   std::vector<py::array> keep;
   std::vector<T*> hidden = writable_list<T>(kw, "hidden", "hidden", hshapes, false, keep);
-  ChainArgs a;
-  a.chains = B;
-  a.seed = kw["seed"].cast<uint64_t>();
-  a.first_step = kw["first_step"].cast<uint32_t>();
-  a.first_chain = kw["first_chain"].cast<uint32_t>();
-  a.steps = kw["steps"].cast<int64_t>();
-  a.burn_in = kw["burn_in"].cast<int64_t>();
-  a.every = kw["every"].cast<int64_t>();
-  a.record_means = kw["record_means"].cast<bool>();
-  if (a.steps < 0 || a.burn_in < 0 || a.every < 0)
-    throw py::value_error("steps, burn_in and every must be >= 0");
-  a.clamp = clamp_arg<T>(kw, B, D, &a.clamp_per_chain);
-  T* rec = nullptr;
-  if (a.every > 0) {
-    auto records = opt_array(kw, "records");
-    if (!records) throw py::value_error("records: required when every > 0");
-    check_array(*records, "records", dt, {a.steps / a.every, B, D}, true);
-    rec = out_ptr<T>(*records);
-  }
-  T* means = nullptr;
-  if (auto mo = opt_array(kw, "means")) {
-    check_array(*mo, "means", dt, {B, D}, true);
-    means = out_ptr<T>(*mo);
-  }
-  T* mean_sum = nullptr;
-  if (auto ms = opt_array(kw, "mean_sum")) {
-    check_array(*ms, "mean_sum", dt, {B, D}, true);
-    mean_sum = out_ptr<T>(*ms);
-  }
+  const ChainCall<T> c = chain_call<T>(kw, B, D);
+  T* mean_sum = opt_out<T>(kw, "mean_sum", {B, D});
   T* px = out_ptr<T>(x);
   py::gil_scoped_release nogil;
-  gsn_chain<T>(m, a, px, hidden.data(), rec, means, mean_sum);
+  gsn_chain<T>(m, c.args, px, hidden.data(), c.records, c.means, mean_sum);
 }
 
 template <class T>
@@ -176,7 +136,7 @@ double gsn_walkback_t(py::array x, const py::kwargs& kw) {
   a.last_only = kw["last_only"].cast<bool>();
   if (a.walkbacks < 1) throw py::value_error("walkbacks must be >= 1");
   bool per_chain = false;
-  const uint8_t* clamp = clamp_arg<T>(kw, 1, D, &per_chain);
+  const uint8_t* clamp = clamp_arg(kw, 1, D, &per_chain);
   if (per_chain) throw py::value_error("clamp: training takes one (D,) mask");
   GsnGrads<T> g;
   std::vector<py::array> keep;

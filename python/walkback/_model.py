@@ -1,7 +1,9 @@
 """What every chain model shares: its parameters by name, the walk-back loss and gradients
 through the model's kernel, fit(), and model files. A model defines ``param_shapes()``,
 ``_check_data(name, x)``, ``_walkback_call(x, walkbacks, seed, first_chain, reconstruct,
-grads)`` and ``_default_walkbacks``."""
+grads)``, ``_default_walkbacks`` and, for sampling, ``_initial_state(n, seed)``,
+``_start_state(x0, seed)``, ``_clamp_mask(clamp, n)`` and ``_run_chain(x, clamp, steps,
+burn_in, every, seed, means, progress)``."""
 
 from __future__ import annotations
 
@@ -42,6 +44,65 @@ class ChainModel:
 
     def _seed(self, seed) -> int:
         return self._draw_seed() if seed is None else _checks.check_seed("seed", seed)
+
+    # ------------------------------------------------------------------ sampling
+    def sample(
+        self,
+        n=None,
+        steps=1,
+        x0=None,
+        clamp=None,
+        burn_in=0,
+        every=None,
+        seed=None,
+        means=False,
+        progress=False,
+    ):
+        """Runs ``n`` chains of the model's Markov chain at once.
+
+        Each step corrupts the state (every unit, clamped ones too, so the encoder sees inputs
+        like those it was trained on), encodes, decodes and samples the free units; clamped
+        units keep the values they have in ``x0``. A GSN's hidden layers start at zero (as the
+        original code does) and are carried from step to step.
+
+        Args:
+            n: the number of chains (or give ``x0``).
+            steps: steps after burn-in (>= 1).
+            x0: (n, D) or (D,) start states (binary for a Bernoulli DAE); for a GSN also a dict
+                of segments, the missing ones started at random. Default: Bernoulli units start
+                from fair coin flips, Gaussian ones from N(0, 1), categorical ones at a
+                uniformly drawn class.
+            clamp: bool mask (D,) or (n, D) of units held at their ``x0`` values; for a GSN
+                also a segment name or list of names (e.g. "y" for class-conditional samples).
+            burn_in: steps run and discarded before ``steps``.
+            every: None returns the final state (n, D); k returns the state after every k-th
+                step past burn-in, shape (steps // k, n, D).
+            seed: the random stream's key; None draws one from the model's generator.
+            means: return the mean of p(x | h) at the recorded steps instead of the samples.
+            progress: show a progress bar (tqdm) over the steps.
+        Returns:
+            A NumPy array of the model's dtype.
+        """
+        steps = _checks.check_int("steps", steps, 1, 2**31 - 1)
+        burn_in = _checks.check_int("burn_in", burn_in, 0, 2**31 - 1)
+        if steps + burn_in >= 2**32:
+            raise ValueError("steps + burn_in: the chain's step index must stay below 2**32")
+        if every is not None:
+            every = _checks.check_int("every", every, 1, steps)
+        seed = self._seed(seed)
+        if x0 is None:
+            if n is None:
+                raise ValueError("sample: give n (the number of chains) or x0 (start states)")
+            n = _checks.check_int("n", n, 1, 2**31 - 1)
+            if clamp is not None:
+                raise ValueError("clamp: clamped sampling needs x0 to give the clamped values")
+            x = self._initial_state(n, seed)
+        else:
+            x = self._start_state(x0, seed)
+            if n is not None and _checks.check_int("n", n, 1) != x.shape[0]:
+                raise ValueError(f"n: x0 has {x.shape[0]} rows but n = {n}")
+        cl = self._clamp_mask(clamp, x.shape[0])
+        return self._run_chain(x, cl, steps, burn_in, every, seed, bool(means), bool(progress))
 
     # ------------------------------------------------------------------ walk-back loss
     def _walkbacks(self, walkbacks) -> int:

@@ -80,63 +80,14 @@ class DAE(ChainModel):
         return shapes
 
     # ------------------------------------------------------------------ sampling
-    def sample(
-        self,
-        n=None,
-        steps=1,
-        x0=None,
-        clamp=None,
-        burn_in=0,
-        every=None,
-        seed=None,
-        means=False,
-        progress=False,
-    ):
-        """Runs ``n`` chains of the DAE's Markov chain at once.
+    def _start_state(self, x0, seed):
+        x = _checks.as_state("x0", x0, self.dtype, self.visible)
+        if self.reconstruction.name == "bernoulli":
+            _checks.check_binary("x0", x)
+        return x
 
-        Each step corrupts the state (every unit, clamped ones too, so the encoder sees inputs
-        like those it was trained on), encodes, decodes and samples the free units; clamped
-        units keep the values they have in ``x0``.
-
-        Args:
-            n: the number of chains (or give ``x0``).
-            steps: steps after burn-in (>= 1).
-            x0: (n, D) or (D,) start states (binary for a Bernoulli model). Default: Bernoulli
-                chains start from independent fair coin flips, Gaussian ones from N(0, 1).
-            clamp: bool mask (D,) or (n, D) of units held at their ``x0`` values.
-            burn_in: steps run and discarded before ``steps``.
-            every: None returns the final state (n, D); k returns the state after every k-th
-                step past burn-in, shape (steps // k, n, D).
-            seed: the random stream's key; None draws one from the model's generator.
-            means: return the mean of p(x | h) at the recorded steps instead of the samples.
-            progress: show a progress bar (tqdm) over the steps.
-        Returns:
-            A NumPy array of the model's dtype.
-        """
-        d = self.visible
-        steps = _checks.check_int("steps", steps, 1, 2**31 - 1)
-        burn_in = _checks.check_int("burn_in", burn_in, 0, 2**31 - 1)
-        if steps + burn_in >= 2**32:
-            raise ValueError("steps + burn_in: the chain's step index must stay below 2**32")
-        if every is not None:
-            every = _checks.check_int("every", every, 1, steps)
-        seed = self._seed(seed)
-        if x0 is None:
-            if n is None:
-                raise ValueError("sample: give n (the number of chains) or x0 (start states)")
-            n = _checks.check_int("n", n, 1, 2**31 - 1)
-            if clamp is not None:
-                raise ValueError("clamp: clamped sampling needs x0 to give the clamped values")
-            x = self._initial_state(n, seed)
-        else:
-            x = _checks.as_state("x0", x0, self.dtype, d)
-            if n is not None and _checks.check_int("n", n, 1) != x.shape[0]:
-                raise ValueError(f"n: x0 has {x.shape[0]} rows but n = {n}")
-            n = x.shape[0]
-            if self.reconstruction.name == "bernoulli":
-                _checks.check_binary("x0", x)
-        cl = None if clamp is None else _checks.as_clamp(clamp, n, d)
-        return self._run_chain(x, cl, steps, burn_in, every, seed, bool(means), bool(progress))
+    def _clamp_mask(self, clamp, n):
+        return None if clamp is None else _checks.as_clamp(clamp, n, self.visible)
 
     def _initial_state(self, n: int, seed: int) -> np.ndarray:
         if self.reconstruction.name == "bernoulli":

@@ -283,73 +283,19 @@ class GSN(ChainModel):
         return m
 
     # ------------------------------------------------------------------ sampling
-    def sample(
-        self,
-        n=None,
-        steps=1,
-        x0=None,
-        clamp=None,
-        burn_in=0,
-        every=None,
-        seed=None,
-        means=False,
-        progress=False,
-    ):
-        """Runs ``n`` chains of the GSN at once; the hidden layers start at zero (as the
-        original code does) and are carried from step to step.
+    def _initial_state(self, n, seed):
+        blocks = [
+            self._initial_block(n, s, off, seed)
+            for s, off in zip(self.segments, self.offsets, strict=True)
+        ]
+        return np.ascontiguousarray(np.concatenate(blocks, axis=1), dtype=self.dtype)
 
-        Args:
-            n: the number of chains (or give ``x0``).
-            steps, burn_in, every, seed, means, progress: as for DAE.sample.
-            x0: (n, D) start states, or a dict of segments; segments missing from the dict
-                start at random (fair coins, N(0, 1), a uniformly drawn class).
-            clamp: a segment name or list of names (e.g. "y" for class-conditional samples, "x"
-                for inference of y), or a bool mask (D,) / (n, D). Clamped units keep their x0
-                values; they are still corrupted before encoding.
-        Returns:
-            A NumPy array (n, D), or (steps // every, n, D) with ``every``.
-        """
-        steps = _checks.check_int("steps", steps, 1, 2**31 - 1)
-        burn_in = _checks.check_int("burn_in", burn_in, 0, 2**31 - 1)
-        if steps + burn_in >= 2**32:
-            raise ValueError("steps + burn_in: the chain's step index must stay below 2**32")
-        if every is not None:
-            every = _checks.check_int("every", every, 1, steps)
-        seed = self._seed(seed)
-        if x0 is None:
-            if n is None:
-                raise ValueError("sample: give n (the number of chains) or x0 (start states)")
-            n = _checks.check_int("n", n, 1, 2**31 - 1)
-            if clamp is not None:
-                raise ValueError("clamp: clamped sampling needs x0 to give the clamped values")
-            x = np.concatenate(
-                [
-                    self._initial_block(n, s, off, seed)
-                    for s, off in zip(self.segments, self.offsets, strict=True)
-                ],
-                axis=1,
-            )
-            x = np.ascontiguousarray(x, dtype=self.dtype)
-        else:
-            x = self._assemble(
-                "x0", x0, fill=lambda m, s, off: self._initial_block(m, s, off, seed)
-            )
-            if n is not None and _checks.check_int("n", n, 1) != x.shape[0]:
-                raise ValueError(f"n: x0 has {x.shape[0]} rows but n = {n}")
-            n = x.shape[0]
-        cl = self._clamp_mask(clamp, n)
-        hidden = self._zero_hidden(n)
-        return self._run_chain(
-            x, hidden, cl, steps, burn_in, every, seed, bool(means), bool(progress)
-        )
-
-    def _zero_hidden(self, n):
-        return [np.zeros((n, h), self.dtype) for h in self.hidden]
+    def _start_state(self, x0, seed):
+        return self._assemble("x0", x0, fill=lambda m, s, off: self._initial_block(m, s, off, seed))
 
     def _run_chain(
         self,
         x,
-        hidden,
         clamp,
         steps,
         burn_in,
@@ -361,6 +307,8 @@ class GSN(ChainModel):
         first_chain=0,
     ):
         kw = self._kernel_kwargs()
+        # The hidden layers start at zero, as in the original code.
+        hidden = [np.zeros((len(x), h), self.dtype) for h in self.hidden]
 
         def call(first_step, count, every_, records, final_means):
             _backend.cpu().gsn_chain(
@@ -432,7 +380,6 @@ class GSN(ChainModel):
             acc = np.zeros_like(xb)
             self._run_chain(
                 xb,
-                self._zero_hidden(len(xb)),
                 mask,
                 steps,
                 burn_in,
