@@ -22,7 +22,7 @@ void gsn_chain(const GsnModel<T>& m, const ChainArgs& a, T* x, T* const* hidden,
   for (int64_t s = 0; s < total; ++s) {
     const uint32_t step = a.first_step + static_cast<uint32_t>(s);
     pool().parallel_for(B, [&](int64_t r0, int64_t r1) {
-      VisibleScratch sc(D);
+      VisibleScratch<T> sc(D);
       for (int64_t r = r0; r < r1; ++r)
         gsn_corrupt_row<T>(m.segments, x + r * D, xt.data() + r * D, key,
                            a.first_chain + static_cast<uint32_t>(r), step, sc);
@@ -40,7 +40,7 @@ void gsn_chain(const GsnModel<T>& m, const ChainArgs& a, T* x, T* const* hidden,
     if (a.every > 0 && past > 0 && past % a.every == 0 && records)
       rec = records + (past / a.every - 1) * B * D;
     pool().parallel_for(B, [&](int64_t r0, int64_t r1) {
-      VisibleScratch sc(D);
+      VisibleScratch<T> sc(D);
       for (int64_t r = r0; r < r1; ++r) {
         T* orow = o.data() + r * D;
         T* xr = x + r * D;

@@ -103,7 +103,7 @@ double gsn_walkback(const GsnModel<T>& m, const WalkbackArgs& a, const T* x, con
     const uint32_t step = static_cast<uint32_t>(t);
     T* xt_t = xt.data() + t * B * D;
     pool().parallel_for(B, [&](int64_t r0, int64_t r1) {
-      VisibleScratch sc(D);
+      VisibleScratch<T> sc(D);
       for (int64_t r = r0; r < r1; ++r)
         gsn_corrupt_row<T>(m.segments, xs.data() + r * D, xt_t + r * D, key,
                            a.first_chain + static_cast<uint32_t>(r), step, sc);
@@ -124,12 +124,12 @@ double gsn_walkback(const GsnModel<T>& m, const WalkbackArgs& a, const T* x, con
     const bool counts = counted(t);
     const bool more = t + 1 < K;
     pool().parallel_for(B, [&](int64_t r0, int64_t r1) {
-      VisibleScratch sc(D);
+      VisibleScratch<T> sc(D);
       for (int64_t r = r0; r < r1; ++r) {
         T* orow = o.data() + r * D;
         T* drow = grads ? d_o.data() + (t * B + r) * D : nullptr;
         const double nll =
-            gsn_nll_grad_row<T>(m.segments, orow, m.b[0], x + r * D, drow, counts ? scale : T(0));
+            gsn_nll_grad_row<T>(m.segments, orow, m.b[0], x + r * D, drow, counts ? scale : T(0), sc);
         if (counts) partial[t * B + r] = nll;
         if (more)
           gsn_sample_row<T>(m.segments, orow, xs.data() + r * D, clamp, key,

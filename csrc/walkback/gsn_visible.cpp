@@ -25,7 +25,7 @@ const float* stream_span(bool normal, StreamKey key, uint32_t chain, uint32_t st
 
 template <class T>
 void gsn_corrupt_row(const std::vector<VisibleSegment>& segs, const T* x, T* xt, StreamKey key,
-                     uint32_t chain, uint32_t step, VisibleScratch& s) {
+                     uint32_t chain, uint32_t step, VisibleScratch<T>& s) {
   for (const VisibleSegment& g : segs) {
     const T* xs = x + g.offset;
     T* out = xt + g.offset;
@@ -47,9 +47,8 @@ void gsn_corrupt_row(const std::vector<VisibleSegment>& segs, const T* x, T* xt,
 
 template <class T>
 double gsn_nll_grad_row(const std::vector<VisibleSegment>& segs, T* o, const T* b0,
-                        const T* target, T* d_o, T scale) {
+                        const T* target, T* d_o, T scale, VisibleScratch<T>& s) {
   double total = 0.0;
-  std::vector<T> nll;
   for (const VisibleSegment& g : segs) {
     T* os = o + g.offset;
     const T* ts = target + g.offset;
@@ -60,14 +59,12 @@ double gsn_nll_grad_row(const std::vector<VisibleSegment>& segs, T* o, const T* 
       for (int64_t i = 0; i < g.size; ++i) os[i] += b0[g.offset + i];
       seg = static_cast<double>(categorical_nll_grad<T>(os, ts, g.size, sc, ds));
     } else {
-      nll.resize(g.size);
-      std::vector<T> dummy(ds ? 0 : g.size);
       with_reconstruction(g.reconstruction, [&](auto rc) {
-        nll_grad_row<T, decltype(rc)::value>(os, b0 + g.offset, ts, nll.data(),
-                                             ds ? ds : dummy.data(), sc,
+        nll_grad_row<T, decltype(rc)::value>(os, b0 + g.offset, ts, s.nll.data(),
+                                             ds ? ds : s.sink.data(), sc,
                                              static_cast<T>(g.sigma), g.size);
       });
-      for (int64_t i = 0; i < g.size; ++i) seg += static_cast<double>(nll[i]);
+      for (int64_t i = 0; i < g.size; ++i) seg += static_cast<double>(s.nll[i]);
     }
     total += g.weight * seg;
   }
@@ -76,7 +73,7 @@ double gsn_nll_grad_row(const std::vector<VisibleSegment>& segs, T* o, const T* 
 
 template <class T>
 void gsn_sample_row(const std::vector<VisibleSegment>& segs, T* o, T* x, const uint8_t* clamp,
-                    StreamKey key, uint32_t chain, uint32_t step, VisibleScratch& s) {
+                    StreamKey key, uint32_t chain, uint32_t step, VisibleScratch<T>& s) {
   for (const VisibleSegment& g : segs) {
     T* os = o + g.offset;
     T* xs = x + g.offset;
@@ -95,9 +92,8 @@ void gsn_sample_row(const std::vector<VisibleSegment>& segs, T* o, T* x, const u
     const float* r = stream_span(normal, key, chain, step,
                                  normal ? kStreamSampleNormal : kStreamSample, g.offset, g.size,
                                  s.u.data());
-    std::vector<T> zeros(g.size, T(0));
     with_reconstruction(g.reconstruction, [&](auto rc) {
-      sample_row<T, decltype(rc)::value>(xs, os, zeros.data(), cs, static_cast<T>(g.sigma), r,
+      sample_row<T, decltype(rc)::value>(xs, os, s.zeros.data(), cs, static_cast<T>(g.sigma), r,
                                          g.size);
     });
   }
@@ -105,11 +101,11 @@ void gsn_sample_row(const std::vector<VisibleSegment>& segs, T* o, T* x, const u
 
 #define WB_INSTANTIATE(T)                                                                      \
   template void gsn_corrupt_row<T>(const std::vector<VisibleSegment>&, const T*, T*, StreamKey, \
-                                   uint32_t, uint32_t, VisibleScratch&);                        \
+                                   uint32_t, uint32_t, VisibleScratch<T>&);                        \
   template double gsn_nll_grad_row<T>(const std::vector<VisibleSegment>&, T*, const T*,         \
-                                      const T*, T*, T);                                         \
+                                      const T*, T*, T, VisibleScratch<T>&);                                         \
   template void gsn_sample_row<T>(const std::vector<VisibleSegment>&, T*, T*, const uint8_t*,  \
-                                  StreamKey, uint32_t, uint32_t, VisibleScratch&);
+                                  StreamKey, uint32_t, uint32_t, VisibleScratch<T>&);
 WB_INSTANTIATE(float)
 WB_INSTANTIATE(double)
 #undef WB_INSTANTIATE
