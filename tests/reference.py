@@ -84,6 +84,8 @@ def activate(name, a):
         return np.tanh(a)
     if name == "relu":
         return np.maximum(a, 0)
+    if name == "leaky_relu":
+        return np.where(a > 0, a, 0.05 * a)
     return a
 
 

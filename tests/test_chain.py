@@ -56,7 +56,7 @@ def step_args(m):
 
 
 @pytest.mark.parametrize("corruption", list(CORRUPTIONS))
-@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "leaky_relu"])
 @pytest.mark.parametrize("recon", ["bernoulli", "gaussian"])
 @pytest.mark.parametrize("tied", [True, False])
 def test_chain_step_matches_reference_float64(corruption, activation, recon, tied, rng):

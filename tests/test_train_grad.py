@@ -65,7 +65,7 @@ def reference_loss(params, m, x, states, seed, corruption, last_only):
 @pytest.mark.parametrize("k,last_only", [(1, False), (3, False), (3, True)])
 @pytest.mark.parametrize("recon", ["bernoulli", "gaussian"])
 @pytest.mark.parametrize("tied", [True, False])
-@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "leaky_relu"])
 @pytest.mark.parametrize("corruption", list(CORR))
 def test_gradients_match_finite_differences(k, recon, tied, activation, corruption, last_only):
     m, x = model_and_data(recon, tied, activation, corruption)

@@ -7,6 +7,7 @@
 
 #include "bindings/array_checks.h"
 #include "bindings/chain_args.h"
+#include "bindings/diffusion_bindings.h"
 #include "bindings/eval_bindings.h"
 #include "bindings/gsn_bindings.h"
 #include "walkback/blas.h"
@@ -134,12 +135,15 @@ double dae_walkback_t(py::array x, const py::kwargs& kw) {
 }
 
 template <class T>
-void optimizer_t(bool adam, py::array p, py::array g, py::array s1, std::optional<py::array> s2,
+// kind: 0 SGD (state: velocity), 1 Adam (two moments), 2 RMSprop (mean square).
+void optimizer_t(int kind, py::array p, py::array g, py::array s1, std::optional<py::array> s2,
                  const py::dict& h) {
   const auto dt = py::dtype::of<T>();
   check_array(p, "param", dt, {p.size()}, true);
   check_array(g, "grad", dt, {p.size()}, false);
   check_array(s1, "state", dt, {p.size()}, true);
+  const bool adam = kind == 1;
+  if (kind < 0 || kind > 2) throw py::value_error("optimizer kind: expected 0, 1 or 2");
   if (adam) {
     if (!s2) throw py::value_error("adam: second state required");
     check_array(*s2, "state2", dt, {p.size()}, true);
@@ -155,6 +159,10 @@ void optimizer_t(bool adam, py::array p, py::array g, py::array s1, std::optiona
     const T bc1 = h["bc1"].cast<T>(), bc2 = h["bc2"].cast<T>();
     py::gil_scoped_release nogil;
     wb::adam_update_array<T>(pp, pg, ps1, ps2, n, lr, b1, b2, eps, bc1, bc2, wd);
+  } else if (kind == 2) {
+    const T rho = h["rho"].cast<T>(), eps = h["eps"].cast<T>();
+    py::gil_scoped_release nogil;
+    wb::rmsprop_update_array<T>(pp, pg, ps1, n, lr, rho, eps, wd);
   } else {
     const T mom = h["momentum"].cast<T>();
     py::gil_scoped_release nogil;
@@ -185,10 +193,10 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
     return is_f64(x) ? dae_walkback_t<double>(x, kw) : dae_walkback_t<float>(x, kw);
   });
   // Flat (ravelled) parameter, gradient and state arrays; hyper-parameters in a dict.
-  mod.def("optimizer_update", [](bool adam, py::array p, py::array g, py::array s1,
+  mod.def("optimizer_update", [](int kind, py::array p, py::array g, py::array s1,
                                  std::optional<py::array> s2, py::dict h) {
-    is_f64(p) ? optimizer_t<double>(adam, p, g, s1, s2, h)
-              : optimizer_t<float>(adam, p, g, s1, s2, h);
+    is_f64(p) ? optimizer_t<double>(kind, p, g, s1, s2, h)
+              : optimizer_t<float>(kind, p, g, s1, s2, h);
   });
   // C = A @ B (or A @ B^T) through walkback's parallel GEMM path, nothing fused: the benchmarks'
   // roofline.
@@ -208,6 +216,7 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
   });
   bind_gsn(mod);
   bind_eval(mod);
+  bind_diffusion(mod);
   mod.def("set_num_threads", &wb::blas::set_num_threads);
   mod.def("get_num_threads", &wb::num_threads);
   mod.def("blas_info", &wb::blas::describe);

@@ -13,7 +13,8 @@ namespace wb {
 
 // Codes shared by the C++ core, the CUDA kernels and the Python layer (walkback/_codes.py).
 enum class Corruption : int { None = 0, SaltAndPepper = 1, Masking = 2, Gaussian = 3, BitFlip = 4 };
-enum class Activation : int { Sigmoid = 0, Tanh = 1, Relu = 2, Identity = 3 };
+// LeakyRelu has slope 0.05 below zero, as the diffusion paper's code (Sohl-Dickstein et al.).
+enum class Activation : int { Sigmoid = 0, Tanh = 1, Relu = 2, Identity = 3, LeakyRelu = 4 };
 // Categorical is a GSN visible segment's softmax over k units (a row-level distribution, so
 // it has no per-unit sampler and the DAE kernels do not take it).
 enum class Reconstruction : int { Bernoulli = 0, Gaussian = 1, Categorical = 2 };

@@ -30,6 +30,8 @@ decltype(auto) with_activation(Activation a, F&& f) {
     case Activation::Relu: return f(std::integral_constant<Activation, Activation::Relu>{});
     case Activation::Identity:
       return f(std::integral_constant<Activation, Activation::Identity>{});
+    case Activation::LeakyRelu:
+      return f(std::integral_constant<Activation, Activation::LeakyRelu>{});
   }
   throw std::invalid_argument("unknown activation code " + std::to_string(static_cast<int>(a)));
 }

@@ -38,6 +38,7 @@ WB_HD T activate(Activation a, T x) {
     case Activation::Sigmoid: return sigmoid(x);
     case Activation::Tanh: return tanh_act(x);
     case Activation::Relu: return x > T(0) ? x : T(0);
+    case Activation::LeakyRelu: return x > T(0) ? x : T(0.05) * x;
     default: return x;
   }
 }
@@ -49,6 +50,7 @@ WB_HD T activation_grad_from_output(Activation a, T y) {
     case Activation::Sigmoid: return y * (T(1) - y);
     case Activation::Tanh: return T(1) - y * y;
     case Activation::Relu: return y > T(0) ? T(1) : T(0);
+    case Activation::LeakyRelu: return y > T(0) ? T(1) : T(0.05);
     default: return T(1);
   }
 }
@@ -164,12 +166,113 @@ WB_HD void categorical_mean_sample(T* o, T* x, int64_t k, float u) {
   for (int64_t i = 0; i < k; ++i) x[i] = i == pick ? T(1) : T(0);
 }
 
+// ---------------------------------------------------------------- diffusion (Sohl-Dickstein 2015)
+// Time t runs 1..T; beta_t is the forward step's noise, alphabar_t = prod_{s<=t} (1 - beta_s).
+// The reverse step p(x_{t-1} | x_t) is read from the network's coefficients zm, zs (Gaussian) or
+// z (binomial), mixed over the temporal basis; the row's scalars come in a DiffusionStep.
+template <class T>
+struct DiffusionStep {
+  T sqrt_alpha;     // sqrt(1 - beta_t)
+  T sqrt_beta;      // sqrt(beta_t)
+  T logit_beta;     // logit(beta_t), the reverse variance's offset
+  T inv_sqrt_T;     // 1 / sqrt(T): scales zs, as the original code
+  // the forward posterior q(x_{t-1} | x_t, x_0): mean c0 x_0 + ct x_t, variance var_q
+  T c0, ct, var_q, log_var_q;
+  T half_beta;      // beta_t / 2, the binomial step's flip probability
+  T ab_prev;        // alphabar_{t-1}
+};
+
+// The Gaussian reverse step's mean and variance: mu = x_t sqrt(alpha) + zm sqrt(beta),
+// var = sigmoid(zs / sqrt(T) + logit beta); log_var is log(var), computed without underflow.
+template <class T>
+WB_HD void diffusion_gauss_reverse(const DiffusionStep<T>& s, T xt, T zm, T zs, T& mu, T& var,
+                                   T& log_var) {
+  mu = xt * s.sqrt_alpha + zm * s.sqrt_beta;
+  const T a = zs * s.inv_sqrt_T + s.logit_beta;
+  var = sigmoid(a);
+  log_var = -softplus(-a);
+}
+
+// KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t)) of one Gaussian unit and its derivatives with
+// respect to zm and zs.
+template <class T>
+WB_HD T diffusion_gauss_kl(const DiffusionStep<T>& s, T x0, T xt, T zm, T zs, T& d_zm, T& d_zs) {
+  T mu, var, log_var;
+  diffusion_gauss_reverse(s, xt, zm, zs, mu, var, log_var);
+  const T mu_q = s.c0 * x0 + s.ct * xt;
+  const T e = mu - mu_q;
+  const T r = (s.var_q + e * e) / var;
+  d_zm = e / var * s.sqrt_beta;
+  d_zs = T(0.5) * (T(1) - var) * (T(1) - r) * s.inv_sqrt_T;
+  return T(0.5) * (log_var - s.log_var_q + r - T(1));
+}
+
+// A sample of the reverse step, optionally multiplied by a Gaussian observation y of variance
+// obs_var (the paper's section 2.5: the product of two Gaussians); obs_var <= 0 means none.
+template <class T>
+WB_HD T diffusion_gauss_sample(const DiffusionStep<T>& s, T xt, T zm, T zs, T y, T obs_var,
+                               float n) {
+  T mu, var, log_var;
+  diffusion_gauss_reverse(s, xt, zm, zs, mu, var, log_var);
+  if (obs_var > T(0)) {
+    const T v = T(1) / (T(1) / var + T(1) / obs_var);
+    mu = v * (mu / var + y / obs_var);
+    var = v;
+  }
+  return mu + sqrt(var) * T(n);
+}
+
+// x log(x / y) with 0 log 0 = 0.
+template <class T>
+WB_HD T xlogx_over_y(T x, T log_x, T log_y) {
+  return x > T(0) ? x * (log_x - log_y) : T(0);
+}
+
+// The binomial reverse step's logit: z plus the logit of the forward step's own rate at x_t,
+// x_t (1 - beta) + beta / 2, so that z = 0 is the reversal of the forward chain.
+template <class T>
+WB_HD T diffusion_binomial_logit(const DiffusionStep<T>& s, T xt, T z) {
+  const T keep = T(1) - s.half_beta;
+  const T lf = s.half_beta > T(0) ? wb_log(keep) - wb_log(s.half_beta) : T(0);
+  return z + (xt > T(0.5) ? lf : -lf);
+}
+
+// The binomial forward posterior q(x_{t-1} = 1 | x_t, x_0) for binary x_0, x_t.
+template <class T>
+WB_HD T diffusion_binomial_posterior(const DiffusionStep<T>& s, T x0, T xt) {
+  const T prior = s.ab_prev * x0 + (T(1) - s.ab_prev) * T(0.5);
+  const T keep = T(1) - s.half_beta;
+  const T l1 = xt > T(0.5) ? keep : s.half_beta, l0 = xt > T(0.5) ? s.half_beta : keep;
+  return prior * l1 / (prior * l1 + (T(1) - prior) * l0);
+}
+
+// KL(Bernoulli(q) || Bernoulli(sigmoid(a))) for a = the reverse logit, and d KL / d z.
+template <class T>
+WB_HD T diffusion_binomial_kl(const DiffusionStep<T>& s, T x0, T xt, T z, T& d_z) {
+  const T q = diffusion_binomial_posterior(s, x0, xt);
+  const T a = diffusion_binomial_logit(s, xt, z);
+  const T log_p = -softplus(-a), log_1mp = -softplus(a);
+  d_z = sigmoid(a) - q;
+  const T log_q = q > T(0) ? wb_log(q) : T(0);
+  const T log_1mq = q < T(1) ? wb_log(T(1) - q) : T(0);
+  return xlogx_over_y(q, log_q, log_p) + xlogx_over_y(T(1) - q, log_1mq, log_1mp);
+}
+
 // ---------------------------------------------------------------- optimizer updates
 // SGD with (heavy-ball) momentum and L2 weight decay: v = mu v - lr (g + wd p); p += v.
 template <class T>
 WB_HD void sgd_update(T& p, T g, T& v, T lr, T momentum, T weight_decay) {
   v = momentum * v - lr * (g + weight_decay * p);
   p += v;
+}
+
+// RMSprop (Tieleman & Hinton 2012), the diffusion paper's optimizer:
+// v = rho v + (1 - rho) g^2; p -= lr g / (sqrt(v) + eps), with L2 weight decay in g.
+template <class T>
+WB_HD void rmsprop_update(T& p, T g, T& v, T lr, T rho, T eps, T weight_decay) {
+  g += weight_decay * p;
+  v = rho * v + (T(1) - rho) * g * g;
+  p -= lr * g / (sqrt(v) + eps);
 }
 
 // Adam (Kingma & Ba 2015) with bias corrections bc1 = 1 - beta1^t, bc2 = 1 - beta2^t and L2

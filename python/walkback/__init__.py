@@ -14,6 +14,7 @@ from . import (
 from ._backend import cuda_available, cuda_built
 from ._config import get_num_threads, set_num_threads, show_config
 from .dae import DAE
+from .diffusion import BoundResult, Diffusion
 from .gsn import GSN
 from .io import load
 from .noise import (
@@ -24,7 +25,7 @@ from .noise import (
     NoCorruption,
     SaltAndPepper,
 )
-from .optim import SGD, Adam
+from .optim import SGD, Adam, RMSprop
 from .reconstruction import Bernoulli, Categorical, Gaussian
 from .segments import Segment
 from .training import History, TrainingDiverged
@@ -33,6 +34,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DAE",
+    "BoundResult",
+    "Diffusion",
+    "RMSprop",
     "GSN",
     "Segment",
     "Categorical",

@@ -6,7 +6,7 @@ CORRUPTION_MASKING = 2
 CORRUPTION_GAUSSIAN = 3
 CORRUPTION_BIT_FLIP = 4
 
-ACTIVATIONS = {"sigmoid": 0, "tanh": 1, "relu": 2, "identity": 3}
+ACTIVATIONS = {"sigmoid": 0, "tanh": 1, "relu": 2, "identity": 3, "leaky_relu": 4}
 RECONSTRUCTIONS = {"bernoulli": 0, "gaussian": 1, "categorical": 2}
 
 STREAMS = {"corrupt": 0, "sample": 1, "init": 2, "user": 3, "corrupt_normal": 4, "sample_normal": 5}

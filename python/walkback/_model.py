@@ -13,7 +13,9 @@ from . import _checks
 from . import training as _training
 
 
-class ChainModel:
+class ParamModel:
+    """Parameters by name, the model's seeds and files: what every model shares."""
+
     _params: dict
     _rng: np.random.Generator
     dtype: np.dtype
@@ -44,6 +46,17 @@ class ChainModel:
 
     def _seed(self, seed) -> int:
         return self._draw_seed() if seed is None else _checks.check_seed("seed", seed)
+
+    def save(self, path) -> None:
+        """Writes the parameters and the configuration to a safetensors file."""
+        from .io import save
+
+        save(self, path)
+
+
+class ChainModel(ParamModel):
+    """A model whose generative process is a corrupt-encode-decode-sample chain trained by
+    walk-back (the DAE and the GSN)."""
 
     # ------------------------------------------------------------------ sampling
     def sample(
@@ -115,9 +128,6 @@ class ChainModel:
         if reconstruct not in ("all", "last"):
             raise ValueError(f"reconstruct: expected 'all' or 'last', got {reconstruct!r}")
 
-    def _loss_and_grad_into(self, x, walkbacks, seed, grads, reconstruct):
-        return self._walkback_call(x, walkbacks, seed, 0, reconstruct, grads)
-
     def loss_and_grad(self, x, walkbacks=None, seed=None, reconstruct="all"):
         """The walk-back loss of a batch and its gradients.
 
@@ -185,24 +195,25 @@ class ChainModel:
             TrainingDiverged (a FloatingPointError) naming the epoch and batch where the loss
             became NaN or infinite; the parameters are those of the last finite loss.
         """
+        self._check_reconstruct(reconstruct)
+        walkbacks = self._walkbacks(walkbacks)
+        x = self._check_data("x", x)
+        xv = None if validation is None else self._check_data("validation", validation)
         return _training.fit(
             self,
             x,
-            walkbacks=self._walkbacks(walkbacks),
+            batch_loss=lambda xb, s, grads: self._walkback_call(
+                xb, walkbacks, s, 0, reconstruct, grads
+            ),
+            valid_loss=lambda v, s: self.walkback_loss(
+                v, walkbacks=walkbacks, seed=s, reconstruct=reconstruct
+            ),
             epochs=epochs,
             batch_size=batch_size,
             optimizer=optimizer,
-            validation=validation,
+            xv=xv,
             shuffle=shuffle,
             binarize=binarize,
             progress=progress,
             seed=seed,
-            reconstruct=reconstruct,
         )
-
-    # ------------------------------------------------------------------ files
-    def save(self, path) -> None:
-        """Writes the parameters and the configuration to a safetensors file."""
-        from .io import save
-
-        save(self, path)

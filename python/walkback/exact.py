@@ -44,6 +44,8 @@ def _activate(name, a):
         return np.tanh(a)
     if name == "relu":
         return np.maximum(a, 0.0)
+    if name == "leaky_relu":
+        return np.where(a > 0, a, 0.05 * a)
     return a
 
 

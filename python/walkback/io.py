@@ -14,9 +14,10 @@ VERSION = "1"
 
 def _models() -> dict:
     from .dae import DAE
+    from .diffusion import Diffusion
     from .gsn import GSN
 
-    return {"DAE": DAE, "GSN": GSN}
+    return {"DAE": DAE, "GSN": GSN, "Diffusion": Diffusion}
 
 
 def save(model, path) -> None:

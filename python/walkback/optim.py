@@ -68,7 +68,7 @@ class SGD(Optimizer):
     def _update(self, name, p, g):
         (v,) = self._slots(name, p, 1)
         _backend.cpu().optimizer_update(
-            False, p.reshape(-1), g.reshape(-1), v.reshape(-1), None, self._hyper()
+            0, p.reshape(-1), g.reshape(-1), v.reshape(-1), None, self._hyper()
         )
 
     def __repr__(self):
@@ -103,16 +103,44 @@ class Adam(Optimizer):
         h["bc1"] = 1 - self.beta1**self.t
         h["bc2"] = 1 - self.beta2**self.t
         _backend.cpu().optimizer_update(
-            True, p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), h
+            1, p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), h
         )
 
     def __repr__(self):
         return f"Adam(lr={self.lr}, beta1={self.beta1}, beta2={self.beta2}, eps={self.eps})"
 
 
-def as_optimizer(opt) -> Optimizer:
+class RMSprop(Optimizer):
+    """RMSprop (Tieleman & Hinton 2012), the diffusion paper's optimizer (lr 1e-3 there):
+    v = rho v + (1 - rho) g^2; p -= lr g / (sqrt(v) + eps), with L2 weight decay added to g."""
+
+    def __init__(self, lr=1e-3, rho=0.9, eps=1e-8, weight_decay=0.0):
+        super().__init__()
+        self.lr = _positive("lr", lr)
+        self.rho = _positive("rho", rho, allow_zero=True)
+        if self.rho >= 1:
+            raise ValueError(f"rho: expected a value in [0, 1), got {self.rho}")
+        self.eps = _positive("eps", eps)
+        self.weight_decay = _positive("weight_decay", weight_decay, allow_zero=True)
+
+    def _hyper(self):
+        return {"lr": self.lr, "rho": self.rho, "eps": self.eps, "weight_decay": self.weight_decay}
+
+    def _update(self, name, p, g):
+        (v,) = self._slots(name, p, 1)
+        _backend.cpu().optimizer_update(
+            2, p.reshape(-1), g.reshape(-1), v.reshape(-1), None, self._hyper()
+        )
+
+    def __repr__(self):
+        return f"RMSprop(lr={self.lr}, rho={self.rho}, eps={self.eps})"
+
+
+def as_optimizer(opt, default=None) -> Optimizer:
     if opt is None:
-        return SGD(lr=0.1, momentum=0.5)
+        return SGD(lr=0.1, momentum=0.5) if default is None else default
     if isinstance(opt, Optimizer):
         return opt
-    raise TypeError(f"optimizer: expected walkback.SGD or walkback.Adam, got {opt!r}")
+    raise TypeError(
+        f"optimizer: expected walkback.SGD, walkback.Adam or walkback.RMSprop, got {opt!r}"
+    )

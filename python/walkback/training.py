@@ -1,6 +1,7 @@
 """The one ``fit`` loop every model shares: batches, the optimizer, validation, progress, NaN
-handling and stochastic binarization. A model provides ``_params`` (name -> array),
-``_loss_and_grad_into(x, walkbacks, seed, grads, reconstruct)`` and ``_check_data(name, x)``."""
+handling and stochastic binarization. A model provides ``_params`` (name -> array) and
+``_draw_seed()``; the caller gives the data already checked and two closures:
+``batch_loss(xb, seed, grads) -> float`` (fills ``grads``) and ``valid_loss(x, seed) -> float``."""
 
 from __future__ import annotations
 
@@ -51,29 +52,25 @@ def fit(
     model,
     x,
     *,
-    walkbacks=1,
+    batch_loss,
+    valid_loss,
     epochs=10,
     batch_size=100,
     optimizer=None,
-    validation=None,
     shuffle=True,
     binarize=None,
     progress=True,
     seed=None,
-    reconstruct="all",
+    xv=None,
 ):
-    x = model._check_data("x", x)
+    """``x`` and ``xv`` (the validation data, or None) come checked by the model."""
     n = x.shape[0]
-    walkbacks = _checks.check_int("walkbacks", walkbacks, 1, 10_000)
     epochs = _checks.check_int("epochs", epochs, 0, 10**9)
     batch_size = _checks.check_int("batch_size", batch_size, 1, 2**31 - 1)
     if binarize not in (None, "stochastic"):
         raise ValueError(f"binarize: expected None or 'stochastic', got {binarize!r}")
     if binarize == "stochastic" and (x.min() < 0 or x.max() > 1):
         raise ValueError("x: binarize='stochastic' needs values in [0, 1]")
-    if reconstruct not in ("all", "last"):
-        raise ValueError(f"reconstruct: expected 'all' or 'last', got {reconstruct!r}")
-    xv = None if validation is None else model._check_data("validation", validation)
     opt = as_optimizer(optimizer)
     seed = model._draw_seed() if seed is None else _checks.check_seed("seed", seed)
     rng = np.random.default_rng(seed)
@@ -94,9 +91,7 @@ def fit(
                 xb = np.ascontiguousarray(x[idx])
                 if binarize == "stochastic":
                     xb = stochastic_binarize(xb, seed, epoch, b * batch_size)
-                loss = model._loss_and_grad_into(
-                    xb, walkbacks, int(rng.integers(0, 2**63)), grads, reconstruct
-                )
+                loss = batch_loss(xb, int(rng.integers(0, 2**63)), grads)
                 if not np.isfinite(loss):
                     for k, v in backup.items():
                         np.copyto(params[k], v)
@@ -112,13 +107,7 @@ def fit(
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", refresh=False)
             history.train_loss.append(total / n)
-            history.valid_loss.append(
-                None
-                if xv is None
-                else model.walkback_loss(
-                    xv, walkbacks=walkbacks, seed=valid_seed, reconstruct=reconstruct
-                )
-            )
+            history.valid_loss.append(None if xv is None else valid_loss(xv, valid_seed))
             history.seconds.append(time.perf_counter() - t0)
     finally:
         bar.close()

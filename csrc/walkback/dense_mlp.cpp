@@ -1,0 +1,91 @@
+#include "walkback/dense_mlp.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "walkback/dispatch.h"
+#include "walkback/parallel_gemm.h"
+#include "walkback/row_kernels.h"
+
+namespace wb {
+
+constexpr int64_t kAlign = 16;
+
+template <class T>
+void column_sums(const T* a, int64_t rows, int64_t n, int64_t ld, T* sum) {
+  parallel_columns(n, kAlign, 256, 1, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) sum[j] = T(0);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = j0; j < j1; ++j) sum[j] += a[r * ld + j];
+  });
+}
+
+template <class T>
+void mlp_forward(const std::vector<DenseLayer<T>>& layers, Activation act, int64_t B, const T* x,
+                 const std::vector<T*>& acts) {
+  with_activation(act, [&](auto a) {
+    constexpr Activation A = decltype(a)::value;
+    const T* in = x;
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const DenseLayer<T>& L = layers[l];
+      T* out = acts[l];
+      gemm_columns<T>(false, B, L.out, L.in, in, L.in, L.W, L.out, out, L.out, kAlign,
+                      [&](int64_t j0, int64_t j1) {
+                        for (int64_t r = 0; r < B; ++r)
+                          bias_activate<T, A>(out + r * L.out + j0, L.b + j0, j1 - j0);
+                      });
+      in = out;
+    }
+  });
+}
+
+template <class T>
+void mlp_backward(const std::vector<DenseLayer<T>>& layers, Activation act, int64_t B,
+                  const T* x, const std::vector<T*>& acts, T* d_top, const std::vector<T*>& gW,
+                  const std::vector<T*>& gb, T* d_x) {
+  const int64_t nl = static_cast<int64_t>(layers.size());
+  int64_t widest = 0;
+  for (const auto& L : layers) widest = std::max(widest, L.in);
+  std::vector<T> buf(2 * B * widest);
+  with_activation(act, [&](auto a) {
+    constexpr Activation A = decltype(a)::value;
+    // d_top holds d loss / d output of the top layer; make it d / d pre-activation.
+    const DenseLayer<T>& top = layers.back();
+    pool().parallel_for(B, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        mul_activation_grad<T, A>(d_top + r * top.out, acts.back() + r * top.out, top.out);
+    });
+    T* d = d_top;
+    for (int64_t l = nl - 1; l >= 0; --l) {
+      const DenseLayer<T>& L = layers[l];
+      const T* in = l > 0 ? acts[l - 1] : x;
+      std::memset(gW[l], 0, sizeof(T) * L.in * L.out);
+      gemm_tn_accumulate<T>(B, L.in, L.out, in, L.in, d, L.out, gW[l], L.out);
+      column_sums<T>(d, B, L.out, L.out, gb[l]);
+      if (l == 0 && !d_x) break;
+      // d (B x in) = d W^T, times act'(input) unless the input is x.
+      T* next = l > 0 ? buf.data() + (l % 2) * B * widest : d_x;
+      gemm_columns<T>(true, B, L.in, L.out, d, L.out, L.W, L.out, next, L.in, kAlign,
+                      [&](int64_t j0, int64_t j1) {
+                        if (l == 0) return;
+                        for (int64_t r = 0; r < B; ++r)
+                          mul_activation_grad<T, A>(next + r * L.in + j0, in + r * L.in + j0,
+                                                    j1 - j0);
+                      });
+      d = next;
+    }
+  });
+}
+
+#define WB_INSTANTIATE(T)                                                                     \
+  template void column_sums<T>(const T*, int64_t, int64_t, int64_t, T*);                      \
+  template void mlp_forward<T>(const std::vector<DenseLayer<T>>&, Activation, int64_t,        \
+                               const T*, const std::vector<T*>&);                             \
+  template void mlp_backward<T>(const std::vector<DenseLayer<T>>&, Activation, int64_t,       \
+                                const T*, const std::vector<T*>&, T*, const std::vector<T*>&, \
+                                const std::vector<T*>&, T*);
+WB_INSTANTIATE(float)
+WB_INSTANTIATE(double)
+#undef WB_INSTANTIATE
+
+}  // namespace wb

@@ -1,0 +1,37 @@
+// A stack of dense layers with one activation, forward and backward, over B rows at a time:
+// the network under the diffusion model's readout (and any later model that needs an MLP).
+// Every product goes through parallel_gemm.h (column slices of single-threaded BLAS calls) with
+// the bias and the activation (or its derivative) fused into the slice's epilogue.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "walkback/common.h"
+
+namespace wb {
+
+template <class T>
+struct DenseLayer {
+  int64_t in = 0, out = 0;
+  const T* W = nullptr;  // (in, out), row-major
+  const T* b = nullptr;  // (out)
+};
+
+// acts[l] (B x layers[l].out) = act(input_l W_l + b_l), input_0 = x (B x layers[0].in).
+template <class T>
+void mlp_forward(const std::vector<DenseLayer<T>>& layers, Activation act, int64_t B, const T* x,
+                 const std::vector<T*>& acts);
+
+// Back-propagates d_top (B x the last layer's out: d loss / d acts.back(), overwritten) through
+// the stack: writes gW[l] and gb[l] (not accumulated) and, when d_x is not null, the gradient
+// with respect to x (B x layers[0].in).
+template <class T>
+void mlp_backward(const std::vector<DenseLayer<T>>& layers, Activation act, int64_t B,
+                  const T* x, const std::vector<T*>& acts, T* d_top, const std::vector<T*>& gW,
+                  const std::vector<T*>& gb, T* d_x);
+
+// sum[j] = sum over rows of a[r * ld + j] for j in [0, n), columns in parallel, rows in order.
+template <class T>
+void column_sums(const T* a, int64_t rows, int64_t n, int64_t ld, T* sum);
+
+}  // namespace wb

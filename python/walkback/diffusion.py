@@ -1,0 +1,502 @@
+"""Diffusion inversion (Sohl-Dickstein, Weiss, Maheswaranathan & Ganguli 2015, "Deep
+Unsupervised Learning using Nonequilibrium Thermodynamics"; the book's section 20.13): a
+forward chain slowly destroys the data's structure, and a network learns to undo one step of
+it. The model is the last state of the reverse chain, and it has a tractable lower bound K on
+the log-likelihood. The reference for details the paper leaves open is the authors' code
+(github Sohl-Dickstein/Diffusion-Probabilistic-Models, model.py and regression.py)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _backend, _checks, ops
+from . import training as _training
+from ._model import ParamModel
+from ._progress import progress_bar
+from .diffusion_schedule import alphabar, binomial_betas, gaussian_betas, temporal_basis
+from .optim import RMSprop, as_optimizer
+
+_KINDS = {"gaussian": 0, "binomial": 1}
+_LOG2 = math.log(2.0)
+
+
+@dataclass(frozen=True)
+class BoundResult:
+    """The lower bound K on log p(x), per example, estimated by Monte Carlo.
+
+    nats: K in nats per example, in the data's own units (the data scaling's Jacobian
+        included). nats_se: its standard error over the examples (and draws).
+    bits_per_dim: -K / (D log 2), an upper bound on the negative log-likelihood per unit.
+    null_nats: L_null, the log-likelihood under the chain's end distribution pi (N(0, I) in
+        the scaled units, or Bernoulli(0.5)), in the same units.
+    improvement_nats, improvement_bits: K - L_null per example (the paper's Table 1, right
+        column); exactly 0 in expectation for the "null" reverse model (network outputs 0).
+    """
+
+    nats: float
+    nats_se: float
+    bits_per_dim: float
+    null_nats: float
+    improvement_nats: float
+    improvement_bits: float
+
+    @property
+    def bits(self) -> float:
+        """K in bits per example."""
+        return self.nats / _LOG2
+
+    def __str__(self):
+        return (
+            f"K = {self.nats:.3f} +- {self.nats_se:.3f} nats ({self.bits:.3f} bits) per example,"
+            f" {self.bits_per_dim:.4f} bits/dim; K - L_null = {self.improvement_bits:.3f} bits"
+        )
+
+
+class Diffusion(ParamModel):
+    """A diffusion probabilistic model: T forward steps and a learned reverse chain.
+
+    Forward process (fixed): Gaussian, q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, beta_t I)
+    ending near N(0, I), with the original code's schedule (diffusion_schedule.gaussian_betas);
+    binomial (binary data), q(x_t | x_{t-1}) = Bernoulli(x_{t-1} (1 - beta_t) + beta_t / 2),
+    beta_t = 1 / (T - t + 1), ending at Bernoulli(0.5).
+
+    Reverse model: one network serves every t. A stack of dense leaky-ReLU layers (slope 0.05,
+    as the original; our ``hidden`` is the paper's dense pathway, without its convolutional
+    one) reads x_t; a linear readout gives J coefficients per unit for the mean and J for the
+    variance (Gaussian) or J for the logit (binomial), mixed by J Gaussian bumps over t
+    (``temporal_basis``). Gaussian, as the code: mu = x_t sqrt(1 - beta_t) + z_mu sqrt(beta_t),
+    Sigma = sigmoid(z_Sigma / sqrt(T) + logit beta_t). Binomial (ours; the paper gives only "a
+    Bernoulli rate"): rate = sigmoid(z + logit(x_t (1 - beta_t) + beta_t / 2)). In both, zero
+    coefficients give the exact reversal of the forward chain at equilibrium (the null model).
+
+    Data: Gaussian data are scaled by one global scale and shift to mean 0 and variance 1 (the
+    original's scl and shft; set by the first ``fit``, or ``set_scaling``) and dequantized with
+    uniform noise of width ``dequantize`` added after scaling, as the original does. Binomial
+    data must be binary.
+
+    Args:
+        visible: D, the number of units.
+        steps: T, the number of diffusion steps (>= 3).
+        kind: 'gaussian' (default) or 'binomial'.
+        hidden: the widths of the dense layers, an int (one layer) or a sequence; default 500.
+        basis: J, the number of temporal basis functions (default 10).
+        step1_beta: the added noise of the first Gaussian step (the original's 1e-3): the
+            smallest variance of the reverse chain.
+        dequantize: width of the uniform noise added to scaled Gaussian data (default 1/255).
+        seed: seeds the initial weights and the random streams of later calls.
+        dtype: float32 (default) or float64.
+
+    Parameters (``get_params``): W1 (D, H1), b1, ..., WL, bL and the readout Wout (HL, D*K*J),
+    bout (D*K*J,), columns ordered (unit, k, j) with k = 0 the mean (or logit), 1 the variance.
+    Hidden weights start Glorot-uniform (the original: orthogonal), the readout at zero, so an
+    untrained model is the null model; biases at zero.
+    """
+
+    def __init__(
+        self,
+        visible,
+        steps=1000,
+        kind="gaussian",
+        hidden=500,
+        basis=10,
+        step1_beta=1e-3,
+        dequantize=1 / 255,
+        seed=0,
+        dtype=np.float32,
+    ):
+        self.visible = _checks.check_int("visible", visible, 1, 2**31 - 1)
+        self.steps = _checks.check_int("steps", steps, 3, 10**7)
+        if kind not in _KINDS:
+            raise ValueError(f"kind: expected 'gaussian' or 'binomial', got {kind!r}")
+        self.kind = kind
+        widths = (hidden,) if isinstance(hidden, (int, np.integer)) else tuple(hidden)
+        if not widths:
+            raise ValueError("hidden: expected at least one hidden layer")
+        self.hidden = tuple(_checks.check_int("hidden", h, 1, 2**31 - 1) for h in widths)
+        self.basis = _checks.check_int("basis", basis, 1, 1000)
+        self.step1_beta = float(step1_beta)
+        if not 0 <= self.step1_beta < 0.5:
+            raise ValueError(f"step1_beta: expected a value in [0, 0.5), got {step1_beta}")
+        self.dequantize = float(dequantize)
+        if not (math.isfinite(self.dequantize) and self.dequantize >= 0):
+            raise ValueError(f"dequantize: expected a width >= 0, got {dequantize}")
+        self.seed = _checks.check_seed("seed", seed)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in _checks.FLOAT_DTYPES:
+            raise TypeError(f"dtype: expected float32 or float64, got {self.dtype}")
+        self.scale = 1.0 if kind == "binomial" else None
+        self.shift = 0.0 if kind == "binomial" else None
+        self.betas = (
+            gaussian_betas(self.steps, self.step1_beta)
+            if kind == "gaussian"
+            else binomial_betas(self.steps)
+        )
+        self.alphabar = alphabar(self.betas)
+        self.temporal_basis = temporal_basis(self.steps, self.basis)
+        self._rng = np.random.default_rng(self.seed)
+        self._params = {}
+        for name, shape in self.param_shapes().items():
+            if name.startswith("W") and name != "Wout":
+                r = math.sqrt(6.0 / (shape[0] + shape[1]))
+                self._params[name] = self._rng.uniform(-r, r, size=shape).astype(self.dtype)
+            else:
+                self._params[name] = np.zeros(shape, self.dtype)
+
+    # ------------------------------------------------------------------ parameters
+    @property
+    def _k(self) -> int:
+        return 2 if self.kind == "gaussian" else 1
+
+    def param_shapes(self) -> dict:
+        shapes, width = {}, self.visible
+        for i, h in enumerate(self.hidden, 1):
+            shapes[f"W{i}"] = (width, h)
+            shapes[f"b{i}"] = (h,)
+            width = h
+        cols = self.visible * self._k * self.basis
+        shapes["Wout"] = (width, cols)
+        shapes["bout"] = (cols,)
+        return shapes
+
+    def set_scaling(self, scale, shift):
+        """Sets the Gaussian model's data scaling: the model sees x * scale + shift."""
+        if self.kind != "gaussian":
+            raise ValueError("set_scaling: only a Gaussian diffusion scales its data")
+        scale, shift = float(scale), float(shift)
+        if not (math.isfinite(scale) and scale > 0 and math.isfinite(shift)):
+            raise ValueError(
+                f"set_scaling: expected a positive scale and a finite shift, got {scale}, {shift}"
+            )
+        self.scale, self.shift = scale, shift
+        return self
+
+    def _need_scaling(self, what):
+        if self.scale is None:
+            raise ValueError(
+                f"{what}: the data scaling is not set yet; fit the model first or call "
+                "set_scaling(scale, shift)"
+            )
+
+    def _to_model(self, x):
+        return (x * self.scale + self.shift).astype(self.dtype, copy=False)
+
+    def _from_model(self, x):
+        return ((x - self.shift) / self.scale).astype(self.dtype, copy=False)
+
+    def _check_data(self, name, x) -> np.ndarray:
+        x = _checks.as_state(name, x, self.dtype, self.visible)
+        if self.kind == "binomial":
+            _checks.check_binary(name, x)
+        return x
+
+    def _net(self) -> dict:
+        p, n = self._params, len(self.hidden)
+        return dict(
+            kind=_KINDS[self.kind],
+            W=[p[f"W{i}"] for i in range(1, n + 1)],
+            b=[p[f"b{i}"] for i in range(1, n + 1)],
+            Wout=p["Wout"],
+            bout=p["bout"],
+            beta=self.betas,
+            alphabar=self.alphabar,
+            basis=self.temporal_basis,
+            dequantize=self.dequantize,
+        )
+
+    # ------------------------------------------------------------------ the bound
+    def _bound_call(self, xs, seed, first_chain=0, t=None, rows=None, grads=None):
+        """-K per row of xs (already in model units), its mean returned."""
+        if t is not None:
+            t = np.ascontiguousarray(t, dtype=np.int32)
+        return _backend.cpu().diffusion_bound(xs, t, seed, first_chain, rows, grads, **self._net())
+
+    def loss_and_grad(self, x, seed=None, t=None):
+        """The training loss of a batch, the Monte Carlo estimate of -K averaged over the rows
+        (nats per example, in the model's scaled units), and its gradients.
+
+        Each row draws its own t uniformly from {2, ..., T} (the original drew one t per
+        minibatch; one per example gives the same expectation with a lower-variance gradient,
+        at the cost of reading all J coefficients for each row), then x_t ~ q(x_t | x_0), and
+        adds (T - 1) KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t)) over units to the entropy
+        terms -H_q(X_T | X_0) + H_q(X_1 | X_0) + H_p(X_T). (The original code weighs the KL
+        by T.) ``t`` (an int array of shape (n,), values in [2, T]) fixes the rows' steps.
+
+        Returns:
+            (loss, grads): a float, and a dict of arrays named and shaped like get_params().
+        """
+        self._need_scaling("loss_and_grad")
+        x = self._to_model(self._check_data("x", x))
+        t = self._check_t(t, x.shape[0])
+        grads = {k: np.empty_like(v) for k, v in self._params.items()}
+        loss = self._bound_call(x, self._seed(seed), t=t, grads=grads)
+        return loss, grads
+
+    def _check_t(self, t, n):
+        if t is None:
+            return None
+        a = np.asarray(t)
+        if a.dtype.kind not in "iu" or a.shape != (n,):
+            raise ValueError(f"t: expected an integer array of shape ({n},)")
+        if a.min() < 2 or a.max() > self.steps:
+            raise ValueError(f"t: time steps must lie in [2, {self.steps}]")
+        return a.astype(np.int32)
+
+    def _null_log_likelihood(self, xs) -> np.ndarray:
+        """log pi(x_0) per row in model units; for the Gaussian kind averaged over the
+        dequantization noise (E[-(x + u)^2 / 2] = -x^2 / 2 - w^2 / 24 per unit)."""
+        d = self.visible
+        if self.kind == "binomial":
+            return np.full(xs.shape[0], -d * _LOG2)
+        sq = np.einsum("ij,ij->i", xs, xs, dtype=np.float64)
+        return -0.5 * d * math.log(2 * math.pi) - 0.5 * sq - d * self.dequantize**2 / 24.0
+
+    def log_likelihood_bound(
+        self, x, t="sample", repeats=1, seed=None, batch_size=1024, progress=False
+    ) -> BoundResult:
+        """The lower bound K on log p(x), the paper's eq. 14, averaged over the rows of x.
+
+        Args:
+            x: (n, D) data in the data's units.
+            t: 'sample' draws one t per row and draw (cheap, noisier); 'all' sums the KL over
+                every t = 2..T for each row (T - 1 network passes a row; the exact sum over t,
+                Monte Carlo only in x_t).
+            repeats: independent draws per row (t='sample').
+            seed: the random stream; None draws one.
+            batch_size: rows per kernel call.
+        Returns:
+            A BoundResult (nats, bits per dimension, and K - L_null).
+        """
+        self._need_scaling("log_likelihood_bound")
+        x = self._check_data("x", x)
+        if t not in ("sample", "all"):
+            raise ValueError(f"t: expected 'sample' or 'all', got {t!r}")
+        repeats = _checks.check_int("repeats", repeats, 1, 10**6)
+        batch_size = _checks.check_int("batch_size", batch_size, 1, 2**31 - 1)
+        seed = self._seed(seed)
+        xs = self._to_model(x)
+        n = xs.shape[0]
+        per_row = np.zeros(n)
+        if t == "all":
+            ts = np.arange(2, self.steps + 1, dtype=np.int32)
+            draws = len(ts)
+        else:
+            draws = repeats
+        total = n * draws
+        if total >= 2**32:
+            raise ValueError("log_likelihood_bound: rows times draws must stay below 2**32")
+        bar = progress_bar(total, progress, "bound", "row")
+        # Row i of x, draw k, is chain k * n + i of the stream.
+        flat_rows = np.arange(total) % n
+        try:
+            for b in range(0, total, batch_size):
+                idx = flat_rows[b : b + batch_size]
+                tb = None if t == "sample" else ts[np.arange(b, b + len(idx)) // n]
+                out = np.empty(len(idx))
+                self._bound_call(np.ascontiguousarray(xs[idx]), seed, b, t=tb, rows=out)
+                np.add.at(per_row, idx, out)
+                bar.update(len(idx))
+        finally:
+            bar.close()
+        neg_k = per_row / draws  # -K per row, model units
+        jac = self.visible * math.log(self.scale)
+        k_rows = -neg_k + jac
+        null_rows = self._null_log_likelihood(xs) + jac
+        k = float(k_rows.mean())
+        se = float(k_rows.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+        null = float(null_rows.mean())
+        return BoundResult(
+            nats=k,
+            nats_se=se,
+            bits_per_dim=-k / (self.visible * _LOG2),
+            null_nats=null,
+            improvement_nats=k - null,
+            improvement_bits=(k - null) / _LOG2,
+        )
+
+    # ------------------------------------------------------------------ training
+    def fit(
+        self,
+        x,
+        epochs=10,
+        batch_size=512,
+        optimizer=None,
+        validation=None,
+        shuffle=True,
+        binarize=None,
+        progress=True,
+        seed=None,
+    ):
+        """Minimises the Monte Carlo estimate of -K (see loss_and_grad) with minibatches;
+        returns a History (per epoch: the mean training loss, the validation loss, seconds).
+
+        Args:
+            x: (n, D) training data (binary for the binomial kind). A Gaussian model's first
+                fit sets the data scaling from x (mean 0, variance 1 overall, one scale and one
+                shift, as the original).
+            optimizer: default RMSprop(lr=1e-3) with batches of 512, the original's;
+                walkback.Adam(...) and SGD(...) work too.
+            validation: optional data whose loss (same estimate, fixed draws) is reported.
+            binarize: None, or "stochastic" (binomial kind, grey-level data in [0, 1]).
+        Raises:
+            TrainingDiverged naming the epoch and batch where the loss stopped being finite.
+        """
+        x = _checks.as_state("x", x, self.dtype, self.visible)
+        if self.kind == "binomial" and binarize is None:
+            _checks.check_binary("x", x)
+        if self.kind == "gaussian" and binarize is not None:
+            raise ValueError("binarize: only the binomial kind takes binary data")
+        if self.kind == "gaussian" and self.scale is None:
+            mean, std = float(x.mean(dtype=np.float64)), float(x.std(dtype=np.float64))
+            if not std > 0:
+                raise ValueError("x: the training data have zero variance")
+            self.set_scaling(1.0 / std, -mean / std)
+        xs = self._to_model(x)
+        xv = None
+        if validation is not None:
+            xv = self._to_model(self._check_data("validation", validation))
+        return _training.fit(
+            self,
+            xs,
+            batch_loss=lambda xb, s, grads: self._bound_call(xb, s, grads=grads),
+            valid_loss=lambda v, s: self._bound_call(v, s),
+            epochs=epochs,
+            batch_size=batch_size,
+            optimizer=as_optimizer(optimizer, default=RMSprop(lr=1e-3)),
+            xv=xv,
+            shuffle=shuffle,
+            binarize=binarize,
+            progress=progress,
+            seed=seed,
+        )
+
+    # ------------------------------------------------------------------ sampling
+    def _start(self, n, seed, clamp, x0):
+        if self.kind == "gaussian":
+            x = ops.normal(n, self.visible, seed=seed, stream="init").astype(self.dtype)
+        else:
+            u = ops.uniform(n, self.visible, seed=seed, stream="init")
+            x = (u < 0.5).astype(self.dtype)
+        if clamp is None:
+            if x0 is not None:
+                raise ValueError("x0: give clamp= to say which units of x0 are known")
+            return x, None, None
+        if x0 is None:
+            raise ValueError("clamp: clamped sampling needs x0 to give the known values")
+        known = self._to_model(self._check_data("x0", x0))
+        if known.shape[0] == 1 and n > 1:
+            known = np.repeat(known, n, axis=0)
+        if known.shape[0] != n:
+            raise ValueError(f"x0: expected 1 or {n} rows, got {known.shape[0]}")
+        mask = _checks.as_clamp(clamp, n, self.visible)
+        mask = np.ascontiguousarray(np.broadcast_to(mask, (n, self.visible)))
+        x = np.where(mask.astype(bool), known, x).astype(self.dtype)
+        return x, mask, np.ascontiguousarray(known)
+
+    def _reverse(self, x, seed, every, progress, clamp=None, known=None, y=None, obs_var=0.0):
+        net = self._net()
+        records = []
+        stops = list(range(self.steps, 0, -(every or self.steps)))
+        bar = progress_bar(self.steps, progress, "reverse chain", "step")
+        try:
+            for hi in stops:
+                lo = max(1, hi - (every or self.steps) + 1)
+                # In chunks of at most 50 steps, so that the bar moves.
+                for h in range(hi, lo - 1, -50):
+                    l_ = max(lo, h - 49)
+                    _backend.cpu().diffusion_reverse(
+                        x, h, l_, seed, 0, clamp, known, y, obs_var, **net
+                    )
+                    bar.update(h - l_ + 1)
+                if every:
+                    records.append(self._from_model(x.copy()))
+        finally:
+            bar.close()
+        return np.stack(records) if every else self._from_model(x)
+
+    def sample(self, n=None, every=None, seed=None, clamp=None, x0=None, progress=False):
+        """Runs ``n`` reverse chains from x_T ~ pi (N(0, I) or Bernoulli(0.5)) to x_0.
+
+        Args:
+            n: the number of chains (or the rows of x0).
+            every: None returns x_0 (n, D); k returns the states after every k-th step,
+                shape (ceil(T / k), n, D): record i is x_{T - (i + 1) k} (the last is x_0).
+            clamp: inpainting (the paper's section 2.5): a bool mask (D,) or (n, D) of units
+                known from ``x0`` (1 or n rows); they start x_T at their values and keep them
+                at every step, the rest are sampled.
+            seed: the random stream; None draws one.
+            progress: show a progress bar over the T steps.
+        Returns:
+            Samples in the data's units (the scaling undone), the model's dtype.
+        """
+        self._need_scaling("sample")
+        if n is None:
+            if x0 is None:
+                raise ValueError("sample: give n (the number of chains) or x0")
+            n = np.atleast_2d(np.asarray(x0)).shape[0]
+        n = _checks.check_int("n", n, 1, 2**31 - 1)
+        if every is not None:
+            every = _checks.check_int("every", every, 1, self.steps)
+        seed = self._seed(seed)
+        x, mask, known = self._start(n, seed, clamp, x0)
+        return self._reverse(x, seed, every, progress, clamp=mask, known=known)
+
+    def denoise(self, y, noise_sigma, seed=None, every=None, progress=False):
+        """Samples p(x_0 | y) for a Gaussian observation y = x_0 + N(0, noise_sigma^2) (the
+        paper's section 2.5): every reverse step's Gaussian is multiplied by the observation's,
+        sigma' = (sigma^-2 + sigma_d^-2)^-1/2, mu' = sigma'^2 (mu / sigma^2 + y / sigma_d^2),
+        in the model's scaled units. One chain per row of y."""
+        self._need_scaling("denoise")
+        if self.kind != "gaussian":
+            raise ValueError("denoise: a Gaussian observation needs the Gaussian kind")
+        ys = _checks.as_state("y", y, self.dtype, self.visible)
+        sigma = float(noise_sigma)
+        if not (math.isfinite(sigma) and sigma > 0):
+            raise ValueError(f"noise_sigma: expected a positive number, got {noise_sigma}")
+        if every is not None:
+            every = _checks.check_int("every", every, 1, self.steps)
+        seed = self._seed(seed)
+        x, _, _ = self._start(ys.shape[0], seed, None, None)
+        obs_var = (sigma * self.scale) ** 2
+        return self._reverse(x, seed, every, progress, y=self._to_model(ys), obs_var=obs_var)
+
+    # ------------------------------------------------------------------ files
+    def to_config(self) -> dict:
+        return {
+            "visible": self.visible,
+            "steps": self.steps,
+            "kind": self.kind,
+            "hidden": list(self.hidden),
+            "basis": self.basis,
+            "step1_beta": self.step1_beta,
+            "dequantize": self.dequantize,
+            "seed": self.seed,
+            "dtype": self.dtype.name,
+            "scale": self.scale,
+            "shift": self.shift,
+        }
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> Diffusion:
+        m = cls(
+            cfg["visible"],
+            steps=cfg["steps"],
+            kind=cfg["kind"],
+            hidden=tuple(cfg["hidden"]),
+            basis=cfg["basis"],
+            step1_beta=cfg["step1_beta"],
+            dequantize=cfg["dequantize"],
+            seed=cfg["seed"],
+            dtype=np.dtype(cfg["dtype"]),
+        )
+        if cfg["kind"] == "gaussian" and cfg["scale"] is not None:
+            m.set_scaling(cfg["scale"], cfg["shift"])
+        return m
+
+    def __repr__(self) -> str:
+        return (
+            f"Diffusion(visible={self.visible}, steps={self.steps}, kind={self.kind!r}, "
+            f"hidden={self.hidden}, basis={self.basis})"
+        )

@@ -1,0 +1,70 @@
+"""The forward schedules and the temporal basis of diffusion inversion (Sohl-Dickstein et al.
+2015), in float64. Time runs t = 1..T; arrays hold step t at index t - 1."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def gaussian_betas(steps: int, step1_beta: float = 1e-3) -> np.ndarray:
+    """The original code's Gaussian schedule (``generate_beta_arr`` with its learned
+    perturbation at zero): beta_t = floor_t + b_t (1 - floor_t - 1e-5) with
+    b = 1 / linspace(T, 2, T), floor_t = 1e-6, plus step1_beta at t = 1. Each step destroys
+    about a constant fraction of the remaining signal; about 1/T of the variance is left."""
+    base = 1.0 / np.linspace(steps, 2.0, steps)
+    floor = np.full(steps, 1e-6)
+    floor[0] += step1_beta
+    return floor + base * (1.0 - floor - 1e-5)
+
+
+def binomial_betas(steps: int) -> np.ndarray:
+    """The paper's binomial schedule beta_t = 1 / (T - t + 1): alphabar_t = (T - t) / T, so the
+    last step ends exactly at Bernoulli(0.5)."""
+    t = np.arange(1, steps + 1, dtype=np.float64)
+    return 1.0 / (steps - t + 1.0)
+
+
+def alphabar(betas: np.ndarray) -> np.ndarray:
+    """prod_{s <= t} (1 - beta_s), the fraction of x_0 left in x_t."""
+    return np.cumprod(1.0 - np.asarray(betas, dtype=np.float64))
+
+
+def temporal_basis(steps: int, n_basis: int) -> np.ndarray:
+    """(T, J): J Gaussian bumps over t, centred evenly on [-1, 1] with width half their
+    spacing, normalised to sum to 1 at every t (the original's ``generate_temporal_basis``)."""
+    xx = np.linspace(-1.0, 1.0, steps)
+    centres = np.linspace(-1.0, 1.0, n_basis)
+    width = (centres[1] - centres[0]) / 2.0 if n_basis > 1 else 1.0
+    g = np.exp(-((xx[:, None] - centres[None, :]) ** 2) / (2.0 * width**2))
+    return g / g.sum(axis=1, keepdims=True)
+
+
+def gaussian_posterior(betas: np.ndarray, t: int) -> tuple[float, float, float]:
+    """q(x_{t-1} | x_t, x_0) = N(c0 x_0 + ct x_t, var) for t >= 2, as (c0, ct, var): the
+    product of q(x_{t-1} | x_0) = N(sqrt(ab_{t-1}) x_0, 1 - ab_{t-1}) and the step's
+    likelihood N(x_t; sqrt(alpha_t) x_{t-1}, beta_t) (the paper's eq. 54-57; lambda = 1/c1 +
+    1/c2 with c1 = 1 - ab_{t-1}, c2 = beta_t / alpha_t)."""
+    if not 2 <= t <= len(betas):
+        raise ValueError(f"t: expected a step in [2, {len(betas)}], got {t}")
+    ab = alphabar(betas)
+    beta = float(betas[t - 1])
+    alpha, ab_prev = 1.0 - beta, float(ab[t - 2])
+    c1, c2 = 1.0 - ab_prev, beta / alpha
+    lam = 1.0 / c1 + 1.0 / c2
+    return math.sqrt(ab_prev) / c1 / lam, 1.0 / (math.sqrt(alpha) * c2) / lam, 1.0 / lam
+
+
+def binomial_posterior(betas: np.ndarray, t: int, x0, xt) -> np.ndarray:
+    """q(x_{t-1} = 1 | x_t, x_0) for binary x_0, x_t (arrays broadcast), t >= 2: the prior
+    P(x_{t-1} = 1 | x_0) = ab_{t-1} x_0 + (1 - ab_{t-1}) / 2 times the step's flip channel."""
+    if not 2 <= t <= len(betas):
+        raise ValueError(f"t: expected a step in [2, {len(betas)}], got {t}")
+    ab_prev = float(alphabar(betas)[t - 2])
+    half = 0.5 * float(betas[t - 1])
+    x0, xt = np.asarray(x0, dtype=np.float64), np.asarray(xt, dtype=np.float64)
+    prior = ab_prev * x0 + (1.0 - ab_prev) / 2.0
+    l1 = np.where(xt > 0.5, 1.0 - half, half)
+    l0 = np.where(xt > 0.5, half, 1.0 - half)
+    return prior * l1 / (prior * l1 + (1.0 - prior) * l0)
