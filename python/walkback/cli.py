@@ -73,6 +73,10 @@ def demo(args) -> int:
     if args.model == "gsn":
         args.hidden = 200 if args.hidden is None else args.hidden
         return demo_gsn(args)
+    if args.model == "diffusion":
+        from .demo_diffusion import demo_diffusion
+
+        return demo_diffusion(args)
     args.epochs = 300 if args.epochs is None else args.epochs
     args.hidden = 500 if args.hidden is None else args.hidden
     x, y = wbdata.load_digits()
@@ -222,7 +226,13 @@ def train(args) -> int:
 
 def sample(args) -> int:
     model = load(args.model)
-    x = model.sample(args.n, steps=args.steps, seed=args.seed, means=args.means)
+    from .diffusion import Diffusion
+
+    if isinstance(model, Diffusion):  # its chain has a fixed length: T reverse steps
+        x = model.sample(args.n, seed=args.seed, progress=True)
+        args.steps = model.steps
+    else:
+        x = model.sample(args.n, steps=args.steps, seed=args.seed, means=args.means)
     if args.out.endswith(".npy"):
         np.save(args.out, x)
     else:
@@ -240,10 +250,18 @@ def sample(args) -> int:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="walkback", description="Markov-chain generative models")
     sub = ap.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("demo", help="train a walk-back DAE (or a hybrid GSN) on the digits")
-    d.add_argument("--model", choices=["dae", "gsn"], default="dae")
+    d = sub.add_parser(
+        "demo",
+        help="train a walk-back DAE (or a hybrid GSN, or diffusion models) and draw pictures",
+    )
+    d.add_argument("--model", choices=["dae", "gsn", "diffusion"], default="dae")
     d.add_argument("--out", default="walkback-demo", help="output folder")
-    d.add_argument("--epochs", type=int, default=None, help="default 300 (dae), 150 (gsn)")
+    d.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="default 300 (dae), 150 (gsn), 60 + 150 (diffusion)",
+    )
     d.add_argument("--hidden", type=int, default=None, help="default 500 (dae), 200 (gsn)")
     d.add_argument("--walkbacks", type=int, default=2, help="the DAE's walk-back steps")
     d.add_argument("--seed", type=int, default=0)

@@ -97,3 +97,25 @@ def binarize(x, method="threshold", seed=0):
         )
         return (u < flat).astype(np.float32).reshape(a.shape)
     raise ValueError(f"method: expected 'threshold' or 'stochastic', got {method!r}")
+
+
+def make_swiss_roll(n, noise=0.0, seed=0):
+    """The 2-D swiss roll of the diffusion paper's figure 1: scikit-learn's 3-D roll seen along
+    its length (columns x and z), (n, 2) float32."""
+    from sklearn.datasets import make_swiss_roll as sk_roll
+
+    n = _checks.check_int("n", n, 1, 2**31 - 1)
+    x, _ = sk_roll(n_samples=n, noise=float(noise), random_state=int(seed))
+    return np.ascontiguousarray(x[:, [0, 2]], dtype=np.float32)
+
+
+def make_heartbeat(n, length=20, period=5, seed=0):
+    """The diffusion paper's binary heartbeat: sequences of ``length`` bits with a 1 every
+    ``period``-th bin at a uniformly drawn phase, so the data's entropy is log2(period) bits
+    per sequence. (n, length) float32."""
+    n = _checks.check_int("n", n, 1, 2**31 - 1)
+    length = _checks.check_int("length", length, 1, 10**6)
+    period = _checks.check_int("period", period, 1, length)
+    phase = np.random.default_rng(seed).integers(0, period, size=n)
+    i = np.arange(length)
+    return ((i[None, :] - phase[:, None]) % period == 0).astype(np.float32)

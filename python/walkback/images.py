@@ -45,3 +45,29 @@ def save_inpainting(original, clamp_mask, completed, path, scale=4):
     shown = np.where(clamp_mask[None], original, 0.5)
     rows = np.concatenate([original, shown, np.asarray(completed, np.float32)])
     save_grid(rows, path, cols=len(original), scale=scale)
+
+
+def save_scatter_panels(panels, titles, path, size=220, limits=None):
+    """2-D point clouds side by side, one panel each (the diffusion paper's figure 1): panels
+    is a list of (n, 2) arrays, titles their captions; limits (lo, hi) is shared by both axes
+    of every panel (default: the data's range)."""
+    from PIL import Image, ImageDraw
+
+    pts = [np.asarray(p, np.float64) for p in panels]
+    if any(p.ndim != 2 or p.shape[1] != 2 for p in pts):
+        raise ValueError("panels: expected (n, 2) arrays")
+    if limits is None:
+        allp = np.concatenate(pts)
+        limits = (float(allp.min()), float(allp.max()))
+    lo, hi = limits
+    head, pad = 18, 6
+    img = Image.new("RGB", (len(pts) * (size + pad) + pad, size + head + pad), "white")
+    draw = ImageDraw.Draw(img)
+    for k, (p, title) in enumerate(zip(pts, titles)):
+        x0 = pad + k * (size + pad)
+        draw.rectangle([x0, head, x0 + size - 1, head + size - 1], outline=(160, 160, 160))
+        draw.text((x0 + 4, 3), str(title), fill="black")
+        uv = (np.clip((p - lo) / (hi - lo), 0, 1) * (size - 3)).astype(int) + 1
+        for u, v in uv:
+            draw.point((x0 + u, head + size - 1 - v), fill=(20, 60, 160))
+    img.save(path)
