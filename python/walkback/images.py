@@ -63,7 +63,9 @@ def save_scatter_panels(panels, titles, path, size=220, limits=None):
     head, pad = 18, 6
     img = Image.new("RGB", (len(pts) * (size + pad) + pad, size + head + pad), "white")
     draw = ImageDraw.Draw(img)
-    for k, (p, title) in enumerate(zip(pts, titles)):
+    if len(titles) != len(pts):
+        raise ValueError(f"titles: expected {len(pts)} captions, got {len(titles)}")
+    for k, (p, title) in enumerate(zip(pts, titles, strict=True)):
         x0 = pad + k * (size + pad)
         draw.rectangle([x0, head, x0 + size - 1, head + size - 1], outline=(160, 160, 160))
         draw.text((x0 + 4, 3), str(title), fill="black")
