@@ -59,6 +59,53 @@ def test_gsn_demo_writes_pictures_and_a_gsn_that_samples(tmp_path, capsys):
         assert im.format == "PNG"
 
 
+def test_diffusion_demo_writes_pictures_and_a_model_that_samples(tmp_path, capsys):
+    out = tmp_path / "ddemo"
+    assert (
+        cli.main(["demo", "--model", "diffusion", "--out", str(out), "--epochs", "2", "--quiet"])
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "energy distance" in text and "K - L_null" in text
+    for name in ("swiss_roll.png", "diffusion_digits.png", "diffusion_inpainting.png"):
+        with Image.open(out / name) as im:
+            im.verify()
+            assert im.format == "PNG" and im.size[0] > 50
+    m = wb.load(out / "diffusion_digits.safetensors")
+    assert isinstance(m, wb.Diffusion) and m.kind == "binomial"
+    npy = tmp_path / "s.npy"
+    assert (
+        cli.main(
+            [
+                "sample",
+                "--model",
+                str(out / "diffusion_digits.safetensors"),
+                "--n",
+                "3",
+                "--out",
+                str(npy),
+            ]
+        )
+        == 0
+    )
+    s = np.load(npy)
+    assert s.shape == (3, 64) and set(np.unique(s)) <= {0.0, 1.0}
+
+
+def test_heartbeat_and_swiss_roll_data():
+    x = wb.data.make_heartbeat(1000, seed=1)
+    assert x.shape == (1000, 20) and set(np.unique(x)) == {0.0, 1.0}
+    assert np.all(x.sum(axis=1) == 4)
+    phases = np.argmax(x[:, :5], axis=1)
+    np.testing.assert_array_equal(x, np.tile(x[:, :5], 4))  # a 1 every 5th bin
+    counts = np.bincount(phases, minlength=5)
+    assert counts.min() > 150  # uniform phases: 200 each expected
+    r = wb.data.make_swiss_roll(500, seed=0)
+    assert r.shape == (500, 2) and r.dtype == np.float32
+    radius = np.hypot(r[:, 0], r[:, 1])
+    assert 4 < radius.min() and radius.max() < 15  # the roll's arms: t in [1.5 pi, 4.5 pi]
+
+
 def test_train_and_sample_commands(tmp_path, capsys):
     x = (np.random.default_rng(0).random((60, 16)) < 0.3).astype(np.float32)
     np.save(tmp_path / "x.npy", x)

@@ -104,3 +104,17 @@ def test_bad_input():
         wb.eval.csl(wb.GSN.hybrid(4, 3, hidden=[5]), np.zeros((2, 7)))
     with pytest.raises(ValueError, match="Bernoulli"):
         wb.eval.csl(wb.DAE(4, 3, reconstruction="gaussian"), np.zeros((2, 4)))
+
+
+def test_energy_distance_is_zero_for_one_distribution_and_grows_with_a_shift():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(800, 2)), rng.normal(size=(800, 2))
+    same = wb.eval.energy_distance(a, b)
+    shifted = wb.eval.energy_distance(a, b + [1.0, 0.0])
+    assert abs(same) < 0.02 and shifted > 0.1
+    # the closed form for two 1-D point masses: 2|x - y|
+    assert wb.eval.energy_distance([[0.0], [0.0]], [[3.0], [3.0]]) == pytest.approx(6.0)
+    # blocks do not change the value
+    assert wb.eval.energy_distance(a, b, batch_size=7) == pytest.approx(same, rel=1e-9)
+    with pytest.raises(ValueError, match="two rows"):
+        wb.eval.energy_distance(a[:1], b)
