@@ -23,7 +23,7 @@ def coefficients(model, params, xt, t):
     z = h @ params["Wout"] + params["bout"]
     n, d, k, j = xt.shape[0], model.visible, model._k, model.basis
     g = model.temporal_basis[np.asarray(t) - 1]  # (n, J)
-    return np.einsum("ndkj,nj->ndk", z.reshape(n, d, k, j), g)
+    return np.einsum("njdk,nj->ndk", z.reshape(n, j, d, k), g)
 
 
 def schedule(model, t):

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "walkback/blas.h"
 #include "walkback/dispatch.h"
 #include "walkback/parallel_gemm.h"
 #include "walkback/row_kernels.h"
@@ -29,11 +30,21 @@ void mlp_forward(const std::vector<DenseLayer<T>>& layers, Activation act, int64
     for (size_t l = 0; l < layers.size(); ++l) {
       const DenseLayer<T>& L = layers[l];
       T* out = acts[l];
-      gemm_columns<T>(false, B, L.out, L.in, in, L.in, L.W, L.out, out, L.out, kAlign,
-                      [&](int64_t j0, int64_t j1) {
-                        for (int64_t r = 0; r < B; ++r)
-                          bias_activate<T, A>(out + r * L.out + j0, L.b + j0, j1 - j0);
-                      });
+      if (B > 2 * L.out) {
+        // More activations than weights: row slices, each thread packing only its rows.
+        pool().parallel_for(B, [&](int64_t r0, int64_t r1) {
+          blas::gemm(false, false, static_cast<int>(r1 - r0), static_cast<int>(L.out),
+                     static_cast<int>(L.in), T(1), in + r0 * L.in, static_cast<int>(L.in), L.W,
+                     static_cast<int>(L.out), T(0), out + r0 * L.out, static_cast<int>(L.out));
+          for (int64_t r = r0; r < r1; ++r) bias_activate<T, A>(out + r * L.out, L.b, L.out);
+        }, 16);
+      } else {
+        gemm_columns<T>(false, B, L.out, L.in, in, L.in, L.W, L.out, out, L.out, kAlign,
+                        [&](int64_t j0, int64_t j1) {
+                          for (int64_t r = 0; r < B; ++r)
+                            bias_activate<T, A>(out + r * L.out + j0, L.b + j0, j1 - j0);
+                        });
+      }
       in = out;
     }
   });

@@ -1,7 +1,9 @@
 #include "walkback/diffusion.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 
 #include "walkback/blas.h"
 #include "walkback/elementwise.h"
@@ -56,37 +58,77 @@ double diffusion_bound_constant(const DiffusionNet<T>& m) {
   return D * (binary_entropy(0.5 * beta1) - binary_entropy(0.5 * (1 - abT)) + std::log(2.0));
 }
 
+// The buffers of one bound call, kept per thread between calls (a batch's buffers are tens of
+// MB; allocating them afresh costs page faults every call) and released above 256 MB.
+template <class T>
+struct BoundWorkspace {
+  std::vector<T> xd, xt, scaled, c, d_top;
+  std::vector<std::vector<T>> acts;
+  size_t bytes() const {
+    size_t b = xd.capacity() + xt.capacity() + scaled.capacity() + c.capacity() +
+               d_top.capacity();
+    for (const auto& a : acts) b += a.capacity();
+    return b * sizeof(T);
+  }
+};
+constexpr size_t kKeepBytes = size_t(256) << 20;
+
 template <class T>
 double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0,
                        double* row_loss, DiffusionGrads<T>* grads) {
-  const int64_t B = a.batch, D = m.D, J = m.J, K = m.K(), H = m.H(), KJ = K * J;
-  const int64_t cols = D * KJ, blocks = (D + 15) / 16;
+  const int64_t B = a.batch, D = m.D, J = m.J, K = m.K(), H = m.H(), DK = D * K, cols = J * DK;
+  const int64_t blocks = (D + 15) / 16;
   const StreamKey key = stream_key(a.seed);
   const bool gauss = m.kind == DiffusionKind::Gaussian;
+  // A reference, not the thread_local itself, goes into the lambdas: inside a pool worker
+  // the name would denote that worker's own (empty) workspace.
+  thread_local BoundWorkspace<T> ws_tls;
+  BoundWorkspace<T>& ws = ws_tls;
+  struct ReleaseLarge {
+    BoundWorkspace<T>& w;
+    ~ReleaseLarge() {
+      if (w.bytes() > kKeepBytes) w = BoundWorkspace<T>();
+    }
+  } release_large{ws};
+
+  // 1. Each row's time step, then the rows ordered by t: the rows that use basis function j
+  // (weight above zero) are then one contiguous range, so the readout is one GEMM per j.
+  std::vector<int32_t> t_of(B);
+  for (int64_t r = 0; r < B; ++r) {
+    if (a.t) {
+      t_of[r] = a.t[r];
+    } else {
+      float ut;
+      uniform_row(key, a.first_chain + static_cast<uint32_t>(r), 0, kStreamInit, 0, 1, &ut);
+      const int64_t k = static_cast<int64_t>(ut * static_cast<float>(m.steps - 1));
+      t_of[r] = static_cast<int32_t>(2 + (k < m.steps - 2 ? k : m.steps - 2));
+    }
+  }
+  std::vector<int64_t> order(B);
+  std::iota(order.begin(), order.end(), int64_t(0));
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t p, int64_t q) { return t_of[p] < t_of[q]; });
   std::vector<int32_t> t(B);
-  std::vector<T> xd(gauss ? B * D : 0), xt(B * D);
-  // 1. Per row: its time step, the dequantized x_0 and a draw of x_t ~ q(x_t | x_0).
-  pool().parallel_for(B, [&](int64_t r0, int64_t r1) {
+  for (int64_t i = 0; i < B; ++i) t[i] = t_of[order[i]];
+
+  // 2. In that order: the dequantized x_0 and a draw of x_t ~ q(x_t | x_0), keyed by the
+  // row's own index, so the draws do not depend on the order.
+  ws.xd.resize(gauss ? B * D : 0);
+  ws.xt.resize(B * D);
+  pool().parallel_for(B, [&](int64_t i0, int64_t i1) {
     std::vector<float> u(D), n(D);
-    for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t r = order[i];
       const uint32_t chain = a.first_chain + static_cast<uint32_t>(r);
-      if (a.t) {
-        t[r] = a.t[r];
-      } else {
-        float ut;
-        uniform_row(key, chain, 0, kStreamInit, 0, 1, &ut);
-        const int64_t k = static_cast<int64_t>(ut * static_cast<float>(m.steps - 1));
-        t[r] = static_cast<int32_t>(2 + (k < m.steps - 2 ? k : m.steps - 2));
-      }
-      const double ab = m.alphabar[t[r] - 1];
+      const double ab = m.alphabar[t[i] - 1];
       const T* xr = x0 + r * D;
-      T* out = xt.data() + r * D;
+      T* out = ws.xt.data() + i * D;
       if (gauss) {
         const T sa = static_cast<T>(std::sqrt(ab)), sn = static_cast<T>(std::sqrt(1 - ab));
         const T w = static_cast<T>(m.dequantize);
         uniform_row(key, chain, 0, kStreamCorrupt, 0, D, u.data());
         normal_row(key, chain, 0, kStreamSampleNormal, 0, D, n.data());
-        T* dr = xd.data() + r * D;
+        T* dr = ws.xd.data() + i * D;
         for (int64_t d = 0; d < D; ++d) {
           dr[d] = xr[d] + (T(u[d]) - T(0.5)) * w;
           out[d] = sa * dr[d] + sn * T(n[d]);
@@ -98,66 +140,134 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
       }
     }
   });
-  const T* x0d = gauss ? xd.data() : x0;
+  // x_0 in row order i (binary data need no dequantization: gather them).
+  std::vector<T> x0_sorted;
+  if (!gauss) {
+    x0_sorted.resize(B * D);
+    for (int64_t i = 0; i < B; ++i)
+      std::copy(x0 + order[i] * D, x0 + order[i] * D + D, x0_sorted.data() + i * D);
+  }
+  const T* x0i = gauss ? ws.xd.data() : x0_sorted.data();
 
-  // 2. The network on x_t.
-  std::vector<std::vector<T>> act_store(m.hidden.size());
+  // 3. The network on x_t.
+  ws.acts.resize(m.hidden.size());
   std::vector<T*> acts;
   for (size_t l = 0; l < m.hidden.size(); ++l) {
-    act_store[l].resize(B * m.hidden[l].out);
-    acts.push_back(act_store[l].data());
+    ws.acts[l].resize(B * m.hidden[l].out);
+    acts.push_back(ws.acts[l].data());
   }
-  mlp_forward<T>(m.hidden, Activation::LeakyRelu, B, xt.data(), acts);
+  mlp_forward<T>(m.hidden, Activation::LeakyRelu, B, ws.xt.data(), acts);
+  const T* top = acts.back();
 
-  // 3. The readout's product, then per row and unit: mix the coefficients at t, the KL and its
-  // derivatives, written over the coefficients (dZ) for the backward pass.
-  std::vector<T> z(B * cols);
+  // 4. The readout mixed over the basis: c_i = sum_j g_j(t_i) (h_i W_j + b_j). Per j: the
+  // range of rows [lo_j, hi_j) that use it and their h scaled by g_j(t_i).
+  std::vector<int64_t> lo(J, 0), hi(J, 0), off(J + 1, 0);
+  for (int64_t j = 0; j < J; ++j) {
+    int64_t i = 0;
+    while (i < B && m.basis[(t[i] - 1) * J + j] == 0.0) ++i;
+    int64_t e = i;
+    while (e < B && m.basis[(t[e] - 1) * J + j] != 0.0) ++e;
+    lo[j] = i;
+    hi[j] = e;
+    off[j + 1] = off[j] + (e - i);
+  }
+  ws.scaled.resize(off[J] * H);
+  pool().parallel_for(J, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j)
+      for (int64_t i = lo[j]; i < hi[j]; ++i) {
+        const T g = static_cast<T>(m.basis[(t[i] - 1) * J + j]);
+        T* dst = ws.scaled.data() + (off[j] + i - lo[j]) * H;
+        const T* src = top + i * H;
+        for (int64_t h = 0; h < H; ++h) dst[h] = g * src[h];
+      }
+  });
+  ws.c.resize(B * DK);
   std::vector<double> partial(B * blocks, 0.0);
   const T scale = static_cast<T>(static_cast<double>(m.steps - 1) / static_cast<double>(B));
-  gemm_columns<T>(false, B, cols, H, acts.back(), H, m.Wout, cols, z.data(), cols, 16 * KJ,
-                  [&](int64_t c0, int64_t c1) {
-    const int64_t d0 = c0 / KJ, d1 = c1 / KJ;
-    std::vector<T> g(J);
-    for (int64_t r = 0; r < B; ++r) {
-      const DiffusionStep<T> s = step_scalars(m, t[r]);
-      const double* gb = m.basis + (t[r] - 1) * J;
-      for (int64_t j = 0; j < J; ++j) g[j] = static_cast<T>(gb[j]);
-      T* zr = z.data() + r * cols;
-      double* part = partial.data() + r * blocks;
+  parallel_columns(DK, 16 * K, 64, slices_per_thread(B), [&](int64_t c0, int64_t c1) {
+    const int64_t w = c1 - c0, d0 = c0 / K, d1 = c1 / K;
+    T* c = ws.c.data();
+    for (int64_t i = 0; i < B; ++i)
+      for (int64_t q = c0; q < c1; ++q) c[i * DK + q] = T(0);
+    for (int64_t j = 0; j < J; ++j)
+      if (hi[j] > lo[j])
+        blas::gemm(false, false, static_cast<int>(hi[j] - lo[j]), static_cast<int>(w),
+                   static_cast<int>(H), T(1), ws.scaled.data() + off[j] * H,
+                   static_cast<int>(H), m.Wout + j * DK + c0, static_cast<int>(cols), T(1),
+                   c + lo[j] * DK + c0, static_cast<int>(DK));
+    for (int64_t i = 0; i < B; ++i) {
+      const DiffusionStep<T> s = step_scalars(m, t[i]);
+      const double* g = m.basis + (t[i] - 1) * J;
+      T* ci = c + i * DK;
+      for (int64_t j = 0; j < J; ++j)
+        if (g[j] != 0.0) {
+          const T gj = static_cast<T>(g[j]);
+          const T* bj = m.bout + j * DK;
+          for (int64_t q = c0; q < c1; ++q) ci[q] += gj * bj[q];
+        }
+      double* part = partial.data() + i * blocks;
       for (int64_t d = d0; d < d1; ++d) {
-        T* zd = zr + d * KJ;
-        const T* bd = m.bout + d * KJ;
-        T c[2] = {T(0), T(0)}, dc[2];
-        for (int64_t k = 0; k < K; ++k)
-          for (int64_t j = 0; j < J; ++j) c[k] += g[j] * (zd[k * J + j] + bd[k * J + j]);
-        const T x_0 = x0d[r * D + d], x_t = xt[r * D + d];
-        const T kl = gauss ? diffusion_gauss_kl(s, x_0, x_t, c[0], c[1], dc[0], dc[1])
-                           : diffusion_binomial_kl(s, x_0, x_t, c[0], dc[0]);
+        const T x_0 = x0i[i * D + d], x_t = ws.xt[i * D + d];
+        T* cd = ci + d * K;
+        T dc[2];
+        const T kl = gauss ? diffusion_gauss_kl(s, x_0, x_t, cd[0], cd[1], dc[0], dc[1])
+                           : diffusion_binomial_kl(s, x_0, x_t, cd[0], dc[0]);
         part[d / 16] += static_cast<double>(kl);
-        for (int64_t k = 0; k < K; ++k)
-          for (int64_t j = 0; j < J; ++j) zd[k * J + j] = scale * g[j] * dc[k];
+        for (int64_t k = 0; k < K; ++k) cd[k] = scale * dc[k];  // d loss / d c, in place
       }
     }
   });
   const double constant = diffusion_bound_constant(m);
   double total = 0;
-  for (int64_t r = 0; r < B; ++r) {
+  for (int64_t i = 0; i < B; ++i) {
     double kl = 0;
-    for (int64_t b = 0; b < blocks; ++b) kl += partial[r * blocks + b];
+    for (int64_t b = 0; b < blocks; ++b) kl += partial[i * blocks + b];
     const double loss = static_cast<double>(m.steps - 1) * kl + constant;
-    if (row_loss) row_loss[r] = loss;
+    if (row_loss) row_loss[order[i]] = loss;
     total += loss;
   }
   if (!grads) return total / static_cast<double>(B);
 
-  // 4. Backward: the readout's weights, then the stack.
+  // 5. Backward. W_j's gradient from the scaled h of its rows, b_j's from g-weighted sums.
+  const T* dc = ws.c.data();
   std::memset(grads->Wout, 0, sizeof(T) * H * cols);
-  gemm_tn_accumulate<T>(B, H, cols, acts.back(), H, z.data(), cols, grads->Wout, cols);
-  column_sums<T>(z.data(), B, cols, cols, grads->bout);
-  std::vector<T> d_top(B * H);
-  gemm_columns<T>(true, B, H, cols, z.data(), cols, m.Wout, cols, d_top.data(), H, 16,
-                  [](int64_t, int64_t) {});
-  mlp_backward<T>(m.hidden, Activation::LeakyRelu, B, xt.data(), acts, d_top.data(), grads->W,
+  for (int64_t j = 0; j < J; ++j)
+    gemm_tn_accumulate<T>(hi[j] - lo[j], H, DK, ws.scaled.data() + off[j] * H, H,
+                          dc + lo[j] * DK, DK, grads->Wout + j * DK, cols);
+  parallel_columns(DK, 16, 64, 1, [&](int64_t q0, int64_t q1) {
+    for (int64_t j = 0; j < J; ++j) {
+      T* gb = grads->bout + j * DK;
+      for (int64_t q = q0; q < q1; ++q) gb[q] = T(0);
+      for (int64_t i = lo[j]; i < hi[j]; ++i) {
+        const T g = static_cast<T>(m.basis[(t[i] - 1) * J + j]);
+        for (int64_t q = q0; q < q1; ++q) gb[q] += g * dc[i * DK + q];
+      }
+    }
+  });
+  // d h_i = sum_j g_j(t_i) dc_i W_j^T, column slices of h over the pool.
+  ws.d_top.resize(B * H);
+  T* d_top = ws.d_top.data();
+  parallel_columns(H, 16, 64, slices_per_thread(B), [&](int64_t h0, int64_t h1) {
+    const int64_t w = h1 - h0;
+    std::vector<T> tmp;
+    for (int64_t i = 0; i < B; ++i)
+      for (int64_t h = h0; h < h1; ++h) d_top[i * H + h] = T(0);
+    for (int64_t j = 0; j < J; ++j) {
+      const int64_t n = hi[j] - lo[j];
+      if (n == 0) continue;
+      tmp.resize(n * w);
+      blas::gemm(false, true, static_cast<int>(n), static_cast<int>(w), static_cast<int>(DK),
+                 T(1), dc + lo[j] * DK, static_cast<int>(DK), m.Wout + h0 * cols + j * DK,
+                 static_cast<int>(cols), T(0), tmp.data(), static_cast<int>(w));
+      for (int64_t i = 0; i < n; ++i) {
+        const T g = static_cast<T>(m.basis[(t[lo[j] + i] - 1) * J + j]);
+        T* dst = d_top + (lo[j] + i) * H + h0;
+        const T* src = tmp.data() + i * w;
+        for (int64_t h = 0; h < w; ++h) dst[h] += g * src[h];
+      }
+    }
+  });
+  mlp_backward<T>(m.hidden, Activation::LeakyRelu, B, ws.xt.data(), acts, d_top, grads->W,
                   grads->b, nullptr);
   return total / static_cast<double>(B);
 }
@@ -178,21 +288,28 @@ void diffusion_reverse(const DiffusionNet<T>& m, const ReverseArgs<T>& a, T* x) 
     const DiffusionStep<T> s = step_scalars(m, t);
     for (int64_t j = 0; j < J; ++j) g[j] = static_cast<T>(m.basis[(t - 1) * J + j]);
     // All rows share t, so the basis mixes the readout's weights once per step:
-    // W_eff = Wout (H * cols x J) g, rows of W split over the pool.
+    // W_eff = sum_j g_j W_j over the basis functions with a weight above zero.
     pool().parallel_for(H, [&](int64_t h0, int64_t h1) {
-      blas::gemv(false, static_cast<int>((h1 - h0) * cols), static_cast<int>(J), T(1),
-                 m.Wout + h0 * cols * J, static_cast<int>(J), g.data(), T(0),
-                 w_eff.data() + h0 * cols);
+      for (int64_t h = h0; h < h1; ++h) {
+        T* dst = w_eff.data() + h * cols;
+        for (int64_t q = 0; q < cols; ++q) dst[q] = T(0);
+        for (int64_t j = 0; j < J; ++j)
+          if (g[j] != T(0)) {
+            const T* src = m.Wout + h * J * cols + j * cols;
+            for (int64_t q = 0; q < cols; ++q) dst[q] += g[j] * src[q];
+          }
+      }
     }, 16);
-    blas::gemv(false, static_cast<int>(cols), static_cast<int>(J), T(1), m.bout,
-               static_cast<int>(J), g.data(), T(0), b_eff.data());
+    for (int64_t q = 0; q < cols; ++q) b_eff[q] = T(0);
+    for (int64_t j = 0; j < J; ++j)
+      for (int64_t q = 0; q < cols; ++q) b_eff[q] += g[j] * m.bout[j * cols + q];
     mlp_forward<T>(m.hidden, Activation::LeakyRelu, n, x, acts);
     const uint32_t step = static_cast<uint32_t>(t);
-    gemm_columns<T>(false, n, cols, H, acts.back(), H, w_eff.data(), cols, out.data(), cols,
-                    4 * K, [&](int64_t c0, int64_t c1) {
-      const int64_t d0 = c0 / K, d1 = c1 / K, w = d1 - d0;
+    // The sample of units [d0, d1) of rows [r0, r1), from the readout's product in `out`.
+    auto sample_block = [&](int64_t r0, int64_t r1, int64_t d0, int64_t d1) {
+      const int64_t w = d1 - d0;
       std::vector<float> rnd(w);
-      for (int64_t r = 0; r < n; ++r) {
+      for (int64_t r = r0; r < r1; ++r) {
         const uint32_t chain = a.first_chain + static_cast<uint32_t>(r);
         if (gauss)
           normal_row(key, chain, step, kStreamSampleNormal, d0, w, rnd.data());
@@ -214,7 +331,21 @@ void diffusion_reverse(const DiffusionNet<T>& m, const ReverseArgs<T>& a, T* x) 
           xr[d] = a.clamp && a.clamp[r * D + d] ? a.known[r * D + d] : v;
         }
       }
-    });
+    };
+    if (cols >= 256) {
+      // Wide readouts (images): column slices, the weights streamed once.
+      gemm_columns<T>(false, n, cols, H, acts.back(), H, w_eff.data(), cols, out.data(), cols,
+                      4 * K, [&](int64_t c0, int64_t c1) { sample_block(0, n, c0 / K, c1 / K); });
+    } else {
+      // Narrow ones (a few units): row slices, or one thread would do all the work.
+      pool().parallel_for(n, [&](int64_t r0, int64_t r1) {
+        blas::gemm(false, false, static_cast<int>(r1 - r0), static_cast<int>(cols),
+                   static_cast<int>(H), T(1), acts.back() + r0 * H, static_cast<int>(H),
+                   w_eff.data(), static_cast<int>(cols), T(0), out.data() + r0 * cols,
+                   static_cast<int>(cols));
+        sample_block(r0, r1, 0, D);
+      }, 16);
+    }
   }
 }
 

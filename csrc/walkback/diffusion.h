@@ -18,11 +18,11 @@ struct DiffusionNet {
   DiffusionKind kind = DiffusionKind::Gaussian;
   int64_t D = 0, steps = 0, J = 0;
   std::vector<DenseLayer<T>> hidden;       // at least one layer, leaky ReLU
-  const T* Wout = nullptr;                 // (H, D * K * J), columns ordered (unit, k, j)
-  const T* bout = nullptr;                 // (D * K * J)
+  const T* Wout = nullptr;                 // (H, J * D * K), columns ordered (j, unit, k)
+  const T* bout = nullptr;                 // (J * D * K)
   const double* beta = nullptr;            // (steps): beta_t at index t - 1
   const double* alphabar = nullptr;        // (steps): prod_{s <= t} (1 - beta_s)
-  const double* basis = nullptr;           // (steps, J): g_j(t) at row t - 1
+  const double* basis = nullptr;           // (steps, J): g_j(t) at row t - 1; zeros are skipped
   double dequantize = 0;                   // Gaussian: width of the uniform noise added to x_0
   int64_t K() const { return kind == DiffusionKind::Gaussian ? 2 : 1; }
   int64_t H() const { return hidden.back().out; }

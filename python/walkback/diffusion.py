@@ -89,8 +89,8 @@ class Diffusion(ParamModel):
         seed: seeds the initial weights and the random streams of later calls.
         dtype: float32 (default) or float64.
 
-    Parameters (``get_params``): W1 (D, H1), b1, ..., WL, bL and the readout Wout (HL, D*K*J),
-    bout (D*K*J,), columns ordered (unit, k, j) with k = 0 the mean (or logit), 1 the variance.
+    Parameters (``get_params``): W1 (D, H1), b1, ..., WL, bL and the readout Wout (HL, J*D*K),
+    bout (J*D*K,), columns ordered (j, unit, k) with k = 0 the mean (or logit), 1 the variance.
     Hidden weights start Glorot-uniform (the original: orthogonal), the readout at zero, so an
     untrained model is the null model; biases at zero.
     """

@@ -35,15 +35,16 @@ def temporal_basis(steps: int, n_basis: int) -> np.ndarray:
     """(T, J): J Gaussian bumps over t, centred evenly on [-1, 1] with width half their
     spacing, normalised to sum to 1 at every t (the original's ``generate_temporal_basis``).
 
-    Weights below 1e-12 are set to 0 (then the rows renormalised): far bumps fall to 1e-70,
-    which in float32 are denormals, and a GEMM fed denormal gradients runs about 30 times
-    slower on x86; what they would add is far below float32's resolution."""
+    Weights below 1e-6 are set to 0 (then the rows renormalised; ours, not the original's):
+    the kernels skip a basis function wherever its weight is 0, which leaves about 4.7 of 10
+    per step and halves the readout's work, and far bumps (down to 1e-70) would otherwise be
+    float32 denormals, on which a GEMM runs some 30 times slower on x86."""
     xx = np.linspace(-1.0, 1.0, steps)
     centres = np.linspace(-1.0, 1.0, n_basis)
     width = (centres[1] - centres[0]) / 2.0 if n_basis > 1 else 1.0
     g = np.exp(-((xx[:, None] - centres[None, :]) ** 2) / (2.0 * width**2))
     g /= g.sum(axis=1, keepdims=True)
-    g[g < 1e-12] = 0.0
+    g[g < 1e-6] = 0.0
     return g / g.sum(axis=1, keepdims=True)
 
 
