@@ -33,6 +33,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=100, help="passes over the 50,000 sequences")
     ap.add_argument("--hidden", type=int, nargs="+", default=[512, 512])
     ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--basis", type=int, default=10, help="temporal basis functions J")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--json", default=os.path.join(os.path.dirname(__file__), "diffusion_heartbeat.json")
@@ -41,7 +42,12 @@ def main():
     x = wb.data.make_heartbeat(50_000, seed=args.seed)
     test = wb.data.make_heartbeat(200, seed=args.seed + 1)
     model = wb.Diffusion(
-        20, steps=args.steps, kind="binomial", hidden=tuple(args.hidden), seed=args.seed
+        20,
+        steps=args.steps,
+        kind="binomial",
+        hidden=tuple(args.hidden),
+        basis=args.basis,
+        seed=args.seed,
     )
     print(f"machine: {machine()}; {model}")
     opt = wb.Adam(lr=1e-3)

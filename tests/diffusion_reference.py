@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from walkback import diffusion_schedule as ds
+
 import reference as ref
 
 HALF_LOG_2PI_E = 0.5 * (1 + math.log(2 * math.pi))
@@ -26,10 +28,19 @@ def coefficients(model, params, xt, t):
     return np.einsum("njdk,nj->ndk", z.reshape(n, j, d, k), g)
 
 
-def schedule(model, t):
-    beta = model.betas[t - 1]
-    ab = model.alphabar[t - 1]
-    ab_prev = np.where(t > 1, model.alphabar[np.maximum(t - 2, 0)], 1.0)
+def betas_of(model, params):
+    """The schedule, learned (from params["beta_coeffs"]) or fixed."""
+    if "beta_coeffs" not in params:
+        return model.betas
+    u = model.temporal_basis @ np.asarray(params["beta_coeffs"], dtype=np.float64)
+    return ds.gaussian_betas(model.steps, model.step1_beta, u)
+
+
+def schedule(betas, t):
+    ab_all = np.cumprod(1 - betas)
+    beta = betas[t - 1]
+    ab = ab_all[t - 1]
+    ab_prev = np.where(t > 1, ab_all[np.maximum(t - 2, 0)], 1.0)
     return beta, ab, ab_prev
 
 
@@ -42,7 +53,8 @@ def row_loss(model, params, x0, t, seed, first_chain=0):
     n, d = x0.shape
     T = model.steps
     t = np.asarray(t)
-    beta, ab, ab_prev = (a[:, None] for a in schedule(model, t))
+    betas = betas_of(model, params)
+    beta, ab, ab_prev = (a[:, None] for a in schedule(betas, t))
     if model.kind == "gaussian":
         u = ref.uniform(seed, 0, n, d, "corrupt", first_chain)
         eps = ref.library_normal(seed, 0, n, d, "sample_normal", first_chain)
@@ -58,7 +70,7 @@ def row_loss(model, params, x0, t, seed, first_chain=0):
         var = 1 / (1 + np.exp(-(c[..., 1] / np.sqrt(T) + np.log(beta / (1 - beta)))))
         kl = 0.5 * np.log(var / var_q) + (var_q + (mu_q - mu) ** 2) / (2 * var) - 0.5
         const = d * (
-            HALF_LOG_2PI_E + 0.5 * math.log(model.betas[0]) - 0.5 * math.log(1 - model.alphabar[-1])
+            HALF_LOG_2PI_E + 0.5 * math.log(betas[0]) - 0.5 * math.log(1 - np.prod(1 - betas))
         )
     else:
         u = ref.uniform(seed, 0, n, d, "sample", first_chain)
@@ -72,7 +84,7 @@ def row_loss(model, params, x0, t, seed, first_chain=0):
         fwd = xt * (1 - beta) + beta / 2
         p = 1 / (1 + np.exp(-(c[..., 0] + np.log(fwd / (1 - fwd)))))
         kl = q * np.log(q / p) + (1 - q) * np.log((1 - q) / (1 - p))
-        const = d * (bin_entropy(model.betas[0] / 2) + math.log(2) - math.log(2))
+        const = d * (bin_entropy(betas[0] / 2) + math.log(2) - math.log(2))
     return (T - 1) * kl.sum(axis=1) + const
 
 

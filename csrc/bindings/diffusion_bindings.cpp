@@ -62,7 +62,7 @@ DiffusionNet<T> net_from(const py::kwargs& kw, py::ssize_t D) {
 
 template <class T>
 double bound_t(py::array x0, py::object t, uint64_t seed, uint32_t first_chain, py::object rows,
-               py::object grads, const py::kwargs& kw) {
+               py::object grads, py::object sched, const py::kwargs& kw) {
   const auto dt = py::dtype::of<T>();
   check_array(x0, "x0", dt, {-1, -1}, false);
   const py::ssize_t B = x0.shape(0);
@@ -109,6 +109,22 @@ double bound_t(py::array x0, py::object t, uint64_t seed, uint32_t first_chain, 
     const int64_t cols = m.D * m.K() * m.J;
     g.Wout = take("Wout", m.H(), cols);
     g.bout = take("bout", 0, cols);
+  }
+  // sched: None, or (g_beta, g_abprev, t_out) arrays of B entries (learned schedule).
+  py::array sb, sa, st;
+  if (!sched.is_none()) {
+    if (grads.is_none() || m.kind != DiffusionKind::Gaussian)
+      throw py::value_error("schedule gradients need grads and the Gaussian kind");
+    auto tup = sched.cast<py::tuple>();
+    sb = tup[0].cast<py::array>();
+    sa = tup[1].cast<py::array>();
+    st = tup[2].cast<py::array>();
+    check_array(sb, "g_beta", py::dtype::of<double>(), {B}, true);
+    check_array(sa, "g_abprev", py::dtype::of<double>(), {B}, true);
+    check_array(st, "t_out", py::dtype::of<int32_t>(), {B}, true);
+    a.g_beta = out_ptr<double>(sb);
+    a.g_abprev = out_ptr<double>(sa);
+    a.t_out = out_ptr<int32_t>(st);
   }
   py::gil_scoped_release nogil;
   return diffusion_bound<T>(m, a, in_ptr<T>(x0), prow, grads.is_none() ? nullptr : &g);
@@ -157,9 +173,10 @@ void reverse_t(py::array x, int64_t t_hi, int64_t t_lo, uint64_t seed, uint32_t 
 
 void bind_diffusion(py::module_& mod) {
   mod.def("diffusion_bound", [](py::array x0, py::object t, uint64_t seed, uint32_t first_chain,
-                                py::object rows, py::object grads, py::kwargs kw) {
-    return is_f64(x0) ? bound_t<double>(x0, t, seed, first_chain, rows, grads, kw)
-                      : bound_t<float>(x0, t, seed, first_chain, rows, grads, kw);
+                                py::object rows, py::object grads, py::object sched,
+                                py::kwargs kw) {
+    return is_f64(x0) ? bound_t<double>(x0, t, seed, first_chain, rows, grads, sched, kw)
+                      : bound_t<float>(x0, t, seed, first_chain, rows, grads, sched, kw);
   });
   mod.def("diffusion_reverse", [](py::array x, int64_t t_hi, int64_t t_lo, uint64_t seed,
                                   uint32_t first_chain, py::object clamp, py::object known,

@@ -28,6 +28,8 @@ DiffusionStep<T> step_scalars(const DiffusionNet<T>& m, int64_t t) {
   s.inv_sqrt_T = static_cast<T>(1.0 / std::sqrt(static_cast<double>(m.steps)));
   s.half_beta = static_cast<T>(0.5 * beta);
   s.ab_prev = static_cast<T>(ab_prev);
+  s.beta = static_cast<T>(beta);
+  s.alpha = static_cast<T>(alpha);
   if (t > 1) {
     // q(x_{t-1} | x_t, x_0) = N(c0 x_0 + ct x_t, 1 / lambda): the product of
     // q(x_{t-1} | x_0) = N(sqrt(ab_prev) x_0, c1) and the step's likelihood in x_{t-1}.
@@ -183,6 +185,9 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
   });
   ws.c.resize(B * DK);
   std::vector<double> partial(B * blocks, 0.0);
+  const bool sched = gauss && grads && a.g_beta;
+  std::vector<double> part_beta(sched ? B * blocks : 0, 0.0), part_A(sched ? B * blocks : 0, 0.0);
+  std::vector<T> g_x(sched ? B * D : 0);
   const T scale = static_cast<T>(static_cast<double>(m.steps - 1) / static_cast<double>(B));
   parallel_columns(DK, 16 * K, 64, slices_per_thread(B), [&](int64_t c0, int64_t c1) {
     const int64_t w = c1 - c0, d0 = c0 / K, d1 = c1 / K;
@@ -210,6 +215,13 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
         const T x_0 = x0i[i * D + d], x_t = ws.xt[i * D + d];
         T* cd = ci + d * K;
         T dc[2];
+        if (sched) {
+          T gb, gA, gx;
+          diffusion_gauss_kl_schedule(s, x_0, x_t, cd[0], cd[1], gb, gA, gx);
+          part_beta[i * blocks + d / 16] += static_cast<double>(scale * gb);
+          part_A[i * blocks + d / 16] += static_cast<double>(scale * gA);
+          g_x[i * D + d] = scale * gx;
+        }
         const T kl = gauss ? diffusion_gauss_kl(s, x_0, x_t, cd[0], cd[1], dc[0], dc[1])
                            : diffusion_binomial_kl(s, x_0, x_t, cd[0], dc[0]);
         part[d / 16] += static_cast<double>(kl);
@@ -267,8 +279,33 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
       }
     }
   });
+  std::vector<T> d_x(sched ? B * D : 0);
   mlp_backward<T>(m.hidden, Activation::LeakyRelu, B, ws.xt.data(), acts, d_top, grads->W,
-                  grads->b, nullptr);
+                  grads->b, sched ? d_x.data() : nullptr);
+  if (sched) {
+    // x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps with ab_t = A alpha: its gradient (direct and
+    // through the network) moves to beta_t and A.
+    for (int64_t i = 0; i < B; ++i) {
+      const double ab = m.alphabar[t[i] - 1], A = t[i] > 1 ? m.alphabar[t[i] - 2] : 1.0;
+      const double alpha = 1.0 - m.beta[t[i] - 1], sa = std::sqrt(ab), sn = std::sqrt(1 - ab);
+      double g_ab = 0;
+      for (int64_t d = 0; d < D; ++d) {
+        const double x_0 = ws.xd[i * D + d], x_t = ws.xt[i * D + d];
+        const double eps = (x_t - sa * x_0) / sn;
+        g_ab += static_cast<double>(g_x[i * D + d] + d_x[i * D + d]) *
+                (0.5 * x_0 / sa - 0.5 * eps / sn);
+      }
+      double gb = -A * g_ab, gA = alpha * g_ab;
+      for (int64_t b = 0; b < blocks; ++b) {
+        gb += part_beta[i * blocks + b];
+        gA += part_A[i * blocks + b];
+      }
+      a.g_beta[order[i]] = gb;
+      a.g_abprev[order[i]] = gA;
+    }
+  }
+  if (a.t_out)
+    for (int64_t i = 0; i < B; ++i) a.t_out[order[i]] = t[i];
   return total / static_cast<double>(B);
 }
 

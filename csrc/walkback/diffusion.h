@@ -40,6 +40,12 @@ struct BoundArgs {
   uint64_t seed = 0;
   uint32_t first_chain = 0;
   const int32_t* t = nullptr;  // per row, in [2, steps]; null: drawn uniformly per row
+  // A learned schedule (Gaussian kind, with grads): per row, the derivatives of the mean loss
+  // with respect to the row's beta_t and alphabar_{t-1} (x_t moving with them, through the
+  // network too), and the row's t.
+  double* g_beta = nullptr;
+  double* g_abprev = nullptr;
+  int32_t* t_out = nullptr;
 };
 
 // The per-row estimate of -K (nats; Sohl-Dickstein et al. eq. 14): (T - 1) KL_t summed over

@@ -180,6 +180,7 @@ struct DiffusionStep {
   T c0, ct, var_q, log_var_q;
   T half_beta;      // beta_t / 2, the binomial step's flip probability
   T ab_prev;        // alphabar_{t-1}
+  T beta, alpha;    // beta_t, 1 - beta_t
 };
 
 // The Gaussian reverse step's mean and variance: mu = x_t sqrt(alpha) + zm sqrt(beta),
@@ -205,6 +206,36 @@ WB_HD T diffusion_gauss_kl(const DiffusionStep<T>& s, T x0, T xt, T zm, T zs, T&
   d_zm = e / var * s.sqrt_beta;
   d_zs = T(0.5) * (T(1) - var) * (T(1) - r) * s.inv_sqrt_T;
   return T(0.5) * (log_var - s.log_var_q + r - T(1));
+}
+
+// A learned schedule (the paper's section 2.4.1): the derivatives of one unit's KL with respect
+// to beta_t and to A = alphabar_{t-1} with x_t held fixed, and with respect to x_t through
+// mu, mu_q (not through the network: the caller adds that part). The posterior is
+// N(var_q N, var_q) with 1 / var_q = 1 / (1 - A) + alpha / beta and
+// N = sqrt(A) x_0 / (1 - A) + sqrt(alpha) x_t / beta.
+template <class T>
+WB_HD void diffusion_gauss_kl_schedule(const DiffusionStep<T>& s, T x0, T xt, T zm, T zs,
+                                       T& g_beta, T& g_A, T& g_x) {
+  T mu, var, log_var;
+  diffusion_gauss_reverse(s, xt, zm, zs, mu, var, log_var);
+  const T A = s.ab_prev, b = s.beta, al = s.alpha, vq = s.var_q;
+  const T one_m_A = T(1) - A, sqrt_A = sqrt(A);
+  const T N = sqrt_A * x0 / one_m_A + s.sqrt_alpha * xt / b;
+  const T e = mu - vq * N;
+  const T k_mu = e / var;
+  const T k_vq = T(0.5) * (T(1) / var - T(1) / vq);
+  const T k_a = T(0.5) * (T(1) - var) * (T(1) - (vq + e * e) / var);
+  const T dmu_db = -xt / (T(2) * s.sqrt_alpha) + zm / (T(2) * s.sqrt_beta);
+  const T da_db = T(1) / (b * al);
+  const T dvq_db = vq * vq / (b * b);                 // -vq^2 d lambda / d beta
+  const T dvq_dA = -vq * vq / (one_m_A * one_m_A);    // -vq^2 d lambda / d A
+  const T dN_dA = x0 * (T(1) / (T(2) * sqrt_A * one_m_A) + sqrt_A / (one_m_A * one_m_A));
+  const T dN_db = xt * (-T(1) / (T(2) * s.sqrt_alpha * b) - s.sqrt_alpha / (b * b));
+  const T dmuq_db = dvq_db * N + vq * dN_db;
+  const T dmuq_dA = dvq_dA * N + vq * dN_dA;
+  g_beta = k_mu * dmu_db + k_a * da_db - k_mu * dmuq_db + k_vq * dvq_db;
+  g_A = -k_mu * dmuq_dA + k_vq * dvq_dA;
+  g_x = k_mu * s.sqrt_alpha * (T(1) - vq / b);
 }
 
 // A sample of the reverse step, optionally multiplied by a Gaussian observation y of variance

@@ -260,7 +260,7 @@ def main(argv=None) -> int:
         "--epochs",
         type=int,
         default=None,
-        help="default 300 (dae), 150 (gsn), 60 + 150 (diffusion)",
+        help="default 300 (dae), 150 (gsn), 300 + 150 (diffusion)",
     )
     d.add_argument("--hidden", type=int, default=None, help="default 500 (dae), 200 (gsn)")
     d.add_argument("--walkbacks", type=int, default=2, help="the DAE's walk-back steps")

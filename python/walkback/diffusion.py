@@ -16,7 +16,14 @@ from . import _backend, _checks, ops
 from . import training as _training
 from ._model import ParamModel
 from ._progress import progress_bar
-from .diffusion_schedule import alphabar, binomial_betas, gaussian_betas, temporal_basis
+from .diffusion_schedule import (
+    alphabar,
+    binomial_betas,
+    gaussian_betas,
+    gaussian_betas_grad_to_coeffs,
+    schedule_beta_grad,
+    temporal_basis,
+)
 from .optim import RMSprop, as_optimizer
 
 _KINDS = {"gaussian": 0, "binomial": 1}
@@ -86,6 +93,10 @@ class Diffusion(ParamModel):
         step1_beta: the added noise of the first Gaussian step (the original's 1e-3): the
             smallest variance of the reverse chain.
         dequantize: width of the uniform noise added to scaled Gaussian data (default 1/255).
+        schedule: 'fixed' (default) or 'learned' (Gaussian kind; the paper's section 2.4.1,
+            the original code's parametrisation: a perturbation of the fixed schedule's logits
+            by J coefficients over the temporal basis, parameter ``beta_coeffs``, trained with
+            the rest by gradient descent on -K).
         seed: seeds the initial weights and the random streams of later calls.
         dtype: float32 (default) or float64.
 
@@ -104,6 +115,7 @@ class Diffusion(ParamModel):
         basis=10,
         step1_beta=1e-3,
         dequantize=1 / 255,
+        schedule="fixed",
         seed=0,
         dtype=np.float32,
     ):
@@ -123,19 +135,23 @@ class Diffusion(ParamModel):
         self.dequantize = float(dequantize)
         if not (math.isfinite(self.dequantize) and self.dequantize >= 0):
             raise ValueError(f"dequantize: expected a width >= 0, got {dequantize}")
+        if schedule not in ("fixed", "learned"):
+            raise ValueError(f"schedule: expected 'fixed' or 'learned', got {schedule!r}")
+        if schedule == "learned" and kind != "gaussian":
+            raise ValueError("schedule: the binomial schedule is fixed (beta_t = 1 / (T - t + 1))")
+        self.schedule = schedule
         self.seed = _checks.check_seed("seed", seed)
         self.dtype = np.dtype(dtype)
         if self.dtype not in _checks.FLOAT_DTYPES:
             raise TypeError(f"dtype: expected float32 or float64, got {self.dtype}")
         self.scale = 1.0 if kind == "binomial" else None
         self.shift = 0.0 if kind == "binomial" else None
-        self.betas = (
+        self.temporal_basis = temporal_basis(self.steps, self.basis)
+        self._fixed_betas = (
             gaussian_betas(self.steps, self.step1_beta)
             if kind == "gaussian"
             else binomial_betas(self.steps)
         )
-        self.alphabar = alphabar(self.betas)
-        self.temporal_basis = temporal_basis(self.steps, self.basis)
         self._rng = np.random.default_rng(self.seed)
         self._params = {}
         for name, shape in self.param_shapes().items():
@@ -150,6 +166,19 @@ class Diffusion(ParamModel):
     def _k(self) -> int:
         return 2 if self.kind == "gaussian" else 1
 
+    @property
+    def betas(self) -> np.ndarray:
+        """beta_t for t = 1..T (float64), learned ones included."""
+        if self.schedule == "fixed":
+            return self._fixed_betas
+        perturb = self.temporal_basis @ self._params["beta_coeffs"].astype(np.float64)
+        return gaussian_betas(self.steps, self.step1_beta, perturb)
+
+    @property
+    def alphabar(self) -> np.ndarray:
+        """prod_{s <= t} (1 - beta_s) for t = 1..T."""
+        return alphabar(self.betas)
+
     def param_shapes(self) -> dict:
         shapes, width = {}, self.visible
         for i, h in enumerate(self.hidden, 1):
@@ -159,6 +188,8 @@ class Diffusion(ParamModel):
         cols = self.visible * self._k * self.basis
         shapes["Wout"] = (width, cols)
         shapes["bout"] = (cols,)
+        if self.schedule == "learned":
+            shapes["beta_coeffs"] = (self.basis,)
         return shapes
 
     def set_scaling(self, scale, shift):
@@ -194,14 +225,15 @@ class Diffusion(ParamModel):
 
     def _net(self) -> dict:
         p, n = self._params, len(self.hidden)
+        betas = self.betas
         return dict(
             kind=_KINDS[self.kind],
             W=[p[f"W{i}"] for i in range(1, n + 1)],
             b=[p[f"b{i}"] for i in range(1, n + 1)],
             Wout=p["Wout"],
             bout=p["bout"],
-            beta=self.betas,
-            alphabar=self.alphabar,
+            beta=betas,
+            alphabar=alphabar(betas),
             basis=self.temporal_basis,
             dequantize=self.dequantize,
         )
@@ -211,7 +243,20 @@ class Diffusion(ParamModel):
         """-K per row of xs (already in model units), its mean returned."""
         if t is not None:
             t = np.ascontiguousarray(t, dtype=np.int32)
-        return _backend.cpu().diffusion_bound(xs, t, seed, first_chain, rows, grads, **self._net())
+        net = self._net()
+        sched = None
+        if grads is not None and self.schedule == "learned":
+            n = xs.shape[0]
+            sched = (np.empty(n), np.empty(n), np.empty(n, np.int32))
+        loss = _backend.cpu().diffusion_bound(xs, t, seed, first_chain, rows, grads, sched, **net)
+        if sched is not None:
+            g_b = schedule_beta_grad(net["beta"], self.visible, *sched)
+            coeffs = self._params["beta_coeffs"].astype(np.float64)
+            g_c = gaussian_betas_grad_to_coeffs(
+                self.steps, self.step1_beta, self.temporal_basis, coeffs, g_b
+            )
+            grads["beta_coeffs"][...] = g_c
+        return loss
 
     def loss_and_grad(self, x, seed=None, t=None):
         """The training loss of a batch, the Monte Carlo estimate of -K averaged over the rows
@@ -472,6 +517,7 @@ class Diffusion(ParamModel):
             "basis": self.basis,
             "step1_beta": self.step1_beta,
             "dequantize": self.dequantize,
+            "schedule": self.schedule,
             "seed": self.seed,
             "dtype": self.dtype.name,
             "scale": self.scale,
@@ -488,6 +534,7 @@ class Diffusion(ParamModel):
             basis=cfg["basis"],
             step1_beta=cfg["step1_beta"],
             dequantize=cfg["dequantize"],
+            schedule=cfg.get("schedule", "fixed"),
             seed=cfg["seed"],
             dtype=np.dtype(cfg["dtype"]),
         )

@@ -8,15 +8,50 @@ import math
 import numpy as np
 
 
-def gaussian_betas(steps: int, step1_beta: float = 1e-3) -> np.ndarray:
-    """The original code's Gaussian schedule (``generate_beta_arr`` with its learned
-    perturbation at zero): beta_t = floor_t + b_t (1 - floor_t - 1e-5) with
-    b = 1 / linspace(T, 2, T), floor_t = 1e-6, plus step1_beta at t = 1. Each step destroys
-    about a constant fraction of the remaining signal; about 1/T of the variance is left."""
+def gaussian_betas(steps: int, step1_beta: float = 1e-3, perturb=None) -> np.ndarray:
+    """The original code's Gaussian schedule (``generate_beta_arr``):
+    beta_t = floor_t + sigmoid(u_t + logit b_t) (1 - floor_t - 1e-5) with
+    b = 1 / linspace(T, 2, T), floor_t = 1e-6 plus step1_beta at t = 1, and u the learned
+    perturbation (``perturb``, (T,); default 0, the fixed schedule). Each step destroys about a
+    constant fraction of the remaining signal; about 1/T of the variance is left."""
+    return _gaussian_betas(steps, step1_beta, perturb)[0]
+
+
+def _gaussian_betas(steps, step1_beta, perturb):
+    """(betas, d betas / d perturb)."""
     base = 1.0 / np.linspace(steps, 2.0, steps)
     floor = np.full(steps, 1e-6)
     floor[0] += step1_beta
-    return floor + base * (1.0 - floor - 1e-5)
+    u = np.log(base) - np.log1p(-base)
+    if perturb is not None:
+        u = u + np.asarray(perturb, dtype=np.float64)
+    sig = 1.0 / (1.0 + np.exp(-u))
+    span = 1.0 - floor - 1e-5
+    return floor + sig * span, sig * (1.0 - sig) * span
+
+
+def schedule_beta_grad(betas, visible, g_beta, g_abprev, t):
+    """d (mean loss) / d beta (T,): from the rows' derivatives with respect to their beta_t
+    and alphabar_{t-1} (t per row), plus the bound's entropy terms (0.5 D log beta_1 and
+    -0.5 D log(1 - alphabar_T), once per mean), through alphabar_u = prod_{s<=u} (1 - beta_s)."""
+    steps = len(betas)
+    ab = alphabar(betas)
+    g_b = np.zeros(steps)
+    g_ab = np.zeros(steps)  # d loss / d alphabar_u at index u - 1
+    np.add.at(g_b, np.asarray(t) - 1, g_beta)
+    np.add.at(g_ab, np.asarray(t) - 2, g_abprev)
+    g_b[0] += 0.5 * visible / betas[0]
+    g_ab[-1] += 0.5 * visible / (1.0 - ab[-1])
+    # d alphabar_u / d beta_s = -alphabar_u / (1 - beta_s) for s <= u
+    suffix = np.cumsum((g_ab * ab)[::-1])[::-1]
+    g_b -= suffix / (1.0 - betas)
+    return g_b
+
+
+def gaussian_betas_grad_to_coeffs(steps, step1_beta, basis, coeffs, g_betas):
+    """Chains d loss / d beta (T,) to the perturbation's coefficients (J,)."""
+    _, dbeta_du = _gaussian_betas(steps, step1_beta, basis @ coeffs)
+    return basis.T @ (g_betas * dbeta_du)
 
 
 def binomial_betas(steps: int) -> np.ndarray:
