@@ -193,6 +193,15 @@ def test_null_model_bound_equals_the_end_distributions_likelihood(kind):
     assert abs(r.improvement_nats) < 0.02 * abs(r.null_nats)
 
 
+def test_stratified_draws_of_t_agree_with_the_sum_over_all_t():
+    m = make("gaussian", D=3, T=30)
+    x = data("gaussian", 300, 3)
+    exact = m.log_likelihood_bound(x, t="all", seed=1)
+    sampled = m.log_likelihood_bound(x, t="sample", repeats=8, seed=2)
+    assert abs(sampled.nats - exact.nats) < 4 * math.hypot(sampled.nats_se, exact.nats_se)
+    assert sampled.nats_se < 3 * exact.nats_se  # stratification keeps the noise near exact's
+
+
 def test_bound_reports_data_units():
     """Scaling the data by s shifts K by -D log s (the Jacobian), and bits per dim follow."""
     m = make("gaussian", D=3, T=10)
