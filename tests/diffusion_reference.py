@@ -13,6 +13,11 @@ import reference as ref
 HALF_LOG_2PI_E = 0.5 * (1 + math.log(2 * math.pi))
 
 
+def gauss_kl(mq, vq, mp, vp):
+    """KL(N(mq, vq) || N(mp, vp)), closed form."""
+    return 0.5 * np.log(vp / vq) + (vq + (mq - mp) ** 2) / (2 * vp) - 0.5
+
+
 def leaky(a):
     return np.where(a > 0, a, 0.05 * a)
 
@@ -68,7 +73,7 @@ def row_loss(model, params, x0, t, seed, first_chain=0):
         mu_q = var_q * (np.sqrt(ab_prev) * x0 / (1 - ab_prev) + np.sqrt(alpha) * xt / beta)
         mu = xt * np.sqrt(alpha) + c[..., 0] * np.sqrt(beta)
         var = 1 / (1 + np.exp(-(c[..., 1] / np.sqrt(T) + np.log(beta / (1 - beta)))))
-        kl = 0.5 * np.log(var / var_q) + (var_q + (mu_q - mu) ** 2) / (2 * var) - 0.5
+        kl = gauss_kl(mu_q, var_q, mu, var)
         const = d * (
             HALF_LOG_2PI_E + 0.5 * math.log(betas[0]) - 0.5 * math.log(1 - np.prod(1 - betas))
         )

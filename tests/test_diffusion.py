@@ -109,7 +109,8 @@ def test_binomial_posterior_matches_monte_carlo_of_the_forward_chain(x0):
 
 
 def test_gaussian_kl_closed_form_against_quadrature():
-    """The reference's KL formula against numerical integration of q log(q / p)."""
+    """The reference's KL (which the library's bound is checked against) against numerical
+    integration of q log(q / p)."""
     mq, vq, mp, vp = 0.3, 0.02, 0.25, 0.03
     z = np.linspace(mq - 12 * math.sqrt(vq), mq + 12 * math.sqrt(vq), 200_001)
 
@@ -118,7 +119,7 @@ def test_gaussian_kl_closed_form_against_quadrature():
 
     q = np.exp(logn(z, mq, vq))
     numeric = np.trapezoid(q * (logn(z, mq, vq) - logn(z, mp, vp)), z)
-    closed = 0.5 * math.log(vp / vq) + (vq + (mq - mp) ** 2) / (2 * vp) - 0.5
+    closed = dref.gauss_kl(mq, vq, mp, vp)
     assert numeric == pytest.approx(closed, rel=1e-6)
 
 
@@ -136,17 +137,20 @@ def test_bound_rows_match_the_reference(kind):
 
 
 def test_drawn_time_steps_are_uniform_on_2_to_T():
-    """Rows draw t = 2 + floor(u (T - 1)) from the init stream: the loss of row r equals the
-    reference's at that t, and the draws cover {2..T} evenly."""
+    """Rows draw t from 32 raw bits of the init stream: the loss of row r equals the
+    reference's at that t, and the rule covers {2..T} evenly."""
     m = make("gaussian", T=9)
     x = data("gaussian", 6, 5)
-    u = ref.uniform(5, 0, 6, 1, "init")[:, 0]
-    t = 2 + np.floor(u * 8).astype(int)
+
+    def draw(n):  # the kernel's rule: 2 + floor(bits (T - 1) / 2^32) from 32 raw bits
+        bits = ref.stream_bits(5, 0, n, 1, "init")[:, 0].astype(np.uint64)
+        return (2 + ((bits * np.uint64(8)) >> np.uint64(32))).astype(int)
+
     rows = np.empty(6)
     m._bound_call(x, 5, rows=rows)
-    np.testing.assert_allclose(rows, dref.row_loss(m, m._params, x, t, 5), rtol=1e-9)
-    u = ref.uniform(5, 0, 80_000, 1, "init")[:, 0]
-    counts = np.bincount(2 + np.floor(u * 8).astype(int), minlength=10)[2:]
+    # the rows' losses are the reference's at exactly these steps: the kernel draws them so
+    np.testing.assert_allclose(rows, dref.row_loss(m, m._params, x, draw(6), 5), rtol=1e-9)
+    counts = np.bincount(draw(80_000), minlength=10)[2:]
     expected = 80_000 / 8
     chi2 = ((counts - expected) ** 2 / expected).sum()
     assert chi2 < 24.3  # the 0.999 quantile of chi2 with 7 degrees of freedom
@@ -228,6 +232,51 @@ def test_reverse_step_matches_the_reference(kind):
         else ref.uniform(9, 7, n, 6, stream)
     )
     np.testing.assert_allclose(out, dref.reverse_step(m, m._params, x, 7, r), rtol=1e-9)
+
+
+@pytest.mark.parametrize("D, n", [(130, 3), (6, 40)])
+def test_reverse_step_matches_the_reference_on_wide_readouts_and_many_rows(D, n):
+    """A readout of >= 256 columns runs in column slices, a batch of more than twice a layer's
+    width in row slices: both against the reference."""
+    m = make("gaussian", D=D, T=10)
+    x = data("gaussian", n, D, seed=4)
+    out = x.copy()
+    wb._backend.cpu().diffusion_reverse(out, 5, 5, 9, 0, None, None, None, 0.0, **m._net())
+    r = ref.library_normal(9, 5, n, D, "sample_normal")
+    np.testing.assert_allclose(out, dref.reverse_step(m, m._params, x, 5, r), rtol=1e-9)
+
+
+def test_last_step_is_the_bounds_fixed_reversal():
+    """p(x_0 | x_1) = N(sqrt(alpha_1) x_1, beta_1) whatever the network says (eq. 14)."""
+    m = make("gaussian", D=6, T=10)
+    x = data("gaussian", 4, 6, seed=4)
+    out = x.copy()
+    wb._backend.cpu().diffusion_reverse(out, 1, 1, 3, 0, None, None, None, 0.0, **m._net())
+    r = ref.library_normal(3, 1, 4, 6, "sample_normal")
+    b = m.betas[0]
+    np.testing.assert_allclose(out, x * math.sqrt(1 - b) + math.sqrt(b) * r, rtol=1e-9)
+
+
+def test_float32_schedule_gradient_matches_float64_with_a_tiny_first_step():
+    """1 - alphabar_1 ~ 1e-6 makes the schedule's derivative terms cancel: the kernel takes
+    them in double, so float32 agrees with float64."""
+    grads = {}
+    for dt in (np.float64, np.float32):
+        m = wb.Diffusion(
+            4,
+            steps=12,
+            hidden=(7, 6),
+            basis=4,
+            step1_beta=0.0,
+            seed=0,
+            dtype=dt,
+            schedule="learned",
+        ).set_scaling(1.0, 0.0)
+        m.set_params(**make("gaussian", D=4, T=12, schedule="learned").get_params())
+        x = data("gaussian", 8, 4).astype(dt)
+        t = np.array([2, 2, 3, 2, 5, 2, 12, 2], np.int32)
+        grads[dt] = m.loss_and_grad(x, seed=1, t=t)[1]["beta_coeffs"]
+    np.testing.assert_allclose(grads[np.float32], grads[np.float64], rtol=2e-3, atol=1e-3)
 
 
 def test_denoising_step_is_the_product_of_gaussians():

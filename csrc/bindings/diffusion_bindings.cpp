@@ -47,6 +47,23 @@ DiffusionNet<T> net_from(const py::kwargs& kw, py::ssize_t D) {
   check_array(ab, "alphabar", f64, {m.steps}, false);
   check_array(basis, "basis", f64, {m.steps, -1}, false);
   m.J = basis.shape(1);
+  {
+    // The readout takes the steps where a basis function is nonzero as one unbroken run.
+    const double* pb = in_ptr<double>(basis);
+    for (int64_t j = 0; j < m.J; ++j) {
+      int runs = 0;
+      bool prev = false;
+      for (int64_t t = 0; t < m.steps; ++t) {
+        const double v = pb[t * m.J + j];
+        if (!(v >= 0)) throw py::value_error("basis: expected non-negative weights");
+        const bool on = v != 0.0;
+        if (on && !prev) ++runs;
+        prev = on;
+      }
+      if (runs > 1)
+        throw py::value_error("basis: each function must be nonzero on one unbroken run of t");
+    }
+  }
   py::array Wout = kw["Wout"].cast<py::array>(), bout = kw["bout"].cast<py::array>();
   const py::ssize_t cols = D * m.K() * m.J;
   check_array(Wout, "Wout", dt, {in, cols}, false);

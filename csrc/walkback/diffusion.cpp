@@ -17,27 +17,27 @@ namespace {
 constexpr double kHalfLog2PiE = 1.4189385332046727418;  // 0.5 (1 + log 2 pi)
 
 // The scalars of step t (1-based) in the model's type; the posterior's only for t >= 2.
-template <class T>
-DiffusionStep<T> step_scalars(const DiffusionNet<T>& m, int64_t t) {
+template <class T, class U = T>
+DiffusionStep<U> step_scalars(const DiffusionNet<T>& m, int64_t t) {
   const double beta = m.beta[t - 1], alpha = 1.0 - beta;
   const double ab_prev = t > 1 ? m.alphabar[t - 2] : 1.0;
-  DiffusionStep<T> s{};
-  s.sqrt_alpha = static_cast<T>(std::sqrt(alpha));
-  s.sqrt_beta = static_cast<T>(std::sqrt(beta));
-  s.logit_beta = static_cast<T>(std::log(beta) - std::log1p(-beta));
-  s.inv_sqrt_T = static_cast<T>(1.0 / std::sqrt(static_cast<double>(m.steps)));
-  s.half_beta = static_cast<T>(0.5 * beta);
-  s.ab_prev = static_cast<T>(ab_prev);
-  s.beta = static_cast<T>(beta);
-  s.alpha = static_cast<T>(alpha);
+  DiffusionStep<U> s{};
+  s.sqrt_alpha = static_cast<U>(std::sqrt(alpha));
+  s.sqrt_beta = static_cast<U>(std::sqrt(beta));
+  s.logit_beta = static_cast<U>(std::log(beta) - std::log1p(-beta));
+  s.inv_sqrt_T = static_cast<U>(1.0 / std::sqrt(static_cast<double>(m.steps)));
+  s.half_beta = static_cast<U>(0.5 * beta);
+  s.ab_prev = static_cast<U>(ab_prev);
+  s.beta = static_cast<U>(beta);
+  s.alpha = static_cast<U>(alpha);
   if (t > 1) {
     // q(x_{t-1} | x_t, x_0) = N(c0 x_0 + ct x_t, 1 / lambda): the product of
     // q(x_{t-1} | x_0) = N(sqrt(ab_prev) x_0, c1) and the step's likelihood in x_{t-1}.
     const double c1 = 1.0 - ab_prev, c2 = beta / alpha, lambda = 1.0 / c1 + 1.0 / c2;
-    s.c0 = static_cast<T>(std::sqrt(ab_prev) / c1 / lambda);
-    s.ct = static_cast<T>(1.0 / (std::sqrt(alpha) * c2) / lambda);
-    s.var_q = static_cast<T>(1.0 / lambda);
-    s.log_var_q = static_cast<T>(-std::log(lambda));
+    s.c0 = static_cast<U>(std::sqrt(ab_prev) / c1 / lambda);
+    s.ct = static_cast<U>(1.0 / (std::sqrt(alpha) * c2) / lambda);
+    s.var_q = static_cast<U>(1.0 / lambda);
+    s.log_var_q = static_cast<U>(-std::log(lambda));
   }
   return s;
 }
@@ -100,10 +100,11 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
     if (a.t) {
       t_of[r] = a.t[r];
     } else {
-      float ut;
-      uniform_row(key, a.first_chain + static_cast<uint32_t>(r), 0, kStreamInit, 0, 1, &ut);
-      const int64_t k = static_cast<int64_t>(ut * static_cast<float>(m.steps - 1));
-      t_of[r] = static_cast<int32_t>(2 + (k < m.steps - 2 ? k : m.steps - 2));
+      // t = 2 + floor(bits (T - 1) / 2^32) from the 32 bits of unit 0 of the init stream:
+      // exact for any T (a float32 uniform has only 2^23 values).
+      const uint64_t bits =
+          stream_block(key, 0, a.first_chain + static_cast<uint32_t>(r), 0, kStreamInit).v[0];
+      t_of[r] = static_cast<int32_t>(2 + ((bits * static_cast<uint64_t>(m.steps - 1)) >> 32));
     }
   }
   std::vector<int64_t> order(B);
@@ -115,8 +116,10 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
 
   // 2. In that order: the dequantized x_0 and a draw of x_t ~ q(x_t | x_0), keyed by the
   // row's own index, so the draws do not depend on the order.
+  const bool sched = gauss && grads && a.g_beta;
   ws.xd.resize(gauss ? B * D : 0);
   ws.xt.resize(B * D);
+  std::vector<float> eps_store(sched ? B * D : 0);
   pool().parallel_for(B, [&](int64_t i0, int64_t i1) {
     std::vector<float> u(D), n(D);
     for (int64_t i = i0; i < i1; ++i) {
@@ -130,6 +133,7 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
         const T w = static_cast<T>(m.dequantize);
         uniform_row(key, chain, 0, kStreamCorrupt, 0, D, u.data());
         normal_row(key, chain, 0, kStreamSampleNormal, 0, D, n.data());
+        if (sched) std::copy(n.begin(), n.end(), eps_store.begin() + i * D);
         T* dr = ws.xd.data() + i * D;
         for (int64_t d = 0; d < D; ++d) {
           dr[d] = xr[d] + (T(u[d]) - T(0.5)) * w;
@@ -185,7 +189,6 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
   });
   ws.c.resize(B * DK);
   std::vector<double> partial(B * blocks, 0.0);
-  const bool sched = gauss && grads && a.g_beta;
   std::vector<double> part_beta(sched ? B * blocks : 0, 0.0), part_A(sched ? B * blocks : 0, 0.0);
   std::vector<T> g_x(sched ? B * D : 0);
   const T scale = static_cast<T>(static_cast<double>(m.steps - 1) / static_cast<double>(B));
@@ -202,6 +205,7 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
                    c + lo[j] * DK + c0, static_cast<int>(DK));
     for (int64_t i = 0; i < B; ++i) {
       const DiffusionStep<T> s = step_scalars(m, t[i]);
+      const DiffusionStep<double> s64 = step_scalars<T, double>(m, t[i]);
       const double* g = m.basis + (t[i] - 1) * J;
       T* ci = c + i * DK;
       for (int64_t j = 0; j < J; ++j)
@@ -216,11 +220,12 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
         T* cd = ci + d * K;
         T dc[2];
         if (sched) {
-          T gb, gA, gx;
-          diffusion_gauss_kl_schedule(s, x_0, x_t, cd[0], cd[1], gb, gA, gx);
-          part_beta[i * blocks + d / 16] += static_cast<double>(scale * gb);
-          part_A[i * blocks + d / 16] += static_cast<double>(scale * gA);
-          g_x[i * D + d] = scale * gx;
+          // In double: 1 - alphabar_{t-1} and beta_t can be ~1e-6, and the terms cancel.
+          double gb, gA, gx;
+          diffusion_gauss_kl_schedule<double>(s64, x_0, x_t, cd[0], cd[1], gb, gA, gx);
+          part_beta[i * blocks + d / 16] += static_cast<double>(scale) * gb;
+          part_A[i * blocks + d / 16] += static_cast<double>(scale) * gA;
+          g_x[i * D + d] = static_cast<T>(scale * gx);
         }
         const T kl = gauss ? diffusion_gauss_kl(s, x_0, x_t, cd[0], cd[1], dc[0], dc[1])
                            : diffusion_binomial_kl(s, x_0, x_t, cd[0], dc[0]);
@@ -290,8 +295,7 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
       const double alpha = 1.0 - m.beta[t[i] - 1], sa = std::sqrt(ab), sn = std::sqrt(1 - ab);
       double g_ab = 0;
       for (int64_t d = 0; d < D; ++d) {
-        const double x_0 = ws.xd[i * D + d], x_t = ws.xt[i * D + d];
-        const double eps = (x_t - sa * x_0) / sn;
+        const double x_0 = ws.xd[i * D + d], eps = eps_store[i * D + d];
         g_ab += static_cast<double>(g_x[i * D + d] + d_x[i * D + d]) *
                 (0.5 * x_0 / sa - 0.5 * eps / sn);
       }
@@ -323,7 +327,10 @@ void diffusion_reverse(const DiffusionNet<T>& m, const ReverseArgs<T>& a, T* x) 
   std::vector<T> w_eff(H * cols), b_eff(cols), out(n * cols), g(J);
   for (int64_t t = a.t_hi; t >= a.t_lo; --t) {
     const DiffusionStep<T> s = step_scalars(m, t);
-    for (int64_t j = 0; j < J; ++j) g[j] = static_cast<T>(m.basis[(t - 1) * J + j]);
+    // The last step, p(x_0 | x_1), is the bound's: the forward step reversed at equilibrium,
+    // N(sqrt(alpha_1) x_1, beta_1) (zero coefficients; training never sees t = 1).
+    for (int64_t j = 0; j < J; ++j)
+      g[j] = t == 1 ? T(0) : static_cast<T>(m.basis[(t - 1) * J + j]);
     // All rows share t, so the basis mixes the readout's weights once per step:
     // W_eff = sum_j g_j W_j over the basis functions with a weight above zero.
     pool().parallel_for(H, [&](int64_t h0, int64_t h1) {

@@ -81,8 +81,9 @@ class Diffusion(ParamModel):
 
     Data: Gaussian data are scaled by one global scale and shift to mean 0 and variance 1 (the
     original's scl and shft; set by the first ``fit``, or ``set_scaling``) and dequantized with
-    uniform noise of width ``dequantize`` added after scaling, as the original does. Binomial
-    data must be binary.
+    uniform noise of width ``dequantize`` added after scaling. Binomial data must be binary.
+    The chain's last step p(x_0 | x_1) is the bound's (the forward step reversed at
+    equilibrium, zero coefficients), as eq. 14 assumes; training draws t from 2..T.
 
     Args:
         visible: D, the number of units.
@@ -92,7 +93,11 @@ class Diffusion(ParamModel):
         basis: J, the number of temporal basis functions (default 10).
         step1_beta: the added noise of the first Gaussian step (the original's 1e-3): the
             smallest variance of the reverse chain.
-        dequantize: width of the uniform noise added to scaled Gaussian data (default 1/255).
+        dequantize: width of the uniform noise added to scaled Gaussian data, in the scaled
+            units (default 1/255, as the issue that specified this model asks; the original's
+            train.py uses (1/255) / scl). Neither is the quantization step of 8-bit data in
+            [0, 1] (scl / 255 scaled), so the bound is on a continuous density, not a
+            discrete likelihood of 8-bit images.
         schedule: 'fixed' (default) or 'learned' (Gaussian kind; the paper's section 2.4.1,
             the original code's parametrisation: a perturbation of the fixed schedule's logits
             by J coefficients over the temporal basis, parameter ``beta_coeffs``, trained with
