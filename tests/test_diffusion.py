@@ -156,13 +156,19 @@ def test_drawn_time_steps_are_uniform_on_2_to_T():
     assert chi2 < 24.3  # the 0.999 quantile of chi2 with 7 degrees of freedom
 
 
-@pytest.mark.parametrize("kind", ["gaussian", "binomial", "learned"])
+@pytest.mark.parametrize("kind", ["gaussian", "binomial", "learned", "wide"])
 def test_gradients_match_finite_differences(kind):
     """Every parameter, the learned schedule's coefficients too (x_t moves with the schedule,
-    its noise held: the reparametrized gradient)."""
-    m = make("gaussian", schedule="learned") if kind == "learned" else make(kind)
+    its noise held: the reparametrized gradient); "wide" has a readout of >= 256 columns,
+    which runs in column slices (the others in row slices)."""
+    if kind == "learned":
+        m = make("gaussian", schedule="learned")
+    elif kind == "wide":
+        m = make("gaussian", D=130)
+    else:
+        m = make(kind)
     kind = m.kind
-    x = data(kind, 6, 5)
+    x = data(kind, 6, m.visible)
     t = np.array([2, 12, 6, 3, 9, 5], dtype=np.int32)
     loss, grads = m.loss_and_grad(x, seed=2, t=t)
     params = m.get_params()

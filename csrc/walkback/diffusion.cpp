@@ -192,18 +192,22 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
   std::vector<double> part_beta(sched ? B * blocks : 0, 0.0), part_A(sched ? B * blocks : 0, 0.0);
   std::vector<T> g_x(sched ? B * D : 0);
   const T scale = static_cast<T>(static_cast<double>(m.steps - 1) / static_cast<double>(B));
-  parallel_columns(DK, 16 * K, 64, slices_per_thread(B), [&](int64_t c0, int64_t c1) {
+  // Rows [i0, i1), columns [c0, c1) (whole blocks of 16 units): the readout's products, then
+  // per unit the KL and d loss / d c, written over c.
+  auto readout_block = [&](int64_t i0, int64_t i1, int64_t c0, int64_t c1) {
     const int64_t w = c1 - c0, d0 = c0 / K, d1 = c1 / K;
     T* c = ws.c.data();
-    for (int64_t i = 0; i < B; ++i)
+    for (int64_t i = i0; i < i1; ++i)
       for (int64_t q = c0; q < c1; ++q) c[i * DK + q] = T(0);
-    for (int64_t j = 0; j < J; ++j)
-      if (hi[j] > lo[j])
-        blas::gemm(false, false, static_cast<int>(hi[j] - lo[j]), static_cast<int>(w),
-                   static_cast<int>(H), T(1), ws.scaled.data() + off[j] * H,
+    for (int64_t j = 0; j < J; ++j) {
+      const int64_t r0 = std::max(lo[j], i0), r1 = std::min(hi[j], i1);
+      if (r1 > r0)
+        blas::gemm(false, false, static_cast<int>(r1 - r0), static_cast<int>(w),
+                   static_cast<int>(H), T(1), ws.scaled.data() + (off[j] + r0 - lo[j]) * H,
                    static_cast<int>(H), m.Wout + j * DK + c0, static_cast<int>(cols), T(1),
-                   c + lo[j] * DK + c0, static_cast<int>(DK));
-    for (int64_t i = 0; i < B; ++i) {
+                   c + r0 * DK + c0, static_cast<int>(DK));
+    }
+    for (int64_t i = i0; i < i1; ++i) {
       const DiffusionStep<T> s = step_scalars(m, t[i]);
       const DiffusionStep<double> s64 = step_scalars<T, double>(m, t[i]);
       const double* g = m.basis + (t[i] - 1) * J;
@@ -233,7 +237,12 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
         for (int64_t k = 0; k < K; ++k) cd[k] = scale * dc[k];  // d loss / d c, in place
       }
     }
-  });
+  };
+  if (DK >= 256)  // wide (images): column slices, each W_j streamed once
+    parallel_columns(DK, 16 * K, 64, slices_per_thread(B),
+                     [&](int64_t c0, int64_t c1) { readout_block(0, B, c0, c1); });
+  else  // a few units: row slices, or one thread would do it all
+    pool().parallel_for(B, [&](int64_t i0, int64_t i1) { readout_block(i0, i1, 0, DK); }, 16);
   const double constant = diffusion_bound_constant(m);
   double total = 0;
   for (int64_t i = 0; i < B; ++i) {
@@ -248,9 +257,21 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
   // 5. Backward. W_j's gradient from the scaled h of its rows, b_j's from g-weighted sums.
   const T* dc = ws.c.data();
   std::memset(grads->Wout, 0, sizeof(T) * H * cols);
-  for (int64_t j = 0; j < J; ++j)
-    gemm_tn_accumulate<T>(hi[j] - lo[j], H, DK, ws.scaled.data() + off[j] * H, H,
-                          dc + lo[j] * DK, DK, grads->Wout + j * DK, cols);
+  if (DK >= 256) {
+    for (int64_t j = 0; j < J; ++j)
+      gemm_tn_accumulate<T>(hi[j] - lo[j], H, DK, ws.scaled.data() + off[j] * H, H,
+                            dc + lo[j] * DK, DK, grads->Wout + j * DK, cols);
+  } else {  // narrow: slices of W's rows
+    pool().parallel_for(H, [&](int64_t h0, int64_t h1) {
+      for (int64_t j = 0; j < J; ++j)
+        if (hi[j] > lo[j])
+          blas::gemm(true, false, static_cast<int>(h1 - h0), static_cast<int>(DK),
+                     static_cast<int>(hi[j] - lo[j]), T(1),
+                     ws.scaled.data() + off[j] * H + h0, static_cast<int>(H), dc + lo[j] * DK,
+                     static_cast<int>(DK), T(0), grads->Wout + h0 * cols + j * DK,
+                     static_cast<int>(cols));
+    }, 16);
+  }
   parallel_columns(DK, 16, 64, 1, [&](int64_t q0, int64_t q1) {
     for (int64_t j = 0; j < J; ++j) {
       T* gb = grads->bout + j * DK;
