@@ -68,3 +68,41 @@ def markdown_table(headers, rows) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def torch_peer():
+    """PyTorch (a benchmark peer, never a dependency) with all cores, or None."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(os.cpu_count() or 1)
+    return torch
+
+
+def print_header(torch, walkback_module, numpy_module):
+    """The machine, the versions and every thread pool loaded, before a table."""
+    print(f"machine: {machine()}")
+    print(
+        f"walkback {walkback_module.__version__}, {walkback_module.get_num_threads()} threads; "
+        f"numpy {numpy_module.__version__}; "
+        f"torch {torch.__version__ if torch else 'not installed'}"
+    )
+    for line in blas_report():
+        print(f"  thread pool: {line}")
+
+
+def save_rows(path, records, **extra):
+    """The table's rows with the machine, its pools and the time, as JSON."""
+    import time
+
+    write_json(
+        path,
+        dict(
+            machine=machine(),
+            blas=blas_report(),
+            rows=records,
+            time=time.strftime("%Y-%m-%d %H:%M"),
+            **extra,
+        ),
+    )

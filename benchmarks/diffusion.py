@@ -21,14 +21,20 @@ import argparse
 import math
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import walkback as wb
 
-from _common import best_time, blas_report, machine, markdown_table, pause, write_json
+from _common import (
+    best_time,
+    markdown_table,
+    pause,
+    print_header,
+    save_rows,
+    torch_peer,
+)
 
 CONFIGS = {
     "mnist": dict(D=784, hidden=(500, 500), kind="gaussian", T=1000, batch=512, chains=100),
@@ -185,20 +191,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "diffusion.json"))
     args = ap.parse_args()
-    try:
-        import torch
-
-        torch.set_num_threads(os.cpu_count() or 1)
-    except ImportError:
-        torch = None
+    torch = torch_peer()
     rounds = 1 if args.quick else args.rounds
-    print(f"machine: {machine()}")
-    print(
-        f"walkback {wb.__version__}, {wb.get_num_threads()} threads; numpy {np.__version__}; "
-        f"torch {torch.__version__ if torch else 'not installed'}"
-    )
-    for line in blas_report():
-        print(f"  thread pool: {line}")
+    print_header(torch, wb, np)
     rows, records = [], []
     for name, cfg in CONFIGS.items():
         model = make(cfg)
@@ -271,15 +266,7 @@ def main():
         "sgemm frac",
     ]
     print(markdown_table(headers, rows))
-    write_json(
-        args.json,
-        dict(
-            machine=machine(),
-            blas=blas_report(),
-            rows=records,
-            time=time.strftime("%Y-%m-%d %H:%M"),
-        ),
-    )
+    save_rows(args.json, records)
 
 
 if __name__ == "__main__":

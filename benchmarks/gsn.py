@@ -19,14 +19,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import walkback as wb
 
-from _common import best_time, blas_report, machine, markdown_table, pause, write_json
+from _common import (
+    best_time,
+    markdown_table,
+    pause,
+    print_header,
+    save_rows,
+    torch_peer,
+)
 
 D, HIDDEN, K, P, NOISE = 784, (1500, 1500, 1500), 6, 0.4, 2.0
 LR, MOMENTUM = 0.01, 0.5
@@ -162,20 +168,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "gsn.json"))
     args = ap.parse_args()
-    try:
-        import torch
-
-        torch.set_num_threads(os.cpu_count() or 1)
-    except ImportError:
-        torch = None
+    torch = torch_peer()
     rounds = 1 if args.quick else args.rounds
-    print(f"machine: {machine()}")
-    print(
-        f"walkback {wb.__version__}, {wb.get_num_threads()} threads; numpy {np.__version__}; "
-        f"torch {torch.__version__ if torch else 'not installed'}"
-    )
-    for line in blas_report():
-        print(f"  thread pool: {line}")
+    print_header(torch, wb, np)
     model = make_model()
     rng = np.random.default_rng(0)
     x = (rng.random((BATCH * BATCHES, D)) < 0.2).astype(np.float32)
@@ -241,15 +236,7 @@ def main():
     print()
     headers = ["workload", "unit", "walkback", "PyTorch eager", "vs PyTorch", "walkback GF/s"]
     print(markdown_table(headers + ["sgemm frac walkback", "sgemm frac PyTorch"], rows))
-    write_json(
-        args.json,
-        dict(
-            machine=machine(),
-            blas=blas_report(),
-            rows=records,
-            time=time.strftime("%Y-%m-%d %H:%M"),
-        ),
-    )
+    save_rows(args.json, records)
 
 
 if __name__ == "__main__":

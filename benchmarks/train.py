@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -23,7 +22,14 @@ sys.path.insert(0, os.path.dirname(__file__))
 import walkback as wb
 from walkback import _backend
 
-from _common import best_time, blas_report, machine, markdown_table, pause, write_json
+from _common import (
+    best_time,
+    markdown_table,
+    pause,
+    print_header,
+    save_rows,
+    torch_peer,
+)
 
 D = 784
 P = 0.3
@@ -120,24 +126,13 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "train.json"))
     args = ap.parse_args()
-    try:
-        import torch
-
-        torch.set_num_threads(os.cpu_count() or 1)
-    except ImportError:
-        torch = None
+    torch = torch_peer()
     shapes = (
         [(100, 4, 1000)]
         if args.quick
         else [(b, k, h) for h in (1000, 2000) for k in (1, 4) for b in (100, 256)]
     )
-    print(f"machine: {machine()}")
-    print(
-        f"walkback {wb.__version__}, {wb.get_num_threads()} threads; numpy {np.__version__}; "
-        f"torch {torch.__version__ if torch else 'not installed'}"
-    )
-    for line in blas_report():
-        print(f"  thread pool: {line}")
+    print_header(torch, wb, np)
     rows, records = [], []
     for b, k, h in shapes:
         rng = np.random.default_rng(0)
@@ -203,15 +198,7 @@ def main():
             rows,
         )
     )
-    write_json(
-        args.json,
-        dict(
-            machine=machine(),
-            blas=blas_report(),
-            rows=records,
-            time=time.strftime("%Y-%m-%d %H:%M"),
-        ),
-    )
+    save_rows(args.json, records)
 
 
 if __name__ == "__main__":
