@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from . import _checks, ops
+from .data_sequences import HMMSequences, load_cb513, make_hmm_sequences  # noqa: F401
 
 
 def load_digits():
