@@ -212,6 +212,15 @@ def test_stratified_draws_of_t_agree_with_the_sum_over_all_t():
     assert sampled.nats_se < 3 * exact.nats_se  # stratification keeps the noise near exact's
 
 
+def test_bound_and_validation_loss_do_not_depend_on_the_batch_size():
+    m = make("gaussian", D=3, T=10)
+    x = data("gaussian", 50, 3)
+    a = m.log_likelihood_bound(x, repeats=3, seed=4, batch_size=7)
+    b = m.log_likelihood_bound(x, repeats=3, seed=4, batch_size=1000)
+    assert a.nats == pytest.approx(b.nats, rel=1e-12)
+    assert m._mean_loss(x, 5, batch_size=7) == pytest.approx(m._mean_loss(x, 5), rel=1e-12)
+
+
 def test_bound_reports_data_units():
     """Scaling the data by s shifts K by -D log s (the Jacobian), and bits per dim follow."""
     m = make("gaussian", D=3, T=10)

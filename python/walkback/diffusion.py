@@ -374,6 +374,15 @@ class Diffusion(ParamModel):
         )
 
     # ------------------------------------------------------------------ training
+    def _mean_loss(self, xs, seed, batch_size=4096):
+        """The loss (the -K estimate, model units) of rows already scaled, in batches; row i
+        is chain i of the stream whatever the batch."""
+        total = 0.0
+        for b in range(0, xs.shape[0], batch_size):
+            xb = xs[b : b + batch_size]
+            total += self._bound_call(xb, seed, first_chain=b) * len(xb)
+        return total / xs.shape[0]
+
     def fit(
         self,
         x,
@@ -418,7 +427,7 @@ class Diffusion(ParamModel):
             self,
             xs,
             batch_loss=lambda xb, s, grads: self._bound_call(xb, s, grads=grads),
-            valid_loss=lambda v, s: self._bound_call(v, s),
+            valid_loss=self._mean_loss,
             epochs=epochs,
             batch_size=batch_size,
             optimizer=as_optimizer(optimizer, default=RMSprop(lr=1e-3)),
