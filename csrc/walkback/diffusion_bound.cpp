@@ -1,11 +1,12 @@
-#include "walkback/diffusion.h"
-
+// The diffusion bound's Monte Carlo estimate and its gradients (see diffusion.h).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <numeric>
 
 #include "walkback/blas.h"
+#include "walkback/diffusion.h"
+#include "walkback/diffusion_step.h"
 #include "walkback/elementwise.h"
 #include "walkback/parallel_gemm.h"
 #include "walkback/random_ops.h"
@@ -14,33 +15,9 @@
 namespace wb {
 namespace {
 
-constexpr double kHalfLog2PiE = 1.4189385332046727418;  // 0.5 (1 + log 2 pi)
+using detail::step_scalars;
 
-// The scalars of step t (1-based) in the model's type; the posterior's only for t >= 2.
-template <class T, class U = T>
-DiffusionStep<U> step_scalars(const DiffusionNet<T>& m, int64_t t) {
-  const double beta = m.beta[t - 1], alpha = 1.0 - beta;
-  const double ab_prev = t > 1 ? m.alphabar[t - 2] : 1.0;
-  DiffusionStep<U> s{};
-  s.sqrt_alpha = static_cast<U>(std::sqrt(alpha));
-  s.sqrt_beta = static_cast<U>(std::sqrt(beta));
-  s.logit_beta = static_cast<U>(std::log(beta) - std::log1p(-beta));
-  s.inv_sqrt_T = static_cast<U>(1.0 / std::sqrt(static_cast<double>(m.steps)));
-  s.half_beta = static_cast<U>(0.5 * beta);
-  s.ab_prev = static_cast<U>(ab_prev);
-  s.beta = static_cast<U>(beta);
-  s.alpha = static_cast<U>(alpha);
-  if (t > 1) {
-    // q(x_{t-1} | x_t, x_0) = N(c0 x_0 + ct x_t, 1 / lambda): the product of
-    // q(x_{t-1} | x_0) = N(sqrt(ab_prev) x_0, c1) and the step's likelihood in x_{t-1}.
-    const double c1 = 1.0 - ab_prev, c2 = beta / alpha, lambda = 1.0 / c1 + 1.0 / c2;
-    s.c0 = static_cast<U>(std::sqrt(ab_prev) / c1 / lambda);
-    s.ct = static_cast<U>(1.0 / (std::sqrt(alpha) * c2) / lambda);
-    s.var_q = static_cast<U>(1.0 / lambda);
-    s.log_var_q = static_cast<U>(-std::log(lambda));
-  }
-  return s;
-}
+constexpr double kHalfLog2PiE = 1.4189385332046727418;  // 0.5 (1 + log 2 pi)
 
 double binary_entropy(double p) {
   double h = 0;
@@ -48,6 +25,7 @@ double binary_entropy(double p) {
   if (p < 1) h -= (1 - p) * std::log1p(-p);
   return h;
 }
+
 
 }  // namespace
 
@@ -61,7 +39,7 @@ double diffusion_bound_constant(const DiffusionNet<T>& m) {
 }
 
 // The buffers of one bound call, kept per thread between calls (a batch's buffers are tens of
-// MB; allocating them afresh costs page faults every call) and released above 256 MB.
+
 template <class T>
 struct BoundWorkspace {
   std::vector<T> xd, xt, scaled, c, d_top;
@@ -334,91 +312,10 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
   return total / static_cast<double>(B);
 }
 
-template <class T>
-void diffusion_reverse(const DiffusionNet<T>& m, const ReverseArgs<T>& a, T* x) {
-  const int64_t n = a.n, D = m.D, J = m.J, K = m.K(), H = m.H(), cols = D * K;
-  const StreamKey key = stream_key(a.seed);
-  const bool gauss = m.kind == DiffusionKind::Gaussian;
-  std::vector<std::vector<T>> act_store(m.hidden.size());
-  std::vector<T*> acts;
-  for (size_t l = 0; l < m.hidden.size(); ++l) {
-    act_store[l].resize(n * m.hidden[l].out);
-    acts.push_back(act_store[l].data());
-  }
-  std::vector<T> w_eff(H * cols), b_eff(cols), out(n * cols), g(J);
-  for (int64_t t = a.t_hi; t >= a.t_lo; --t) {
-    const DiffusionStep<T> s = step_scalars(m, t);
-    // The last step, p(x_0 | x_1), is the bound's: the forward step reversed at equilibrium,
-    // N(sqrt(alpha_1) x_1, beta_1) (zero coefficients; training never sees t = 1).
-    for (int64_t j = 0; j < J; ++j)
-      g[j] = t == 1 ? T(0) : static_cast<T>(m.basis[(t - 1) * J + j]);
-    // All rows share t, so the basis mixes the readout's weights once per step:
-    // W_eff = sum_j g_j W_j over the basis functions with a weight above zero.
-    pool().parallel_for(H, [&](int64_t h0, int64_t h1) {
-      for (int64_t h = h0; h < h1; ++h) {
-        T* dst = w_eff.data() + h * cols;
-        for (int64_t q = 0; q < cols; ++q) dst[q] = T(0);
-        for (int64_t j = 0; j < J; ++j)
-          if (g[j] != T(0)) {
-            const T* src = m.Wout + h * J * cols + j * cols;
-            for (int64_t q = 0; q < cols; ++q) dst[q] += g[j] * src[q];
-          }
-      }
-    }, 16);
-    for (int64_t q = 0; q < cols; ++q) b_eff[q] = T(0);
-    for (int64_t j = 0; j < J; ++j)
-      for (int64_t q = 0; q < cols; ++q) b_eff[q] += g[j] * m.bout[j * cols + q];
-    mlp_forward<T>(m.hidden, Activation::LeakyRelu, n, x, acts);
-    const uint32_t step = static_cast<uint32_t>(t);
-    // The sample of units [d0, d1) of rows [r0, r1), from the readout's product in `out`.
-    auto sample_block = [&](int64_t r0, int64_t r1, int64_t d0, int64_t d1) {
-      const int64_t w = d1 - d0;
-      std::vector<float> rnd(w);
-      for (int64_t r = r0; r < r1; ++r) {
-        const uint32_t chain = a.first_chain + static_cast<uint32_t>(r);
-        if (gauss)
-          normal_row(key, chain, step, kStreamSampleNormal, d0, w, rnd.data());
-        else
-          uniform_row(key, chain, step, kStreamSample, d0, w, rnd.data());
-        const T* o = out.data() + r * cols;
-        T* xr = x + r * D;
-        for (int64_t d = d0; d < d1; ++d) {
-          T v;
-          if (gauss) {
-            const T y = a.y ? a.y[r * D + d] : T(0);
-            v = diffusion_gauss_sample(s, xr[d], o[2 * d] + b_eff[2 * d],
-                                       o[2 * d + 1] + b_eff[2 * d + 1], y,
-                                       static_cast<T>(a.y ? a.obs_var : 0.0), rnd[d - d0]);
-          } else {
-            const T p = sigmoid(diffusion_binomial_logit(s, xr[d], o[d] + b_eff[d]));
-            v = T(rnd[d - d0]) < p ? T(1) : T(0);
-          }
-          xr[d] = a.clamp && a.clamp[r * D + d] ? a.known[r * D + d] : v;
-        }
-      }
-    };
-    if (cols >= 256) {
-      // Wide readouts (images): column slices, the weights streamed once.
-      gemm_columns<T>(false, n, cols, H, acts.back(), H, w_eff.data(), cols, out.data(), cols,
-                      4 * K, [&](int64_t c0, int64_t c1) { sample_block(0, n, c0 / K, c1 / K); });
-    } else {
-      // Narrow ones (a few units): row slices, or one thread would do all the work.
-      pool().parallel_for(n, [&](int64_t r0, int64_t r1) {
-        blas::gemm(false, false, static_cast<int>(r1 - r0), static_cast<int>(cols),
-                   static_cast<int>(H), T(1), acts.back() + r0 * H, static_cast<int>(H),
-                   w_eff.data(), static_cast<int>(cols), T(0), out.data() + r0 * cols,
-                   static_cast<int>(cols));
-        sample_block(r0, r1, 0, D);
-      }, 16);
-    }
-  }
-}
-
 #define WB_INSTANTIATE(T)                                                                     \
   template double diffusion_bound<T>(const DiffusionNet<T>&, const BoundArgs&, const T*,      \
                                      double*, DiffusionGrads<T>*);                            \
-  template double diffusion_bound_constant<T>(const DiffusionNet<T>&);                        \
-  template void diffusion_reverse<T>(const DiffusionNet<T>&, const ReverseArgs<T>&, T*);
+  template double diffusion_bound_constant<T>(const DiffusionNet<T>&);
 WB_INSTANTIATE(float)
 WB_INSTANTIATE(double)
 #undef WB_INSTANTIATE

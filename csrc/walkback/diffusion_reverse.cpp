@@ -1,0 +1,102 @@
+// The reverse chain of a diffusion model (see diffusion.h).
+#include <cmath>
+#include <vector>
+
+#include "walkback/blas.h"
+#include "walkback/diffusion.h"
+#include "walkback/diffusion_step.h"
+#include "walkback/elementwise.h"
+#include "walkback/parallel_gemm.h"
+#include "walkback/random_ops.h"
+#include "walkback/thread_pool.h"
+
+namespace wb {
+
+using detail::step_scalars;
+
+template <class T>
+void diffusion_reverse(const DiffusionNet<T>& m, const ReverseArgs<T>& a, T* x) {
+  const int64_t n = a.n, D = m.D, J = m.J, K = m.K(), H = m.H(), cols = D * K;
+  const StreamKey key = stream_key(a.seed);
+  const bool gauss = m.kind == DiffusionKind::Gaussian;
+  std::vector<std::vector<T>> act_store(m.hidden.size());
+  std::vector<T*> acts;
+  for (size_t l = 0; l < m.hidden.size(); ++l) {
+    act_store[l].resize(n * m.hidden[l].out);
+    acts.push_back(act_store[l].data());
+  }
+  std::vector<T> w_eff(H * cols), b_eff(cols), out(n * cols), g(J);
+  for (int64_t t = a.t_hi; t >= a.t_lo; --t) {
+    const DiffusionStep<T> s = step_scalars(m, t);
+    // The last step, p(x_0 | x_1), is the bound's: the forward step reversed at equilibrium,
+    // N(sqrt(alpha_1) x_1, beta_1) (zero coefficients; training never sees t = 1).
+    for (int64_t j = 0; j < J; ++j)
+      g[j] = t == 1 ? T(0) : static_cast<T>(m.basis[(t - 1) * J + j]);
+    // All rows share t, so the basis mixes the readout's weights once per step:
+    // W_eff = sum_j g_j W_j over the basis functions with a weight above zero.
+    pool().parallel_for(H, [&](int64_t h0, int64_t h1) {
+      for (int64_t h = h0; h < h1; ++h) {
+        T* dst = w_eff.data() + h * cols;
+        for (int64_t q = 0; q < cols; ++q) dst[q] = T(0);
+        for (int64_t j = 0; j < J; ++j)
+          if (g[j] != T(0)) {
+            const T* src = m.Wout + h * J * cols + j * cols;
+            for (int64_t q = 0; q < cols; ++q) dst[q] += g[j] * src[q];
+          }
+      }
+    }, 16);
+    for (int64_t q = 0; q < cols; ++q) b_eff[q] = T(0);
+    for (int64_t j = 0; j < J; ++j)
+      for (int64_t q = 0; q < cols; ++q) b_eff[q] += g[j] * m.bout[j * cols + q];
+    mlp_forward<T>(m.hidden, Activation::LeakyRelu, n, x, acts);
+    const uint32_t step = static_cast<uint32_t>(t);
+    // The sample of units [d0, d1) of rows [r0, r1), from the readout's product in `out`.
+    auto sample_block = [&](int64_t r0, int64_t r1, int64_t d0, int64_t d1) {
+      const int64_t w = d1 - d0;
+      std::vector<float> rnd(w);
+      for (int64_t r = r0; r < r1; ++r) {
+        const uint32_t chain = a.first_chain + static_cast<uint32_t>(r);
+        if (gauss)
+          normal_row(key, chain, step, kStreamSampleNormal, d0, w, rnd.data());
+        else
+          uniform_row(key, chain, step, kStreamSample, d0, w, rnd.data());
+        const T* o = out.data() + r * cols;
+        T* xr = x + r * D;
+        for (int64_t d = d0; d < d1; ++d) {
+          T v;
+          if (gauss) {
+            const T y = a.y ? a.y[r * D + d] : T(0);
+            v = diffusion_gauss_sample(s, xr[d], o[2 * d] + b_eff[2 * d],
+                                       o[2 * d + 1] + b_eff[2 * d + 1], y,
+                                       static_cast<T>(a.y ? a.obs_var : 0.0), rnd[d - d0]);
+          } else {
+            const T p = sigmoid(diffusion_binomial_logit(s, xr[d], o[d] + b_eff[d]));
+            v = T(rnd[d - d0]) < p ? T(1) : T(0);
+          }
+          xr[d] = a.clamp && a.clamp[r * D + d] ? a.known[r * D + d] : v;
+        }
+      }
+    };
+    if (cols >= 256) {
+      // Wide readouts (images): column slices, the weights streamed once.
+      gemm_columns<T>(false, n, cols, H, acts.back(), H, w_eff.data(), cols, out.data(), cols,
+                      4 * K, [&](int64_t c0, int64_t c1) { sample_block(0, n, c0 / K, c1 / K); });
+    } else {
+      // Narrow ones (a few units): row slices, or one thread would do all the work.
+      pool().parallel_for(n, [&](int64_t r0, int64_t r1) {
+        blas::gemm(false, false, static_cast<int>(r1 - r0), static_cast<int>(cols),
+                   static_cast<int>(H), T(1), acts.back() + r0 * H, static_cast<int>(H),
+                   w_eff.data(), static_cast<int>(cols), T(0), out.data() + r0 * cols,
+                   static_cast<int>(cols));
+        sample_block(r0, r1, 0, D);
+      }, 16);
+    }
+  }
+}
+
+template void diffusion_reverse<float>(const DiffusionNet<float>&, const ReverseArgs<float>&,
+                                       float*);
+template void diffusion_reverse<double>(const DiffusionNet<double>&,
+                                        const ReverseArgs<double>&, double*);
+
+}  // namespace wb
