@@ -187,8 +187,9 @@ def run_diffusion(args, xtr, xte):
     inpaint_right_half(
         model, xte, os.path.join(args.out, "diffusion_inpainting.png"), seed=args.seed + 3
     )
+    learned = " (learned schedule)" if args.diffusion_schedule == "learned" else ""
     return (
-        "Diffusion",
+        "Diffusion" + learned,
         s,
         dict(bound_nats=bound.nats, bound_se=bound.nats_se, bits_per_pixel=bound.bits_per_dim),
     )
