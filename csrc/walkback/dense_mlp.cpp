@@ -30,8 +30,8 @@ void mlp_forward(const std::vector<DenseLayer<T>>& layers, Activation act, int64
     for (size_t l = 0; l < layers.size(); ++l) {
       const DenseLayer<T>& L = layers[l];
       T* out = acts[l];
-      if (B > 2 * L.out) {
-        // More activations than weights: row slices, each thread packing only its rows.
+      if (B >= L.out) {
+        // At least as many rows as outputs: row slices, each thread packing only its rows.
         pool().parallel_for(B, [&](int64_t r0, int64_t r1) {
           blas::gemm(false, false, static_cast<int>(r1 - r0), static_cast<int>(L.out),
                      static_cast<int>(L.in), T(1), in + r0 * L.in, static_cast<int>(L.in), L.W,
