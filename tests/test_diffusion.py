@@ -251,8 +251,8 @@ def test_reverse_step_matches_the_reference(kind):
 
 @pytest.mark.parametrize("D, n", [(130, 3), (6, 40)])
 def test_reverse_step_matches_the_reference_on_wide_readouts_and_many_rows(D, n):
-    """A readout of >= 256 columns runs in column slices, a batch of more than twice a layer's
-    width in row slices: both against the reference."""
+    """A readout of >= 256 columns runs in column slices, a batch with at least as many rows as
+    a layer has outputs in row slices (and in two of them here): both against the reference."""
     m = make("gaussian", D=D, T=10)
     x = data("gaussian", n, D, seed=4)
     out = x.copy()

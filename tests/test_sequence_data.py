@@ -50,6 +50,12 @@ def test_load_cb513_rejects_other_files(tmp_path):
     np.save(tmp_path / "nolabel.npy", a)
     with pytest.raises(ValueError, match="one label"):
         wb.data.load_cb513(tmp_path / "nolabel.npy")
+    a, _ = cb513_file(tmp_path / "cb2.npy", [10])
+    a[0, 4, 22:30] = 0  # NoSeq in the middle of the sequence
+    a[0, 4, 30] = 1
+    np.save(tmp_path / "gap.npy", a)
+    with pytest.raises(ValueError, match="only follow"):
+        wb.data.load_cb513(tmp_path / "gap.npy")
     with pytest.raises(FileNotFoundError):
         wb.data.load_cb513(tmp_path / "missing.npy")
 
@@ -68,6 +74,39 @@ def test_hmm_sequences_have_the_asked_shape_and_sticky_segments():
     np.testing.assert_allclose([seg.min(), seg.max()], [3, 15])
     runs = [len(list(g)) for k in range(60) for _, g in itertools.groupby(d.y[k, : d.lengths[k]])]
     assert 3 < np.mean(runs) < 15
+
+
+def test_hmm_samples_follow_its_transitions_and_letters():
+    d = wb.data.make_hmm_sequences(300, seed=3)
+    S = len(d.start)
+    trans = np.zeros((S, S))
+    letters = np.zeros((S, 21))
+    for k in range(300):
+        m = d.lengths[k]
+        ys = d.y[k, :m]
+        np.add.at(trans, (ys[:-1], ys[1:]), 1)
+        np.add.at(letters, (ys, d.x[k, :m, :21].argmax(axis=1)), 1)
+    np.testing.assert_allclose(trans / trans.sum(1, keepdims=True), d.trans, atol=0.02)
+    np.testing.assert_allclose(letters / letters.sum(1, keepdims=True), d.letters, atol=0.02)
+
+
+def test_emission_likelihood_is_the_letter_times_the_profile_density():
+    """Up to a constant per position: log p(letter | s) + log N(profile; mean_s, sigma^2 I)."""
+    d = wb.data.make_hmm_sequences(3, seed=4, profile_sigma=0.7)
+    xs = d.x[0, : d.lengths[0]]
+    got = np.log(d._emission_likelihood(xs))
+    letter = xs[:, :21].argmax(axis=1)
+    prof = xs[:, 21:].astype(np.float64)
+    want = np.log(d.letters[:, letter].T) + np.stack(
+        [
+            -0.5 * np.sum((prof - d.profile_means[s]) ** 2, axis=1) / 0.7**2
+            - 21 * np.log(0.7 * np.sqrt(2 * np.pi))
+            for s in range(len(d.start))
+        ],
+        axis=1,
+    )
+    diff = got - want
+    np.testing.assert_allclose(diff - diff[:, :1], 0, atol=1e-9)
 
 
 def test_forward_backward_matches_brute_force_enumeration():
