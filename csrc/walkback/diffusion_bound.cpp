@@ -115,12 +115,12 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
         T* dr = ws.xd.data() + i * D;
         for (int64_t d = 0; d < D; ++d) {
           dr[d] = xr[d] + (T(u[d]) - T(0.5)) * w;
-          out[d] = sa * dr[d] + sn * T(n[d]);
+          out[d] = diffusion_gauss_forward(dr[d], sa, sn, n[d]);
         }
       } else {
-        const T keep = static_cast<T>(ab), base = static_cast<T>(0.5 * (1 - ab));
+        const T keep = static_cast<T>(ab);
         uniform_row(key, chain, 0, kStreamSample, 0, D, u.data());
-        for (int64_t d = 0; d < D; ++d) out[d] = T(u[d]) < keep * xr[d] + base ? T(1) : T(0);
+        for (int64_t d = 0; d < D; ++d) out[d] = diffusion_binomial_forward(xr[d], keep, u[d]);
       }
     }
   });

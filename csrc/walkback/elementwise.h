@@ -183,6 +183,17 @@ struct DiffusionStep {
   T beta, alpha;    // beta_t, 1 - beta_t
 };
 
+// A draw of x_t ~ q(x_t | x_0): Gaussian, sqrt(ab_t) x_0 + sqrt(1 - ab_t) n; binomial, a
+// Bernoulli of rate ab_t x_0 + (1 - ab_t) / 2 from the uniform u.
+template <class T>
+WB_HD T diffusion_gauss_forward(T x0, T sqrt_ab, T sqrt_1m_ab, float n) {
+  return sqrt_ab * x0 + sqrt_1m_ab * T(n);
+}
+template <class T>
+WB_HD T diffusion_binomial_forward(T x0, T ab, float u) {
+  return T(u) < ab * x0 + (T(1) - ab) * T(0.5) ? T(1) : T(0);
+}
+
 // The Gaussian reverse step's mean and variance: mu = x_t sqrt(alpha) + zm sqrt(beta),
 // var = sigmoid(zs / sqrt(T) + logit beta); log_var is log(var), computed without underflow.
 template <class T>
