@@ -1,16 +1,112 @@
-// The CUDA extension: raw device pointers (read from __cuda_array_interface__ on the Python
-// side) and CuPy's current stream in, kernels of cuda/ launched, no maths here.
+// The CUDA extension: raw device pointers (read from CuPy arrays on the Python side, in
+// walkback/_gpu.py) and CuPy's current stream in, drivers of cuda/ called, no maths here.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "cuda/corrupt.h"
+#include "cuda/cublas_runtime.h"
+#include "cuda/dae.h"
 
 namespace py = pybind11;
 
+namespace {
+
+template <class V>
+V get(const py::dict& d, const char* key) {
+  if (!d.contains(key)) throw py::key_error(std::string("internal: missing ") + key);
+  return d[key].cast<V>();
+}
+
+template <class T>
+T* ptr(uintptr_t p) {
+  return reinterpret_cast<T*>(p);
+}
+
+cudaStream_t as_stream(uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
+
+template <class T>
+wb::DaeModel<T> dae_model(const py::dict& m) {
+  wb::DaeModel<T> model;
+  model.W = ptr<const T>(get<uintptr_t>(m, "W1"));
+  model.b1 = ptr<const T>(get<uintptr_t>(m, "b1"));
+  model.b0 = ptr<const T>(get<uintptr_t>(m, "b0"));
+  model.U = ptr<const T>(get<uintptr_t>(m, "U1"));  // 0: tied
+  model.D = get<int64_t>(m, "D");
+  model.H = get<int64_t>(m, "H");
+  model.activation = static_cast<wb::Activation>(get<int>(m, "activation"));
+  model.reconstruction = static_cast<wb::Reconstruction>(get<int>(m, "reconstruction"));
+  model.sigma = static_cast<T>(get<double>(m, "sigma"));
+  model.corruption = static_cast<wb::Corruption>(get<int>(m, "corruption"));
+  model.corruption_param = static_cast<T>(get<double>(m, "corruption_param"));
+  if (model.D <= 0 || model.H <= 0) throw py::value_error("internal: D and H must be positive");
+  if (model.reconstruction == wb::Reconstruction::Categorical)
+    throw py::value_error("a DAE takes Bernoulli or Gaussian reconstruction");
+  return model;
+}
+
+template <class T>
+void chain_t(const py::dict& m, const py::dict& a) {
+  const wb::DaeModel<T> model = dae_model<T>(m);
+  wb::ChainArgs args;
+  args.chains = get<int64_t>(a, "chains");
+  args.seed = get<uint64_t>(a, "seed");
+  args.first_step = get<uint32_t>(a, "first_step");
+  args.first_chain = get<uint32_t>(a, "first_chain");
+  args.steps = get<int64_t>(a, "steps");
+  args.burn_in = get<int64_t>(a, "burn_in");
+  args.every = get<int64_t>(a, "every");
+  args.clamp = ptr<const uint8_t>(get<uintptr_t>(a, "clamp"));
+  args.clamp_per_chain = get<bool>(a, "clamp_per_chain");
+  args.record_means = get<bool>(a, "record_means");
+  T* x = ptr<T>(get<uintptr_t>(a, "x"));
+  T* records = ptr<T>(get<uintptr_t>(a, "records"));
+  T* means = ptr<T>(get<uintptr_t>(a, "means"));
+  const int64_t per_graph = get<int64_t>(a, "steps_per_graph");
+  const cudaStream_t s = as_stream(get<uintptr_t>(a, "stream"));
+  if (args.chains < 0 || args.chains > 65535)
+    throw py::value_error("the GPU chain runs at most 65535 chains per call");
+  py::gil_scoped_release nogil;
+  wb::cuda::dae_chain<T>(model, args, x, records, means, per_graph, s);
+}
+
+template <class T>
+double walkback_t(const py::dict& m, const py::dict& a, const py::object& g) {
+  const wb::DaeModel<T> model = dae_model<T>(m);
+  wb::WalkbackArgs args;
+  args.batch = get<int64_t>(a, "batch");
+  args.walkbacks = get<int64_t>(a, "walkbacks");
+  args.seed = get<uint64_t>(a, "seed");
+  args.first_chain = get<uint32_t>(a, "first_chain");
+  args.last_only = get<bool>(a, "last_only");
+  if (args.batch < 0 || args.batch > 65535)
+    throw py::value_error("GPU walk-back training takes at most 65535 rows per call");
+  const T* x = ptr<const T>(get<uintptr_t>(a, "x"));
+  const cudaStream_t s = as_stream(get<uintptr_t>(a, "stream"));
+  wb::DaeGrads<T> grads;
+  const bool with_grads = !g.is_none();
+  if (with_grads) {
+    const py::dict gd = g.cast<py::dict>();
+    grads.W = ptr<T>(get<uintptr_t>(gd, "W1"));
+    grads.b1 = ptr<T>(get<uintptr_t>(gd, "b1"));
+    grads.b0 = ptr<T>(get<uintptr_t>(gd, "b0"));
+    grads.U = ptr<T>(get<uintptr_t>(gd, "U1"));
+  }
+  py::gil_scoped_release nogil;
+  return wb::cuda::dae_walkback<T>(model, args, x, with_grads ? &grads : nullptr, s);
+}
+
+}  // namespace
+
 PYBIND11_MODULE(_walkback_cuda, mod) {
-  mod.doc() = "walkback's CUDA kernels (internal: use walkback.ops with CuPy arrays)";
+  mod.doc() = "walkback's CUDA kernels (internal: use walkback.ops and the models with CuPy)";
   mod.def("device_count", &wb::cuda::device_count);
+  mod.def("load_cublas", [](const std::vector<std::string>& paths) {
+    return wb::cuda::load_cublas(paths).origin;
+  });
   mod.def("corrupt", [](uintptr_t x, uintptr_t out, int64_t chains, int64_t units,
                         int dtype_size, int kind, double param, uint64_t seed, uint32_t step,
                         uint32_t first_chain, uintptr_t stream) {
@@ -26,5 +122,53 @@ PYBIND11_MODULE(_walkback_cuda, mod) {
                        uintptr_t stream) {
     wb::cuda::random_array(normal, seed, step, first_chain, stream_id, chains, units,
                            reinterpret_cast<float*>(out), stream);
+  });
+  mod.def("dae_chain", [](const py::dict& m, const py::dict& a) {
+    get<int>(m, "dtype_size") == 8 ? chain_t<double>(m, a) : chain_t<float>(m, a);
+  });
+  mod.def("dae_walkback", [](const py::dict& m, const py::dict& a, const py::object& grads) {
+    return get<int>(m, "dtype_size") == 8 ? walkback_t<double>(m, a, grads)
+                                          : walkback_t<float>(m, a, grads);
+  });
+  mod.def("optimizer_update", [](int kind, int dtype_size, uintptr_t p, uintptr_t g,
+                                 uintptr_t s1, uintptr_t s2, int64_t n, const py::dict& h,
+                                 uintptr_t stream) {
+    if (kind < 0 || kind > 2) throw py::value_error("optimizer_update: kind must be 0, 1 or 2");
+    wb::cuda::OptimizerHyper hy;
+    auto opt = [&](const char* k, double& v) {
+      if (h.contains(k)) v = h[k].cast<double>();
+    };
+    opt("lr", hy.lr);
+    opt("momentum", hy.momentum);
+    opt("weight_decay", hy.weight_decay);
+    opt("beta1", hy.beta1);
+    opt("beta2", hy.beta2);
+    opt("eps", hy.eps);
+    opt("bc1", hy.bc1);
+    opt("bc2", hy.bc2);
+    opt("rho", hy.rho);
+    if (dtype_size == 8)
+      wb::cuda::optimizer_update<double>(kind, ptr<double>(p), ptr<const double>(g),
+                                         ptr<double>(s1), ptr<double>(s2), n, hy,
+                                         as_stream(stream));
+    else
+      wb::cuda::optimizer_update<float>(kind, ptr<float>(p), ptr<const float>(g),
+                                        ptr<float>(s1), ptr<float>(s2), n, hy,
+                                        as_stream(stream));
+  });
+  mod.def("gemm_logsumexp", [](int dtype_size, uintptr_t a, int64_t M, uintptr_t b, int64_t N,
+                               int64_t D, double scale, uintptr_t col_term, uintptr_t row_term,
+                               uintptr_t out, uintptr_t stream) {
+    py::gil_scoped_release nogil;
+    if (dtype_size == 8)
+      wb::cuda::gemm_logsumexp<double>(ptr<const double>(a), M, ptr<const double>(b), N, D,
+                                       scale, ptr<const double>(col_term),
+                                       ptr<const double>(row_term), ptr<double>(out),
+                                       as_stream(stream));
+    else
+      wb::cuda::gemm_logsumexp<float>(ptr<const float>(a), M, ptr<const float>(b), N, D,
+                                      static_cast<float>(scale), ptr<const float>(col_term),
+                                      ptr<const double>(row_term), ptr<double>(out),
+                                      as_stream(stream));
   });
 }

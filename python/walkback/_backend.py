@@ -68,3 +68,23 @@ def to_backend_array(x, name: str):
     if hasattr(x, "__dlpack__"):
         return np.from_dlpack(x), "cpu"
     return np.asarray(x), "cpu"
+
+
+def array_module(x):
+    """numpy for NumPy arrays, cupy for CuPy arrays."""
+    if isinstance(x, np.ndarray):
+        return np
+    import cupy
+
+    return cupy
+
+
+def device_of(x) -> str:
+    """'cpu' or 'cuda': where an array lives."""
+    return "cuda" if is_gpu_array(x) else "cpu"
+
+
+def check_device_name(device) -> str:
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+    return device

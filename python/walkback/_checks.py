@@ -7,7 +7,7 @@ import operator
 
 import numpy as np
 
-from . import _codes
+from . import _backend, _codes
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -43,28 +43,34 @@ def float_dtype(name: str, x) -> np.dtype:
     return dt
 
 
-def as_state(name: str, x, dtype: np.dtype, width: int) -> np.ndarray:
-    """A fresh C-contiguous (n, width) copy of x in `dtype`; 1-D input is one chain."""
-    try:
-        a = np.asarray(x)
-    except Exception as e:  # noqa: BLE001 - anything NumPy cannot read is a type error here
-        raise TypeError(f"{name}: expected an array, got {type(x).__name__}") from e
+def as_state(name: str, x, dtype: np.dtype, width: int):
+    """A fresh C-contiguous (n, width) copy of x in `dtype`; 1-D input is one chain. GPU
+    arrays (CuPy, or CUDA tensors through DLPack) give a CuPy copy on the same device."""
+    if _backend.is_gpu_array(x):
+        a, _ = _backend.to_backend_array(x, name)
+        xp = _backend.array_module(a)
+    else:
+        xp = np
+        try:
+            a = np.asarray(x)
+        except Exception as e:  # noqa: BLE001 - anything NumPy cannot read is a type error here
+            raise TypeError(f"{name}: expected an array, got {type(x).__name__}") from e
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected a numeric array, got dtype {a.dtype}")
     if a.ndim == 1:
         a = a[None, :]
     if a.ndim != 2 or a.shape[1] != width:
-        raise ValueError(f"{name}: expected shape (n, {width}) or ({width},), got {np.shape(x)}")
+        raise ValueError(f"{name}: expected shape (n, {width}) or ({width},), got {a.shape}")
     if a.shape[0] == 0:
         raise ValueError(f"{name}: expected at least one row, got shape {a.shape}")
-    out = np.array(a, dtype=dtype, order="C", copy=True)
-    if not np.all(np.isfinite(out)):
+    out = xp.array(a, dtype=dtype, order="C", copy=True)
+    if not bool(xp.isfinite(out).all()):
         raise ValueError(f"{name}: contains NaN or infinite values")
     return out
 
 
 def check_binary(name: str, x: np.ndarray) -> None:
-    if not np.all((x == 0) | (x == 1)):
+    if not bool(((x == 0) | (x == 1)).all()):  # NumPy or CuPy
         raise ValueError(f"{name}: a Bernoulli chain needs binary values (0 or 1)")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks
+from . import _backend, _checks, _gpu
 from . import training as _training
 
 
@@ -19,17 +19,21 @@ class ParamModel:
     _params: dict
     _rng: np.random.Generator
     dtype: np.dtype
+    device = "cpu"  # where the parameters live and the kernels run: "cpu" or "cuda"
+    _runs_on_gpu = False  # True for models whose kernels have a CUDA port
 
     # ------------------------------------------------------------------ parameters
     def param_shapes(self) -> dict:
         raise NotImplementedError
 
     def get_params(self) -> dict:
-        """Copies of the parameters, by name (see the class docstring for names and shapes)."""
+        """Copies of the parameters, by name (see the class docstring for names and shapes):
+        NumPy arrays, or CuPy arrays when the model is on the GPU."""
         return {k: v.copy() for k, v in self._params.items()}
 
     def set_params(self, **arrays):
-        """Replaces parameters by name (copied, cast to the model's dtype, checked finite)."""
+        """Replaces parameters by name (copied, cast to the model's dtype, checked finite, and
+        put where the model lives)."""
         shapes = self.param_shapes()
         checked = {}
         for name, a in arrays.items():
@@ -37,9 +41,51 @@ class ParamModel:
                 raise ValueError(
                     f"set_params: unknown parameter {name!r}; expected {sorted(shapes)}"
                 )
+            if _backend.is_gpu_array(a):
+                a = _backend.to_backend_array(a, name)[0].get()
             checked[name] = _checks.check_param_array(name, a, shapes[name], self.dtype)
+        if self.device == "cuda":
+            cupy = _gpu.require("set_params")
+            checked = {k: cupy.asarray(v) for k, v in checked.items()}
         self._params.update(checked)
         return self
+
+    def to(self, device):
+        """Moves the parameters to ``"cuda"`` (CuPy arrays on CuPy's current device) or
+        ``"cpu"`` (NumPy arrays) and returns the model. Afterwards ``fit``, ``sample`` and the
+        losses run there and take data that lives there; data on the other device is an
+        error naming both. Optimizer state is not moved: start a new optimizer."""
+        device = _backend.check_device_name(device)
+        if device == self.device:
+            return self
+        if device == "cuda":
+            if not self._runs_on_gpu:
+                raise NotImplementedError(
+                    f"{type(self).__name__}.to('cuda'): this model's kernels run on the CPU only "
+                    "in this version (the DAE, the optimizers, the random stream, corruption and "
+                    "the Parzen estimator have CUDA ports)"
+                )
+            cupy = _gpu.require(f"{type(self).__name__}.to('cuda')")
+            self._params = {k: cupy.asarray(v) for k, v in self._params.items()}
+        else:
+            self._params = {k: v.get() for k, v in self._params.items()}
+        self.device = device
+        return self
+
+    def _host_params(self) -> dict:
+        """The parameters as NumPy arrays (copies when the model is on the GPU)."""
+        return {k: v if isinstance(v, np.ndarray) else v.get() for k, v in self._params.items()}
+
+    def _device_data(self, name: str, x):
+        """x unchanged, after checking it lives where the model does."""
+        where = _backend.device_of(x)
+        if where != self.device:
+            other = "cupy.asarray(...)" if self.device == "cuda" else "cupy.asnumpy(...)"
+            raise ValueError(
+                f"{name}: the data is on {where} but the model is on {self.device}; move one "
+                f"(model.to({where!r}) or {other})"
+            )
+        return x
 
     def _draw_seed(self) -> int:
         return int(self._rng.integers(0, 2**63))
@@ -94,7 +140,7 @@ class ChainModel(ParamModel):
             means: return the mean of p(x | h) at the recorded steps instead of the samples.
             progress: show a progress bar (tqdm) over the steps.
         Returns:
-            A NumPy array of the model's dtype.
+            An array of the model's dtype: NumPy, or CuPy when the model is on the GPU.
         """
         steps = _checks.check_int("steps", steps, 1, 2**31 - 1)
         burn_in = _checks.check_int("burn_in", burn_in, 0, 2**31 - 1)
@@ -110,11 +156,17 @@ class ChainModel(ParamModel):
             if clamp is not None:
                 raise ValueError("clamp: clamped sampling needs x0 to give the clamped values")
             x = self._initial_state(n, seed)
+            if self.device == "cuda":
+                x = _gpu.require("sample").asarray(x)
         else:
-            x = self._start_state(x0, seed)
+            x = self._start_state(self._device_data("x0", x0), seed)
             if n is not None and _checks.check_int("n", n, 1) != x.shape[0]:
                 raise ValueError(f"n: x0 has {x.shape[0]} rows but n = {n}")
+        if _backend.is_gpu_array(clamp):
+            clamp = _backend.to_backend_array(clamp, "clamp")[0].get()
         cl = self._clamp_mask(clamp, x.shape[0])
+        if self.device == "cuda":
+            cl = _gpu.clamp_to_device(cl, _gpu.require("sample"))
         return self._run_chain(x, cl, steps, burn_in, every, seed, bool(means), bool(progress))
 
     # ------------------------------------------------------------------ walk-back loss
@@ -143,10 +195,10 @@ class ChainModel(ParamModel):
             (loss, grads): a float, and a dict of arrays named and shaped like get_params().
         """
         self._check_reconstruct(reconstruct)
-        x = self._check_data("x", x)
+        x = self._check_data("x", self._device_data("x", x))
         walkbacks = self._walkbacks(walkbacks)
         seed = self._seed(seed)
-        grads = {k: np.empty_like(v) for k, v in self._params.items()}
+        grads = {k: _backend.array_module(v).empty_like(v) for k, v in self._params.items()}
         loss = self._walkback_call(x, walkbacks, seed, 0, reconstruct, grads)
         return loss, grads
 
@@ -154,7 +206,7 @@ class ChainModel(ParamModel):
         """The walk-back loss alone (see loss_and_grad), computed ``batch_size`` rows at a
         time; the result does not depend on ``batch_size``."""
         self._check_reconstruct(reconstruct)
-        x = self._check_data("x", x)
+        x = self._check_data("x", self._device_data("x", x))
         walkbacks = self._walkbacks(walkbacks)
         batch_size = _checks.check_int("batch_size", batch_size, 1)
         seed = self._seed(seed)
@@ -197,8 +249,10 @@ class ChainModel(ParamModel):
         """
         self._check_reconstruct(reconstruct)
         walkbacks = self._walkbacks(walkbacks)
-        x = self._check_data("x", x)
-        xv = None if validation is None else self._check_data("validation", validation)
+        x = self._check_data("x", self._device_data("x", x))
+        xv = None
+        if validation is not None:
+            xv = self._check_data("validation", self._device_data("validation", validation))
         return _training.fit(
             self,
             x,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _backend
 from ._progress import progress_bar
 
 CHUNK_STEPS = 256  # steps per C++ call when a progress bar is shown
@@ -18,8 +19,9 @@ def run_chain_chunks(call, x, dtype, steps, burn_in, every, means, progress):
     Returns the records (steps // every, n, D) when ``every`` is given, else the final means
     (when ``means``) or the final state ``x``."""
     n, d = x.shape
-    records = None if every is None else np.empty((steps // every, n, d), dtype)
-    final_means = np.empty_like(x) if means and every is None else None
+    xp = np if isinstance(x, np.ndarray) else _backend.array_module(x)
+    records = None if every is None else xp.empty((steps // every, n, d), dtype)
+    final_means = xp.empty_like(x) if means and every is None else None
     chunk = CHUNK_STEPS if progress else steps + burn_in
     if every is not None:
         chunk = max(every, chunk - chunk % every)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _backend, _checks, ops
+from . import _backend, _checks, _gpu, ops
 from ._model import ChainModel
 from ._sampling import run_chain_chunks
 from .noise import SaltAndPepper, as_corruption, corruption_from_config
@@ -36,6 +36,7 @@ class DAE(ChainModel):
     """
 
     _default_walkbacks = 1
+    _runs_on_gpu = True
 
     def __init__(
         self,
@@ -113,9 +114,7 @@ class DAE(ChainModel):
         kw = self._kernel_kwargs()
 
         def call(first_step, count, every_, records, final_means):
-            _backend.cpu().dae_chain(
-                x,
-                **kw,
+            run = dict(
                 seed=seed,
                 first_step=first_step,
                 first_chain=0,
@@ -127,13 +126,17 @@ class DAE(ChainModel):
                 means=final_means,
                 record_means=means,
             )
+            if self.device == "cuda":
+                _gpu.dae_chain(x, kw, **run)
+            else:
+                _backend.cpu().dae_chain(x, **kw, **run)
 
         return run_chain_chunks(call, x, self.dtype, steps, burn_in, every, means, progress)
 
     # ------------------------------------------------------------------ training
     def _check_data(self, name, x) -> np.ndarray:
         a = _checks.as_state(name, x, self.dtype, self.visible)
-        if self.reconstruction.name == "bernoulli" and (a.min() < 0 or a.max() > 1):
+        if self.reconstruction.name == "bernoulli" and (float(a.min()) < 0 or float(a.max()) > 1):
             raise ValueError(
                 f"{name}: a Bernoulli model needs data in [0, 1] (binary, or grey levels used "
                 "as Bernoulli means)"
@@ -141,16 +144,16 @@ class DAE(ChainModel):
         return a
 
     def _walkback_call(self, x, walkbacks, seed, first_chain, reconstruct, grads):
-        g = {} if grads is None else {f"g{k}": v for k, v in grads.items()}
-        return _backend.cpu().dae_walkback(
-            x,
-            **self._kernel_kwargs(),
+        run = dict(
             seed=seed,
             first_chain=first_chain,
             walkbacks=walkbacks,
             last_only=reconstruct == "last",
-            **g,
         )
+        if self.device == "cuda":
+            return _gpu.dae_walkback(x, self._kernel_kwargs(), grads=grads, **run)
+        g = {} if grads is None else {f"g{k}": v for k, v in grads.items()}
+        return _backend.cpu().dae_walkback(x, **self._kernel_kwargs(), **run, **g)
 
     # ------------------------------------------------------------------ files
     def to_config(self) -> dict:

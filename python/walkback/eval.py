@@ -14,7 +14,9 @@ from . import _backend, _checks, ops
 from ._progress import progress_bar
 
 
-def _mean_sem(values: np.ndarray) -> tuple:
+def _mean_sem(values) -> tuple:
+    if not isinstance(values, np.ndarray):  # a CuPy array from the GPU kernel
+        values = values.get()
     n = len(values)
     sem = float(np.std(values, ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
     return float(np.mean(values)), sem

@@ -34,7 +34,7 @@ def save(model, path) -> None:
         "config": json.dumps(model.to_config()),
     }
     save_file(
-        {k: np.ascontiguousarray(v) for k, v in model._params.items()},
+        {k: np.ascontiguousarray(v) for k, v in model._host_params().items()},
         os.fspath(path),
         metadata=meta,
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _backend, _checks, _codes
+from . import _backend, _checks, _codes, _gpu
 from ._progress import progress_bar
 from .noise import as_corruption
 from .reconstruction import as_reconstruction
@@ -193,20 +193,21 @@ def chain_step(
     Returns:
         x' (chains, D), or (x', w) when ``return_mean``.
     """
-    x, kw = _dae_arrays("chain_step", x, W1, b1, b0, U1, activation, corruption, reconstruction)
+    x, kw, device = _dae_arrays(
+        "chain_step", x, W1, b1, b0, U1, activation, corruption, reconstruction
+    )
     n, d = x.shape
     seed = _checks.check_seed("seed", seed)
     step = _checks.check_int("step", step, 0, 2**32 - 1)
     first_chain = _checks.check_int("first_chain", first_chain, 0, 2**32 - 1)
     steps = _checks.check_int("steps", steps, 1, 2**31 - 1)
+    xp = _backend.array_module(x)
     if kw["reconstruction"] == _codes.RECONSTRUCTIONS["bernoulli"]:
         _checks.check_binary("x", x)
     state = x.copy()
-    cl = None if clamp is None else _checks.as_clamp(clamp, n, d)
-    means = np.empty_like(state) if return_mean else None
-    _backend.cpu().dae_chain(
-        state,
-        **kw,
+    cl = None if clamp is None else _clamp_mask(clamp, n, d, device)
+    means = xp.empty_like(state) if return_mean else None
+    run = dict(
         seed=seed,
         first_step=step,
         first_chain=first_chain,
@@ -218,35 +219,49 @@ def chain_step(
         means=means,
         record_means=False,
     )
+    if device == "cuda":
+        _gpu.dae_chain(state, kw, **run)
+    else:
+        _backend.cpu().dae_chain(state, **kw, **run)
     return (state, means) if return_mean else state
 
 
+def _clamp_mask(clamp, n, d, device):
+    """A uint8 clamp mask on the device of the chain (a CuPy mask is checked on the host)."""
+    if _backend.is_gpu_array(clamp):
+        clamp, _ = _backend.to_backend_array(clamp, "clamp")
+        clamp = clamp.get()
+    cl = _checks.as_clamp(clamp, n, d)
+    if device == "cuda":
+        return _gpu.clamp_to_device(cl, _gpu.require("clamp"))
+    return cl
+
+
 def _dae_arrays(fn, x, W1, b1, b0, U1, activation, corruption, reconstruction):
-    """x checked, and the DAE kernel's keyword arguments from raw parameter arrays."""
+    """x checked, the DAE kernel's keyword arguments from raw parameter arrays, and the device
+    they all live on (mixing devices is an error)."""
     x, device = _check_batch("x", x)
-    if device != "cpu":
-        raise NotImplementedError(
-            f"{fn}: the CUDA chain is not built yet (only ops.corrupt and the random stream run "
-            "on the GPU in this version)"
-        )
+    if device == "cuda":
+        _gpu.check_device("x", x, _gpu.require(fn))
     dt = x.dtype
     d = x.shape[1]
-    W1 = _param("W1", W1, dt, (d, None))
+    W1 = _param("W1", W1, dt, (d, None), device)
     h = W1.shape[1]
     rec = as_reconstruction(reconstruction)
     corr = as_corruption(corruption)
     _check_finite("x", x)
-    return x, dict(
+    kw = dict(
         W1=W1,
-        b1=_param("b1", b1, dt, (h,)),
-        b0=_param("b0", b0, dt, (d,)),
-        U1=None if U1 is None else _param("U1", U1, dt, (h, d)),
+        b1=_param("b1", b1, dt, (h,), device),
+        b0=_param("b0", b0, dt, (d,), device),
+        U1=None if U1 is None else _param("U1", U1, dt, (h, d), device),
         activation=_checks.check_activation(activation),
         reconstruction=rec.code,
         sigma=rec.sigma,
         corruption=corr.code,
         corruption_param=corr.param,
     )
+    return x, kw, device
 
 
 def walkback_grad(
@@ -271,28 +286,34 @@ def walkback_grad(
         (loss, grads): a float and a dict with W1, b1, b0 (and U1 when given), arrays of the
         parameters' shapes and dtype.
     """
-    x, kw = _dae_arrays("walkback_grad", x, W1, b1, b0, U1, activation, corruption, reconstruction)
-    if kw["reconstruction"] == _codes.RECONSTRUCTIONS["bernoulli"] and (x.min() < 0 or x.max() > 1):
+    x, kw, device = _dae_arrays(
+        "walkback_grad", x, W1, b1, b0, U1, activation, corruption, reconstruction
+    )
+    if kw["reconstruction"] == _codes.RECONSTRUCTIONS["bernoulli"] and (
+        float(x.min()) < 0 or float(x.max()) > 1
+    ):
         raise ValueError("x: a Bernoulli model needs data in [0, 1]")
     if reconstruct not in ("all", "last"):
         raise ValueError(f"reconstruct: expected 'all' or 'last', got {reconstruct!r}")
-    grads = {k: np.empty_like(kw[k]) for k in ("W1", "b1", "b0", "U1") if kw[k] is not None}
-    loss = _backend.cpu().dae_walkback(
-        np.ascontiguousarray(x),
-        **kw,
+    xp = _backend.array_module(x)
+    grads = {k: xp.empty_like(kw[k]) for k in ("W1", "b1", "b0", "U1") if kw[k] is not None}
+    run = dict(
         seed=_checks.check_seed("seed", seed),
         first_chain=_checks.check_int("first_chain", first_chain, 0, 2**32 - 1),
         walkbacks=_checks.check_int("walkbacks", walkbacks, 1, 10_000),
         last_only=reconstruct == "last",
-        **{f"g{k}": v for k, v in grads.items()},
     )
+    if device == "cuda":
+        loss = _gpu.dae_walkback(x, kw, grads=grads, **run)
+    else:
+        loss = _backend.cpu().dae_walkback(x, **kw, **run, **{f"g{k}": v for k, v in grads.items()})
     return loss, grads
 
 
-def _param(name, a, dtype, shape):
-    a, device = _backend.to_backend_array(a, name)
-    if device != "cpu":
-        raise ValueError(f"{name}: x is on cpu but {name} is on {device}")
+def _param(name, a, dtype, shape, device):
+    a, pdev = _backend.to_backend_array(a, name)
+    if pdev != device:
+        raise ValueError(f"{name}: x is on {device} but {name} is on {pdev}")
     if a.dtype != dtype:
         raise TypeError(f"{name}: expected dtype {dtype} (the dtype of x), got {a.dtype}")
     if a.ndim != len(shape) or any(
@@ -308,7 +329,10 @@ def _param(name, a, dtype, shape):
 def parzen_logpdf(samples, x, sigma, batch_size=None, progress=False):
     """Per-row Parzen-window log-densities log p(x_j) (float64, shape (M,)) under the isotropic
     Gaussian mixture of width ``sigma`` centred on the rows of ``samples``; see
-    walkback.eval.parzen_log_likelihood. float32 or float64 inputs (both the same dtype)."""
+    walkback.eval.parzen_log_likelihood. float32 or float64 inputs (both the same dtype).
+    CuPy (or other CUDA) arrays run on the GPU and give a CuPy array."""
+    if _backend.is_gpu_array(samples) or _backend.is_gpu_array(x):
+        return _parzen_gpu(samples, x, sigma)
     s = np.asarray(samples)
     xx = np.asarray(x)
     if s.ndim != 2 or xx.ndim != 2 or s.shape[1] != xx.shape[1]:
@@ -338,3 +362,54 @@ def parzen_logpdf(samples, x, sigma, batch_size=None, progress=False):
     finally:
         bar.close()
     return out
+
+
+def _parzen_gpu(samples, x, sigma):
+    """The GPU Parzen kernel, with the CPU kernel's preparation (walkback/parzen.cpp): both
+    sets centred in float64 on the centres' mean, norms in float64, and float64 throughout
+    where float32 rounding of the cross terms would cost more than 2e-5 of the result."""
+    s, sdev = _backend.to_backend_array(samples, "samples")
+    xx, xdev = _backend.to_backend_array(x, "x")
+    if sdev != xdev:
+        raise ValueError(f"parzen_logpdf: samples are on {sdev} but x is on {xdev}")
+    cupy = _gpu.require("parzen_logpdf")
+    for name, a in (("samples", s), ("x", xx)):
+        _gpu.check_device(name, a, cupy)
+    if s.ndim != 2 or xx.ndim != 2 or s.shape[1] != xx.shape[1]:
+        raise ValueError(
+            f"parzen_logpdf: expected samples (N, D) and x (M, D), got {s.shape} and {xx.shape}"
+        )
+    if len(s) == 0 or len(xx) == 0 or s.shape[1] == 0:
+        raise ValueError("parzen_logpdf: samples and x need at least one row and one column")
+    _checks.float_dtype("samples", s)
+    _checks.float_dtype("x", xx)
+    if not (bool(cupy.isfinite(s).all()) and bool(cupy.isfinite(xx).all())):
+        raise ValueError("parzen_logpdf: samples and x must be finite")
+    try:
+        sigma = float(sigma)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"sigma: expected a positive number, got {sigma!r}") from e
+    if not (sigma > 0 and np.isfinite(sigma)):
+        raise ValueError(f"sigma: expected a positive finite number, got {sigma}")
+    n, d = s.shape
+    inv = 1.0 / (2.0 * sigma * sigma)
+    if not (inv > 0 and np.isfinite(inv)):
+        raise ValueError("parzen: sigma too small or too large for 1 / (2 sigma^2)")
+    lognorm = np.log(n) + d * (np.log(sigma) + 0.5 * np.log(2.0 * np.pi))
+    s64 = s.astype(cupy.float64)
+    mean = s64.mean(axis=0)
+    sc = s64 - mean
+    s_norm = (sc * sc).sum(axis=1)
+    err = 2.0**-24 * float(s_norm.max()) * 2.0 * inv * np.sqrt(d)
+    wide = np.float64 in (s.dtype, xx.dtype) or err > 2e-5 * max(1.0, abs(lognorm))
+    work = cupy.float64 if wide else cupy.float32
+    xc = xx.astype(cupy.float64) - mean
+    row = -(xc * xc).sum(axis=1) * inv - lognorm
+    col = cupy.ascontiguousarray((-s_norm * inv).astype(work))
+    return _gpu.gemm_logsumexp(
+        cupy.ascontiguousarray(xc.astype(work)),
+        cupy.ascontiguousarray(sc.astype(work)),
+        2.0 * inv,
+        col,
+        cupy.ascontiguousarray(row),
+    )

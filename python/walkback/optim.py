@@ -1,13 +1,11 @@
-"""Optimizers: the update of every parameter runs fused in C++ (elementwise.h), one call per
-parameter array, in place."""
+"""Optimizers: the update of every parameter runs fused in C++ or CUDA (elementwise.h), one
+call per parameter array, in place, on the device the parameters live on."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
-
-from . import _backend
+from . import _backend, _gpu
 
 
 def _positive(name, v, allow_zero=False):
@@ -21,6 +19,24 @@ def _positive(name, v, allow_zero=False):
             f"finite number, got {v}"
         )
     return v
+
+
+def _apply(kind, name, p, g, s1, s2, hyper):
+    """One fused update of a parameter array in place, on the device the array lives on."""
+    pdev, gdev = _backend.device_of(p), _backend.device_of(g)
+    if pdev != gdev:
+        raise ValueError(f"optimizer: parameter {name!r} is on {pdev} but its gradient on {gdev}")
+    if pdev == "cuda":
+        _gpu.optimizer_update(kind, p, g, s1, s2, hyper)
+        return
+    _backend.cpu().optimizer_update(
+        kind,
+        p.reshape(-1),
+        g.reshape(-1),
+        s1.reshape(-1),
+        None if s2 is None else s2.reshape(-1),
+        hyper,
+    )
 
 
 class Optimizer:
@@ -37,7 +53,8 @@ class Optimizer:
     def _slots(self, name, p, n):
         st = self._state.get(name)
         if st is None or st[0].shape != p.shape or st[0].dtype != p.dtype:
-            st = tuple(np.zeros_like(p) for _ in range(n))
+            xp = _backend.array_module(p)
+            st = tuple(xp.zeros_like(p) for _ in range(n))
             self._state[name] = st
         return st
 
@@ -67,9 +84,7 @@ class SGD(Optimizer):
 
     def _update(self, name, p, g):
         (v,) = self._slots(name, p, 1)
-        _backend.cpu().optimizer_update(
-            0, p.reshape(-1), g.reshape(-1), v.reshape(-1), None, self._hyper()
-        )
+        _apply(0, name, p, g, v, None, self._hyper())
 
     def __repr__(self):
         return f"SGD(lr={self.lr}, momentum={self.momentum}, weight_decay={self.weight_decay})"
@@ -102,9 +117,7 @@ class Adam(Optimizer):
         h = self._hyper()
         h["bc1"] = 1 - self.beta1**self.t
         h["bc2"] = 1 - self.beta2**self.t
-        _backend.cpu().optimizer_update(
-            1, p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), h
-        )
+        _apply(1, name, p, g, m, v, h)
 
     def __repr__(self):
         return f"Adam(lr={self.lr}, beta1={self.beta1}, beta2={self.beta2}, eps={self.eps})"
@@ -128,9 +141,7 @@ class RMSprop(Optimizer):
 
     def _update(self, name, p, g):
         (v,) = self._slots(name, p, 1)
-        _backend.cpu().optimizer_update(
-            2, p.reshape(-1), g.reshape(-1), v.reshape(-1), None, self._hyper()
-        )
+        _apply(2, name, p, g, v, None, self._hyper())
 
     def __repr__(self):
         return f"RMSprop(lr={self.lr}, rho={self.rho}, eps={self.eps})"

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _checks, ops
+from . import _backend, _checks, ops
 from ._progress import progress_bar
 from .optim import as_optimizer
 
@@ -40,10 +40,17 @@ class TrainingDiverged(FloatingPointError):
     parameters (those that gave the previous finite loss)."""
 
 
-def stochastic_binarize(x: np.ndarray, seed: int, epoch: int, first_row: int) -> np.ndarray:
-    """Binary sample with P(1) = x, from walkback's stream (dynamic binarization)."""
+def stochastic_binarize(x, seed: int, epoch: int, first_row: int):
+    """Binary sample with P(1) = x, from walkback's stream (dynamic binarization); on the
+    device x lives on."""
     u = ops.uniform(
-        x.shape[0], x.shape[1], seed=seed, step=epoch, first_chain=first_row, stream="user"
+        x.shape[0],
+        x.shape[1],
+        seed=seed,
+        step=epoch,
+        first_chain=first_row,
+        stream="user",
+        device=_backend.device_of(x),
     )
     return (u < x).astype(x.dtype)
 
@@ -69,14 +76,15 @@ def fit(
     batch_size = _checks.check_int("batch_size", batch_size, 1, 2**31 - 1)
     if binarize not in (None, "stochastic"):
         raise ValueError(f"binarize: expected None or 'stochastic', got {binarize!r}")
-    if binarize == "stochastic" and (x.min() < 0 or x.max() > 1):
+    if binarize == "stochastic" and (float(x.min()) < 0 or float(x.max()) > 1):
         raise ValueError("x: binarize='stochastic' needs values in [0, 1]")
     opt = as_optimizer(optimizer)
     seed = model._draw_seed() if seed is None else _checks.check_seed("seed", seed)
     rng = np.random.default_rng(seed)
     valid_seed = int(rng.integers(0, 2**63))
     params = model._params
-    grads = {k: np.empty_like(v) for k, v in params.items()}
+    xp = _backend.array_module(x)  # NumPy, or CuPy for a model on the GPU
+    grads = {k: xp.empty_like(v) for k, v in params.items()}
     backup = {k: v.copy() for k, v in params.items()}
     history = History()
     batches = (n + batch_size - 1) // batch_size
@@ -88,20 +96,20 @@ def fit(
             total = 0.0
             for b in range(batches):
                 idx = order[b * batch_size : (b + 1) * batch_size]
-                xb = np.ascontiguousarray(x[idx])
+                xb = xp.ascontiguousarray(x[idx if xp is np else xp.asarray(idx)])
                 if binarize == "stochastic":
                     xb = stochastic_binarize(xb, seed, epoch, b * batch_size)
                 loss = batch_loss(xb, int(rng.integers(0, 2**63)), grads)
                 if not np.isfinite(loss):
                     for k, v in backup.items():
-                        np.copyto(params[k], v)
+                        xp.copyto(params[k], v)
                     raise TrainingDiverged(
                         f"fit: the loss became {loss} at epoch {epoch + 1}, batch {b + 1}; the "
                         "parameters were restored to the last ones with a finite loss "
                         "(try a smaller learning rate)"
                     )
                 for k, v in params.items():
-                    np.copyto(backup[k], v)
+                    xp.copyto(backup[k], v)
                 opt.step(params, grads)
                 total += loss * len(idx)
                 bar.update(1)

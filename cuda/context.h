@@ -1,0 +1,68 @@
+// Per-device state of the CUDA backend: the cuBLAS handle, a private stream for capturing
+// CUDA graphs, and scratch buffers that kernels and captured graphs reuse between calls.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cuda/cublas_runtime.h"
+
+namespace wb::cuda {
+
+void check(cudaError_t e, const char* what);
+
+// Scratch buffers, named by slot; grow-only, so a pointer stays valid (and a captured graph
+// stays usable) until a larger request reallocates it.
+enum Slot : int {
+  kXt = 0, kH, kO, kDo, kDa, kPartial, kOnes, kLoss, kDyn, kGram, kRunMax, kRunSum, kSlots
+};
+
+struct Graph;  // a captured CUDA graph and the key it was captured for (dae_chain.cu)
+
+struct Context {
+  int device = -1;
+  CublasHandle blas = nullptr;
+  cudaStream_t capture = nullptr;  // graphs are captured here, replayed on the caller's stream
+  void* workspace = nullptr;       // cuBLAS's, set explicitly so graph capture allocates nothing
+  void* slot[kSlots] = {};
+  size_t slot_bytes[kSlots] = {};
+  size_t ones_filled = 0;          // kOnes holds this many ones (of the last dtype filled)
+  int ones_dtype = 0;
+  cudaEvent_t done = nullptr;      // recorded at the end of every call
+  cudaStream_t last_stream = nullptr;
+  bool used = false;
+  Graph* chain_graph = nullptr;
+
+  // The buffer of `slot` with at least `bytes` bytes.
+  void* scratch(Slot s, size_t bytes);
+  // Called first by every driver: orders this call after the previous one (which may have
+  // run on another stream: the scratch buffers are shared) and points cuBLAS at `stream`.
+  void enter(cudaStream_t stream);
+  // Called last: records the event the next call waits for.
+  void leave(cudaStream_t stream);
+};
+
+// The context of the current CUDA device (cudaGetDevice), created on first use.
+Context& context();
+
+// Row-major GEMM through cuBLAS: C (m x n) = alpha op(A) op(B) + beta C, where op(A) is m x k
+// (A stored k x m when trans_a) and op(B) is k x n (B stored n x k when trans_b).
+template <class T>
+void gemm(Context& ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
+          const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
+
+// y (cols) = alpha * (column sums of the row-major rows x cols matrix A) + beta * y.
+template <class T>
+void column_sums(Context& ctx, const T* a, int64_t rows, int64_t cols, T* y, T beta,
+                 cudaStream_t stream);
+
+// Kernel launch geometry: blocks of `threads` covering n items, capped (grid-stride loops).
+inline unsigned blocks_for(int64_t n, int threads, int64_t cap = 65535) {
+  const int64_t b = (n + threads - 1) / threads;
+  return static_cast<unsigned>(b < 1 ? 1 : (b > cap ? cap : b));
+}
+
+}  // namespace wb::cuda

@@ -1,0 +1,42 @@
+// The DAE on the GPU (host-side declarations): the chain, walk-back training, the optimizer
+// updates. Pointers are device pointers; `stream` is the caller's (CuPy's current stream).
+// The model and argument structs are the CPU ones (walkback/dae_chain.h, dae_train.h), with
+// device pointers in them, so both backends take the same description of the work.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "walkback/dae_chain.h"
+#include "walkback/dae_train.h"
+
+namespace wb::cuda {
+
+// `steps_per_graph` > 0: the steps run as replays of a CUDA graph of that many steps (one
+// launch for many steps: what makes a few chains fast); 0 launches every kernel directly.
+template <class T>
+void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* means,
+               int64_t steps_per_graph, cudaStream_t stream);
+
+// The loss (mean over the batch), and the gradients when `grads` is not null. Synchronizes
+// the stream once, to read the loss.
+template <class T>
+double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, DaeGrads<T>* grads,
+                    cudaStream_t stream);
+
+// kind: 0 SGD (s1 = velocity), 1 Adam (s1 = m, s2 = v), 2 RMSprop (s1 = mean square).
+struct OptimizerHyper {
+  double lr = 0, momentum = 0, weight_decay = 0, beta1 = 0, beta2 = 0, eps = 0, bc1 = 1, bc2 = 1,
+         rho = 0;
+};
+template <class T>
+void optimizer_update(int kind, T* p, const T* g, T* s1, T* s2, int64_t n,
+                      const OptimizerHyper& h, cudaStream_t stream);
+
+// out[r] = row_term[r] + logsumexp_c(scale * (a_r . b_c) + col_term[c]) for the rows r of a
+// (M x D) against the rows c of b (N x D): the Parzen kernel's core (walkback/parzen.h).
+template <class T>
+void gemm_logsumexp(const T* a, int64_t M, const T* b, int64_t N, int64_t D, T scale,
+                    const T* col_term, const double* row_term, double* out, cudaStream_t stream);
+
+}  // namespace wb::cuda

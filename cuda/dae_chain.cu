@@ -1,0 +1,208 @@
+// The DAE chain on the GPU: per step two cuBLAS GEMMs, a bias + activation kernel and one
+// epilogue kernel (sample, clamp, record, corrupt for the next step). Everything a step needs
+// that changes from call to call (the state's address, the seed, the step counter, the records)
+// lives in a small block of device memory, so one captured CUDA graph of G steps is replayed
+// for any call with the same model and batch shape: a few chains cost one launch per G steps.
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstring>
+
+#include "cuda/context.h"
+#include "cuda/corrupt.h"
+#include "cuda/dae.h"
+#include "cuda/dae_kernels.cuh"
+
+namespace wb::cuda {
+
+// What a step reads at run time. `s` is the step index within the call: it starts at
+// 0xFFFFFFFF and each step's bias + activation kernel adds one before the epilogue reads it.
+struct ChainDyn {
+  void* x;
+  void* records;
+  void* means;
+  const uint8_t* clamp;
+  uint64_t seed;
+  int64_t burn_in, every, total;
+  uint32_t first_step, first_chain, s, pad;
+};
+
+struct GraphKey {
+  const void *W, *b1, *b0, *U, *xt, *h, *o, *dyn;
+  int64_t B, D, H, steps;
+  double sigma, corruption_param;
+  int activation, reconstruction, corruption, dtype, clamp_per_chain, record_means, device;
+};
+
+struct Graph {
+  GraphKey key;
+  cudaGraphExec_t exec = nullptr;
+};
+
+namespace {
+
+__global__ void set_dyn_kernel(ChainDyn* dyn, ChainDyn value) { *dyn = value; }
+
+template <class T>
+__global__ void chain_epilogue_kernel(const T* o, const T* b0, T* xt, const ChainDyn* dyn,
+                                      int64_t B, int64_t D, Reconstruction R, T sigma,
+                                      Corruption ck, T cp, bool clamp_per_chain,
+                                      bool record_means) {
+  const int64_t groups = (D + 3) / 4;
+  const int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (g >= groups) return;
+  const uint32_t s = dyn->s;
+  const StreamKey key = stream_key(dyn->seed);
+  const uint32_t step = dyn->first_step + s;
+  const bool last = int64_t(s) + 1 == dyn->total;
+  const int64_t past = int64_t(s) + 1 - dyn->burn_in;
+  T* x = static_cast<T*>(dyn->x);
+  T* rec = nullptr;
+  if (dyn->records && dyn->every > 0 && past > 0 && past % dyn->every == 0)
+    rec = static_cast<T*>(dyn->records) + (past / dyn->every - 1) * B * D;
+  T* means = last ? static_cast<T*>(dyn->means) : nullptr;
+  for (int64_t c = blockIdx.y; c < B; c += gridDim.y) {
+    const uint32_t chain = dyn->first_chain + static_cast<uint32_t>(c);
+    float r[4], q[4] = {0.f, 0.f, 0.f, 0.f};
+    stream_numbers(key, uint32_t(g), chain, step, kStreamSample,
+                   R == Reconstruction::Gaussian, r);
+    if (!last && ck != Corruption::None)
+      stream_numbers(key, uint32_t(g), chain, step + 1, kStreamCorrupt,
+                     corruption_needs_normal(ck), q);
+    const uint8_t* cl = dyn->clamp ? dyn->clamp + (clamp_per_chain ? c * D : 0) : nullptr;
+    for (int l = 0; l < 4; ++l) {
+      const int64_t i = 4 * g + l;
+      if (i >= D) break;
+      const int64_t idx = c * D + i;
+      const T mean = reconstruction_mean<T>(R, o[idx] + b0[i]);
+      const T smp = reconstruction_sample<T>(R, mean, sigma, r[l], r[l]);
+      const bool keep = cl && cl[i];
+      const T xv = x[idx];
+      const T w = keep ? xv : mean;
+      const T xn = keep ? xv : smp;
+      x[idx] = xn;
+      if (rec) rec[idx] = record_means ? w : xn;
+      if (means) means[idx] = w;
+      if (!last) xt[idx] = corrupt_value<T>(ck, cp, xn, q[l], q[l]);
+    }
+  }
+}
+
+template <class T>
+void enqueue_steps(Context& ctx, const DaeModel<T>& m, int64_t B, T* xt, T* h, T* o,
+                   ChainDyn* dyn, bool clamp_per_chain, bool record_means, int64_t n,
+                   cudaStream_t s) {
+  const int64_t D = m.D, H = m.H;
+  uint32_t* counter = reinterpret_cast<uint32_t*>(reinterpret_cast<char*>(dyn) +
+                                                  offsetof(ChainDyn, s));
+  const dim3 grid(blocks_for((D + 3) / 4, kEpilogueThreads), unsigned(B < 65535 ? B : 65535));
+  for (int64_t k = 0; k < n; ++k) {
+    gemm<T>(ctx, false, false, B, H, D, T(1), xt, D, m.W, H, T(0), h, H);
+    launch_bias_activate<T>(h, m.b1, B, H, m.activation, counter, s);
+    if (m.U)
+      gemm<T>(ctx, false, false, B, D, H, T(1), h, H, m.U, D, T(0), o, D);
+    else
+      gemm<T>(ctx, false, true, B, D, H, T(1), h, H, m.W, H, T(0), o, D);
+    chain_epilogue_kernel<T><<<grid, kEpilogueThreads, 0, s>>>(
+        o, m.b0, xt, dyn, B, D, m.reconstruction, m.sigma, m.corruption, m.corruption_param,
+        clamp_per_chain, record_means);
+    check(cudaGetLastError(), "chain epilogue kernel launch");
+  }
+}
+
+template <class T>
+cudaGraphExec_t chain_graph(Context& ctx, const DaeModel<T>& m, int64_t B, T* xt, T* h, T* o,
+                            ChainDyn* dyn, bool clamp_per_chain, bool record_means,
+                            int64_t steps, cudaStream_t stream) {
+  GraphKey key;
+  std::memset(&key, 0, sizeof key);  // padding too: keys are compared bytewise
+  key.W = m.W;
+  key.b1 = m.b1;
+  key.b0 = m.b0;
+  key.U = m.U;
+  key.xt = xt;
+  key.h = h;
+  key.o = o;
+  key.dyn = dyn;
+  key.B = B;
+  key.D = m.D;
+  key.H = m.H;
+  key.steps = steps;
+  key.sigma = double(m.sigma);
+  key.corruption_param = double(m.corruption_param);
+  key.activation = int(m.activation);
+  key.reconstruction = int(m.reconstruction);
+  key.corruption = int(m.corruption);
+  key.dtype = int(sizeof(T));
+  key.clamp_per_chain = clamp_per_chain;
+  key.record_means = record_means;
+  key.device = ctx.device;
+  Graph*& g = ctx.chain_graph;
+  if (g && std::memcmp(&g->key, &key, sizeof key) == 0) return g->exec;
+  if (g) {
+    check(cudaGraphExecDestroy(g->exec), "cudaGraphExecDestroy");
+    delete g;
+    g = nullptr;
+  }
+  // Capture on the private stream (the caller's may be the legacy default stream, which
+  // cannot be captured); the graph is then launched on the caller's stream.
+  check(cudaStreamBeginCapture(ctx.capture, cudaStreamCaptureModeThreadLocal),
+        "cudaStreamBeginCapture");
+  cudaGraph_t graph = nullptr;
+  try {
+    check_cublas(cublas().set_stream(ctx.blas, ctx.capture), "cublasSetStream");
+    enqueue_steps<T>(ctx, m, B, xt, h, o, dyn, clamp_per_chain, record_means, steps,
+                     ctx.capture);
+  } catch (...) {
+    cudaStreamEndCapture(ctx.capture, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    cublas().set_stream(ctx.blas, stream);
+    throw;
+  }
+  check(cudaStreamEndCapture(ctx.capture, &graph), "cudaStreamEndCapture");
+  check_cublas(cublas().set_stream(ctx.blas, stream), "cublasSetStream");
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  check(e, "cudaGraphInstantiate");
+  g = new Graph{key, exec};
+  return exec;
+}
+
+}  // namespace
+
+template <class T>
+void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* means,
+               int64_t steps_per_graph, cudaStream_t stream) {
+  const int64_t B = a.chains, D = m.D, H = m.H, total = a.burn_in + a.steps;
+  if (B == 0 || total == 0) return;
+  Context& ctx = context();
+  ctx.enter(stream);
+  T* xt = static_cast<T*>(ctx.scratch(kXt, size_t(B * D) * sizeof(T)));
+  T* h = static_cast<T*>(ctx.scratch(kH, size_t(B * H) * sizeof(T)));
+  T* o = static_cast<T*>(ctx.scratch(kO, size_t(B * D) * sizeof(T)));
+  auto* dyn = static_cast<ChainDyn*>(ctx.scratch(kDyn, sizeof(ChainDyn)));
+  const ChainDyn value{x, records, means, a.clamp, a.seed, a.burn_in, a.every, total,
+                       a.first_step, a.first_chain, 0xFFFFFFFFu, 0u};
+  set_dyn_kernel<<<1, 1, 0, stream>>>(dyn, value);
+  check(cudaGetLastError(), "chain setup kernel launch");
+  corrupt(x, xt, B, D, int(sizeof(T)), m.corruption, double(m.corruption_param), a.seed,
+          a.first_step, a.first_chain, reinterpret_cast<uintptr_t>(stream));
+  int64_t done = 0;
+  if (steps_per_graph > 0 && total >= steps_per_graph) {
+    const cudaGraphExec_t exec = chain_graph<T>(ctx, m, B, xt, h, o, dyn, a.clamp_per_chain,
+                                                a.record_means, steps_per_graph, stream);
+    for (; total - done >= steps_per_graph; done += steps_per_graph)
+      check(cudaGraphLaunch(exec, stream), "cudaGraphLaunch");
+  }
+  enqueue_steps<T>(ctx, m, B, xt, h, o, dyn, a.clamp_per_chain, a.record_means, total - done,
+                   stream);
+  ctx.leave(stream);
+}
+
+template void dae_chain<float>(const DaeModel<float>&, const ChainArgs&, float*, float*, float*,
+                               int64_t, cudaStream_t);
+template void dae_chain<double>(const DaeModel<double>&, const ChainArgs&, double*, double*,
+                                double*, int64_t, cudaStream_t);
+
+}  // namespace wb::cuda

@@ -1,0 +1,206 @@
+"""The GPU side of the Python layer: CuPy arrays in, the CUDA extension's drivers called on
+CuPy's current stream and device, CuPy arrays out. Nothing here touches data element by
+element; it checks arrays, finds cuBLAS and passes raw device pointers."""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+
+import numpy as np
+
+from . import _backend
+
+# A captured CUDA graph runs this many chain steps per launch (cuda/dae_chain.cu); calls of
+# fewer steps launch their kernels directly.
+STEPS_PER_GRAPH = 16
+
+
+def require(what: str):
+    """CuPy, with the CUDA extension built, a device visible and cuBLAS loaded; else a
+    RuntimeError that says which of these is missing."""
+    if not _backend.cuda_built():
+        raise RuntimeError(f"{what}: walkback was built without CUDA (nvcc was not found)")
+    try:
+        import cupy
+    except ImportError as e:
+        raise RuntimeError(f"{what}: the CUDA backend needs CuPy (pip install cupy-cuda13x)") from e
+    if not _backend.cuda_available():
+        raise RuntimeError(f"{what}: no CUDA device is visible")
+    _load_cublas()
+    return cupy
+
+
+def cublas_candidates() -> list:
+    """Where libcublas may be, most likely first: $WALKBACK_CUBLAS, the nvidia-cublas wheel
+    (CuPy's companion), CuPy's CUDA path, $CUDA_PATH/$CUDA_HOME, /usr/local/cuda."""
+    out = []
+    env = os.environ.get("WALKBACK_CUBLAS")
+    if env:
+        out.append(env)
+    try:
+        import nvidia  # the namespace package of NVIDIA's wheels
+
+        for root in list(getattr(nvidia, "__path__", [])):
+            # cu13 wheels: nvidia/cu13/lib; cu12 wheels: nvidia/cublas/lib.
+            out += sorted(glob.glob(os.path.join(root, "*", "lib", "libcublas.so.1[0-9]")))[::-1]
+    except ImportError:
+        pass
+    roots = [os.environ.get("CUDA_PATH"), os.environ.get("CUDA_HOME"), "/usr/local/cuda"]
+    try:
+        import cupy
+
+        roots.insert(0, cupy.cuda.get_cuda_path())
+    except Exception:  # noqa: BLE001 - CuPy absent or without a CUDA path: other places remain
+        pass
+    for r in roots:
+        if r:
+            for sub in ("lib64", "lib", os.path.join("targets", "x86_64-linux", "lib")):
+                out += sorted(glob.glob(os.path.join(r, sub, "libcublas.so.1[0-9]")))[::-1]
+    return list(dict.fromkeys(out))
+
+
+@functools.cache
+def _load_cublas() -> str:
+    return _backend.cuda().load_cublas(cublas_candidates())
+
+
+def cublas_origin() -> str:
+    """The libcublas file (or soname) the CUDA backend loaded."""
+    require("cublas_origin")
+    return _load_cublas()
+
+
+def stream_ptr(cupy) -> int:
+    return cupy.cuda.get_current_stream().ptr
+
+
+def ptr(a) -> int:
+    return 0 if a is None else int(a.data.ptr)
+
+
+def check_device(name: str, a, cupy) -> None:
+    """A CuPy array on the current device (the kernels run there)."""
+    cur = cupy.cuda.Device().id
+    if a.device.id != cur:
+        raise ValueError(
+            f"{name}: the array is on cuda:{a.device.id} but the current CuPy device is "
+            f"cuda:{cur} (use `with cupy.cuda.Device({a.device.id}):`)"
+        )
+
+
+def dae_model(kw: dict) -> dict:
+    """The CUDA driver's model description from the DAE kernel's keyword arguments."""
+    w = kw["W1"]
+    return {
+        "W1": ptr(w),
+        "b1": ptr(kw["b1"]),
+        "b0": ptr(kw["b0"]),
+        "U1": ptr(kw.get("U1")),
+        "D": int(w.shape[0]),
+        "H": int(w.shape[1]),
+        "dtype_size": int(w.dtype.itemsize),
+        "activation": int(kw["activation"]),
+        "reconstruction": int(kw["reconstruction"]),
+        "sigma": float(kw["sigma"]),
+        "corruption": int(kw["corruption"]),
+        "corruption_param": float(kw["corruption_param"]),
+    }
+
+
+def clamp_to_device(clamp, cupy):
+    """A uint8 clamp mask (from _checks.as_clamp) on the GPU, or None."""
+    if clamp is None:
+        return None
+    if isinstance(clamp, np.ndarray):
+        return cupy.asarray(clamp)
+    return cupy.ascontiguousarray(clamp.astype(cupy.uint8))
+
+
+def dae_chain(
+    x,
+    kw,
+    *,
+    seed,
+    first_step,
+    first_chain,
+    steps,
+    burn_in,
+    every,
+    clamp,
+    records,
+    means,
+    record_means,
+):
+    """Runs the DAE chain on the GPU, the state ``x`` (B, D) advanced in place."""
+    cupy = require("dae_chain")
+    args = {
+        "x": ptr(x),
+        "chains": int(x.shape[0]),
+        "seed": int(seed),
+        "first_step": int(first_step),
+        "first_chain": int(first_chain),
+        "steps": int(steps),
+        "burn_in": int(burn_in),
+        "every": int(every),
+        "clamp": ptr(clamp),
+        "clamp_per_chain": clamp is not None and clamp.ndim == 2,
+        "records": ptr(records),
+        "means": ptr(means),
+        "record_means": bool(record_means),
+        "steps_per_graph": STEPS_PER_GRAPH,
+        "stream": stream_ptr(cupy),
+    }
+    _backend.cuda().dae_chain(dae_model(kw), args)
+
+
+def dae_walkback(x, kw, *, seed, first_chain, walkbacks, last_only, grads) -> float:
+    """Walk-back loss (and gradients into the CuPy arrays of ``grads``) on the GPU."""
+    cupy = require("dae_walkback")
+    args = {
+        "x": ptr(x),
+        "batch": int(x.shape[0]),
+        "seed": int(seed),
+        "first_chain": int(first_chain),
+        "walkbacks": int(walkbacks),
+        "last_only": bool(last_only),
+        "stream": stream_ptr(cupy),
+    }
+    g = None if grads is None else {k: ptr(grads.get(k)) for k in ("W1", "b1", "b0", "U1")}
+    return float(_backend.cuda().dae_walkback(dae_model(kw), args, g))
+
+
+def optimizer_update(kind: int, p, g, s1, s2, hyper: dict) -> None:
+    cupy = require("optimizer")
+    _backend.cuda().optimizer_update(
+        kind,
+        p.dtype.itemsize,
+        ptr(p),
+        ptr(g),
+        ptr(s1),
+        ptr(s2),
+        p.size,
+        hyper,
+        stream_ptr(cupy),
+    )
+
+
+def gemm_logsumexp(a, b, scale, col_term, row_term):
+    """out[r] = row_term[r] + logsumexp_c(scale a_r . b_c + col_term[c]) on the GPU."""
+    cupy = require("parzen")
+    out = cupy.empty(a.shape[0], dtype=cupy.float64)
+    _backend.cuda().gemm_logsumexp(
+        a.dtype.itemsize,
+        ptr(a),
+        a.shape[0],
+        ptr(b),
+        b.shape[0],
+        a.shape[1],
+        float(scale),
+        ptr(col_term),
+        ptr(row_term),
+        ptr(out),
+        stream_ptr(cupy),
+    )
+    return out
