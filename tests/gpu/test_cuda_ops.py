@@ -1,17 +1,10 @@
-"""GPU ops against the CPU backend. Two different skips: the CUDA extension was not built
-(no nvcc at build time), or it was built but there is no CuPy or no GPU here."""
+"""GPU ops against the CPU backend (skips: see conftest.py)."""
 
 import numpy as np
 import pytest
 
 import walkback as wb
 
-if not wb.cuda_built():
-    pytest.skip(
-        "walkback was built without the CUDA extension (nvcc not found)", allow_module_level=True
-    )
-if not wb.cuda_available():
-    pytest.skip("CUDA extension built, but no CUDA device is visible", allow_module_level=True)
 cupy = pytest.importorskip("cupy", reason="CuPy is not installed")
 
 

@@ -1,0 +1,292 @@
+"""The DAE on the GPU against the CPU backend: the chain (direct launches and graph replays),
+walk-back losses and gradients, the optimizers, fit and the model's device moves."""
+
+import numpy as np
+import pytest
+
+import walkback as wb
+
+cupy = pytest.importorskip("cupy", reason="CuPy is not installed")
+
+D, H = 37, 29  # odd sizes: partial Philox blocks and GEMM edges
+
+
+def params(dtype, tied=True, seed=0, d=D, h=H):
+    rng = np.random.default_rng(seed)
+    p = {
+        "W1": rng.normal(0, 0.5, (d, h)).astype(dtype),
+        "b1": rng.normal(0, 0.2, h).astype(dtype),
+        "b0": rng.normal(0, 0.2, d).astype(dtype),
+    }
+    if not tied:
+        p["U1"] = rng.normal(0, 0.5, (h, d)).astype(dtype)
+    return p
+
+
+def on_gpu(p):
+    return {k: cupy.asarray(v) for k, v in p.items()}
+
+
+def binary(n, d=D, seed=1, dtype=np.float64):
+    return (np.random.default_rng(seed).random((n, d)) < 0.4).astype(dtype)
+
+
+@pytest.mark.parametrize("steps", [1, 5, 40])  # 40: two graph replays and 8 direct steps
+@pytest.mark.parametrize("tied", [True, False])
+def test_chain_float64_equals_cpu(steps, tied):
+    p = params(np.float64, tied)
+    x = binary(11)
+    kw = dict(corruption=wb.SaltAndPepper(0.3), seed=5, step=3, first_chain=2, steps=steps)
+    want, wmean = wb.ops.chain_step(x, **p, return_mean=True, **kw)
+    got, gmean = wb.ops.chain_step(cupy.asarray(x), **on_gpu(p), return_mean=True, **kw)
+    assert isinstance(got, cupy.ndarray) and got.dtype == np.float64
+    np.testing.assert_array_equal(cupy.asnumpy(got), want)
+    np.testing.assert_allclose(cupy.asnumpy(gmean), wmean, rtol=1e-10, atol=1e-12)
+
+
+def test_graph_is_reused_with_new_seed_state_and_step():
+    p = params(np.float64)
+    gp = on_gpu(p)
+    for seed, step, rows in [(1, 0, 7), (2, 100, 7), (3, 7, 7), (4, 0, 9)]:
+        x = binary(rows, seed=seed)
+        want = wb.ops.chain_step(x, **p, seed=seed, step=step, steps=33)
+        got = wb.ops.chain_step(cupy.asarray(x), **gp, seed=seed, step=step, steps=33)
+        np.testing.assert_array_equal(cupy.asnumpy(got), want)
+
+
+@pytest.mark.parametrize(
+    "activation,reconstruction,corruption",
+    [
+        ("tanh", "bernoulli", wb.Masking(0.4)),
+        ("relu", "gaussian", wb.GaussianCorruption(0.3)),
+        ("sigmoid", wb.Gaussian(0.5), None),
+        ("leaky_relu", "bernoulli", wb.BitFlip(0.1)),
+    ],
+)
+def test_chain_kinds_close_to_cpu(activation, reconstruction, corruption):
+    p = params(np.float64)
+    rng = np.random.default_rng(3)
+    x = binary(6) if reconstruction == "bernoulli" else rng.normal(size=(6, D))
+    kw = dict(
+        activation=activation,
+        reconstruction=reconstruction,
+        corruption=corruption,
+        seed=9,
+        steps=20,
+    )
+    want = wb.ops.chain_step(x, **p, **kw)
+    got = wb.ops.chain_step(cupy.asarray(x), **on_gpu(p), **kw)
+    np.testing.assert_allclose(cupy.asnumpy(got), want, rtol=1e-9, atol=1e-9)
+
+
+def test_chain_float32_close_to_cpu():
+    p = params(np.float32, d=784, h=500)
+    x = binary(64, d=784, dtype=np.float32)
+    want, wmean = wb.ops.chain_step(x, **p, seed=1, return_mean=True)
+    got, gmean = wb.ops.chain_step(cupy.asarray(x), **on_gpu(p), seed=1, return_mean=True)
+    np.testing.assert_allclose(cupy.asnumpy(gmean), wmean, rtol=1e-4, atol=1e-5)
+    # A sample differs only where the uniform falls between the two means.
+    assert np.mean(cupy.asnumpy(got) != want) < 1e-3
+
+
+def test_sample_records_burn_in_means_and_clamp_equal_cpu():
+    m = wb.DAE(D, H, seed=4, dtype=np.float64)
+    m.set_params(**params(np.float64))
+    x0 = binary(5)
+    clamp = np.zeros((5, D), bool)
+    clamp[:, :10] = True
+    clamp[2, 20:] = True
+    kw = dict(x0=x0, steps=24, burn_in=7, every=3, seed=12, clamp=clamp)
+    want = m.sample(**kw)
+    want_means = m.sample(**kw, means=True)
+    g = wb.DAE(D, H, seed=4, dtype=np.float64).to("cuda")
+    g.set_params(**params(np.float64))
+    got = g.sample(**{**kw, "x0": cupy.asarray(x0)})
+    got_means = g.sample(**{**kw, "x0": cupy.asarray(x0)}, means=True)
+    assert got.shape == (8, 5, D)
+    np.testing.assert_array_equal(cupy.asnumpy(got), want)
+    np.testing.assert_allclose(cupy.asnumpy(got_means), want_means, rtol=1e-10, atol=1e-12)
+    kept = cupy.asnumpy(got)[:, clamp]
+    np.testing.assert_array_equal(kept, np.broadcast_to(x0[clamp], kept.shape))
+
+
+def test_sample_from_random_start_and_shared_clamp():
+    m = wb.DAE(D, H, seed=4, dtype=np.float64)
+    g = wb.DAE(D, H, seed=4, dtype=np.float64).to("cuda")
+    np.testing.assert_array_equal(
+        cupy.asnumpy(g.sample(n=9, steps=17, seed=3)), m.sample(n=9, steps=17, seed=3)
+    )
+    x0 = binary(4)
+    clamp = np.arange(D) < 12
+    want = m.sample(x0=x0, steps=5, seed=1, clamp=clamp, means=True)
+    got = g.sample(x0=cupy.asarray(x0), steps=5, seed=1, clamp=cupy.asarray(clamp), means=True)
+    np.testing.assert_allclose(cupy.asnumpy(got), want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("walkbacks,reconstruct", [(1, "all"), (3, "all"), (3, "last")])
+@pytest.mark.parametrize("tied", [True, False])
+@pytest.mark.parametrize("reconstruction", ["bernoulli", "gaussian"])
+def test_walkback_grad_float64_equals_cpu(walkbacks, reconstruct, tied, reconstruction):
+    p = params(np.float64, tied)
+    x = (
+        binary(13)
+        if reconstruction == "bernoulli"
+        else np.random.default_rng(2).normal(size=(13, D))
+    )
+    kw = dict(
+        walkbacks=walkbacks,
+        reconstruct=reconstruct,
+        reconstruction=reconstruction,
+        corruption=wb.SaltAndPepper(0.25)
+        if reconstruction == "bernoulli"
+        else wb.GaussianCorruption(0.4),
+        activation="tanh",
+        seed=8,
+        first_chain=3,
+    )
+    loss, grads = wb.ops.walkback_grad(x, **p, **kw)
+    gloss, ggrads = wb.ops.walkback_grad(cupy.asarray(x), **on_gpu(p), **kw)
+    assert gloss == pytest.approx(loss, rel=1e-11)
+    assert set(ggrads) == set(grads)
+    for k, v in grads.items():
+        assert isinstance(ggrads[k], cupy.ndarray)
+        np.testing.assert_allclose(cupy.asnumpy(ggrads[k]), v, rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def test_walkback_grad_float32_large_batch():
+    p = params(np.float32, d=784, h=1000)
+    x = binary(4096, d=784, dtype=np.float32)
+    loss, grads = wb.ops.walkback_grad(x, **p, corruption=wb.SaltAndPepper(0.3), seed=1)
+    gloss, ggrads = wb.ops.walkback_grad(
+        cupy.asarray(x), **on_gpu(p), corruption=wb.SaltAndPepper(0.3), seed=1
+    )
+    assert gloss == pytest.approx(loss, rel=1e-4)
+    for k, v in grads.items():
+        g = cupy.asnumpy(ggrads[k])
+        assert np.linalg.norm(g - v) <= 1e-3 * np.linalg.norm(v), k
+
+
+@pytest.mark.parametrize(
+    "opt", [wb.SGD(0.1, momentum=0.9, weight_decay=0.01), wb.Adam(0.01), wb.RMSprop(0.01)]
+)
+def test_optimizers_equal_cpu(opt):
+    import copy
+
+    rng = np.random.default_rng(0)
+    p = {"a": rng.normal(size=(50, 7)), "b": rng.normal(size=3)}
+    gp = on_gpu(p)
+    o_cpu, o_gpu = copy.deepcopy(opt), copy.deepcopy(opt)
+    for _ in range(3):
+        g = {k: rng.normal(size=v.shape) for k, v in p.items()}
+        o_cpu.step(p, g)
+        o_gpu.step(gp, on_gpu(g))
+    for k in p:
+        np.testing.assert_allclose(cupy.asnumpy(gp[k]), p[k], rtol=1e-12, atol=1e-14)
+
+
+def test_fit_on_gpu_learns_and_tracks_cpu():
+    x = wb.data.binarize(wb.data.load_digits()[0], "threshold").astype(np.float32)
+    cpu = wb.DAE(64, 100, seed=0)
+    gpu = wb.DAE(64, 100, seed=0).to("cuda")
+    kw = dict(epochs=4, batch_size=50, optimizer=wb.Adam(3e-3), seed=1, progress=False)
+    hc = cpu.fit(x, **kw)
+    kw["optimizer"] = wb.Adam(3e-3)
+    hg = gpu.fit(cupy.asarray(x), validation=cupy.asarray(x[:200]), **kw)
+    assert hg.train_loss[-1] < 0.8 * hg.train_loss[0]
+    assert hg.train_loss[-1] == pytest.approx(hc.train_loss[-1], rel=0.03)
+    assert all(isinstance(v, cupy.ndarray) for v in gpu.get_params().values())
+    assert hg.valid_loss[-1] is not None and np.isfinite(hg.valid_loss[-1])
+
+
+def test_fit_stochastic_binarization_on_gpu():
+    x = wb.data.load_digits()[0][:300].astype(np.float32)
+    m = wb.DAE(64, 50, seed=0).to("cuda")
+    h = m.fit(cupy.asarray(x), epochs=2, binarize="stochastic", progress=False, seed=0)
+    assert np.isfinite(h.train_loss).all()
+
+
+def test_move_save_and_load(tmp_path):
+    m = wb.DAE(D, H, seed=2).to("cuda")
+    assert m.device == "cuda" and isinstance(m.get_params()["W1"], cupy.ndarray)
+    m.save(tmp_path / "m.safetensors")
+    back = wb.load(tmp_path / "m.safetensors")
+    assert back.device == "cpu"
+    np.testing.assert_array_equal(back.get_params()["W1"], cupy.asnumpy(m.get_params()["W1"]))
+    m.to("cpu")
+    assert isinstance(m.get_params()["W1"], np.ndarray)
+
+
+def test_mixing_devices_is_an_error_naming_both():
+    m = wb.DAE(D, H).to("cuda")
+    with pytest.raises(ValueError, match="cpu.*cuda"):
+        m.loss_and_grad(binary(3, dtype=np.float32))
+    with pytest.raises(ValueError, match="cpu.*cuda"):
+        m.sample(x0=binary(3, dtype=np.float32))
+    p = params(np.float32)
+    with pytest.raises(ValueError, match="x is on cuda but W1 is on cpu"):
+        wb.ops.chain_step(cupy.asarray(binary(2, dtype=np.float32)), **p, seed=0)
+    c = wb.DAE(D, H)
+    with pytest.raises(ValueError, match="cuda.*cpu"):
+        c.fit(cupy.asarray(binary(3, dtype=np.float32)), epochs=1, progress=False)
+
+
+def test_models_without_a_cuda_port_say_so():
+    with pytest.raises(NotImplementedError, match="CPU only"):
+        wb.GSN(visible=10, hidden=(8,)).to("cuda")
+
+
+def test_runs_on_cupys_current_stream():
+    p = params(np.float64)
+    x = binary(8)
+    want = wb.ops.chain_step(x, **p, seed=2, steps=20)
+    s = cupy.cuda.Stream(non_blocking=True)
+    with s:
+        got = wb.ops.chain_step(cupy.asarray(x), **on_gpu(p), seed=2, steps=20)
+    s.synchronize()
+    np.testing.assert_array_equal(cupy.asnumpy(got), want)
+
+
+def test_dlpack_tensors_run_the_chain():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch has no CUDA here")
+    p = params(np.float32)
+    x = binary(4, dtype=np.float32)
+    want = wb.ops.chain_step(x, **p, seed=0, steps=3)
+    got = wb.ops.chain_step(
+        torch.from_numpy(x).cuda(),
+        **{k: torch.from_numpy(v).cuda() for k, v in p.items()},
+        seed=0,
+        steps=3,
+    )
+    assert isinstance(got, cupy.ndarray)
+    assert np.mean(cupy.asnumpy(got) != want) < 0.01
+
+
+def test_parzen_equals_cpu():
+    rng = np.random.default_rng(0)
+    s = rng.random((3000, 50)).astype(np.float32)
+    x = rng.random((900, 50)).astype(np.float32)
+    for sigma in (0.05, 0.3):
+        want = wb.ops.parzen_logpdf(s, x, sigma)
+        got = wb.ops.parzen_logpdf(cupy.asarray(s), cupy.asarray(x), sigma)
+        # float32 cross terms: both backends keep their rounding below 2e-5 of the
+        # normalising term (walkback/parzen.cpp), and round differently.
+        np.testing.assert_allclose(cupy.asnumpy(got), want, rtol=3e-5, atol=1e-4)
+    mean, sem = wb.eval.parzen_log_likelihood(cupy.asarray(s), cupy.asarray(x), 0.3)
+    assert (mean, sem) == pytest.approx(wb.eval.parzen_log_likelihood(s, x, 0.3), rel=1e-5)
+
+
+def test_parzen_blocks_over_many_centres():
+    rng = np.random.default_rng(1)
+    s = rng.random((9000, 8))  # more than one 8192-column block, float64
+    x = rng.random((5000, 8))  # more than one 4096-row block
+    want = wb.ops.parzen_logpdf(s, x, 0.2)
+    got = wb.ops.parzen_logpdf(cupy.asarray(s), cupy.asarray(x), 0.2)
+    np.testing.assert_allclose(cupy.asnumpy(got), want, rtol=1e-10)
+
+
+def test_cublas_was_found():
+    from walkback import _gpu
+
+    assert "libcublas" in _gpu.cublas_origin()
