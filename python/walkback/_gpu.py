@@ -13,8 +13,9 @@ import numpy as np
 from . import _backend
 
 # A captured CUDA graph runs this many chain steps per launch (cuda/dae_chain.cu); calls of
-# fewer steps launch their kernels directly.
-STEPS_PER_GRAPH = 16
+# fewer steps launch their kernels directly. WALKBACK_STEPS_PER_GRAPH=0 turns graphs off (the
+# benchmark's ablation).
+STEPS_PER_GRAPH = int(os.environ.get("WALKBACK_STEPS_PER_GRAPH", "16"))
 
 
 def require(what: str):
@@ -149,7 +150,7 @@ def dae_chain(
         "records": ptr(records),
         "means": ptr(means),
         "record_means": bool(record_means),
-        "steps_per_graph": STEPS_PER_GRAPH,
+        "steps_per_graph": max(0, STEPS_PER_GRAPH),
         "stream": stream_ptr(cupy),
     }
     _backend.cuda().dae_chain(dae_model(kw), args)
