@@ -28,5 +28,7 @@ echo "build: $(($(date +%s) - t0)) s"
 
 timeout 300 python3 -m pytest -q -p no:cacheprovider tests/gpu 2>&1 | tee "$OUT/gpu_tests.log" \
   | tail -40
+timeout 120 python3 benchmarks/gpu_profile.py --out /tmp/walkback_traces 2>&1 \
+  | tee "$OUT/gpu_profile.log" | tail -80
 timeout 300 python3 benchmarks/gpu.py --json "$OUT/gpu_bench.json" 2>&1 \
-  | tee "$OUT/gpu_bench.log" | tail -60
+  | tee "$OUT/gpu_bench.log" | tail -30

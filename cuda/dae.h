@@ -18,11 +18,16 @@ template <class T>
 void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* means,
                int64_t steps_per_graph, cudaStream_t stream);
 
+// Bits of `bad_input`: the data checks run inside the first step's kernel (a separate check
+// would cost the caller a synchronization of its own).
+enum BadInput : uint32_t { kNotFinite = 1, kOutsideUnitInterval = 2 };
+
 // The loss (mean over the batch), and the gradients when `grads` is not null. Synchronizes
-// the stream once, to read the loss.
+// the stream once, to read the loss and `bad_input` (nonzero: x had NaN or infinite values, or
+// values outside [0, 1] for a Bernoulli model; the results are then meaningless).
 template <class T>
 double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, DaeGrads<T>* grads,
-                    cudaStream_t stream);
+                    uint32_t* bad_input, cudaStream_t stream);
 
 // kind: 0 SGD (s1 = velocity), 1 Adam (s1 = m, s2 = v), 2 RMSprop (s1 = mean square).
 struct OptimizerHyper {

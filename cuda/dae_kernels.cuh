@@ -25,16 +25,18 @@ __device__ __forceinline__ void stream_numbers(StreamKey key, uint32_t group, ui
   }
 }
 
-// h = act(h + b) over a (rows x cols) row-major array. With `counter`, one thread also adds 1
-// to it: the chain's step counter, read by the epilogue that runs after this kernel.
+// h = act(h + b) over a (rows x cols) row-major array: blockIdx.y walks the rows, so no
+// thread divides to find its column. With `counter`, one thread also adds 1 to it: the
+// chain's step counter, read by the epilogue that runs after this kernel.
 template <class T>
 __global__ void bias_activate_kernel(T* h, const T* b, int64_t rows, int64_t cols,
                                      Activation act, uint32_t* counter) {
-  if (counter && blockIdx.x == 0 && threadIdx.x == 0) *counter += 1u;
-  const int64_t n = rows * cols;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
-    h[i] = activate<T>(act, h[i] + b[i % cols]);
+  if (counter && blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) *counter += 1u;
+  const int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (j >= cols) return;
+  const T bj = b[j];
+  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y)
+    h[r * cols + j] = activate<T>(act, h[r * cols + j] + bj);
 }
 
 // g *= act'(h), h the activation's output.
@@ -48,8 +50,8 @@ __global__ void mul_activation_grad_kernel(T* g, const T* h, int64_t n, Activati
 template <class T>
 void launch_bias_activate(T* h, const T* b, int64_t rows, int64_t cols, Activation act,
                           uint32_t* counter, cudaStream_t s) {
-  bias_activate_kernel<T><<<blocks_for(rows * cols, 256, 8192), 256, 0, s>>>(h, b, rows, cols,
-                                                                            act, counter);
+  const dim3 grid(blocks_for(cols, 256), unsigned(rows < 65535 ? rows : 65535));
+  bias_activate_kernel<T><<<grid, 256, 0, s>>>(h, b, rows, cols, act, counter);
   check(cudaGetLastError(), "bias_activate kernel launch");
 }
 

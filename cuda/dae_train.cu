@@ -5,6 +5,8 @@
 // (per block, then one block over the partial sums), so it does not vary from run to run.
 #include <cuda_runtime.h>
 
+#include <cstring>
+
 #include "cuda/context.h"
 #include "cuda/corrupt.h"
 #include "cuda/dae.h"
@@ -30,7 +32,7 @@ __global__ void walkback_epilogue_kernel(const T* o, const T* b0, const T* x, T*
                                          T* xt_next, double* partial, int64_t B, int64_t D,
                                          Reconstruction R, T sigma, Corruption ck, T cp,
                                          StreamKey key, uint32_t step, uint32_t first_chain,
-                                         T scale, bool counted) {
+                                         T scale, bool counted, uint32_t* bad_input) {
   __shared__ double red[kEpilogueThreads];
   const int64_t groups = (D + 3) / 4;
   const int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
@@ -52,6 +54,11 @@ __global__ void walkback_epilogue_kernel(const T* o, const T* b0, const T* x, T*
         const int64_t idx = c * D + i;
         const T z = o[idx] + b0[i];
         const T t = x[idx];
+        if (bad_input) {  // the first step checks the data (rarely true: atomics cost nothing)
+          if (!isfinite(t)) atomicOr(bad_input, uint32_t(kNotFinite));
+          else if (R == Reconstruction::Bernoulli && (t < T(0) || t > T(1)))
+            atomicOr(bad_input, uint32_t(kOutsideUnitInterval));
+        }
         if (counted) local += double(reconstruction_nll<T>(R, z, t, sigma));
         d_o[idx] = counted ? scale * reconstruction_nll_grad<T>(R, z, t, sigma) : T(0);
         if (xt_next) {
@@ -98,7 +105,7 @@ __global__ void optimizer_kernel(int kind, T* p, const T* g, T* s1, T* s2, int64
 
 template <class T>
 double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, DaeGrads<T>* grads,
-                    cudaStream_t stream) {
+                    uint32_t* bad_input, cudaStream_t stream) {
   const int64_t B = a.batch, D = m.D, H = m.H, K = a.walkbacks, KB = K * B;
   if (B == 0) return 0.0;
   Context& ctx = context();
@@ -111,7 +118,10 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
   T* d_o = static_cast<T*>(ctx.scratch(kDo, size_t(KB * D) * sizeof(T)));
   T* o = static_cast<T*>(ctx.scratch(kO, size_t(B * D) * sizeof(T)));
   auto* partial = static_cast<double*>(ctx.scratch(kPartial, size_t(KB * chunks) * 8));
-  auto* loss_d = static_cast<double*>(ctx.scratch(kLoss, 8));
+  // The loss and the bad-input bits, read back together.
+  auto* result_d = static_cast<double*>(ctx.scratch(kLoss, 16));
+  auto* bad_d = reinterpret_cast<uint32_t*>(result_d + 1);
+  check(cudaMemsetAsync(bad_d, 0, sizeof(uint32_t), stream), "cudaMemsetAsync");
   const T scale = T(1) / T(B);
 
   corrupt(x, xt, B, D, int(sizeof(T)), m.corruption, double(m.corruption_param), a.seed, 0,
@@ -129,10 +139,11 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
     walkback_epilogue_kernel<T><<<grid, kEpilogueThreads, 0, stream>>>(
         o, m.b0, x, d_o + j * B * D, j + 1 < K ? xt + (j + 1) * B * D : nullptr,
         partial + j * B * chunks, B, D, m.reconstruction, m.sigma, m.corruption,
-        m.corruption_param, key, uint32_t(j), a.first_chain, scale, counted);
+        m.corruption_param, key, uint32_t(j), a.first_chain, scale, counted,
+        j == 0 ? bad_d : nullptr);
     check(cudaGetLastError(), "walk-back epilogue kernel launch");
   }
-  sum_kernel<<<1, 256, 0, stream>>>(partial, KB * chunks, loss_d);
+  sum_kernel<<<1, 256, 0, stream>>>(partial, KB * chunks, result_d);
   check(cudaGetLastError(), "sum kernel launch");
 
   if (grads) {
@@ -154,12 +165,13 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
       gemm<T>(ctx, true, false, D, H, KB, T(1), d_o, D, h, H, T(1), grads->W, H);
     column_sums<T>(ctx, d_o, KB, D, grads->b0, T(0), stream);
   }
-  double loss = 0.0;
-  check(cudaMemcpyAsync(&loss, loss_d, sizeof loss, cudaMemcpyDeviceToHost, stream),
+  double result[2] = {0.0, 0.0};
+  check(cudaMemcpyAsync(result, result_d, sizeof result, cudaMemcpyDeviceToHost, stream),
         "cudaMemcpyAsync (loss)");
   ctx.leave(stream);
   check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-  return loss / double(B);
+  std::memcpy(bad_input, &result[1], sizeof(uint32_t));
+  return result[0] / double(B);
 }
 
 template <class T>
@@ -173,9 +185,9 @@ void optimizer_update(int kind, T* p, const T* g, T* s1, T* s2, int64_t n,
 }
 
 template double dae_walkback<float>(const DaeModel<float>&, const WalkbackArgs&, const float*,
-                                    DaeGrads<float>*, cudaStream_t);
+                                    DaeGrads<float>*, uint32_t*, cudaStream_t);
 template double dae_walkback<double>(const DaeModel<double>&, const WalkbackArgs&, const double*,
-                                     DaeGrads<double>*, cudaStream_t);
+                                     DaeGrads<double>*, uint32_t*, cudaStream_t);
 template void optimizer_update<float>(int, float*, const float*, float*, float*, int64_t,
                                       const OptimizerHyper&, cudaStream_t);
 template void optimizer_update<double>(int, double*, const double*, double*, double*, int64_t,

@@ -95,8 +95,18 @@ double walkback_t(const py::dict& m, const py::dict& a, const py::object& g) {
     grads.b0 = ptr<T>(get<uintptr_t>(gd, "b0"));
     grads.U = ptr<T>(get<uintptr_t>(gd, "U1"));
   }
-  py::gil_scoped_release nogil;
-  return wb::cuda::dae_walkback<T>(model, args, x, with_grads ? &grads : nullptr, s);
+  uint32_t bad = 0;
+  double loss;
+  {
+    py::gil_scoped_release nogil;
+    loss = wb::cuda::dae_walkback<T>(model, args, x, with_grads ? &grads : nullptr, &bad, s);
+  }
+  if (bad & wb::cuda::kNotFinite) throw py::value_error("x: contains NaN or infinite values");
+  if (bad & wb::cuda::kOutsideUnitInterval)
+    throw py::value_error(
+        "x: a Bernoulli model needs data in [0, 1] (binary, or grey levels used as Bernoulli "
+        "means)");
+  return loss;
 }
 
 }  // namespace

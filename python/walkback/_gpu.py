@@ -21,14 +21,28 @@ STEPS_PER_GRAPH = int(os.environ.get("WALKBACK_STEPS_PER_GRAPH", "16"))
 def require(what: str):
     """CuPy, with the CUDA extension built, a device visible and cuBLAS loaded; else a
     RuntimeError that says which of these is missing."""
+    try:
+        return _ready()
+    except _NotReady as e:
+        raise RuntimeError(f"{what}: {e}") from e.__cause__
+
+
+class _NotReady(Exception):
+    pass
+
+
+@functools.cache
+def _ready():
+    """The checks of require(), made once per process when they pass (a failure is not
+    cached, so installing CuPy later in a session works)."""
     if not _backend.cuda_built():
-        raise RuntimeError(f"{what}: walkback was built without CUDA (nvcc was not found)")
+        raise _NotReady("walkback was built without CUDA (nvcc was not found)")
     try:
         import cupy
     except ImportError as e:
-        raise RuntimeError(f"{what}: the CUDA backend needs CuPy (pip install cupy-cuda13x)") from e
+        raise _NotReady("the CUDA backend needs CuPy (pip install cupy-cuda13x)") from e
     if not _backend.cuda_available():
-        raise RuntimeError(f"{what}: no CUDA device is visible")
+        raise _NotReady("no CUDA device is visible")
     _load_cublas()
     return cupy
 

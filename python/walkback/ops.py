@@ -237,9 +237,10 @@ def _clamp_mask(clamp, n, d, device):
     return cl
 
 
-def _dae_arrays(fn, x, W1, b1, b0, U1, activation, corruption, reconstruction):
+def _dae_arrays(fn, x, W1, b1, b0, U1, activation, corruption, reconstruction, check_x=True):
     """x checked, the DAE kernel's keyword arguments from raw parameter arrays, and the device
-    they all live on (mixing devices is an error)."""
+    they all live on (mixing devices is an error). check_x=False leaves the values of x to the
+    caller (the GPU walk-back kernel checks them itself, without a synchronization)."""
     x, device = _check_batch("x", x)
     if device == "cuda":
         _gpu.check_device("x", x, _gpu.require(fn))
@@ -249,7 +250,8 @@ def _dae_arrays(fn, x, W1, b1, b0, U1, activation, corruption, reconstruction):
     h = W1.shape[1]
     rec = as_reconstruction(reconstruction)
     corr = as_corruption(corruption)
-    _check_finite("x", x)
+    if check_x:
+        _check_finite("x", x)
     kw = dict(
         W1=W1,
         b1=_param("b1", b1, dt, (h,), device),
@@ -287,12 +289,14 @@ def walkback_grad(
         parameters' shapes and dtype.
     """
     x, kw, device = _dae_arrays(
-        "walkback_grad", x, W1, b1, b0, U1, activation, corruption, reconstruction
+        "walkback_grad", x, W1, b1, b0, U1, activation, corruption, reconstruction, False
     )
-    if kw["reconstruction"] == _codes.RECONSTRUCTIONS["bernoulli"] and (
-        float(x.min()) < 0 or float(x.max()) > 1
-    ):
-        raise ValueError("x: a Bernoulli model needs data in [0, 1]")
+    if device == "cpu":
+        _check_finite("x", x)
+        if kw["reconstruction"] == _codes.RECONSTRUCTIONS["bernoulli"] and (
+            x.min() < 0 or x.max() > 1
+        ):
+            raise ValueError("x: a Bernoulli model needs data in [0, 1]")
     if reconstruct not in ("all", "last"):
         raise ValueError(f"reconstruct: expected 'all' or 'last', got {reconstruct!r}")
     xp = _backend.array_module(x)

@@ -290,3 +290,17 @@ def test_cublas_was_found():
     from walkback import _gpu
 
     assert "libcublas" in _gpu.cublas_origin()
+
+
+def test_walkback_checks_the_data_inside_the_kernel():
+    p = on_gpu(params(np.float32))
+    x = binary(6, dtype=np.float32)
+    x[3, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        wb.ops.walkback_grad(cupy.asarray(x), **p, seed=0)
+    x[3, 5] = 2.0
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        wb.ops.walkback_grad(cupy.asarray(x), **p, seed=0)
+    x[3, 5] = 1.0
+    loss, _ = wb.ops.walkback_grad(cupy.asarray(x), **p, seed=0)  # the flags were reset
+    assert np.isfinite(loss)
