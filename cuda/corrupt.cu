@@ -1,11 +1,13 @@
 // Corruption and the random stream on the GPU: thin kernels over csrc/walkback/elementwise.h,
-// one thread per group of 4 units (one Philox block) of one chain.
+// one thread per group of 4 units (one Philox block) of one chain (cuda/quads.cuh).
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
 #include "cuda/corrupt.h"
+#include "cuda/quads.cuh"
 #include "walkback/elementwise.h"
 #include "walkback/rng.h"
 
@@ -18,24 +20,29 @@ void check(cudaError_t e, const char* what) {
 }
 
 template <class T>
-__global__ void corrupt_kernel(const T* x, T* out, int64_t chains, int64_t units,
-                               Corruption kind, T param, StreamKey key, uint32_t step,
-                               uint32_t first_chain) {
-  const int64_t groups = (units + 3) / 4;
-  const int64_t g = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  const int64_t c = blockIdx.y;
-  if (g >= groups || c >= chains) return;
-  const Philox4 b = stream_block(key, static_cast<uint32_t>(g), first_chain + static_cast<uint32_t>(c),
-                                 step, kStreamCorrupt);
-  float r[4];
-  if (corruption_needs_normal(kind)) {
-    normals_of_block(b, r);
-  } else {
-    for (int l = 0; l < 4; ++l) r[l] = u01(b.v[l]);
-  }
-  for (int l = 0; l < 4; ++l) {
-    const int64_t i = 4 * g + l;
-    if (i < units) out[c * units + i] = corrupt_value<T>(kind, param, x[c * units + i], r[l], r[l]);
+__global__ void corrupt_kernel(const T* x, T* out, Quads q, Corruption kind, T param,
+                               StreamKey key, uint32_t step, uint32_t first_chain) {
+  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < q.total;
+       t += int64_t(gridDim.x) * blockDim.x) {
+    int64_t c, g;
+    q.split(t, c, g);
+    const int n = q.count(g);
+    float r[4] = {0.f, 0.f, 0.f, 0.f};
+    if (kind != Corruption::None) {
+      const Philox4 b = stream_block(key, static_cast<uint32_t>(g),
+                                     first_chain + static_cast<uint32_t>(c), step,
+                                     kStreamCorrupt);
+      if (corruption_needs_normal(kind)) {
+        normals_of_block(b, r);
+      } else {
+        for (int l = 0; l < 4; ++l) r[l] = u01(b.v[l]);
+      }
+    }
+    T v[4];
+    const int64_t at = c * q.units + 4 * g;
+    load4(x + at, n, q.vec, v);
+    for (int l = 0; l < 4; ++l) v[l] = corrupt_value<T>(kind, param, v[l], r[l], r[l]);
+    store4(out + at, n, q.vec, v);
   }
 }
 
@@ -80,19 +87,21 @@ void corrupt(const void* x, void* out, int64_t chains, int64_t units, int dtype_
              Corruption kind, double param, uint64_t seed, uint32_t step, uint32_t first_chain,
              uintptr_t stream) {
   if (chains == 0 || units == 0) return;
-  constexpr int kThreads = 128;
-  const dim3 grid = grid_for(chains, units, kThreads);
+  constexpr int kThreads = 256;
+  const Quads q = make_quads(chains, units, {x, out});
+  const unsigned blocks = static_cast<unsigned>(
+      std::min<int64_t>((q.total + kThreads - 1) / kThreads, int64_t(1) << 20));
   auto s = reinterpret_cast<cudaStream_t>(stream);
   const StreamKey key = stream_key(seed);
   if (dtype_size == 8)
-    corrupt_kernel<double><<<grid, kThreads, 0, s>>>(static_cast<const double*>(x),
-                                                     static_cast<double*>(out), chains, units,
-                                                     kind, param, key, step, first_chain);
+    corrupt_kernel<double><<<blocks, kThreads, 0, s>>>(static_cast<const double*>(x),
+                                                       static_cast<double*>(out), q, kind, param,
+                                                       key, step, first_chain);
   else
-    corrupt_kernel<float><<<grid, kThreads, 0, s>>>(static_cast<const float*>(x),
-                                                    static_cast<float*>(out), chains, units, kind,
-                                                    static_cast<float>(param), key, step,
-                                                    first_chain);
+    corrupt_kernel<float><<<blocks, kThreads, 0, s>>>(static_cast<const float*>(x),
+                                                      static_cast<float*>(out), q, kind,
+                                                      static_cast<float>(param), key, step,
+                                                      first_chain);
   check(cudaGetLastError(), "corrupt kernel launch");
 }
 

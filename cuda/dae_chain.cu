@@ -31,7 +31,7 @@ struct GraphKey {
   const void *W, *b1, *b0, *U, *xt, *h, *o, *dyn;
   int64_t B, D, H, steps;
   double sigma, corruption_param;
-  int activation, reconstruction, corruption, dtype, clamp_per_chain, record_means, device;
+  int activation, reconstruction, corruption, dtype, clamp_per_chain, record_means, device, vec;
 };
 
 struct Graph {
@@ -45,57 +45,59 @@ __global__ void set_dyn_kernel(ChainDyn* dyn, ChainDyn value) { *dyn = value; }
 
 template <class T>
 __global__ void chain_epilogue_kernel(const T* o, const T* b0, T* xt, const ChainDyn* dyn,
-                                      int64_t B, int64_t D, Reconstruction R, T sigma,
-                                      Corruption ck, T cp, bool clamp_per_chain,
-                                      bool record_means) {
-  const int64_t groups = (D + 3) / 4;
-  const int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (g >= groups) return;
+                                      Quads q, Reconstruction R, T sigma, Corruption ck, T cp,
+                                      bool clamp_per_chain, bool record_means) {
   const uint32_t s = dyn->s;
   const StreamKey key = stream_key(dyn->seed);
   const uint32_t step = dyn->first_step + s;
   const bool last = int64_t(s) + 1 == dyn->total;
   const int64_t past = int64_t(s) + 1 - dyn->burn_in;
+  const int64_t D = q.units;
   T* x = static_cast<T*>(dyn->x);
   T* rec = nullptr;
   if (dyn->records && dyn->every > 0 && past > 0 && past % dyn->every == 0)
-    rec = static_cast<T*>(dyn->records) + (past / dyn->every - 1) * B * D;
+    rec = static_cast<T*>(dyn->records) + (past / dyn->every - 1) * q.rows * D;
   T* means = last ? static_cast<T*>(dyn->means) : nullptr;
-  for (int64_t c = blockIdx.y; c < B; c += gridDim.y) {
+  WB_FOR_EACH_GROUP(q, t) {
+    int64_t c, g;
+    q.split(t, c, g);
+    const int n = q.count(g);
     const uint32_t chain = dyn->first_chain + static_cast<uint32_t>(c);
-    float r[4], q[4] = {0.f, 0.f, 0.f, 0.f};
+    float r[4], u[4] = {0.f, 0.f, 0.f, 0.f};
     stream_numbers(key, uint32_t(g), chain, step, kStreamSample,
                    R == Reconstruction::Gaussian, r);
     if (!last && ck != Corruption::None)
       stream_numbers(key, uint32_t(g), chain, step + 1, kStreamCorrupt,
-                     corruption_needs_normal(ck), q);
-    const uint8_t* cl = dyn->clamp ? dyn->clamp + (clamp_per_chain ? c * D : 0) : nullptr;
+                     corruption_needs_normal(ck), u);
+    const int64_t at = c * D + 4 * g;
+    T ov[4], bv[4], xv[4], w[4], xn[4], xc[4];
+    load4(o + at, n, q.vec, ov);
+    load4(b0 + 4 * g, n, q.vec, bv);
+    load4(x + at, n, q.vec, xv);
+    const uint8_t* cl =
+        dyn->clamp ? dyn->clamp + (clamp_per_chain ? c * D : 0) + 4 * g : nullptr;
     for (int l = 0; l < 4; ++l) {
-      const int64_t i = 4 * g + l;
-      if (i >= D) break;
-      const int64_t idx = c * D + i;
-      const T mean = reconstruction_mean<T>(R, o[idx] + b0[i]);
+      const T mean = reconstruction_mean<T>(R, ov[l] + bv[l]);
       const T smp = reconstruction_sample<T>(R, mean, sigma, r[l], r[l]);
-      const bool keep = cl && cl[i];
-      const T xv = x[idx];
-      const T w = keep ? xv : mean;
-      const T xn = keep ? xv : smp;
-      x[idx] = xn;
-      if (rec) rec[idx] = record_means ? w : xn;
-      if (means) means[idx] = w;
-      if (!last) xt[idx] = corrupt_value<T>(ck, cp, xn, q[l], q[l]);
+      const bool keep = cl && l < n && cl[l];
+      w[l] = keep ? xv[l] : mean;
+      xn[l] = keep ? xv[l] : smp;
+      xc[l] = corrupt_value<T>(ck, cp, xn[l], u[l], u[l]);
     }
+    store4(x + at, n, q.vec, xn);
+    if (rec) store4(rec + at, n, q.vec, record_means ? w : xn);
+    if (means) store4(means + at, n, q.vec, w);
+    if (!last) store4(xt + at, n, q.vec, xc);
   }
 }
 
 template <class T>
-void enqueue_steps(Context& ctx, const DaeModel<T>& m, int64_t B, T* xt, T* h, T* o,
+void enqueue_steps(Context& ctx, const DaeModel<T>& m, const Quads& q, T* xt, T* h, T* o,
                    ChainDyn* dyn, bool clamp_per_chain, bool record_means, int64_t n,
                    cudaStream_t s) {
-  const int64_t D = m.D, H = m.H;
+  const int64_t B = q.rows, D = m.D, H = m.H;
   uint32_t* counter = reinterpret_cast<uint32_t*>(reinterpret_cast<char*>(dyn) +
                                                   offsetof(ChainDyn, s));
-  const dim3 grid(blocks_for((D + 3) / 4, kEpilogueThreads), unsigned(B < 65535 ? B : 65535));
   for (int64_t k = 0; k < n; ++k) {
     gemm<T>(ctx, false, false, B, H, D, T(1), xt, D, m.W, H, T(0), h, H);
     launch_bias_activate<T>(h, m.b1, B, H, m.activation, counter, s);
@@ -103,16 +105,16 @@ void enqueue_steps(Context& ctx, const DaeModel<T>& m, int64_t B, T* xt, T* h, T
       gemm<T>(ctx, false, false, B, D, H, T(1), h, H, m.U, D, T(0), o, D);
     else
       gemm<T>(ctx, false, true, B, D, H, T(1), h, H, m.W, H, T(0), o, D);
-    chain_epilogue_kernel<T><<<grid, kEpilogueThreads, 0, s>>>(
-        o, m.b0, xt, dyn, B, D, m.reconstruction, m.sigma, m.corruption, m.corruption_param,
+    chain_epilogue_kernel<T><<<group_blocks(q, kEpilogueThreads), kEpilogueThreads, 0, s>>>(
+        o, m.b0, xt, dyn, q, m.reconstruction, m.sigma, m.corruption, m.corruption_param,
         clamp_per_chain, record_means);
     check(cudaGetLastError(), "chain epilogue kernel launch");
   }
 }
 
 template <class T>
-cudaGraphExec_t chain_graph(Context& ctx, const DaeModel<T>& m, int64_t B, T* xt, T* h, T* o,
-                            ChainDyn* dyn, bool clamp_per_chain, bool record_means,
+cudaGraphExec_t chain_graph(Context& ctx, const DaeModel<T>& m, const Quads& q, T* xt, T* h,
+                            T* o, ChainDyn* dyn, bool clamp_per_chain, bool record_means,
                             int64_t steps, cudaStream_t stream) {
   GraphKey key;
   std::memset(&key, 0, sizeof key);  // padding too: keys are compared bytewise
@@ -124,7 +126,8 @@ cudaGraphExec_t chain_graph(Context& ctx, const DaeModel<T>& m, int64_t B, T* xt
   key.h = h;
   key.o = o;
   key.dyn = dyn;
-  key.B = B;
+  key.B = q.rows;
+  key.vec = q.vec;
   key.D = m.D;
   key.H = m.H;
   key.steps = steps;
@@ -151,7 +154,7 @@ cudaGraphExec_t chain_graph(Context& ctx, const DaeModel<T>& m, int64_t B, T* xt
   cudaGraph_t graph = nullptr;
   try {
     check_cublas(cublas().set_stream(ctx.blas, ctx.capture), "cublasSetStream");
-    enqueue_steps<T>(ctx, m, B, xt, h, o, dyn, clamp_per_chain, record_means, steps,
+    enqueue_steps<T>(ctx, m, q, xt, h, o, dyn, clamp_per_chain, record_means, steps,
                      ctx.capture);
   } catch (...) {
     cudaStreamEndCapture(ctx.capture, &graph);
@@ -188,14 +191,17 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
   check(cudaGetLastError(), "chain setup kernel launch");
   corrupt(x, xt, B, D, int(sizeof(T)), m.corruption, double(m.corruption_param), a.seed,
           a.first_step, a.first_chain, reinterpret_cast<uintptr_t>(stream));
+  // Vector accesses need every array the epilogue touches by group aligned (a view made by
+  // another framework may start anywhere).
+  const Quads q = make_quads(B, D, {o, m.b0, xt, x, records, means});
   int64_t done = 0;
   if (steps_per_graph > 0 && total >= steps_per_graph) {
-    const cudaGraphExec_t exec = chain_graph<T>(ctx, m, B, xt, h, o, dyn, a.clamp_per_chain,
+    const cudaGraphExec_t exec = chain_graph<T>(ctx, m, q, xt, h, o, dyn, a.clamp_per_chain,
                                                 a.record_means, steps_per_graph, stream);
     for (; total - done >= steps_per_graph; done += steps_per_graph)
       check(cudaGraphLaunch(exec, stream), "cudaGraphLaunch");
   }
-  enqueue_steps<T>(ctx, m, B, xt, h, o, dyn, a.clamp_per_chain, a.record_means, total - done,
+  enqueue_steps<T>(ctx, m, q, xt, h, o, dyn, a.clamp_per_chain, a.record_means, total - done,
                    stream);
   ctx.leave(stream);
 }

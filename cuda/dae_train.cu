@@ -23,61 +23,61 @@ __device__ __forceinline__ void block_sum(double* v) {
   }
 }
 
-// One walk-back step's epilogue for the rows c of the batch: o (B x D, the decoder's GEMM
-// without bias) gives the NLL of the clean x, d_o = scale * d NLL / d o, and (when xt_next is
-// given) a sample of p(x | w) corrupted into the next step's input. partial gets one sum per
-// (row, block of units).
+// One walk-back step's epilogue: o (B x D, the decoder's GEMM without bias) gives the NLL of
+// the clean x, d_o = scale * d NLL / d o, and (when xt_next is given) a sample of p(x | w)
+// corrupted into the next step's input. partial gets one sum per thread block.
 template <class T>
 __global__ void walkback_epilogue_kernel(const T* o, const T* b0, const T* x, T* d_o,
-                                         T* xt_next, double* partial, int64_t B, int64_t D,
-                                         Reconstruction R, T sigma, Corruption ck, T cp,
-                                         StreamKey key, uint32_t step, uint32_t first_chain,
-                                         T scale, bool counted, uint32_t* bad_input) {
+                                         T* xt_next, double* partial, Quads q, Reconstruction R,
+                                         T sigma, Corruption ck, T cp, StreamKey key,
+                                         uint32_t step, uint32_t first_chain, T scale,
+                                         bool counted, uint32_t* bad_input) {
   __shared__ double red[kEpilogueThreads];
-  const int64_t groups = (D + 3) / 4;
-  const int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  for (int64_t c = blockIdx.y; c < B; c += gridDim.y) {
-    double local = 0.0;
-    if (g < groups) {
-      const uint32_t chain = first_chain + static_cast<uint32_t>(c);
-      float r[4] = {0.f, 0.f, 0.f, 0.f}, q[4] = {0.f, 0.f, 0.f, 0.f};
-      if (xt_next) {
-        stream_numbers(key, uint32_t(g), chain, step, kStreamSample,
-                       R == Reconstruction::Gaussian, r);
-        if (ck != Corruption::None)
-          stream_numbers(key, uint32_t(g), chain, step + 1, kStreamCorrupt,
-                         corruption_needs_normal(ck), q);
-      }
-      for (int l = 0; l < 4; ++l) {
-        const int64_t i = 4 * g + l;
-        if (i >= D) break;
-        const int64_t idx = c * D + i;
-        const T z = o[idx] + b0[i];
-        const T t = x[idx];
-        if (bad_input) {  // the first step checks the data (rarely true: atomics cost nothing)
-          if (!isfinite(t)) atomicOr(bad_input, uint32_t(kNotFinite));
-          else if (R == Reconstruction::Bernoulli && (t < T(0) || t > T(1)))
-            atomicOr(bad_input, uint32_t(kOutsideUnitInterval));
-        }
-        if (counted) local += double(reconstruction_nll<T>(R, z, t, sigma));
-        d_o[idx] = counted ? scale * reconstruction_nll_grad<T>(R, z, t, sigma) : T(0);
-        if (xt_next) {
-          const T mean = reconstruction_mean<T>(R, z);
-          const T smp = reconstruction_sample<T>(R, mean, sigma, r[l], r[l]);
-          xt_next[idx] = corrupt_value<T>(ck, cp, smp, q[l], q[l]);
-        }
-      }
+  double local = 0.0;
+  WB_FOR_EACH_GROUP(q, t) {
+    int64_t c, g;
+    q.split(t, c, g);
+    const int n = q.count(g);
+    const uint32_t chain = first_chain + static_cast<uint32_t>(c);
+    float r[4] = {0.f, 0.f, 0.f, 0.f}, u[4] = {0.f, 0.f, 0.f, 0.f};
+    if (xt_next) {
+      stream_numbers(key, uint32_t(g), chain, step, kStreamSample,
+                     R == Reconstruction::Gaussian, r);
+      if (ck != Corruption::None)
+        stream_numbers(key, uint32_t(g), chain, step + 1, kStreamCorrupt,
+                       corruption_needs_normal(ck), u);
     }
-    red[threadIdx.x] = local;
-    __syncthreads();
-    block_sum(red);
-    if (threadIdx.x == 0) partial[c * gridDim.x + blockIdx.x] = red[0];
-    __syncthreads();
+    const int64_t at = c * q.units + 4 * g;
+    T ov[4], bv[4], xv[4], dv[4], xc[4];
+    load4(o + at, n, q.vec, ov);
+    load4(b0 + 4 * g, n, q.vec, bv);
+    load4(x + at, n, q.vec, xv);
+    for (int l = 0; l < 4; ++l) {
+      const T z = ov[l] + bv[l];
+      const T tv = xv[l];
+      if (bad_input && l < n) {  // the first step checks the data (rarely true: no contention)
+        if (!isfinite(tv))
+          atomicOr(bad_input, uint32_t(kNotFinite));
+        else if (R == Reconstruction::Bernoulli && (tv < T(0) || tv > T(1)))
+          atomicOr(bad_input, uint32_t(kOutsideUnitInterval));
+      }
+      if (counted && l < n) local += double(reconstruction_nll<T>(R, z, tv, sigma));
+      dv[l] = counted ? scale * reconstruction_nll_grad<T>(R, z, tv, sigma) : T(0);
+      const T mean = reconstruction_mean<T>(R, z);
+      xc[l] = corrupt_value<T>(ck, cp, reconstruction_sample<T>(R, mean, sigma, r[l], r[l]),
+                               u[l], u[l]);
+    }
+    store4(d_o + at, n, q.vec, dv);
+    if (xt_next) store4(xt_next + at, n, q.vec, xc);
   }
+  red[threadIdx.x] = local;
+  __syncthreads();
+  block_sum(red);
+  if (threadIdx.x == 0) partial[blockIdx.x] = red[0];
 }
 
 __global__ void sum_kernel(const double* v, int64_t n, double* out) {
-  __shared__ double red[256];
+  __shared__ double red[1024];
   double s = 0.0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += v[i];
   red[threadIdx.x] = s;
@@ -111,13 +111,13 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
   Context& ctx = context();
   ctx.enter(stream);
   const StreamKey key = stream_key(a.seed);
-  const dim3 grid(blocks_for((D + 3) / 4, kEpilogueThreads), unsigned(B < 65535 ? B : 65535));
-  const int64_t chunks = grid.x;
+  const Quads q = make_quads(B, D, {x, m.b0});  // the scratch buffers are aligned
+  const unsigned blocks = group_blocks(q, kEpilogueThreads);
   T* xt = static_cast<T*>(ctx.scratch(kXt, size_t(KB * D) * sizeof(T)));
   T* h = static_cast<T*>(ctx.scratch(kH, size_t(KB * H) * sizeof(T)));
   T* d_o = static_cast<T*>(ctx.scratch(kDo, size_t(KB * D) * sizeof(T)));
   T* o = static_cast<T*>(ctx.scratch(kO, size_t(B * D) * sizeof(T)));
-  auto* partial = static_cast<double*>(ctx.scratch(kPartial, size_t(KB * chunks) * 8));
+  auto* partial = static_cast<double*>(ctx.scratch(kPartial, size_t(K * blocks) * 8));
   // The loss and the bad-input bits, read back together.
   auto* result_d = static_cast<double*>(ctx.scratch(kLoss, 16));
   auto* bad_d = reinterpret_cast<uint32_t*>(result_d + 1);
@@ -136,14 +136,14 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
     else
       gemm<T>(ctx, false, true, B, D, H, T(1), h_j, H, m.W, H, T(0), o, D);
     const bool counted = !a.last_only || j + 1 == K;
-    walkback_epilogue_kernel<T><<<grid, kEpilogueThreads, 0, stream>>>(
+    walkback_epilogue_kernel<T><<<blocks, kEpilogueThreads, 0, stream>>>(
         o, m.b0, x, d_o + j * B * D, j + 1 < K ? xt + (j + 1) * B * D : nullptr,
-        partial + j * B * chunks, B, D, m.reconstruction, m.sigma, m.corruption,
+        partial + j * blocks, q, m.reconstruction, m.sigma, m.corruption,
         m.corruption_param, key, uint32_t(j), a.first_chain, scale, counted,
         j == 0 ? bad_d : nullptr);
     check(cudaGetLastError(), "walk-back epilogue kernel launch");
   }
-  sum_kernel<<<1, 256, 0, stream>>>(partial, KB * chunks, result_d);
+  sum_kernel<<<1, 1024, 0, stream>>>(partial, K * int64_t(blocks), result_d);
   check(cudaGetLastError(), "sum kernel launch");
 
   if (grads) {
@@ -153,9 +153,7 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
       gemm<T>(ctx, false, true, KB, H, D, T(1), d_o, D, m.U, D, T(0), d_a, H);
     else
       gemm<T>(ctx, false, false, KB, H, D, T(1), d_o, D, m.W, H, T(0), d_a, H);
-    mul_activation_grad_kernel<T><<<blocks_for(KB * H, 256, 8192), 256, 0, stream>>>(
-        d_a, h, KB * H, m.activation);
-    check(cudaGetLastError(), "activation gradient kernel launch");
+    launch_mul_activation_grad<T>(d_a, h, KB * H, m.activation, stream);
     column_sums<T>(ctx, d_a, KB, H, grads->b1, T(0), stream);
     // dW = X~^T dA (+ dO^T H when tied), dU = H^T dO, db0 = column sums of dO.
     gemm<T>(ctx, true, false, D, H, KB, T(1), xt, D, d_a, H, T(0), grads->W, H);

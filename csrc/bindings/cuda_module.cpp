@@ -5,6 +5,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "cuda/corrupt.h"
@@ -140,9 +141,11 @@ PYBIND11_MODULE(_walkback_cuda, mod) {
     return get<int>(m, "dtype_size") == 8 ? walkback_t<double>(m, a, grads)
                                           : walkback_t<float>(m, a, grads);
   });
-  mod.def("optimizer_update", [](int kind, int dtype_size, uintptr_t p, uintptr_t g,
-                                 uintptr_t s1, uintptr_t s2, int64_t n, const py::dict& h,
-                                 uintptr_t stream) {
+  // One call for all the arrays of a model: (dtype_size, p, g, s1, s2, n) per array.
+  mod.def("optimizer_update", [](int kind,
+                                 const std::vector<std::tuple<int, uintptr_t, uintptr_t,
+                                                              uintptr_t, uintptr_t, int64_t>>& arrays,
+                                 const py::dict& h, uintptr_t stream) {
     if (kind < 0 || kind > 2) throw py::value_error("optimizer_update: kind must be 0, 1 or 2");
     wb::cuda::OptimizerHyper hy;
     auto opt = [&](const char* k, double& v) {
@@ -157,14 +160,16 @@ PYBIND11_MODULE(_walkback_cuda, mod) {
     opt("bc1", hy.bc1);
     opt("bc2", hy.bc2);
     opt("rho", hy.rho);
-    if (dtype_size == 8)
-      wb::cuda::optimizer_update<double>(kind, ptr<double>(p), ptr<const double>(g),
-                                         ptr<double>(s1), ptr<double>(s2), n, hy,
-                                         as_stream(stream));
-    else
-      wb::cuda::optimizer_update<float>(kind, ptr<float>(p), ptr<const float>(g),
-                                        ptr<float>(s1), ptr<float>(s2), n, hy,
-                                        as_stream(stream));
+    for (const auto& [dtype_size, p, g, s1, s2, n] : arrays) {
+      if (dtype_size == 8)
+        wb::cuda::optimizer_update<double>(kind, ptr<double>(p), ptr<const double>(g),
+                                           ptr<double>(s1), ptr<double>(s2), n, hy,
+                                           as_stream(stream));
+      else
+        wb::cuda::optimizer_update<float>(kind, ptr<float>(p), ptr<const float>(g),
+                                          ptr<float>(s1), ptr<float>(s2), n, hy,
+                                          as_stream(stream));
+    }
   });
   mod.def("gemm_logsumexp", [](int dtype_size, uintptr_t a, int64_t M, uintptr_t b, int64_t N,
                                int64_t D, double scale, uintptr_t col_term, uintptr_t row_term,

@@ -186,16 +186,12 @@ def dae_walkback(x, kw, *, seed, first_chain, walkbacks, last_only, grads) -> fl
     return float(_backend.cuda().dae_walkback(dae_model(kw), args, g))
 
 
-def optimizer_update(kind: int, p, g, s1, s2, hyper: dict) -> None:
+def optimizer_update(kind: int, arrays: list, hyper: dict) -> None:
+    """One fused update per (param, grad, slot1, slot2 or None) of ``arrays``, one C++ call."""
     cupy = require("optimizer")
     _backend.cuda().optimizer_update(
         kind,
-        p.dtype.itemsize,
-        ptr(p),
-        ptr(g),
-        ptr(s1),
-        ptr(s2),
-        p.size,
+        [(p.dtype.itemsize, ptr(p), ptr(g), ptr(s1), ptr(s2), p.size) for p, g, s1, s2 in arrays],
         hyper,
         stream_ptr(cupy),
     )

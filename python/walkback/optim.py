@@ -21,24 +21,6 @@ def _positive(name, v, allow_zero=False):
     return v
 
 
-def _apply(kind, name, p, g, s1, s2, hyper):
-    """One fused update of a parameter array in place, on the device the array lives on."""
-    pdev, gdev = _backend.device_of(p), _backend.device_of(g)
-    if pdev != gdev:
-        raise ValueError(f"optimizer: parameter {name!r} is on {pdev} but its gradient on {gdev}")
-    if pdev == "cuda":
-        _gpu.optimizer_update(kind, p, g, s1, s2, hyper)
-        return
-    _backend.cpu().optimizer_update(
-        kind,
-        p.reshape(-1),
-        g.reshape(-1),
-        s1.reshape(-1),
-        None if s2 is None else s2.reshape(-1),
-        hyper,
-    )
-
-
 class Optimizer:
     """Base class: ``step(params, grads)`` updates the arrays of ``params`` in place."""
 
@@ -52,16 +34,49 @@ class Optimizer:
 
     def _slots(self, name, p, n):
         st = self._state.get(name)
-        if st is None or st[0].shape != p.shape or st[0].dtype != p.dtype:
+        if (
+            st is None
+            or type(st[0]) is not type(p)  # the model moved between devices
+            or st[0].shape != p.shape
+            or st[0].dtype != p.dtype
+        ):
             xp = _backend.array_module(p)
             st = tuple(xp.zeros_like(p) for _ in range(n))
             self._state[name] = st
         return st
 
     def step(self, params: dict, grads: dict) -> None:
+        """One update of every array of ``params`` in place, from ``grads`` (same names), on
+        the device the arrays live on: one C++ call per array on the CPU, one call for all of
+        them on the GPU."""
         self.t += 1
+        hyper = self._step_hyper()
+        on_gpu = []
         for name, p in params.items():
-            self._update(name, p, grads[name])
+            g = grads[name]
+            pdev, gdev = _backend.device_of(p), _backend.device_of(g)
+            if pdev != gdev:
+                raise ValueError(
+                    f"optimizer: parameter {name!r} is on {pdev} but its gradient on {gdev}"
+                )
+            slots = self._slots(name, p, self._nslots)
+            s2 = slots[1] if len(slots) > 1 else None
+            if pdev == "cuda":
+                on_gpu.append((p, g, slots[0], s2))
+            else:
+                _backend.cpu().optimizer_update(
+                    self._kind,
+                    p.reshape(-1),
+                    g.reshape(-1),
+                    slots[0].reshape(-1),
+                    None if s2 is None else s2.reshape(-1),
+                    hyper,
+                )
+        if on_gpu:
+            _gpu.optimizer_update(self._kind, on_gpu, hyper)
+
+    def _step_hyper(self) -> dict:
+        return self._hyper()
 
     def to_config(self) -> dict:
         return {"kind": type(self).__name__, **self._hyper()}
@@ -70,6 +85,8 @@ class Optimizer:
 class SGD(Optimizer):
     """Stochastic gradient descent with heavy-ball momentum and L2 weight decay:
     v = momentum v - lr (g + weight_decay p); p += v."""
+
+    _kind, _nslots = 0, 1
 
     def __init__(self, lr=0.1, momentum=0.0, weight_decay=0.0):
         super().__init__()
@@ -82,16 +99,14 @@ class SGD(Optimizer):
     def _hyper(self):
         return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay}
 
-    def _update(self, name, p, g):
-        (v,) = self._slots(name, p, 1)
-        _apply(0, name, p, g, v, None, self._hyper())
-
     def __repr__(self):
         return f"SGD(lr={self.lr}, momentum={self.momentum}, weight_decay={self.weight_decay})"
 
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015) with L2 weight decay added to the gradient."""
+
+    _kind, _nslots = 1, 2
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
         super().__init__()
@@ -112,12 +127,11 @@ class Adam(Optimizer):
             "weight_decay": self.weight_decay,
         }
 
-    def _update(self, name, p, g):
-        m, v = self._slots(name, p, 2)
+    def _step_hyper(self):
         h = self._hyper()
         h["bc1"] = 1 - self.beta1**self.t
         h["bc2"] = 1 - self.beta2**self.t
-        _apply(1, name, p, g, m, v, h)
+        return h
 
     def __repr__(self):
         return f"Adam(lr={self.lr}, beta1={self.beta1}, beta2={self.beta2}, eps={self.eps})"
@@ -126,6 +140,8 @@ class Adam(Optimizer):
 class RMSprop(Optimizer):
     """RMSprop (Tieleman & Hinton 2012), the diffusion paper's optimizer (lr 1e-3 there):
     v = rho v + (1 - rho) g^2; p -= lr g / (sqrt(v) + eps), with L2 weight decay added to g."""
+
+    _kind, _nslots = 2, 1
 
     def __init__(self, lr=1e-3, rho=0.9, eps=1e-8, weight_decay=0.0):
         super().__init__()
@@ -138,10 +154,6 @@ class RMSprop(Optimizer):
 
     def _hyper(self):
         return {"lr": self.lr, "rho": self.rho, "eps": self.eps, "weight_decay": self.weight_decay}
-
-    def _update(self, name, p, g):
-        (v,) = self._slots(name, p, 1)
-        _apply(2, name, p, g, v, None, self._hyper())
 
     def __repr__(self):
         return f"RMSprop(lr={self.lr}, rho={self.rho}, eps={self.eps})"

@@ -33,9 +33,10 @@ def binary(n, d=D, seed=1, dtype=np.float64):
 
 @pytest.mark.parametrize("steps", [1, 5, 40])  # 40: two graph replays and 8 direct steps
 @pytest.mark.parametrize("tied", [True, False])
-def test_chain_float64_equals_cpu(steps, tied):
-    p = params(np.float64, tied)
-    x = binary(11)
+@pytest.mark.parametrize("d", [D, 40])  # 40: 16-byte vector accesses
+def test_chain_float64_equals_cpu(steps, tied, d):
+    p = params(np.float64, tied, d=d)
+    x = binary(11, d=d)
     kw = dict(corruption=wb.SaltAndPepper(0.3), seed=5, step=3, first_chain=2, steps=steps)
     want, wmean = wb.ops.chain_step(x, **p, return_mean=True, **kw)
     got, gmean = wb.ops.chain_step(cupy.asarray(x), **on_gpu(p), return_mean=True, **kw)
@@ -304,3 +305,23 @@ def test_walkback_checks_the_data_inside_the_kernel():
     x[3, 5] = 1.0
     loss, _ = wb.ops.walkback_grad(cupy.asarray(x), **p, seed=0)  # the flags were reset
     assert np.isfinite(loss)
+
+
+def test_misaligned_views_take_the_scalar_path():
+    """A view starting 4 bytes into a buffer cannot use 16-byte accesses; results must not
+    change."""
+    p = params(np.float32, d=40)
+    x = binary(9, d=40, dtype=np.float32)
+    buf = cupy.zeros(9 * 40 + 1, cupy.float32)
+    view = buf[1:].reshape(9, 40)
+    view[...] = cupy.asarray(x)
+    assert view.data.ptr % 16 != 0 and view.flags.c_contiguous
+    want = wb.ops.chain_step(cupy.asarray(x), **on_gpu(p), seed=3, steps=20)
+    got = wb.ops.chain_step(view, **on_gpu(p), seed=3, steps=20)
+    np.testing.assert_array_equal(cupy.asnumpy(got), cupy.asnumpy(want))
+    lw, gw = wb.ops.walkback_grad(cupy.asarray(x), **on_gpu(p), seed=1, walkbacks=2)
+    lv, gv = wb.ops.walkback_grad(view, **on_gpu(p), seed=1, walkbacks=2)
+    assert lv == pytest.approx(lw, rel=1e-6)
+    np.testing.assert_allclose(cupy.asnumpy(gv["W1"]), cupy.asnumpy(gw["W1"]), rtol=1e-5, atol=1e-6)
+    c = wb.ops.corrupt(view, wb.SaltAndPepper(0.5), seed=2)
+    np.testing.assert_array_equal(cupy.asnumpy(c), wb.ops.corrupt(x, wb.SaltAndPepper(0.5), seed=2))
