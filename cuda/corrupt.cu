@@ -66,6 +66,20 @@ __global__ void random_kernel(bool normal, StreamKey key, uint32_t step, uint32_
   }
 }
 
+template <class T>
+__global__ void check_values_kernel(const T* x, int64_t n, bool binary, uint32_t* flags) {
+  uint32_t f = 0;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const T v = x[i];
+    if (!isfinite(v))
+      f |= 1u;
+    else if (binary && v != T(0) && v != T(1))
+      f |= 2u;
+  }
+  if (f) atomicOr(flags, f);  // rare: only bad data writes
+}
+
 dim3 grid_for(int64_t chains, int64_t units, int threads) {
   const int64_t groups = (units + 3) / 4;
   if (chains > 65535) throw std::invalid_argument("corrupt: more than 65535 chains per call");
@@ -103,6 +117,27 @@ void corrupt(const void* x, void* out, int64_t chains, int64_t units, int dtype_
                                                       static_cast<float>(param), key, step,
                                                       first_chain);
   check(cudaGetLastError(), "corrupt kernel launch");
+}
+
+uint32_t check_values(const void* x, int64_t n, int dtype_size, bool binary, uintptr_t stream) {
+  if (n == 0) return 0;
+  auto s = reinterpret_cast<cudaStream_t>(stream);
+  uint32_t* flags = nullptr;
+  check(cudaMallocAsync(reinterpret_cast<void**>(&flags), sizeof(uint32_t), s), "cudaMallocAsync");
+  check(cudaMemsetAsync(flags, 0, sizeof(uint32_t), s), "cudaMemsetAsync");
+  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, 4096));
+  if (dtype_size == 8)
+    check_values_kernel<double><<<blocks, 256, 0, s>>>(static_cast<const double*>(x), n, binary,
+                                                       flags);
+  else
+    check_values_kernel<float><<<blocks, 256, 0, s>>>(static_cast<const float*>(x), n, binary,
+                                                      flags);
+  check(cudaGetLastError(), "check_values kernel launch");
+  uint32_t out = 0;
+  check(cudaMemcpyAsync(&out, flags, sizeof out, cudaMemcpyDeviceToHost, s), "cudaMemcpyAsync");
+  check(cudaFreeAsync(flags, s), "cudaFreeAsync");
+  check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
+  return out;
 }
 
 void random_array(bool normal, uint64_t seed, uint32_t step, uint32_t first_chain,

@@ -20,4 +20,8 @@ void random_array(bool normal, uint64_t seed, uint32_t step, uint32_t first_chai
                   uint32_t stream_id, int64_t chains, int64_t units, float* out,
                   uintptr_t stream);
 
+// Bits of what x (n values) holds: 1 = NaN or infinite values, 2 = (when `binary`) finite values
+// other than 0 and 1. One pass and one synchronization of `stream`.
+uint32_t check_values(const void* x, int64_t n, int dtype_size, bool binary, uintptr_t stream);
+
 }  // namespace wb::cuda

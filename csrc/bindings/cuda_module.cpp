@@ -128,6 +128,11 @@ PYBIND11_MODULE(_walkback_cuda, mod) {
                       units, dtype_size, static_cast<wb::Corruption>(kind), param, seed, step,
                       first_chain, stream);
   });
+  mod.def("check_values", [](uintptr_t x, int64_t n, int dtype_size, bool binary,
+                             uintptr_t stream) {
+    py::gil_scoped_release nogil;
+    return wb::cuda::check_values(reinterpret_cast<const void*>(x), n, dtype_size, binary, stream);
+  });
   mod.def("random", [](bool normal, uint64_t seed, uint32_t step, uint32_t first_chain,
                        uint32_t stream_id, int64_t chains, int64_t units, uintptr_t out,
                        uintptr_t stream) {

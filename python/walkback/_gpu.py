@@ -105,6 +105,19 @@ def check_device(name: str, a, cupy) -> None:
         )
 
 
+def check_values(name: str, x, binary: bool = False) -> None:
+    """Raises ValueError when the CuPy array x holds NaN or infinite values, or (``binary``)
+    values other than 0 and 1: one kernel and one synchronization."""
+    cupy = require(name)
+    flags = _backend.cuda().check_values(
+        ptr(x), int(x.size), int(x.dtype.itemsize), bool(binary), stream_ptr(cupy)
+    )
+    if flags & 1:
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    if flags & 2:
+        raise ValueError(f"{name}: a Bernoulli chain needs binary values (0 or 1)")
+
+
 def dae_model(kw: dict) -> dict:
     """The CUDA driver's model description from the DAE kernel's keyword arguments."""
     w = kw["W1"]

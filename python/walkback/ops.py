@@ -103,8 +103,9 @@ def _check_batch(name: str, x, allow_1d: bool = True):
 
 
 def _check_finite(name: str, x):
-    xp = np if isinstance(x, np.ndarray) else _require_cuda(name)
-    if not bool(xp.all(xp.isfinite(x))):
+    if not isinstance(x, np.ndarray):
+        _gpu.check_values(name, x)  # one kernel, one synchronization
+    elif not np.all(np.isfinite(x)):
         raise ValueError(f"{name}: contains NaN or infinite values")
 
 
@@ -194,16 +195,21 @@ def chain_step(
         x' (chains, D), or (x', w) when ``return_mean``.
     """
     x, kw, device = _dae_arrays(
-        "chain_step", x, W1, b1, b0, U1, activation, corruption, reconstruction
+        "chain_step", x, W1, b1, b0, U1, activation, corruption, reconstruction, False
     )
+    binary = kw["reconstruction"] == _codes.RECONSTRUCTIONS["bernoulli"]
+    if device == "cuda":
+        _gpu.check_values("x", x, binary)  # finite and binary in one pass
+    else:
+        _check_finite("x", x)
+        if binary:
+            _checks.check_binary("x", x)
     n, d = x.shape
     seed = _checks.check_seed("seed", seed)
     step = _checks.check_int("step", step, 0, 2**32 - 1)
     first_chain = _checks.check_int("first_chain", first_chain, 0, 2**32 - 1)
     steps = _checks.check_int("steps", steps, 1, 2**31 - 1)
     xp = _backend.array_module(x)
-    if kw["reconstruction"] == _codes.RECONSTRUCTIONS["bernoulli"]:
-        _checks.check_binary("x", x)
     state = x.copy()
     cl = None if clamp is None else _clamp_mask(clamp, n, d, device)
     means = xp.empty_like(state) if return_mean else None

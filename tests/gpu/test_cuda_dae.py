@@ -325,3 +325,17 @@ def test_misaligned_views_take_the_scalar_path():
     np.testing.assert_allclose(cupy.asnumpy(gv["W1"]), cupy.asnumpy(gw["W1"]), rtol=1e-5, atol=1e-6)
     c = wb.ops.corrupt(view, wb.SaltAndPepper(0.5), seed=2)
     np.testing.assert_array_equal(cupy.asnumpy(c), wb.ops.corrupt(x, wb.SaltAndPepper(0.5), seed=2))
+
+
+def test_chain_rejects_bad_states_in_one_check():
+    p = on_gpu(params(np.float32))
+    x = binary(4, dtype=np.float32)
+    x[1, 2] = 0.5
+    with pytest.raises(ValueError, match="binary"):
+        wb.ops.chain_step(cupy.asarray(x), **p, seed=0)
+    x[1, 2] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        wb.ops.chain_step(cupy.asarray(x), **p, seed=0)
+    x[1, 2] = 0.5  # Gaussian chains take any finite state
+    out = wb.ops.chain_step(cupy.asarray(x), **p, seed=0, reconstruction="gaussian")
+    assert out.shape == x.shape
