@@ -160,12 +160,19 @@ def train_row(cupy, torch, B, iters, reps):
     opt = wb.SGD(0.01, momentum=0.5)
     seeds = iter(range(10**9))
 
-    def ours():
-        for _ in range(iters):
-            _, g = wb.ops.walkback_grad(cx, **params, corruption=sp, seed=next(seeds))
-            opt.step(params, g)
+    def ours(wait):
+        def run():
+            for _ in range(iters):
+                _, g = wb.ops.walkback_grad(
+                    cx, **params, corruption=sp, seed=next(seeds), wait=wait
+                )
+                opt.step(params, g)
 
-    peer("walkback", r, "walkback", lambda: timed(cupy, ours, reps))
+        return run
+
+    peer("walkback", r, "walkback", lambda: timed(cupy, ours(False), reps))
+    # wait=True reads every loss back as a float (and checks the data): what fit does.
+    peer("walkback, wait", r, "walkback_wait", lambda: timed(cupy, ours(True), reps))
     F = torch.nn.functional
     tx = torch.as_tensor(x, device="cuda")
     tW = torch.as_tensor(W, device="cuda").requires_grad_()
@@ -227,7 +234,14 @@ def train_row(cupy, torch, B, iters, reps):
             return timed(cupy, run, reps)
 
         peer("GEMM only", r, "gemm_only", gemm_time)
-    for k in ("walkback", "torch_eager", "torch_eager_item", "torch_graph", "gemm_only"):
+    for k in (
+        "walkback",
+        "walkback_wait",
+        "torch_eager",
+        "torch_eager_item",
+        "torch_graph",
+        "gemm_only",
+    ):
         if r.get(k) is not None:
             r[k] = B * iters / r[k]  # examples per second
     return r
@@ -292,15 +306,17 @@ def main(argv=None):
         )
     print("\nTraining examples/s (walk-back k=1 + SGD momentum; higher is better)\n")
     print(
-        "| B | walkback | torch eager | torch eager + item | torch graph | GEMM only | "
-        "vs eager | of GEMM-only |"
+        "| B | walkback | walkback, wait | torch eager | torch eager + item | torch graph | "
+        "GEMM only | vs eager | wait vs eager + item | of GEMM-only |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in train:
         print(
-            f"| {r['B']} | {fmt(r['walkback'])} | {fmt(r['torch_eager'])} | "
-            f"{fmt(r['torch_eager_item'])} | {fmt(r['torch_graph'])} | {fmt(r['gemm_only'])} | "
+            f"| {r['B']} | {fmt(r['walkback'])} | {fmt(r.get('walkback_wait'))} | "
+            f"{fmt(r['torch_eager'])} | {fmt(r['torch_eager_item'])} | "
+            f"{fmt(r['torch_graph'])} | {fmt(r['gemm_only'])} | "
             f"{ratio(r['walkback'], r['torch_eager'])} | "
+            f"{ratio(r.get('walkback_wait'), r['torch_eager_item'])} | "
             f"{ratio(r['walkback'], r['gemm_only'])} |"
         )
     if a.json:

@@ -24,10 +24,12 @@ enum BadInput : uint32_t { kNotFinite = 1, kOutsideUnitInterval = 2 };
 
 // The loss (mean over the batch), and the gradients when `grads` is not null. Synchronizes
 // the stream once, to read the loss and `bad_input` (nonzero: x had NaN or infinite values, or
-// values outside [0, 1] for a Bernoulli model; the results are then meaningless).
+// values outside [0, 1] for a Bernoulli model; the results are then meaningless). With
+// `loss_out` (a device scalar) it waits for nothing: the loss goes there, NaN for bad input,
+// and the return value and *bad_input are 0.
 template <class T>
 double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, DaeGrads<T>* grads,
-                    uint32_t* bad_input, cudaStream_t stream);
+                    uint32_t* bad_input, double* loss_out, cudaStream_t stream);
 
 // kind: 0 SGD (s1 = velocity), 1 Adam (s1 = m, s2 = v), 2 RMSprop (s1 = mean square).
 struct OptimizerHyper {

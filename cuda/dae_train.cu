@@ -76,14 +76,21 @@ __global__ void walkback_epilogue_kernel(const T* o, const T* b0, const T* x, T*
   if (threadIdx.x == 0) partial[blockIdx.x] = red[0];
 }
 
-__global__ void sum_kernel(const double* v, int64_t n, double* out) {
+// out[0] = scale * (the sum of v, in a fixed order), NaN when *bad is nonzero; also written to
+// *loss_out when given (the caller's device scalar).
+__global__ void sum_kernel(const double* v, int64_t n, double scale, const uint32_t* bad,
+                           double* out, double* loss_out) {
   __shared__ double red[1024];
   double s = 0.0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += v[i];
   red[threadIdx.x] = s;
   __syncthreads();
   block_sum(red);
-  if (threadIdx.x == 0) *out = red[0];
+  if (threadIdx.x == 0) {
+    const double loss = *bad ? nan("") : scale * red[0];
+    out[0] = loss;
+    if (loss_out) *loss_out = loss;
+  }
 }
 
 template <class T>
@@ -105,7 +112,7 @@ __global__ void optimizer_kernel(int kind, T* p, const T* g, T* s1, T* s2, int64
 
 template <class T>
 double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, DaeGrads<T>* grads,
-                    uint32_t* bad_input, cudaStream_t stream) {
+                    uint32_t* bad_input, double* loss_out, cudaStream_t stream) {
   const int64_t B = a.batch, D = m.D, H = m.H, K = a.walkbacks, KB = K * B;
   if (B == 0) return 0.0;
   Context& ctx = context();
@@ -143,7 +150,8 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
         j == 0 ? bad_d : nullptr);
     check(cudaGetLastError(), "walk-back epilogue kernel launch");
   }
-  sum_kernel<<<1, 1024, 0, stream>>>(partial, K * int64_t(blocks), result_d);
+  sum_kernel<<<1, 1024, 0, stream>>>(partial, K * int64_t(blocks), 1.0 / double(B), bad_d,
+                                     result_d, loss_out);
   check(cudaGetLastError(), "sum kernel launch");
 
   if (grads) {
@@ -163,13 +171,18 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
       gemm<T>(ctx, true, false, D, H, KB, T(1), d_o, D, h, H, T(1), grads->W, H);
     column_sums<T>(ctx, d_o, KB, D, grads->b0, T(0), stream);
   }
+  if (loss_out) {  // the caller reads the loss from its device scalar: no waiting here
+    ctx.leave(stream);
+    *bad_input = 0;
+    return 0.0;
+  }
   double result[2] = {0.0, 0.0};
   check(cudaMemcpyAsync(result, result_d, sizeof result, cudaMemcpyDeviceToHost, stream),
         "cudaMemcpyAsync (loss)");
   ctx.leave(stream);
   check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
   std::memcpy(bad_input, &result[1], sizeof(uint32_t));
-  return result[0] / double(B);
+  return result[0];
 }
 
 template <class T>
@@ -183,9 +196,10 @@ void optimizer_update(int kind, T* p, const T* g, T* s1, T* s2, int64_t n,
 }
 
 template double dae_walkback<float>(const DaeModel<float>&, const WalkbackArgs&, const float*,
-                                    DaeGrads<float>*, uint32_t*, cudaStream_t);
+                                    DaeGrads<float>*, uint32_t*, double*, cudaStream_t);
 template double dae_walkback<double>(const DaeModel<double>&, const WalkbackArgs&, const double*,
-                                     DaeGrads<double>*, uint32_t*, cudaStream_t);
+                                     DaeGrads<double>*, uint32_t*, double*,
+                                     cudaStream_t);
 template void optimizer_update<float>(int, float*, const float*, float*, float*, int64_t,
                                       const OptimizerHyper&, cudaStream_t);
 template void optimizer_update<double>(int, double*, const double*, double*, double*, int64_t,

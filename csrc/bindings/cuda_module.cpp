@@ -100,7 +100,8 @@ double walkback_t(const py::dict& m, const py::dict& a, const py::object& g) {
   double loss;
   {
     py::gil_scoped_release nogil;
-    loss = wb::cuda::dae_walkback<T>(model, args, x, with_grads ? &grads : nullptr, &bad, s);
+    loss = wb::cuda::dae_walkback<T>(model, args, x, with_grads ? &grads : nullptr, &bad,
+                                     ptr<double>(get<uintptr_t>(a, "loss_out")), s);
   }
   if (bad & wb::cuda::kNotFinite) throw py::value_error("x: contains NaN or infinite values");
   if (bad & wb::cuda::kOutsideUnitInterval)

@@ -183,9 +183,14 @@ def dae_chain(
     _backend.cuda().dae_chain(dae_model(kw), args)
 
 
-def dae_walkback(x, kw, *, seed, first_chain, walkbacks, last_only, grads) -> float:
-    """Walk-back loss (and gradients into the CuPy arrays of ``grads``) on the GPU."""
+def dae_walkback(x, kw, *, seed, first_chain, walkbacks, last_only, grads, wait=True):
+    """Walk-back loss (and gradients into the CuPy arrays of ``grads``) on the GPU.
+
+    wait=True: returns the loss as a float, raising ValueError for bad data (one
+    synchronization). wait=False: returns a 0-d float64 CuPy array the GPU fills later (NaN for
+    bad data) and waits for nothing."""
     cupy = require("dae_walkback")
+    loss = None if wait else cupy.empty((), dtype=cupy.float64)
     args = {
         "x": ptr(x),
         "batch": int(x.shape[0]),
@@ -193,10 +198,12 @@ def dae_walkback(x, kw, *, seed, first_chain, walkbacks, last_only, grads) -> fl
         "first_chain": int(first_chain),
         "walkbacks": int(walkbacks),
         "last_only": bool(last_only),
+        "loss_out": ptr(loss),
         "stream": stream_ptr(cupy),
     }
     g = None if grads is None else {k: ptr(grads.get(k)) for k in ("W1", "b1", "b0", "U1")}
-    return float(_backend.cuda().dae_walkback(dae_model(kw), args, g))
+    value = _backend.cuda().dae_walkback(dae_model(kw), args, g)
+    return float(value) if wait else loss
 
 
 def optimizer_update(kind: int, arrays: list, hyper: dict) -> None:

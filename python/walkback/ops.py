@@ -286,13 +286,20 @@ def walkback_grad(
     seed,
     first_chain=0,
     reconstruct="all",
+    wait=False,
 ):
     """The walk-back loss of a DAE on the batch x and its gradients, from raw arrays (what
     DAE.loss_and_grad computes; see it for the definition).
 
+    On the GPU (CuPy inputs) nothing waits for the GPU by default: the loss comes back as a
+    0-d float64 CuPy array that the GPU fills, so a training loop keeps the GPU busy while
+    Python prepares the next step. Data that is not finite, or outside [0, 1] for a Bernoulli
+    model, then gives a NaN loss (checking it would cost a synchronization per call);
+    ``wait=True`` waits, returns a float and raises ValueError for such data, as the CPU does.
+
     Returns:
-        (loss, grads): a float and a dict with W1, b1, b0 (and U1 when given), arrays of the
-        parameters' shapes and dtype.
+        (loss, grads): the loss (a float; a 0-d CuPy array on the GPU unless ``wait``) and a
+        dict with W1, b1, b0 (and U1 when given), arrays of the parameters' shapes and dtype.
     """
     x, kw, device = _dae_arrays(
         "walkback_grad", x, W1, b1, b0, U1, activation, corruption, reconstruction, False
@@ -314,7 +321,7 @@ def walkback_grad(
         last_only=reconstruct == "last",
     )
     if device == "cuda":
-        loss = _gpu.dae_walkback(x, kw, grads=grads, **run)
+        loss = _gpu.dae_walkback(x, kw, grads=grads, wait=bool(wait), **run)
     else:
         loss = _backend.cpu().dae_walkback(x, **kw, **run, **{f"g{k}": v for k, v in grads.items()})
     return loss, grads
