@@ -96,12 +96,13 @@ double walkback_t(const py::dict& m, const py::dict& a, const py::object& g) {
     grads.b0 = ptr<T>(get<uintptr_t>(gd, "b0"));
     grads.U = ptr<T>(get<uintptr_t>(gd, "U1"));
   }
+  double* loss_out = ptr<double>(get<uintptr_t>(a, "loss_out"));  // read while holding the GIL
   uint32_t bad = 0;
   double loss;
   {
     py::gil_scoped_release nogil;
     loss = wb::cuda::dae_walkback<T>(model, args, x, with_grads ? &grads : nullptr, &bad,
-                                     ptr<double>(get<uintptr_t>(a, "loss_out")), s);
+                                     loss_out, s);
   }
   if (bad & wb::cuda::kNotFinite) throw py::value_error("x: contains NaN or infinite values");
   if (bad & wb::cuda::kOutsideUnitInterval)
