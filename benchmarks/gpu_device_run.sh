@@ -3,8 +3,11 @@
 # there, run tests/gpu and benchmarks/gpu.py, and leave every log under $OUT.
 #
 # The device machine has Python 3.12, nvcc, CuPy, PyTorch, pybind11 and scikit-build-core but
-# fetches nothing: the scipy-openblas32 wheel for Python 3.12 travels in .whl/ (see
-# benchmarks/RESULTS.md, "GPU", for the command that downloads it). Usage there:
+# fetches nothing: the scipy-openblas32 wheel for Python 3.12 travels in .whl/ (ignored by git),
+# downloaded beforehand with
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#     --implementation cp --platform manylinux_2_28_x86_64 -d .whl scipy-openblas32==0.3.34.481.3
+# Usage there:
 #   bash benchmarks/gpu_device_run.sh [cuda-architecture, default 90-real]
 set -uo pipefail
 export PYTHONUNBUFFERED=1
