@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _backend, _checks, _codes, _gpu
 from ._progress import progress_bar
-from .noise import as_corruption
+from .noise import _check_sigma, as_corruption
 from .reconstruction import as_reconstruction
 
 __all__ = ["uniform", "normal", "corrupt", "chain_step", "STREAMS"]
@@ -352,23 +352,13 @@ def parzen_logpdf(samples, x, sigma, batch_size=None, progress=False):
         return _parzen_gpu(samples, x, sigma)
     s = np.asarray(samples)
     xx = np.asarray(x)
-    if s.ndim != 2 or xx.ndim != 2 or s.shape[1] != xx.shape[1]:
-        raise ValueError(
-            f"parzen_logpdf: expected samples (N, D) and x (M, D), got {s.shape} and {xx.shape}"
-        )
-    if len(s) == 0 or len(xx) == 0 or s.shape[1] == 0:
-        raise ValueError("parzen_logpdf: samples and x need at least one row and one column")
+    _parzen_shapes(s, xx)
     dt = np.float64 if np.float64 in (s.dtype, xx.dtype) else np.float32
     s = np.ascontiguousarray(s, dtype=dt)
     xx = np.ascontiguousarray(xx, dtype=dt)
     if not (np.all(np.isfinite(s)) and np.all(np.isfinite(xx))):
         raise ValueError("parzen_logpdf: samples and x must be finite")
-    try:
-        sigma = float(sigma)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"sigma: expected a positive number, got {sigma!r}") from e
-    if not (sigma > 0 and np.isfinite(sigma)):
-        raise ValueError(f"sigma: expected a positive finite number, got {sigma}")
+    sigma = _check_sigma("sigma", sigma)
     step = len(xx) if batch_size is None else _checks.check_int("batch_size", batch_size, 1)
     out = np.empty(len(xx))
     bar = progress_bar((len(xx) + step - 1) // step, progress, "parzen", "batch")
@@ -379,6 +369,15 @@ def parzen_logpdf(samples, x, sigma, batch_size=None, progress=False):
     finally:
         bar.close()
     return out
+
+
+def _parzen_shapes(s, xx):
+    if s.ndim != 2 or xx.ndim != 2 or s.shape[1] != xx.shape[1]:
+        raise ValueError(
+            f"parzen_logpdf: expected samples (N, D) and x (M, D), got {s.shape} and {xx.shape}"
+        )
+    if len(s) == 0 or len(xx) == 0 or s.shape[1] == 0:
+        raise ValueError("parzen_logpdf: samples and x need at least one row and one column")
 
 
 def _parzen_gpu(samples, x, sigma):
@@ -392,22 +391,12 @@ def _parzen_gpu(samples, x, sigma):
     cupy = _gpu.require("parzen_logpdf")
     for name, a in (("samples", s), ("x", xx)):
         _gpu.check_device(name, a, cupy)
-    if s.ndim != 2 or xx.ndim != 2 or s.shape[1] != xx.shape[1]:
-        raise ValueError(
-            f"parzen_logpdf: expected samples (N, D) and x (M, D), got {s.shape} and {xx.shape}"
-        )
-    if len(s) == 0 or len(xx) == 0 or s.shape[1] == 0:
-        raise ValueError("parzen_logpdf: samples and x need at least one row and one column")
+    _parzen_shapes(s, xx)
     _checks.float_dtype("samples", s)
     _checks.float_dtype("x", xx)
     if not (bool(cupy.isfinite(s).all()) and bool(cupy.isfinite(xx).all())):
         raise ValueError("parzen_logpdf: samples and x must be finite")
-    try:
-        sigma = float(sigma)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"sigma: expected a positive number, got {sigma!r}") from e
-    if not (sigma > 0 and np.isfinite(sigma)):
-        raise ValueError(f"sigma: expected a positive finite number, got {sigma}")
+    sigma = _check_sigma("sigma", sigma)
     n, d = s.shape
     inv = 1.0 / (2.0 * sigma * sigma)
     if not (inv > 0 and np.isfinite(inv)):
