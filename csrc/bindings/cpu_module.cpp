@@ -8,6 +8,7 @@
 #include "bindings/array_checks.h"
 #include "bindings/chain_args.h"
 #include "bindings/diffusion_bindings.h"
+#include "bindings/sequence_bindings.h"
 #include "bindings/eval_bindings.h"
 #include "bindings/gsn_bindings.h"
 #include "walkback/blas.h"
@@ -217,6 +218,7 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
   bind_gsn(mod);
   bind_eval(mod);
   bind_diffusion(mod);
+  bind_sequence(mod);
   mod.def("set_num_threads", &wb::blas::set_num_threads);
   mod.def("get_num_threads", &wb::num_threads);
   mod.def("blas_info", &wb::blas::describe);

@@ -18,8 +18,20 @@ from . import _backend, _checks, _codes, _gpu
 from ._progress import progress_bar
 from .noise import _check_sigma, as_corruption
 from .reconstruction import as_reconstruction
+from .sequence_ops import conv1d, conv1d_backward, conv1d_transpose  # noqa: E402
 
-__all__ = ["uniform", "normal", "corrupt", "chain_step", "STREAMS"]
+__all__ = [
+    "uniform",
+    "normal",
+    "corrupt",
+    "chain_step",
+    "walkback_grad",
+    "parzen_logpdf",
+    "conv1d",
+    "conv1d_transpose",
+    "conv1d_backward",
+    "STREAMS",
+]
 
 STREAMS = dict(_codes.STREAMS)
 
