@@ -7,6 +7,7 @@
 
 #include "bindings/array_checks.h"
 #include "walkback/conv1d.h"
+#include "walkback/sequence_gsn.h"
 
 namespace py = pybind11;
 
@@ -98,9 +99,97 @@ void param_grad_t(py::array cols, py::array dy, std::optional<py::array> lengths
 
 bool is_f64(const py::array& a) { return a.dtype().is(py::dtype::of<double>()); }
 
+// The model from keyword arguments (parameters checked against the sizes they imply).
+template <class T>
+SeqGsnModel<T> seq_model(const py::dict& kw) {
+  SeqGsnModel<T> m;
+  m.Cin = kw["in_channels"].cast<int64_t>();
+  m.K = kw["classes"].cast<int64_t>();
+  m.C1 = kw["c1"].cast<int64_t>();
+  m.C2 = kw["c2"].cast<int64_t>();
+  m.width = kw["width"].cast<int64_t>();
+  m.pool = kw["pool"].cast<int64_t>();
+  m.noise_pre = static_cast<T>(kw["noise_pre"].cast<double>());
+  m.noise_post = static_cast<T>(kw["noise_post"].cast<double>());
+  m.corruption = static_cast<T>(kw["corruption"].cast<double>());
+  const auto dt = py::dtype::of<T>();
+  auto param = [&](const char* name, std::vector<py::ssize_t> shape) {
+    py::array a = kw[name].cast<py::array>();
+    check_array(a, name, dt, shape, false);
+    return in_ptr<T>(a);
+  };
+  m.W1 = param("W1", {m.width * (m.Cin + m.K), m.C1});
+  m.b1 = param("b1", {m.C1});
+  m.W2 = param("W2", {m.width * m.C1, m.C2});
+  m.b2 = param("b2", {m.C2});
+  m.c = param("c", {m.K});
+  return m;
+}
+
+template <class T>
+SeqGsnArgs seq_args(const py::array& x, const py::array& lengths, const py::dict& kw) {
+  check_array(x, "x", py::dtype::of<T>(), {-1, -1, kw["in_channels"].cast<int64_t>()}, false);
+  check_array(lengths, "lengths", py::dtype::of<int32_t>(), {x.shape(0)}, false);
+  SeqGsnArgs a;
+  a.N = x.shape(0);
+  a.L = x.shape(1);
+  a.lengths = in_ptr<int32_t>(lengths);
+  a.steps = kw["steps"].cast<int64_t>();
+  a.seed = kw["seed"].cast<uint64_t>();
+  a.first_chain = kw["first_chain"].cast<uint32_t>();
+  a.noise = kw["noise"].cast<bool>();
+  return a;
+}
+
+template <class T>
+double seq_walkback_t(py::array x, py::array y, py::array lengths, py::dict kw,
+                      std::optional<py::dict> grads) {
+  const SeqGsnModel<T> m = seq_model<T>(kw);
+  const SeqGsnArgs a = seq_args<T>(x, lengths, kw);
+  check_array(y, "y", py::dtype::of<int32_t>(), {a.N, a.L}, false);
+  SeqGsnGrads<T> g;
+  if (grads) {
+    auto out = [&](const char* name, std::vector<py::ssize_t> shape) {
+      py::array arr = (*grads)[name].cast<py::array>();
+      check_array(arr, name, py::dtype::of<T>(), shape, true);
+      return out_ptr<T>(arr);
+    };
+    g.W1 = out("W1", {m.width * (m.Cin + m.K), m.C1});
+    g.b1 = out("b1", {m.C1});
+    g.W2 = out("W2", {m.width * m.C1, m.C2});
+    g.b2 = out("b2", {m.C2});
+    g.c = out("c", {m.K});
+  }
+  const T* px = in_ptr<T>(x);
+  const int32_t* pyl = in_ptr<int32_t>(y);
+  py::gil_scoped_release nogil;
+  return seq_gsn_walkback<T>(m, a, px, pyl, grads ? &g : nullptr);
+}
+
+template <class T>
+void seq_predict_t(py::array x, py::array lengths, py::dict kw, int64_t burn_in, py::array out) {
+  const SeqGsnModel<T> m = seq_model<T>(kw);
+  const SeqGsnArgs a = seq_args<T>(x, lengths, kw);
+  check_array(out, "out", py::dtype::of<T>(), {a.N, a.L, m.K}, true);
+  const T* px = in_ptr<T>(x);
+  T* po = out_ptr<T>(out);
+  py::gil_scoped_release nogil;
+  seq_gsn_predict<T>(m, a, px, burn_in, po);
+}
+
 }  // namespace
 
 void bind_sequence(py::module_& mod) {
+  mod.def("seq_gsn_walkback", [](py::array x, py::array y, py::array lengths, py::dict kw,
+                                 std::optional<py::dict> grads) {
+    return is_f64(x) ? seq_walkback_t<double>(x, y, lengths, kw, grads)
+                     : seq_walkback_t<float>(x, y, lengths, kw, grads);
+  });
+  mod.def("seq_gsn_predict", [](py::array x, py::array lengths, py::dict kw, int64_t burn_in,
+                                py::array out) {
+    is_f64(x) ? seq_predict_t<double>(x, lengths, kw, burn_in, out)
+              : seq_predict_t<float>(x, lengths, kw, burn_in, out);
+  });
   mod.def("conv1d_forward", [](py::array x, py::array W, std::optional<py::array> b,
                                int64_t width, std::optional<py::array> lengths, py::array cols,
                                py::array y) {

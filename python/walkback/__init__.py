@@ -28,6 +28,7 @@ from .noise import (
 from .optim import SGD, Adam, RMSprop
 from .reconstruction import Bernoulli, Categorical, Gaussian
 from .segments import Segment
+from .sequence_gsn import SequenceGSN
 from .training import History, TrainingDiverged
 
 __version__ = "0.1.0"
@@ -39,6 +40,7 @@ __all__ = [
     "RMSprop",
     "GSN",
     "Segment",
+    "SequenceGSN",
     "Categorical",
     "GaussianNoise",
     "SGD",

@@ -16,8 +16,9 @@ def _models() -> dict:
     from .dae import DAE
     from .diffusion import Diffusion
     from .gsn import GSN
+    from .sequence_gsn import SequenceGSN
 
-    return {"DAE": DAE, "GSN": GSN, "Diffusion": Diffusion}
+    return {"DAE": DAE, "GSN": GSN, "Diffusion": Diffusion, "SequenceGSN": SequenceGSN}
 
 
 def save(model, path) -> None:
