@@ -16,18 +16,36 @@ namespace {
 // Streams of the hidden noise: two per layer (before and after tanh).
 constexpr uint32_t kNoise1 = kStreamHidden, kNoise2 = kStreamHidden + 2;
 
+// Buffers kept between calls (per thread), so that training batches do not pay the page
+// faults of fresh allocations again and again.
+template <class T>
+struct SeqWorkspace {
+  std::vector<T> in, W1y, Y, a1, work1, workY, p, a2, td;
+  std::vector<std::vector<T>> cols1, y1, h1, cols2, y2, h2, dlog;
+  std::vector<T> dW1y, dh1, dh2, dh2_prev, da2, dp, dt, colsT, colsK;
+};
+
+template <class T>
+SeqWorkspace<T>& workspace() {
+  thread_local SeqWorkspace<T> w;
+  return w;
+}
+
 template <class T>
 struct Run {
   const SeqGsnModel<T>& m;
   const SeqGsnArgs& a;
+  SeqWorkspace<T>& ws = workspace<T>();
   SeqShape s1, s2;        // positions; pooled positions
   std::vector<int32_t> len1, len2;
   Conv1d c1, c2, cy;      // (Cin + K) -> C1; C1 -> C2; the label rows of conv1: K -> C1
   int64_t Cx, R1, R2;     // input channels; rows of layer 1 (N * L) and of layer 2
   StreamKey key;
-  std::vector<T> in, W1y, Y, a1, work1, workY;
+  std::vector<T>&in = ws.in, &W1y = ws.W1y, &Y = ws.Y, &a1 = ws.a1, &work1 = ws.work1,
+  &workY = ws.workY;
   // Per step, kept for the backward pass.
-  std::vector<std::vector<T>> cols1, y1, h1, cols2, y2, h2, dlog;
+  std::vector<std::vector<T>>&cols1 = ws.cols1, &y1 = ws.y1, &h1 = ws.h1, &cols2 = ws.cols2,
+  &y2 = ws.y2, &h2 = ws.h2, &dlog = ws.dlog;
 
   Run(const SeqGsnModel<T>& m_, const SeqGsnArgs& a_, const T* x) : m(m_), a(a_) {
     if (m.width < 1 || m.width % 2 == 0) throw std::invalid_argument("width must be odd");
@@ -146,12 +164,15 @@ struct Run {
     cols1[slot].resize(R1 * c1.taps());
     conv1d_forward<T>(s1, c1, in.data(), Cx, m.W1, m.b1, cols1[slot].data(), a1.data());
     if (h2_prev) {
-      std::vector<T> td(R2 * m.C1, T(0));
+      std::vector<T>& td = ws.td;
+      td.assign(R2 * m.C1, T(0));
       conv1d_transpose_add<T>(s2, c2, h2_prev, m.W2, work1.data(), td.data(), m.C1);
       unpool_add(td.data(), m.C1, a1.data());
     }
     hidden(a1, a.L, len1, m.C1, s, kNoise1, y1[slot], h1[slot]);
-    std::vector<T> p(R2 * m.C1), a2(R2 * m.C2);
+    std::vector<T>&p = ws.p, &a2 = ws.a2;
+    p.resize(R2 * m.C1);
+    a2.resize(R2 * m.C2);
     pool_means(h1[slot].data(), m.C1, p.data());
     cols2[slot].resize(R2 * c2.taps());
     conv1d_forward<T>(s2, c2, p.data(), m.C1, m.W2, m.b2, cols2[slot].data(), a2.data());
@@ -224,9 +245,18 @@ double seq_gsn_walkback(const SeqGsnModel<T>& m, const SeqGsnArgs& a, const T* x
   if (!g) return loss;
 
   const int64_t C1 = m.C1, C2 = m.C2, R1 = run.R1, R2 = run.R2;
-  std::vector<T> dW1y(m.width * K * C1, T(0));
-  std::vector<T> dh1(R1 * C1), dh2(R2 * C2, T(0)), dh2_prev(R2 * C2), da2(R2 * C2), dp(R2 * C1),
-      dt(R2 * C1), colsT(R2 * run.c2.taps()), colsK(R1 * run.cy.taps());
+  SeqWorkspace<T>& w = run.ws;
+  std::vector<T>&dW1y = w.dW1y, &dh1 = w.dh1, &dh2 = w.dh2, &dh2_prev = w.dh2_prev, &da2 = w.da2,
+  &dp = w.dp, &dt = w.dt, &colsT = w.colsT, &colsK = w.colsK;
+  dW1y.assign(m.width * K * C1, T(0));
+  dh2.assign(R2 * C2, T(0));
+  dh1.resize(R1 * C1);
+  dh2_prev.resize(R2 * C2);
+  da2.resize(R2 * C2);
+  dp.resize(R2 * C1);
+  dt.resize(R2 * C1);
+  colsT.resize(R2 * run.c2.taps());
+  colsK.resize(R1 * run.cy.taps());
   std::fill(g->W1, g->W1 + m.width * run.Cx * C1, T(0));
   std::fill(g->b1, g->b1 + C1, T(0));
   std::fill(g->W2, g->W2 + m.width * C1 * C2, T(0));
