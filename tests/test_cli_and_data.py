@@ -11,6 +11,18 @@ from walkback import cli
 SHARED_MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
 
 
+def test_sequence_demo_writes_tracks_and_model(tmp_path, capsys):
+    out = tmp_path / "seq"
+    args = ["demo", "--model", "sequence", "--out", str(out), "--epochs", "1", "--quiet"]
+    assert cli.main(args) == 0
+    text = capsys.readouterr().out
+    assert "of the Bayes ceiling" in text and "single pass" in text
+    with Image.open(out / "sequence_tracks.png") as im:
+        im.verify()
+        assert im.format == "PNG" and im.size[0] > 300
+    assert isinstance(wb.load(out / "sequence_gsn.safetensors"), wb.SequenceGSN)
+
+
 def test_demo_writes_valid_pictures_and_model(tmp_path, capsys):
     out = tmp_path / "demo"
     assert cli.main(["demo", "--out", str(out), "--epochs", "2", "--hidden", "32", "--quiet"]) == 0

@@ -77,6 +77,10 @@ def demo(args) -> int:
         from .demo_diffusion import demo_diffusion
 
         return demo_diffusion(args)
+    if args.model == "sequence":
+        from .demo_sequence import demo_sequence
+
+        return demo_sequence(args)
     args.epochs = 300 if args.epochs is None else args.epochs
     args.hidden = 500 if args.hidden is None else args.hidden
     x, y = wbdata.load_digits()
@@ -252,15 +256,16 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     d = sub.add_parser(
         "demo",
-        help="train a walk-back DAE (or a hybrid GSN, or diffusion models) and draw pictures",
+        help="train a walk-back DAE (or a hybrid GSN, diffusion models, a sequence GSN) and "
+        "draw pictures",
     )
-    d.add_argument("--model", choices=["dae", "gsn", "diffusion"], default="dae")
+    d.add_argument("--model", choices=["dae", "gsn", "diffusion", "sequence"], default="dae")
     d.add_argument("--out", default="walkback-demo", help="output folder")
     d.add_argument(
         "--epochs",
         type=int,
         default=None,
-        help="default 300 (dae), 150 (gsn), 300 + 150 (diffusion)",
+        help="default 300 (dae), 150 (gsn), 300 + 150 (diffusion), 6 (sequence)",
     )
     d.add_argument("--hidden", type=int, default=None, help="default 500 (dae), 200 (gsn)")
     d.add_argument("--walkbacks", type=int, default=2, help="the DAE's walk-back steps")

@@ -73,3 +73,43 @@ def save_scatter_panels(panels, titles, path, size=220, limits=None):
         for u, v in uv:
             draw.point((x0 + u, head + size - 1 - v), fill=(20, 60, 160))
     img.save(path)
+
+
+# Eight well-separated colours for label tracks (more classes cycle through them).
+_PALETTE = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+]
+
+
+def save_label_tracks(groups, path, cell=3, track=10):
+    """Label sequences as coloured strips, one cell per position: ``groups`` is a list (one per
+    sequence) of lists of (caption, labels) with labels (L,) integers, -1 past the end (drawn
+    white). Tracks of a group sit together, groups are separated by a gap."""
+    from PIL import Image, ImageDraw
+
+    if not groups or not all(groups):
+        raise ValueError("groups: expected a non-empty list of non-empty lists of tracks")
+    label_w = 110
+    width = max(len(np.asarray(lab)) for g in groups for _, lab in g) * cell + label_w + 8
+    height = sum(len(g) * (track + 2) + 10 for g in groups) + 4
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    y = 4
+    for g in groups:
+        for caption, labels in g:
+            draw.text((4, y - 1), str(caption), fill="black")
+            for i, lab in enumerate(np.asarray(labels)):
+                if lab >= 0:
+                    x0 = label_w + i * cell
+                    colour = _PALETTE[int(lab) % len(_PALETTE)]
+                    draw.rectangle([x0, y, x0 + cell - 1, y + track - 1], fill=colour)
+            y += track + 2
+        y += 10
+    img.save(path)
