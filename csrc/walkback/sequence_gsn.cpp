@@ -110,12 +110,14 @@ struct Run {
   // y = tanh(pre + s n), h = y + s n' on the valid rows of a (N, rows_per, C) layer; zero past.
   void hidden(const std::vector<T>& pre, int64_t rows_per, const std::vector<int32_t>& lens,
               int64_t C, int64_t s, uint32_t stream, std::vector<T>& y, std::vector<T>& h) {
-    y.assign(pre.size(), T(0));
-    h.assign(pre.size(), T(0));
+    y.resize(pre.size());  // every element is written below: no clearing pass
+    h.resize(pre.size());
     pool().parallel_for(a.N, [&](int64_t n0, int64_t n1) {
       std::vector<float> np, nq;
       for (int64_t n = n0; n < n1; ++n) {
         const int64_t units = lens[n] * C, base = n * rows_per * C;
+        std::fill(y.begin() + base + units, y.begin() + base + rows_per * C, T(0));
+        std::fill(h.begin() + base + units, h.begin() + base + rows_per * C, T(0));
         np.assign(units, 0.0f);
         nq.assign(units, 0.0f);
         if (a.noise && units) {
