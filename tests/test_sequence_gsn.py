@@ -135,3 +135,15 @@ def test_bad_inputs_say_what_is_wrong():
         wb.SequenceGSN(3, 3, width=4)
     with pytest.raises(NotImplementedError, match="CPU only"):
         m.to("cuda")
+
+
+def test_trains_on_a_file_in_the_cb513_layout(tmp_path):
+    from test_sequence_data import cb513_file
+
+    cb513_file(tmp_path / "cb513.npy", [30, 50, 20])
+    x, y, lengths = wb.data.load_cb513(tmp_path / "cb513.npy")
+    m = wb.SequenceGSN(42, 8, channels=(8, 8), walkbacks=2, seed=0)
+    h = m.fit(x, y, epochs=2, batch_size=2, progress=False)
+    assert len(h) == 2 and np.isfinite(h.train_loss).all()
+    pred = m.predict(x, lengths, steps=4, burn_in=1)
+    assert pred.shape == (3, 700) and (pred[0, 30:] == -1).all() and (pred[0, :30] >= 0).all()
