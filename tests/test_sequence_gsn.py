@@ -147,3 +147,14 @@ def test_trains_on_a_file_in_the_cb513_layout(tmp_path):
     assert len(h) == 2 and np.isfinite(h.train_loss).all()
     pred = m.predict(x, lengths, steps=4, burn_in=1)
     assert pred.shape == (3, 700) and (pred[0, 30:] == -1).all() and (pred[0, :30] >= 0).all()
+
+
+def test_review_edge_cases():
+    m = tiny()
+    x, y, _ = data()
+    y[1] = -1  # a sequence without labels
+    with pytest.raises(ValueError, match="at least one label"):
+        m.fit(x, y, epochs=1, progress=False)
+    assert m.predict_proba(x, steps=1).shape == (2, 7, 3)  # default burn_in fits in one step
+    with pytest.raises(ValueError, match="channel"):
+        wb.ops.conv1d(np.zeros((1, 4, 0)), np.zeros((0, 2)))

@@ -9,6 +9,7 @@
 #include "bindings/chain_args.h"
 #include "bindings/diffusion_bindings.h"
 #include "bindings/sequence_bindings.h"
+#include "bindings/shaped_bindings.h"
 #include "bindings/eval_bindings.h"
 #include "bindings/gsn_bindings.h"
 #include "walkback/blas.h"
@@ -219,6 +220,7 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
   bind_eval(mod);
   bind_diffusion(mod);
   bind_sequence(mod);
+  bind_shaped(mod);
   mod.def("set_num_threads", &wb::blas::set_num_threads);
   mod.def("get_num_threads", &wb::num_threads);
   mod.def("blas_info", &wb::blas::describe);

@@ -70,9 +70,10 @@ void transpose_t(py::array h, py::array W, int64_t width, std::optional<py::arra
   conv1d_transpose_add<T>(s, c, ph, pw, pk, po, c.C);
 }
 
+// dW += cols^T dy, db += column sums of dy: rows past a length must be zero in dy (the
+// Python layer masks them).
 template <class T>
-void param_grad_t(py::array cols, py::array dy, std::optional<py::array> lengths, py::array dW,
-                  std::optional<py::array> db) {
+void param_grad_t(py::array cols, py::array dy, py::array dW, std::optional<py::array> db) {
   const auto dt = py::dtype::of<T>();
   check_array(dy, "dy", dt, {-1, -1, -1}, false);
   check_array(dW, "dW", dt, {-1, dy.shape(2)}, true);
@@ -81,10 +82,6 @@ void param_grad_t(py::array cols, py::array dy, std::optional<py::array> lengths
   SeqShape s;
   s.N = dy.shape(0);
   s.L = dy.shape(1);
-  if (lengths) {
-    check_array(*lengths, "lengths", py::dtype::of<int32_t>(), {s.N}, false);
-    s.lengths = in_ptr<int32_t>(*lengths);
-  }
   Conv1d c;
   c.F = dy.shape(2);
   c.C = dW.shape(0);  // taps: the product width * C is all the GEMM needs
@@ -112,6 +109,8 @@ SeqGsnModel<T> seq_model(const py::dict& kw) {
   m.noise_pre = static_cast<T>(kw["noise_pre"].cast<double>());
   m.noise_post = static_cast<T>(kw["noise_post"].cast<double>());
   m.corruption = static_cast<T>(kw["corruption"].cast<double>());
+  if (m.Cin < 1 || m.K < 2 || m.C1 < 1 || m.C2 < 1 || m.width < 1 || m.pool < 1)
+    throw py::value_error("sequence GSN: sizes must be positive (classes >= 2)");
   const auto dt = py::dtype::of<T>();
   auto param = [&](const char* name, std::vector<py::ssize_t> shape) {
     py::array a = kw[name].cast<py::array>();
@@ -135,6 +134,7 @@ SeqGsnArgs seq_args(const py::array& x, const py::array& lengths, const py::dict
   a.L = x.shape(1);
   a.lengths = in_ptr<int32_t>(lengths);
   a.steps = kw["steps"].cast<int64_t>();
+  if (a.steps < 1) throw py::value_error("steps: expected at least 1");
   a.seed = kw["seed"].cast<uint64_t>();
   a.first_chain = kw["first_chain"].cast<uint32_t>();
   a.noise = kw["noise"].cast<bool>();
@@ -202,10 +202,9 @@ void bind_sequence(py::module_& mod) {
     is_f64(h) ? transpose_t<double>(h, W, width, lengths, work, out)
               : transpose_t<float>(h, W, width, lengths, work, out);
   });
-  mod.def("conv1d_param_grad", [](py::array cols, py::array dy, std::optional<py::array> lengths,
-                                  py::array dW, std::optional<py::array> db) {
-    is_f64(dy) ? param_grad_t<double>(cols, dy, lengths, dW, db)
-               : param_grad_t<float>(cols, dy, lengths, dW, db);
+  mod.def("conv1d_param_grad", [](py::array cols, py::array dy, py::array dW,
+                                  std::optional<py::array> db) {
+    is_f64(dy) ? param_grad_t<double>(cols, dy, dW, db) : param_grad_t<float>(cols, dy, dW, db);
   });
 }
 

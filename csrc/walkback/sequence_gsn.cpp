@@ -31,6 +31,20 @@ SeqWorkspace<T>& workspace() {
   return w;
 }
 
+// Frees this thread's buffers when they hold more than 256 MB (a large batch need not keep
+// its memory after the call: a Python thread that trained once would hold it for good).
+template <class T>
+void release_if_large() {
+  SeqWorkspace<T>& w = workspace<T>();
+  size_t bytes = 0;
+  for (auto* v : {&w.in, &w.W1y, &w.Y, &w.a1, &w.work1, &w.workY, &w.p, &w.a2, &w.td, &w.dW1y,
+                  &w.dh1, &w.dh2, &w.dh2_prev, &w.da2, &w.dp, &w.dt, &w.colsT, &w.colsK})
+    bytes += v->capacity() * sizeof(T);
+  for (auto* vs : {&w.cols1, &w.y1, &w.h1, &w.cols2, &w.y2, &w.h2, &w.dlog})
+    for (const auto& v : *vs) bytes += v.capacity() * sizeof(T);
+  if (bytes > (size_t(256) << 20)) w = SeqWorkspace<T>();
+}
+
 template <class T>
 struct Run {
   const SeqGsnModel<T>& m;
@@ -244,7 +258,10 @@ double seq_gsn_walkback(const SeqGsnModel<T>& m, const SeqGsnArgs& a, const T* x
     if (s + 1 < S) run.sample(s, logits, probs);
   }
   loss /= double(valid);
-  if (!g) return loss;
+  if (!g) {
+    release_if_large<T>();
+    return loss;
+  }
 
   const int64_t C1 = m.C1, C2 = m.C2, R1 = run.R1, R2 = run.R2;
   SeqWorkspace<T>& w = run.ws;
@@ -302,12 +319,14 @@ double seq_gsn_walkback(const SeqGsnModel<T>& m, const SeqGsnArgs& a, const T* x
     for (int64_t j = 0; j < K; ++j)
       for (int64_t i = 0; i < C1; ++i)
         g->W1[(k * run.Cx + m.Cin + j) * C1 + i] += dW1y[(k * K + j) * C1 + i];
+  release_if_large<T>();
   return loss;
 }
 
 template <class T>
 void seq_gsn_predict(const SeqGsnModel<T>& m, const SeqGsnArgs& a, const T* x, int64_t burn_in,
                      T* probs) {
+  if (burn_in < 0 || burn_in >= a.steps) throw std::invalid_argument("burn_in must be in [0, steps)");
   Run<T> run(m, a, x);
   const int64_t S = a.steps, K = m.K;
   run.resize_steps(2);  // only the current and the previous step are kept
@@ -315,7 +334,6 @@ void seq_gsn_predict(const SeqGsnModel<T>& m, const SeqGsnArgs& a, const T* x, i
     for (int64_t l = 0; l < run.len1[n]; ++l)
       std::fill_n(run.Y.data() + (n * a.L + l) * K, K, T(1) / T(K));
   std::fill(probs, probs + run.R1 * K, T(0));
-  if (burn_in < 0 || burn_in >= S) throw std::invalid_argument("burn_in must be in [0, steps)");
   std::vector<T> logits, p;
   const T share = T(1) / T(S - burn_in);
   for (int64_t s = 0; s < S; ++s) {
@@ -326,6 +344,7 @@ void seq_gsn_predict(const SeqGsnModel<T>& m, const SeqGsnArgs& a, const T* x, i
     if (s >= burn_in)
       for (int64_t i = 0; i < run.R1 * K; ++i) probs[i] += share * p[i];
   }
+  release_if_large<T>();
 }
 
 template double seq_gsn_walkback<float>(const SeqGsnModel<float>&, const SeqGsnArgs&,

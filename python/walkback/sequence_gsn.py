@@ -130,6 +130,8 @@ class SequenceGSN(ParamModel):
             lens = (y >= 0).sum(axis=1)
             if np.any((y >= 0) != (np.arange(length)[None, :] < lens[:, None])):
                 raise ValueError("y: padding (-1) must come after each sequence's labels")
+            if lens.min() < 1:
+                raise ValueError("y: every sequence needs at least one label (one is all -1)")
             return lens.astype(np.int32)
         lens = np.asarray(lengths)
         if lens.shape != (n,) or lens.dtype.kind not in "iu":
@@ -197,9 +199,10 @@ class SequenceGSN(ParamModel):
         progress=True,
         seed=None,
     ):
-        """Walk-back training with minibatches of sequences; returns a History. Default
-        optimizer: Adam(1e-3). ``validation``: (x, y) or (x, y, lengths), scored by the
-        walk-back loss after each epoch."""
+        """Walk-back training with minibatches of sequences; returns a History (losses: each
+        batch's mean per position, averaged over sequences). Default optimizer: Adam(1e-3).
+        ``validation``: (x, y) or (x, y, lengths), scored by the walk-back loss after each
+        epoch."""
         x = self._x(x)
         y = self._y(y, x)
         lens = self._lengths(x, y, lengths)
@@ -214,16 +217,15 @@ class SequenceGSN(ParamModel):
             return self._loss(x[idx], y[idx], lens[idx], k, s, 0, grads)
 
         def valid_loss(rows, s):
-            total, count = 0.0, 0
+            # Weighted by sequences, as the training loss of the History is.
+            total = 0.0
             for b in range(0, len(vx), 64):
                 sl = slice(b, b + 64)
-                weight = int(vl[sl].sum())
-                total += self._loss(vx[sl], vy[sl], vl[sl], k, s, b, None) * weight
-                count += weight
-            return total / count
+                total += self._loss(vx[sl], vy[sl], vl[sl], k, s, b, None) * len(vx[sl])
+            return total / len(vx)
 
         # The shared fit loop batches rows of an array: here, the indices of the sequences.
-        index = np.arange(len(x), dtype=self.dtype)[:, None]
+        index = np.arange(len(x), dtype=np.int64)[:, None]
         return _training.fit(
             self,
             index,
@@ -243,11 +245,15 @@ class SequenceGSN(ParamModel):
     ):
         """p(label | x) per position, (N, L, classes), averaged along the chain started from the
         uninformative labels: ``steps`` steps (default 2 * walkbacks), the first ``burn_in``
-        (default walkbacks // 2) not counted. Zero past each sequence's length."""
+        (default walkbacks // 2, at most steps - 1) not counted. Zero past each sequence's
+        length."""
         x = self._x(x)
         lens = self._lengths(x, None, lengths)
         steps = 2 * self.walkbacks if steps is None else _checks.check_int("steps", steps, 1)
-        burn = self.walkbacks // 2 if burn_in is None else _checks.check_int("burn_in", burn_in, 0)
+        if burn_in is None:
+            burn = min(self.walkbacks // 2, steps - 1)
+        else:
+            burn = _checks.check_int("burn_in", burn_in, 0)
         if burn >= steps:
             raise ValueError(f"burn_in: expected fewer than steps ({steps}), got {burn}")
         return self._proba(x, lens, steps, burn, self._seed(seed), True, batch_size, progress)

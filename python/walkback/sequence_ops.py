@@ -26,6 +26,8 @@ def _seq(name, a, ndim=3):
 
 
 def _width(W, channels: int) -> int:
+    if channels < 1:
+        raise ValueError("x: expected at least one channel")
     if W.shape[0] % channels:
         raise ValueError(
             f"W: expected (width * {channels}, F) rows for {channels} channels, got {W.shape}"
@@ -108,6 +110,6 @@ def conv1d_backward(x, W, dy, lengths=None):
     _backend.cpu().conv1d_forward(x, W, None, width, lens, cols, np.empty_like(dy))
     dW = np.zeros_like(W)
     db = np.zeros(W.shape[1], x.dtype)
-    _backend.cpu().conv1d_param_grad(cols, dy, lens, dW, db)
+    _backend.cpu().conv1d_param_grad(cols, dy, dW, db)
     dx = conv1d_transpose(dy, W, c, lens)
     return dx, dW, db
