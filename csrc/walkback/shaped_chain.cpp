@@ -156,7 +156,12 @@ std::array<double, 3> shaped_generator(const ShapedModel<T>& m, const ShapedArgs
       }
     net_backward<T>(m.enc, B, xs[i].data(), pe[i], d_e.data(), genc,
                     i > 0 ? dx_prev.data() : nullptr);
-    if (i > 0) std::swap(dx_next, dx_prev);
+    if (i > 0) {
+      // Walkout's target at step i is x_i itself: d/dt [softplus(o) - t o] = -o.
+      if (!m.walkback)
+        for (int64_t j = 0; j < B * D; ++j) dx_prev[j] -= wi * invB * pd[i].out[j];
+      std::swap(dx_next, dx_prev);
+    }
   }
   return parts;
 }

@@ -4,7 +4,7 @@
 //   x_0 = data; (mu_i, logvar_i) = enc(x_i); z_i = mu_i + exp(logvar_i / 2) eps_i;
 //   o_i = dec(z_i) (logits); x_{i+1} = sigmoid(o_i) (the decoder's mean).
 // The generator's loss, per row: sum_i decay^i [NLL(t_i | o_i) + kld KL(q(z | x_i) || N(0, I))]
-// with t_i = x_0 ("walkback") or x_i ("walkout", a constant), plus the shaping term
+// with t_i = x_0 ("walkback") or x_i ("walkout"; differentiated too), plus the shaping term
 // shaping * sum_{j = 1..steps} [relu(-D(x_j)) + relu(-D(x_j))^2] / 2, where D is the guide,
 // a classifier of data (positive) against chain states; the guide's own loss is the logistic
 // softplus(-D(data)) + softplus(D(chain states)), its rows averaged per kind. Gradients flow

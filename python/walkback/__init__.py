@@ -29,6 +29,7 @@ from .optim import SGD, Adam, RMSprop
 from .reconstruction import Bernoulli, Categorical, Gaussian
 from .segments import Segment
 from .sequence_gsn import SequenceGSN
+from .shaped_chain import ShapedChain
 from .training import History, TrainingDiverged
 
 __version__ = "0.1.0"
@@ -41,6 +42,7 @@ __all__ = [
     "GSN",
     "Segment",
     "SequenceGSN",
+    "ShapedChain",
     "Categorical",
     "GaussianNoise",
     "SGD",

@@ -17,8 +17,15 @@ def _models() -> dict:
     from .diffusion import Diffusion
     from .gsn import GSN
     from .sequence_gsn import SequenceGSN
+    from .shaped_chain import ShapedChain
 
-    return {"DAE": DAE, "GSN": GSN, "Diffusion": Diffusion, "SequenceGSN": SequenceGSN}
+    return {
+        "DAE": DAE,
+        "GSN": GSN,
+        "Diffusion": Diffusion,
+        "SequenceGSN": SequenceGSN,
+        "ShapedChain": ShapedChain,
+    }
 
 
 def save(model, path) -> None:

@@ -1,0 +1,134 @@
+"""The ABC-shaped chain (wb.ShapedChain): one step without shaping is a plain VAE (NumPy
+reference fed the library's normals), finite-difference gradients through the chain and the
+guide, sampling, files and bad input."""
+
+import numpy as np
+import pytest
+
+import walkback as wb
+
+
+def tiny(**kw):
+    args = dict(
+        latent=3,
+        hidden=(6, 5),
+        guide_hidden=(4,),
+        chain_len=3,
+        shaping=2.0,
+        dtype=np.float64,
+        seed=0,
+    )
+    args.update(kw)
+    m = wb.ShapedChain(7, **args)
+    rng = np.random.default_rng(1)
+    m.set_params(**{k: rng.normal(0, 0.5, v.shape) for k, v in m.get_params().items()})
+    return m
+
+
+def batch(n=5, seed=2):
+    return np.random.default_rng(seed).random((n, 7))
+
+
+def relu_net(p, prefix, x, layers):
+    h = x
+    for i in range(layers):
+        h = np.maximum(h @ p[f"{prefix}_W{i}"] + p[f"{prefix}_b{i}"], 0)
+    return h @ p[f"{prefix}_Whead"] + p[f"{prefix}_bhead"]
+
+
+def test_one_step_without_shaping_is_a_plain_vae():
+    m = tiny(kld=0.7)
+    x = batch()
+    parts, _ = m.generator_loss_and_grad(x, chain_len=1, shaping=0.0, seed=9)
+    p = m.get_params()
+    e = relu_net(p, "enc", x, 2)
+    mu, lv = e[:, :3], e[:, 3:]
+    eps = wb.ops.normal(5, 3, seed=9, step=0, stream=16).astype(np.float64)
+    z = mu + np.exp(0.5 * lv) * eps
+    o = relu_net(p, "dec", z, 2)
+    nll = np.sum(np.logaddexp(0, o) - x * o) / 5
+    kl = 0.7 * np.sum(0.5 * (mu**2 + np.exp(lv) - 1 - lv)) / 5
+    assert parts["nll"] == pytest.approx(nll, rel=1e-12)
+    assert parts["kl"] == pytest.approx(kl, rel=1e-12)
+    assert parts["shaping"] == 0
+
+
+@pytest.mark.parametrize("target", ["walkback", "walkout"])
+def test_generator_gradients_match_finite_differences(target):
+    m = tiny(target=target, decay=0.8, kld=0.5)
+    x = batch()
+
+    def total():
+        return m.generator_loss_and_grad(x, seed=4)[0]["total"]
+
+    _, grads = m.generator_loss_and_grad(x, seed=4)
+    params = m.get_params()
+    eps = 1e-6
+    for name, g in grads.items():
+        p = params[name]
+        fd = np.zeros_like(p)
+        for i in np.ndindex(p.shape):
+            up, down = p.copy(), p.copy()
+            up[i] += eps
+            down[i] -= eps
+            m.set_params(**{name: up})
+            lu = total()
+            m.set_params(**{name: down})
+            fd[i] = (lu - total()) / (2 * eps)
+        m.set_params(**{name: p})
+        np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def test_guide_gradients_match_finite_differences():
+    m = tiny()
+    x = batch()
+    _, _, states = m.generator_loss_and_grad(x, seed=1, states=True)
+    loss, grads = m.guide_loss_and_grad(x, states)
+    params = m.get_params()
+    eps = 1e-6
+    for name, g in grads.items():
+        p = params[name]
+        fd = np.zeros_like(p)
+        for i in np.ndindex(p.shape):
+            up, down = p.copy(), p.copy()
+            up[i] += eps
+            down[i] -= eps
+            m.set_params(**{name: up})
+            lu = m.guide_loss_and_grad(x, states)[0]
+            m.set_params(**{name: down})
+            fd[i] = (lu - m.guide_loss_and_grad(x, states)[0]) / (2 * eps)
+        m.set_params(**{name: p})
+        np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-7, err_msg=name)
+    assert np.isfinite(loss)
+
+
+def test_states_are_the_chain_and_sampling_runs_it():
+    m = tiny()
+    parts, _, states = m.generator_loss_and_grad(batch(), seed=1, states=True)
+    assert states.shape == (3, 5, 7) and states.min() > 0 and states.max() < 1
+    s = m.sample(4, steps=5, every=1, seed=2)
+    assert s.shape == (5, 4, 7)
+    np.testing.assert_array_equal(m.sample(4, steps=5, seed=2), s[-1])
+
+
+def test_fit_pretrains_then_shapes(tmp_path):
+    rng = np.random.default_rng(0)
+    x = (rng.random((200, 7)) < 0.3).astype(np.float32)
+    m = wb.ShapedChain(7, latent=2, hidden=(16,), guide_hidden=(8,), chain_len=3, seed=0)
+    h = m.fit(x, pretrain_epochs=3, shaping_epochs=3, batch_size=50, progress=False, seed=0)
+    assert len(h) == 6 and h.guide_loss[:3] == [None] * 3 and all(h.guide_loss[3:])
+    assert h.train_loss[2] < h.train_loss[0]
+    m.save(tmp_path / "s.safetensors")
+    back = wb.load(tmp_path / "s.safetensors")
+    assert isinstance(back, wb.ShapedChain) and back.chain_len == 3
+    np.testing.assert_array_equal(back.sample(3, seed=1), m.sample(3, seed=1))
+
+
+def test_bad_inputs_say_what_is_wrong():
+    m = tiny()
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        m.generator_loss_and_grad(batch() * 2)
+    with pytest.raises(ValueError, match="target"):
+        wb.ShapedChain(7, target="sideways")
+    with pytest.raises(ValueError, match="shape"):
+        m.generator_loss_and_grad(np.zeros((3, 6)))
