@@ -1,0 +1,230 @@
+"""The ABC-shaped chain (wb.ShapedChain, issue 8 part 2), two measurements:
+
+--speed    training examples/s (one shaping step: the generator's chain with its loss,
+           gradients and Adam step, and the guide's) against the same model, step for step,
+           in PyTorch eager (autograd, clip_grad_norm_, torch.optim.Adam).
+--mixture  on a 2-D mixture of 8 Gaussians, the fraction of chain samples (50 steps from the
+           prior) more than 3 sigma from every component, shaped against unshaped, over seeds.
+
+    python benchmarks/shaped.py --speed [--quick]
+    python benchmarks/shaped.py --mixture [--seeds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+import walkback as wb
+
+from _common import best_time, markdown_table, pause, print_header, save_rows, torch_peer
+
+
+def torch_runner(torch, m, x):
+    """m's shaping-phase training step in PyTorch eager, on the same batch."""
+    F = torch.nn.functional
+    p = {k: torch.tensor(v, requires_grad=True) for k, v in m.get_params().items()}
+
+    def net(prefix, h, layers):
+        for i in range(layers):
+            h = torch.relu(h @ p[f"{prefix}_W{i}"] + p[f"{prefix}_b{i}"])
+        return h @ p[f"{prefix}_Whead"] + p[f"{prefix}_bhead"]
+
+    gen = [v for k, v in p.items() if not k.startswith("guide")]
+    gui = [v for k, v in p.items() if k.startswith("guide")]
+    opt_g, opt_d = torch.optim.Adam(gen, lr=1e-3), torch.optim.Adam(gui, lr=1e-3)
+    data = torch.tensor(x)
+    nh, ng, z_dim = len(m.hidden), len(m.guide_hidden), m.latent
+    b = len(x)
+
+    def run():
+        xi, loss, states = data, 0.0, []
+        for i in range(m.chain_len):
+            e = net("enc", xi, nh)
+            mu, lv = e[:, :z_dim], e[:, z_dim:]
+            z = mu + torch.exp(0.5 * lv) * torch.randn_like(mu)
+            o = net("dec", z, nh)
+            w = m.decay**i
+            loss = loss + w * F.binary_cross_entropy_with_logits(o, data, reduction="sum") / b
+            loss = loss + w * m.kld * 0.5 * (mu**2 + lv.exp() - 1 - lv).sum() / b
+            xi = torch.sigmoid(o)
+            states.append(xi)
+            r = torch.relu(-net("guide", xi, ng)).squeeze(1)
+            loss = loss + m.shaping * (r + r * r).sum() / (2 * b)
+        opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(gen, 10.0)
+        opt_g.step()
+        st = torch.cat([s.detach() for s in states])
+        dl = F.softplus(-net("guide", data, ng)).mean() + F.softplus(net("guide", st, ng)).mean()
+        opt_d.zero_grad(set_to_none=True)
+        dl.backward()
+        torch.nn.utils.clip_grad_norm_(gui, 10.0)
+        opt_d.step()
+
+    return run
+
+
+def walkback_runner(m, x):
+    opt_g, opt_d = wb.Adam(1e-3), wb.Adam(1e-3)
+    seeds = iter(range(10**9))
+    from walkback.shaped_chain import _clip
+
+    def run():
+        parts, g, st = m.generator_loss_and_grad(x, seed=next(seeds), states=True)
+        dl, dg = m.guide_loss_and_grad(x, st)
+        _clip(dg, 10.0)
+        opt_d.step({k: m._params[k] for k in dg}, dg)
+        _clip(g, 10.0)
+        opt_g.step({k: m._params[k] for k in g}, g)
+
+    return run
+
+
+def speed(args):
+    torch = torch_peer()
+    print_header(torch, wb, np)
+    rng = np.random.default_rng(0)
+    configs = (
+        [(100, (500, 500), 3)] if args.quick else [(100, (500, 500), 3), (100, (1000, 1000), 6)]
+    )
+    rows, records = [], []
+    for b, hidden, chain in configs:
+        x = rng.random((b, 784)).astype(np.float32)
+        m = wb.ShapedChain(
+            784, latent=50, hidden=hidden, guide_hidden=(500,), chain_len=chain, seed=0
+        )
+        peers = {"walkback": walkback_runner(m, x)}
+        if torch is not None:
+            peers["torch"] = torch_runner(torch, m, x)
+        best = dict.fromkeys(peers, float("inf"))
+        for _ in range(args.rounds):
+            for name, fn in peers.items():
+                pause()
+                best[name] = min(best[name], best_time(fn, min_time=1.0, repeats=2))
+        rec = dict(
+            batch=b,
+            hidden=list(hidden),
+            chain_len=chain,
+            walkback=b / best["walkback"],
+            torch=b / best["torch"] if torch is not None else None,
+        )
+        records.append(rec)
+        ratio = "-" if rec["torch"] is None else f"{rec['walkback'] / rec['torch']:.2f}"
+        rows.append(
+            [
+                b,
+                "x".join(map(str, hidden)),
+                chain,
+                f"{rec['walkback']:.0f}",
+                "-" if rec["torch"] is None else f"{rec['torch']:.0f}",
+                ratio,
+            ]
+        )
+        print(rows[-1], flush=True)
+    print(
+        markdown_table(
+            ["batch", "hidden", "chain_len", "walkback ex/s", "torch ex/s", "walkback / torch"],
+            rows,
+        )
+    )
+    if args.json:
+        save_rows(args.json, records)
+
+
+def mixture(args):
+    k, sigma = 8, 0.03
+    ang = 2 * np.pi * np.arange(k) / k
+    centers = 0.5 + 0.35 * np.stack([np.cos(ang), np.sin(ang)], 1)
+    r = np.random.default_rng(0)
+    x = np.clip(centers[r.integers(0, k, 4000)] + sigma * r.normal(size=(4000, 2)), 0, 1)
+    x = x.astype(np.float32)
+    res = {0.0: [], args.shaping: []}
+    for seed in range(args.seeds):
+        for shaping in res:
+            m = wb.ShapedChain(
+                2,
+                latent=2,
+                hidden=(64, 64),
+                guide_hidden=(32,),
+                chain_len=6,
+                kld=0.02,
+                shaping=shaping,
+                seed=seed,
+            )
+            m.fit(
+                x,
+                pretrain_epochs=args.epochs,
+                shaping_epochs=args.epochs,
+                optimizer=wb.Adam(3e-3),
+                guide_optimizer=wb.Adam(3e-3),
+                progress=False,
+                seed=seed + 100,
+            )
+            s = m.sample(4000, steps=50, seed=seed)
+            d = np.sqrt(((s[:, None, :] - centers[None]) ** 2).sum(-1))
+            far = float(np.mean(d.min(1) > 3 * sigma))
+            smallest = int(np.bincount(d.argmin(1), minlength=k).min())
+            res[shaping].append((far, smallest))
+            print(
+                f"seed {seed} shaping {shaping}: far {far:.3f}, smallest mode {smallest}",
+                flush=True,
+            )
+    rows = []
+    for shaping, v in res.items():
+        far = np.array([a for a, _ in v])
+        rows.append(
+            [
+                shaping,
+                f"{far.mean():.3f} +- {far.std(ddof=1) / np.sqrt(len(far)):.3f}",
+                " ".join(f"{a:.3f}" for a in far),
+                min(b for _, b in v),
+            ]
+        )
+    print(
+        markdown_table(
+            [
+                "shaping",
+                "far from every component (mean +- se)",
+                "per seed",
+                "smallest mode (of 4000)",
+            ],
+            rows,
+        )
+    )
+    if args.json:
+        save_rows(
+            args.json,
+            [
+                dict(shaping=s, far=[a for a, _ in v], smallest=[b for _, b in v])
+                for s, v in res.items()
+            ],
+            config=vars(args),
+        )
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--speed", action="store_true")
+    ap.add_argument("--mixture", action="store_true")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--shaping", type=float, default=0.5)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    if not (args.speed or args.mixture):
+        ap.error("choose --speed and/or --mixture")
+    if args.speed:
+        speed(args)
+    if args.mixture:
+        mixture(args)
+
+
+if __name__ == "__main__":
+    main()
