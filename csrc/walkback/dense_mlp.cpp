@@ -53,7 +53,7 @@ void mlp_forward(const std::vector<DenseLayer<T>>& layers, Activation act, int64
 template <class T>
 void mlp_backward(const std::vector<DenseLayer<T>>& layers, Activation act, int64_t B,
                   const T* x, const std::vector<T*>& acts, T* d_top, const std::vector<T*>& gW,
-                  const std::vector<T*>& gb, T* d_x) {
+                  const std::vector<T*>& gb, T* d_x, bool accumulate) {
   const int64_t nl = static_cast<int64_t>(layers.size());
   int64_t widest = 0;
   for (const auto& L : layers) widest = std::max(widest, L.in);
@@ -70,9 +70,17 @@ void mlp_backward(const std::vector<DenseLayer<T>>& layers, Activation act, int6
     for (int64_t l = nl - 1; l >= 0; --l) {
       const DenseLayer<T>& L = layers[l];
       const T* in = l > 0 ? acts[l - 1] : x;
-      std::memset(gW[l], 0, sizeof(T) * L.in * L.out);
-      gemm_tn_accumulate<T>(B, L.in, L.out, in, L.in, d, L.out, gW[l], L.out);
-      column_sums<T>(d, B, L.out, L.out, gb[l]);
+      if (gW[l]) {
+        if (!accumulate) std::memset(gW[l], 0, sizeof(T) * L.in * L.out);
+        gemm_tn_accumulate<T>(B, L.in, L.out, in, L.in, d, L.out, gW[l], L.out);
+        if (accumulate) {
+          std::vector<T> sums(L.out);
+          column_sums<T>(d, B, L.out, L.out, sums.data());
+          for (int64_t j = 0; j < L.out; ++j) gb[l][j] += sums[j];
+        } else {
+          column_sums<T>(d, B, L.out, L.out, gb[l]);
+        }
+      }
       if (l == 0 && !d_x) break;
       // d (B x in) = d W^T, times act'(input) unless the input is x.
       T* next = l > 0 ? buf.data() + (l % 2) * B * widest : d_x;
@@ -94,7 +102,7 @@ void mlp_backward(const std::vector<DenseLayer<T>>& layers, Activation act, int6
                                const T*, const std::vector<T*>&);                             \
   template void mlp_backward<T>(const std::vector<DenseLayer<T>>&, Activation, int64_t,       \
                                 const T*, const std::vector<T*>&, T*, const std::vector<T*>&, \
-                                const std::vector<T*>&, T*);
+                                const std::vector<T*>&, T*, bool);
 WB_INSTANTIATE(float)
 WB_INSTANTIATE(double)
 #undef WB_INSTANTIATE

@@ -23,12 +23,12 @@ void mlp_forward(const std::vector<DenseLayer<T>>& layers, Activation act, int64
                  const std::vector<T*>& acts);
 
 // Back-propagates d_top (B x the last layer's out: d loss / d acts.back(), overwritten) through
-// the stack: writes gW[l] and gb[l] (not accumulated) and, when d_x is not null, the gradient
-// with respect to x (B x layers[0].in).
+// the stack: writes gW[l] and gb[l] (added to them when `accumulate`; skipped where gW[l] is
+// null) and, when d_x is not null, the gradient with respect to x (B x layers[0].in).
 template <class T>
 void mlp_backward(const std::vector<DenseLayer<T>>& layers, Activation act, int64_t B,
                   const T* x, const std::vector<T*>& acts, T* d_top, const std::vector<T*>& gW,
-                  const std::vector<T*>& gb, T* d_x);
+                  const std::vector<T*>& gb, T* d_x, bool accumulate = false);
 
 // sum[j] = sum over rows of a[r * ld + j] for j in [0, n), columns in parallel, rows in order.
 template <class T>

@@ -33,32 +33,26 @@ void net_forward(const Net<T>& n, int64_t B, const T* x, Pass<T>& p) {
 }
 
 // Back-propagates d_out (B x head.out, overwritten) through the net: adds the parameter
-// gradients into g (when given) and writes d loss / d x into d_x (when given).
+// gradients into g (when given; none are computed otherwise) and writes d loss / d x into d_x
+// (when given).
 template <class T>
 void net_backward(const Net<T>& n, int64_t B, const T* x, Pass<T>& p, T* d_out, NetGrads<T>* g,
                   T* d_x) {
   const size_t L = n.body.size();
-  std::vector<std::vector<T>> tW(L + 1), tb(L + 1);
-  for (size_t l = 0; l <= L; ++l) {
-    const DenseLayer<T>& layer = l < L ? n.body[l] : n.head;
-    tW[l].resize(layer.in * layer.out);
-    tb[l].resize(layer.out);
-  }
+  std::vector<T*> gW(L + 1, nullptr), gb(L + 1, nullptr);
+  if (g)
+    for (size_t l = 0; l <= L; ++l) {
+      gW[l] = g->W[l];
+      gb[l] = g->b[l];
+    }
   std::vector<T> d_body(B * n.head.in);
   mlp_backward<T>({n.head}, Activation::Identity, B, p.acts.back().data(), {p.out.data()}, d_out,
-                  {tW[L].data()}, {tb[L].data()}, d_body.data());
-  std::vector<T*> acts, gW, gb;
-  for (size_t l = 0; l < L; ++l) {
-    acts.push_back(p.acts[l].data());
-    gW.push_back(tW[l].data());
-    gb.push_back(tb[l].data());
-  }
-  mlp_backward<T>(n.body, n.act, B, x, acts, d_body.data(), gW, gb, d_x);
-  if (!g) return;
-  for (size_t l = 0; l <= L; ++l) {
-    for (size_t i = 0; i < tW[l].size(); ++i) g->W[l][i] += tW[l][i];
-    for (size_t i = 0; i < tb[l].size(); ++i) g->b[l][i] += tb[l][i];
-  }
+                  {gW[L]}, {gb[L]}, d_body.data(), true);
+  std::vector<T*> acts;
+  for (size_t l = 0; l < L; ++l) acts.push_back(p.acts[l].data());
+  gW.pop_back();
+  gb.pop_back();
+  mlp_backward<T>(n.body, n.act, B, x, acts, d_body.data(), gW, gb, d_x, true);
 }
 
 template <class T>
