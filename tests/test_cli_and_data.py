@@ -23,6 +23,18 @@ def test_sequence_demo_writes_tracks_and_model(tmp_path, capsys):
     assert isinstance(wb.load(out / "sequence_gsn.safetensors"), wb.SequenceGSN)
 
 
+def test_shaped_demo_writes_chains_and_models(tmp_path, capsys):
+    out = tmp_path / "shaped"
+    args = ["demo", "--model", "shaped", "--out", str(out), "--epochs", "2", "--quiet"]
+    assert cli.main(args) == 0
+    text = capsys.readouterr().out
+    assert "unshaped" in text and "3 sigma" in text
+    with Image.open(out / "shaped_chains.png") as im:
+        im.verify()
+        assert im.format == "PNG" and im.size[0] > 500
+    assert isinstance(wb.load(out / "shaped_chain_shaped.safetensors"), wb.ShapedChain)
+
+
 def test_demo_writes_valid_pictures_and_model(tmp_path, capsys):
     out = tmp_path / "demo"
     assert cli.main(["demo", "--out", str(out), "--epochs", "2", "--hidden", "32", "--quiet"]) == 0

@@ -81,6 +81,10 @@ def demo(args) -> int:
         from .demo_sequence import demo_sequence
 
         return demo_sequence(args)
+    if args.model == "shaped":
+        from .demo_shaped import demo_shaped
+
+        return demo_shaped(args)
     args.epochs = 300 if args.epochs is None else args.epochs
     args.hidden = 500 if args.hidden is None else args.hidden
     x, y = wbdata.load_digits()
@@ -256,16 +260,18 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     d = sub.add_parser(
         "demo",
-        help="train a walk-back DAE (or a hybrid GSN, diffusion models, a sequence GSN) and "
-        "draw pictures",
+        help="train a walk-back DAE (or a hybrid GSN, diffusion models, a sequence GSN, "
+        "shaped chains) and draw pictures",
     )
-    d.add_argument("--model", choices=["dae", "gsn", "diffusion", "sequence"], default="dae")
+    d.add_argument(
+        "--model", choices=["dae", "gsn", "diffusion", "sequence", "shaped"], default="dae"
+    )
     d.add_argument("--out", default="walkback-demo", help="output folder")
     d.add_argument(
         "--epochs",
         type=int,
         default=None,
-        help="default 300 (dae), 150 (gsn), 300 + 150 (diffusion), 6 (sequence)",
+        help="default 300 (dae), 150 (gsn), 300 + 150 (diffusion), 6 (sequence), 40 + 40 (shaped)",
     )
     d.add_argument("--hidden", type=int, default=None, help="default 500 (dae), 200 (gsn)")
     d.add_argument("--walkbacks", type=int, default=2, help="the DAE's walk-back steps")
