@@ -138,11 +138,7 @@ def speed(args):
 
 def mixture(args):
     k, sigma = 8, 0.03
-    ang = 2 * np.pi * np.arange(k) / k
-    centers = 0.5 + 0.35 * np.stack([np.cos(ang), np.sin(ang)], 1)
-    r = np.random.default_rng(0)
-    x = np.clip(centers[r.integers(0, k, 4000)] + sigma * r.normal(size=(4000, 2)), 0, 1)
-    x = x.astype(np.float32)
+    x, centers = wb.data.make_ring_mixture(4000, k, sigma, seed=0)
     res = {0.0: [], args.shaping: []}
     for seed in range(args.seeds):
         for shaping in res:

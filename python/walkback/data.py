@@ -120,3 +120,16 @@ def make_heartbeat(n, length=20, period=5, seed=0):
     phase = np.random.default_rng(seed).integers(0, period, size=n)
     i = np.arange(length)
     return ((i[None, :] - phase[:, None]) % period == 0).astype(np.float32)
+
+
+def make_ring_mixture(n, components=8, sigma=0.03, radius=0.35, seed=0):
+    """A 2-D mixture of ``components`` Gaussians (standard deviation ``sigma``) evenly spaced on
+    a circle of ``radius`` around (0.5, 0.5), clipped to the unit square (so the points can be
+    Bernoulli means): x (n, 2) float32, and the centres (components, 2)."""
+    n = _checks.check_int("n", n, 1)
+    components = _checks.check_int("components", components, 1)
+    ang = 2 * np.pi * np.arange(components) / components
+    centers = 0.5 + radius * np.stack([np.cos(ang), np.sin(ang)], 1)
+    r = np.random.default_rng(seed)
+    x = centers[r.integers(0, components, n)] + sigma * r.normal(size=(n, 2))
+    return np.clip(x, 0, 1).astype(np.float32), centers

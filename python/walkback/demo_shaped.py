@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from .data import make_ring_mixture
 from .images import save_scatter_panels
 from .optim import Adam
 from .shaped_chain import ShapedChain
@@ -20,11 +21,7 @@ def demo_shaped(args) -> int:
         "(Bachman & Precup 2015) on a 2-D mixture of 8 Gaussians"
     )
     k, sigma = 8, 0.03
-    ang = 2 * np.pi * np.arange(k) / k
-    centers = 0.5 + 0.35 * np.stack([np.cos(ang), np.sin(ang)], 1)
-    rng = np.random.default_rng(args.seed)
-    x = centers[rng.integers(0, k, 4000)] + sigma * rng.normal(size=(4000, 2))
-    x = np.clip(x, 0, 1).astype(np.float32)
+    x, centers = make_ring_mixture(4000, k, sigma, seed=args.seed)
     epochs = 40 if args.epochs is None else args.epochs
     panels, titles = [x[:2000]], ["data"]
     paths = {}
