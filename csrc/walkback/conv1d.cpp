@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "walkback/blas.h"
 #include "walkback/dense_mlp.h"
 #include "walkback/parallel_gemm.h"
 #include "walkback/thread_pool.h"
@@ -17,6 +18,26 @@ void check(const SeqShape& s, const Conv1d& c) {
   for (int64_t n = 0; s.lengths && n < s.N; ++n)
     if (s.lengths[n] < 0 || s.lengths[n] > s.L)
       throw std::invalid_argument("conv1d: a length is outside [0, L]");
+}
+
+// C (m x n) = A (m x k) op(B), where B is (k x n), or (n x k) when trans_b: slices of rows
+// on the pool when there are many more rows than columns (each thread then packs only its own
+// rows of A; column slices would pack all of A in every thread), else slices of columns.
+// epilogue(r0, r1, j0, j1) runs on each finished block.
+template <class T, class Epilogue>
+void gemm_rows_or_columns(bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, const T* b,
+                          T* c, Epilogue&& epilogue) {
+  if (m >= 4 * n) {
+    pool().parallel_for(m, [&](int64_t r0, int64_t r1) {
+      blas::gemm(false, trans_b, static_cast<int>(r1 - r0), static_cast<int>(n),
+                 static_cast<int>(k), T(1), a + r0 * k, static_cast<int>(k), b,
+                 static_cast<int>(trans_b ? k : n), T(0), c + r0 * n, static_cast<int>(n));
+      epilogue(r0, r1, int64_t(0), n);
+    }, 64);
+  } else {
+    gemm_columns<T>(trans_b, m, n, k, a, k, b, trans_b ? k : n, c, n, 16,
+                    [&](int64_t j0, int64_t j1) { epilogue(int64_t(0), m, j0, j1); });
+  }
 }
 
 }  // namespace
@@ -71,26 +92,23 @@ template <class T>
 void conv1d_forward(const SeqShape& s, const Conv1d& c, const T* x, int64_t ldx, const T* W,
                     const T* b, T* cols, T* y) {
   im2col<T>(s, c, x, ldx, cols);
-  const int64_t rows = s.rows();
-  gemm_columns<T>(false, rows, c.F, c.taps(), cols, c.taps(), W, c.F, y, c.F, 16,
-                  [&](int64_t j0, int64_t j1) {
-                    for (int64_t n = 0; n < s.N; ++n) {
-                      const int64_t len = s.len(n);
-                      for (int64_t l = 0; l < s.L; ++l) {
-                        T* yr = y + (n * s.L + l) * c.F;
-                        for (int64_t j = j0; j < j1; ++j)
-                          yr[j] = l < len ? yr[j] + (b ? b[j] : T(0)) : T(0);
-                      }
-                    }
-                  });
+  gemm_rows_or_columns<T>(false, s.rows(), c.F, c.taps(), cols, W, y,
+                          [&](int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
+                            for (int64_t r = r0; r < r1; ++r) {
+                              const bool valid = r % s.L < s.len(r / s.L);
+                              T* yr = y + r * c.F;
+                              for (int64_t j = j0; j < j1; ++j)
+                                yr[j] = valid ? yr[j] + (b ? b[j] : T(0)) : T(0);
+                            }
+                          });
 }
 
 template <class T>
 void conv1d_transpose_add(const SeqShape& s, const Conv1d& c, const T* h, const T* W, T* work,
                           T* out, int64_t ldo) {
   // work = h W^T, one row of taps per position, then scattered back onto the positions.
-  gemm_columns<T>(true, s.rows(), c.taps(), c.F, h, c.F, W, c.F, work, c.taps(), 16,
-                  [](int64_t, int64_t) {});
+  gemm_rows_or_columns<T>(true, s.rows(), c.taps(), c.F, h, W, work,
+                          [](int64_t, int64_t, int64_t, int64_t) {});
   col2im_add<T>(s, c, work, out, ldo);
 }
 
