@@ -34,6 +34,17 @@ def pause():
     time.sleep(0.5)
 
 
+def race(peers: dict, rounds: int, min_time: float) -> dict:
+    """{name: best seconds per call}: the peers run in turn, `rounds` times, with a pause
+    before each, keeping each one's best (one pool never runs right after the other)."""
+    best = dict.fromkeys(peers, float("inf"))
+    for _ in range(rounds):
+        for name, fn in peers.items():
+            pause()
+            best[name] = min(best[name], best_time(fn, min_time=min_time, repeats=2))
+    return best
+
+
 def blas_report() -> list[str]:
     try:
         from threadpoolctl import threadpool_info

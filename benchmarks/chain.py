@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 import walkback as wb  # noqa: E402
 
-from _common import best_time, blas_report, machine, markdown_table, pause, write_json  # noqa: E402
+from _common import best_time, blas_report, machine, markdown_table, pause, race, write_json  # noqa: E402
 
 D = 784
 P = 0.3
@@ -215,11 +215,7 @@ def main():
         if torch is not None:
             peers["torch"] = torch_runner(torch, W, b1, b0, x0)
         # Peers in turn, several rounds, the best of each: this VM's speed drifts over seconds.
-        best = dict.fromkeys(peers, float("inf"))
-        for _ in range(args.rounds):
-            for name, fn in peers.items():
-                pause()
-                best[name] = min(best[name], best_time(fn, min_time=0.2, repeats=2))
+        best = race(peers, args.rounds, min_time=0.2)
         # The roofline: the faster of NumPy's sgemm and walkback's own GEMM path.
         t_gemm, t_np = min(best["sgemm"], best["wb_gemm"]), best["numpy"]
         t_wb = best["walkback"] / steps

@@ -30,8 +30,8 @@ import walkback as wb
 from _common import (
     best_time,
     markdown_table,
-    pause,
     print_header,
+    race,
     save_rows,
     torch_peer,
 )
@@ -212,11 +212,7 @@ def main():
             peers["train"]["torch"] = tm.train(x, cfg["batch"])
             peers["chain"]["torch"] = tm.chain(cfg["chains"])
         for what, fns in peers.items():
-            best = dict.fromkeys(fns, float("inf"))
-            for _ in range(rounds):
-                for peer, fn in fns.items():
-                    pause()
-                    best[peer] = min(best[peer], best_time(fn, min_time=0.5, repeats=2))
+            best = race(fns, rounds, min_time=0.5)
             if what == "train":
                 n, unit, r = len(x), "examples/s", cfg["batch"]
                 nnz = float((model.temporal_basis > 0).sum(axis=1).mean())

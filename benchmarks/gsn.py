@@ -28,8 +28,8 @@ import walkback as wb
 from _common import (
     best_time,
     markdown_table,
-    pause,
     print_header,
+    race,
     save_rows,
     torch_peer,
 )
@@ -194,11 +194,7 @@ def main():
         peers["train"]["torch"] = TorchGSN(torch, model.get_params()).train(x)
     rows, records = [], []
     for key, fns in peers.items():
-        best = dict.fromkeys(fns, float("inf"))
-        for _ in range(rounds):
-            for name, fn in fns.items():
-                pause()
-                best[name] = min(best[name], best_time(fn, min_time=0.5, repeats=2))
+        best = race(fns, rounds, min_time=0.5)
         n, unit = work[key]
         wb_rate = n / best["walkback"]
         pt_rate = n / best["torch"] if "torch" in best else None

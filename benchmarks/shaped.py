@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 import walkback as wb
 
-from _common import best_time, markdown_table, pause, print_header, save_rows, torch_peer
+from _common import markdown_table, print_header, race, save_rows, torch_peer
 
 
 def torch_runner(torch, m, x):
@@ -101,11 +101,7 @@ def speed(args):
         peers = {"walkback": walkback_runner(m, x)}
         if torch is not None:
             peers["torch"] = torch_runner(torch, m, x)
-        best = dict.fromkeys(peers, float("inf"))
-        for _ in range(args.rounds):
-            for name, fn in peers.items():
-                pause()
-                best[name] = min(best[name], best_time(fn, min_time=1.0, repeats=2))
+        best = race(peers, args.rounds, min_time=1.0)
         rec = dict(
             batch=b,
             hidden=list(hidden),

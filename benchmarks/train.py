@@ -23,10 +23,9 @@ import walkback as wb
 from walkback import _backend
 
 from _common import (
-    best_time,
     markdown_table,
-    pause,
     print_header,
+    race,
     save_rows,
     torch_peer,
 )
@@ -146,11 +145,7 @@ def main():
         }
         if torch is not None:
             peers["torch"] = torch_runner(torch, W, b, k, x)
-        best = dict.fromkeys(peers, float("inf"))
-        for _ in range(args.rounds):
-            for name, fn in peers.items():
-                pause()
-                best[name] = min(best[name], best_time(fn, min_time=0.5, repeats=2))
+        best = race(peers, args.rounds, min_time=0.5)
         t_gemm = min(best["np_gemm"], best["wb_gemm"])
         t_wb = best["walkback"] / BATCHES
         t_pt = best["torch"] / BATCHES if torch is not None else None

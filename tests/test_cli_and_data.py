@@ -11,28 +11,31 @@ from walkback import cli
 SHARED_MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
 
 
-def test_sequence_demo_writes_tracks_and_model(tmp_path, capsys):
-    out = tmp_path / "seq"
-    args = ["demo", "--model", "sequence", "--out", str(out), "--epochs", "1", "--quiet"]
+def run_demo(out, model, epochs, capsys):
+    """`walkback demo --model MODEL` into out; returns what it printed."""
+    args = ["demo", "--model", model, "--out", str(out), "--epochs", str(epochs), "--quiet"]
     assert cli.main(args) == 0
-    text = capsys.readouterr().out
-    assert "of the Bayes ceiling" in text and "single pass" in text
-    with Image.open(out / "sequence_tracks.png") as im:
+    return capsys.readouterr().out
+
+
+def assert_png(path, min_width):
+    with Image.open(path) as im:
         im.verify()
-        assert im.format == "PNG" and im.size[0] > 300
-    assert isinstance(wb.load(out / "sequence_gsn.safetensors"), wb.SequenceGSN)
+        assert im.format == "PNG" and im.size[0] > min_width
+
+
+def test_sequence_demo_writes_tracks_and_model(tmp_path, capsys):
+    text = run_demo(tmp_path, "sequence", 1, capsys)
+    assert "of the Bayes ceiling" in text and "single pass" in text
+    assert_png(tmp_path / "sequence_tracks.png", 300)
+    assert isinstance(wb.load(tmp_path / "sequence_gsn.safetensors"), wb.SequenceGSN)
 
 
 def test_shaped_demo_writes_chains_and_models(tmp_path, capsys):
-    out = tmp_path / "shaped"
-    args = ["demo", "--model", "shaped", "--out", str(out), "--epochs", "2", "--quiet"]
-    assert cli.main(args) == 0
-    text = capsys.readouterr().out
+    text = run_demo(tmp_path, "shaped", 2, capsys)
     assert "unshaped" in text and "3 sigma" in text
-    with Image.open(out / "shaped_chains.png") as im:
-        im.verify()
-        assert im.format == "PNG" and im.size[0] > 500
-    assert isinstance(wb.load(out / "shaped_chain_shaped.safetensors"), wb.ShapedChain)
+    assert_png(tmp_path / "shaped_chains.png", 500)
+    assert isinstance(wb.load(tmp_path / "shaped_chain_shaped.safetensors"), wb.ShapedChain)
 
 
 def test_demo_writes_valid_pictures_and_model(tmp_path, capsys):
@@ -41,9 +44,7 @@ def test_demo_writes_valid_pictures_and_model(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "walk-back loss" in text and str(out) in text
     for name in ("samples.png", "inpainting.png"):
-        with Image.open(out / name) as im:
-            im.verify()
-            assert im.format == "PNG" and im.size[0] > 50
+        assert_png(out / name, 50)
     with Image.open(out / "chain.gif") as gif:
         assert gif.format == "GIF" and gif.n_frames > 100
     m = wb.load(out / "dae.safetensors")

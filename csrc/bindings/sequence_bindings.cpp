@@ -53,6 +53,30 @@ void forward_t(py::array x, py::array W, std::optional<py::array> b, int64_t wid
   conv1d_forward<T>(s, c, px, c.C, pw, pb, pc, py_);
 }
 
+// cols (N * L, width * C) = im2col(x): what the weight gradient reads.
+template <class T>
+void im2col_t(py::array x, int64_t width, std::optional<py::array> lengths, py::array cols) {
+  const auto dt = py::dtype::of<T>();
+  check_array(x, "x", dt, {-1, -1, -1}, false);
+  if (width < 1 || width % 2 == 0) throw py::value_error("width: expected an odd number >= 1");
+  SeqShape s;
+  s.N = x.shape(0);
+  s.L = x.shape(1);
+  if (lengths) {
+    check_array(*lengths, "lengths", py::dtype::of<int32_t>(), {s.N}, false);
+    s.lengths = in_ptr<int32_t>(*lengths);
+  }
+  Conv1d c;
+  c.C = x.shape(2);
+  c.F = 1;
+  c.width = width;
+  check_array(cols, "cols", dt, {s.rows(), c.taps()}, true);
+  const T* px = in_ptr<T>(x);
+  T* pc = out_ptr<T>(cols);
+  py::gil_scoped_release nogil;
+  im2col<T>(s, c, px, c.C, pc);
+}
+
 // out (N, L, C) += conv^T(h), h (N, L, F); x only gives the shapes (it is `out`).
 template <class T>
 void transpose_t(py::array h, py::array W, int64_t width, std::optional<py::array> lengths,
@@ -195,6 +219,11 @@ void bind_sequence(py::module_& mod) {
                                py::array y) {
     is_f64(x) ? forward_t<double>(x, W, b, width, lengths, cols, y)
               : forward_t<float>(x, W, b, width, lengths, cols, y);
+  });
+  mod.def("conv1d_im2col", [](py::array x, int64_t width, std::optional<py::array> lengths,
+                              py::array cols) {
+    is_f64(x) ? im2col_t<double>(x, width, lengths, cols)
+              : im2col_t<float>(x, width, lengths, cols);
   });
   mod.def("conv1d_transpose_add", [](py::array h, py::array W, int64_t width,
                                      std::optional<py::array> lengths, py::array work,

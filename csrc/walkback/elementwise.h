@@ -166,6 +166,37 @@ WB_HD void categorical_mean_sample(T* o, T* x, int64_t k, float u) {
   for (int64_t i = 0; i < k; ++i) x[i] = i == pick ? T(1) : T(0);
 }
 
+// ---------------------------------------------------------------- VAE chains (ABC shaping)
+// A Gaussian latent unit of q(z | x) = N(mu, exp(lv)), reparametrized: z = mu + exp(lv / 2) eps.
+template <class T>
+WB_HD T gauss_reparam(T mu, T lv, T eps) {
+  return mu + wb_exp(T(0.5) * lv) * eps;
+}
+
+// d z / d lv of gauss_reparam (d z / d mu is 1).
+template <class T>
+WB_HD T gauss_reparam_dlv(T lv, T eps) {
+  return T(0.5) * wb_exp(T(0.5) * lv) * eps;
+}
+
+// KL(N(mu, exp(lv)) || N(0, 1)) of one unit; d_mu and d_lv get its derivatives.
+template <class T>
+WB_HD T gauss_kl_std_normal(T mu, T lv, T& d_mu, T& d_lv) {
+  const T e = wb_exp(lv);
+  d_mu = mu;
+  d_lv = T(0.5) * (e - T(1));
+  return T(0.5) * (mu * mu + e - T(1) - lv);
+}
+
+// The shaping penalty of one guide score s (Bachman & Precup 2015): (relu(-s) + relu(-s)^2) / 2,
+// pushing a chain state towards where the guide says "data"; d_s gets d / ds.
+template <class T>
+WB_HD T shaping_penalty(T s, T& d_s) {
+  const T r = s < T(0) ? -s : T(0);
+  d_s = s < T(0) ? -(T(1) + T(2) * r) / T(2) : T(0);
+  return (r + r * r) / T(2);
+}
+
 // ---------------------------------------------------------------- diffusion (Sohl-Dickstein 2015)
 // Time t runs 1..T; beta_t is the forward step's noise, alphabar_t = prod_{s<=t} (1 - beta_s).
 // The reverse step p(x_{t-1} | x_t) is read from the network's coefficients zm, zs (Gaussian) or

@@ -298,13 +298,11 @@ double seq_gsn_walkback(const SeqGsnModel<T>& m, const SeqGsnArgs& a, const T* x
       conv1d_transpose_add<T>(run.s2, run.c2, da2.data(), m.W2, run.work1.data(), dp.data(), C1);
       run.unpool_add(dp.data(), C1, dh1.data());
     }
-    // Layer 1 (rows past a length have y1 = 0, dh1 = 0: nothing flows there).
+    // Layer 1. Rows past a length stay zero: dh1 is zero there (the convolution and the
+    // un-pooling write only valid rows), so tanh'(0) = 1 lets nothing through.
     std::vector<T>& da1 = dh1;
     for (int64_t i = 0; i < R1 * C1; ++i)
       da1[i] *= activation_grad_from_output<T>(Activation::Tanh, run.y1[s][i]);
-    for (int64_t n = 0; n < a.N; ++n)  // tanh'(0) = 1 would let padded rows through
-      for (int64_t l = run.len1[n]; l < a.L; ++l)
-        std::fill(da1.begin() + (n * a.L + l) * C1, da1.begin() + (n * a.L + l + 1) * C1, T(0));
     conv1d_param_grad<T>(run.s1, run.c1, run.cols1[s].data(), da1.data(), g->W1, g->b1);
     // The top-down input up(conv2^T(h2[s-1])): gradients for W2 and for h2[s-1].
     if (s > 0) {

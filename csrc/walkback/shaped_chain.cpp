@@ -55,11 +55,6 @@ void net_backward(const Net<T>& n, int64_t B, const T* x, Pass<T>& p, T* d_out, 
   mlp_backward<T>(n.body, n.act, B, x, acts, d_body.data(), gW, gb, d_x, true);
 }
 
-template <class T>
-T sigm(T v) {
-  return sigmoid<T>(v);
-}
-
 }  // namespace
 
 template <class T>
@@ -82,26 +77,28 @@ std::array<double, 3> shaped_generator(const ShapedModel<T>& m, const ShapedArgs
         for (int64_t k = 0; k < Z; ++k) {
           const T mu = pe[i].out[b * 2 * Z + k], lv = pe[i].out[b * 2 * Z + Z + k];
           eps[i][b * Z + k] = T(nrm[k]);
-          z[i][b * Z + k] = mu + std::exp(T(0.5) * lv) * T(nrm[k]);
+          z[i][b * Z + k] = gauss_reparam<T>(mu, lv, T(nrm[k]));
         }
       }
     });
     net_forward(m.dec, B, z[i].data(), pd[i]);
     xs[i + 1].resize(B * D);
-    for (int64_t j = 0; j < B * D; ++j) xs[i + 1][j] = sigm(pd[i].out[j]);
+    for (int64_t j = 0; j < B * D; ++j) xs[i + 1][j] = sigmoid<T>(pd[i].out[j]);
   }
   double nll = 0.0, kl = 0.0, shape = 0.0;
   T w = T(1);
   for (int64_t i = 0; i < S; ++i, w *= m.decay) {
     const std::vector<T>& t = m.walkback ? xs[0] : xs[i];
     double s = 0.0;
-    for (int64_t j = 0; j < B * D; ++j) s += double(softplus(pd[i].out[j]) - t[j] * pd[i].out[j]);
+    for (int64_t j = 0; j < B * D; ++j)
+      s += double(reconstruction_nll<T>(Reconstruction::Bernoulli, pd[i].out[j], t[j], T(1)));
     nll += double(w) * s;
     double k = 0.0;
     for (int64_t b = 0; b < B; ++b)
       for (int64_t q = 0; q < Z; ++q) {
         const T mu = pe[i].out[b * 2 * Z + q], lv = pe[i].out[b * 2 * Z + Z + q];
-        k += 0.5 * double(mu * mu + std::exp(lv) - T(1) - lv);
+        T d_mu, d_lv;
+        k += double(gauss_kl_std_normal<T>(mu, lv, d_mu, d_lv));
       }
     kl += double(w * m.kld) * k;
   }
@@ -109,8 +106,8 @@ std::array<double, 3> shaped_generator(const ShapedModel<T>& m, const ShapedArgs
     for (int64_t j = 1; j <= S; ++j) {
       net_forward(m.guide, B, xs[j].data(), pg[j]);
       for (int64_t b = 0; b < B; ++b) {
-        const double r = std::max(0.0, -double(pg[j].out[b]));
-        shape += double(m.shaping) * (r + r * r) / 2.0;
+        T d_s;
+        shape += double(m.shaping) * double(shaping_penalty<T>(pg[j].out[b], d_s));
       }
     }
   if (states)
@@ -128,8 +125,8 @@ std::array<double, 3> shaped_generator(const ShapedModel<T>& m, const ShapedArgs
     // d loss / d x_{i+1}: the next step's encoder (in dx_next) and the shaping term.
     if (m.shaping > T(0)) {
       for (int64_t b = 0; b < B; ++b) {
-        const T s = pg[i + 1].out[b], r = s < T(0) ? -s : T(0);
-        d_s[b] = m.shaping * invB * (s < T(0) ? -(T(1) + T(2) * r) : T(0)) / T(2);
+        shaping_penalty<T>(pg[i + 1].out[b], d_s[b]);
+        d_s[b] *= m.shaping * invB;
       }
       net_backward<T>(m.guide, B, xs[i + 1].data(), pg[i + 1], d_s.data(), nullptr, dxs.data());
       for (int64_t j = 0; j < B * D; ++j) dx_next[j] += dxs[j];
@@ -137,16 +134,19 @@ std::array<double, 3> shaped_generator(const ShapedModel<T>& m, const ShapedArgs
     const std::vector<T>& t = m.walkback ? xs[0] : xs[i];
     for (int64_t j = 0; j < B * D; ++j) {
       const T xn = xs[i + 1][j];
-      d_o[j] = wi * invB * (xn - t[j]) + dx_next[j] * xn * (T(1) - xn);
+      d_o[j] = wi * invB *
+                   reconstruction_nll_grad<T>(Reconstruction::Bernoulli, pd[i].out[j], t[j], T(1)) +
+               dx_next[j] * activation_grad_from_output<T>(Activation::Sigmoid, xn);
     }
     net_backward<T>(m.dec, B, z[i].data(), pd[i], d_o.data(), gdec, dz.data());
     for (int64_t b = 0; b < B; ++b)
       for (int64_t q = 0; q < Z; ++q) {
         const T mu = pe[i].out[b * 2 * Z + q], lv = pe[i].out[b * 2 * Z + Z + q];
-        const T dzq = dz[b * Z + q], sd = std::exp(T(0.5) * lv);
-        d_e[b * 2 * Z + q] = dzq + wi * m.kld * invB * mu;
-        d_e[b * 2 * Z + Z + q] =
-            dzq * eps[i][b * Z + q] * T(0.5) * sd + wi * m.kld * invB * T(0.5) * (std::exp(lv) - T(1));
+        const T dzq = dz[b * Z + q], e = eps[i][b * Z + q];
+        T k_mu, k_lv;
+        gauss_kl_std_normal<T>(mu, lv, k_mu, k_lv);
+        d_e[b * 2 * Z + q] = dzq + wi * m.kld * invB * k_mu;
+        d_e[b * 2 * Z + Z + q] = dzq * gauss_reparam_dlv<T>(lv, e) + wi * m.kld * invB * k_lv;
       }
     net_backward<T>(m.enc, B, xs[i].data(), pe[i], d_e.data(), genc,
                     i > 0 ? dx_prev.data() : nullptr);
@@ -173,9 +173,11 @@ double shaped_guide(const ShapedModel<T>& m, int64_t B, const T* x, int64_t M, c
     std::vector<T> d(rows);
     for (int64_t r = 0; r < rows; ++r) {
       const T s = p.out[r];
-      // data: softplus(-s), d/ds = sigmoid(s) - 1; chain: softplus(s), d/ds = sigmoid(s).
-      loss += double(kind == 0 ? softplus(-s) : softplus(s)) / double(rows);
-      d[r] = (sigm(s) - (kind == 0 ? T(1) : T(0))) / T(rows);
+      // The logistic loss: data labelled 1, chain states 0 (a Bernoulli NLL of the label).
+      const T label = kind == 0 ? T(1) : T(0);
+      loss += double(reconstruction_nll<T>(Reconstruction::Bernoulli, s, label, T(1))) /
+              double(rows);
+      d[r] = reconstruction_nll_grad<T>(Reconstruction::Bernoulli, s, label, T(1)) / T(rows);
     }
     if (g) net_backward<T>(m.guide, rows, in, p, d.data(), g, nullptr);
   }
@@ -198,12 +200,12 @@ void shaped_sample(const ShapedModel<T>& m, int64_t n, int64_t steps, uint64_t s
                    0, Z, nrm.data());
         for (int64_t k = 0; k < Z; ++k)
           z[b * Z + k] = i == 0 ? T(nrm[k])
-                                : pe.out[b * 2 * Z + k] +
-                                      std::exp(T(0.5) * pe.out[b * 2 * Z + Z + k]) * T(nrm[k]);
+                                : gauss_reparam<T>(pe.out[b * 2 * Z + k],
+                                                   pe.out[b * 2 * Z + Z + k], T(nrm[k]));
       }
     });
     net_forward(m.dec, n, z.data(), pd);
-    for (int64_t j = 0; j < n * D; ++j) x[j] = sigm(pd.out[j]);
+    for (int64_t j = 0; j < n * D; ++j) x[j] = sigmoid<T>(pd.out[j]);
     std::copy(x.begin(), x.end(), out + i * n * D);
   }
 }

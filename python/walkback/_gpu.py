@@ -18,11 +18,14 @@ from . import _backend
 STEPS_PER_GRAPH = int(os.environ.get("WALKBACK_STEPS_PER_GRAPH", "16"))
 
 
-def require(what: str):
-    """CuPy, with the CUDA extension built, a device visible and cuBLAS loaded; else a
-    RuntimeError that says which of these is missing."""
+def require(what: str, cublas: bool = True):
+    """CuPy, with the CUDA extension built, a device visible and (unless ``cublas`` is False:
+    kernels without GEMMs) cuBLAS loaded; else a RuntimeError that says what is missing."""
     try:
-        return _ready()
+        cupy = _ready()
+        if cublas:
+            _load_cublas()
+        return cupy
     except _NotReady as e:
         raise RuntimeError(f"{what}: {e}") from e.__cause__
 
@@ -43,7 +46,6 @@ def _ready():
         raise _NotReady("the CUDA backend needs CuPy (pip install cupy-cuda13x)") from e
     if not _backend.cuda_available():
         raise _NotReady("no CUDA device is visible")
-    _load_cublas()
     return cupy
 
 
@@ -78,7 +80,10 @@ def cublas_candidates() -> list:
 
 @functools.cache
 def _load_cublas() -> str:
-    return _backend.cuda().load_cublas(cublas_candidates())
+    try:
+        return _backend.cuda().load_cublas(cublas_candidates())
+    except RuntimeError as e:
+        raise _NotReady(str(e)) from e
 
 
 def cublas_origin() -> str:

@@ -87,6 +87,25 @@ class ParamModel:
             )
         return x
 
+    def _glorot_params(self) -> dict:
+        """Fresh parameters for param_shapes(): matrices Glorot-uniform (Glorot & Bengio 2010:
+        U(-r, r), r = sqrt(6 / (fan_in + fan_out))) from the model's generator, in order;
+        vectors zero."""
+        params = {}
+        for name, shape in self.param_shapes().items():
+            if len(shape) == 2:
+                r = np.sqrt(6.0 / (shape[0] + shape[1]))
+                params[name] = self._rng.uniform(-r, r, shape).astype(self.dtype)
+            else:
+                params[name] = np.zeros(shape, self.dtype)
+        return params
+
+    @classmethod
+    def from_config(cls, cfg: dict):
+        """The model a file's configuration describes (to_config's keys are the constructor's
+        arguments unless a model says otherwise)."""
+        return cls(**{**cfg, "dtype": np.dtype(cfg["dtype"])})
+
     def _draw_seed(self) -> int:
         return int(self._rng.integers(0, 2**63))
 

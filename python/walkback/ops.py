@@ -59,7 +59,7 @@ def _random(normal: bool, chains, units, seed, step, first_chain, stream, device
         fill(seed, step, first_chain, sid, out)
         return out
     if device == "cuda":
-        cupy = _require_cuda("device")
+        cupy = _gpu.require("device", cublas=False)
         out = cupy.empty((chains, units), dtype=cupy.float32)
         _backend.cuda().random(
             normal,
@@ -89,16 +89,6 @@ def uniform(chains, units, *, seed, step=0, first_chain=0, stream="corrupt", dev
 def normal(chains, units, *, seed, step=0, first_chain=0, stream="corrupt", device="cpu"):
     """Standard normals of the stream (Box-Muller on uniform lanes (0, 1) and (2, 3))."""
     return _random(True, chains, units, seed, step, first_chain, stream, device)
-
-
-def _require_cuda(what: str):
-    if not _backend.cuda_built():
-        raise RuntimeError(f"{what}: walkback was built without CUDA (nvcc was not found)")
-    if not _backend.cuda_available():
-        raise RuntimeError(f"{what}: no CUDA device is visible")
-    import cupy
-
-    return cupy
 
 
 def _check_batch(name: str, x, allow_1d: bool = True):
@@ -158,7 +148,7 @@ def corrupt(x, corruption, *, seed, step=0, first_chain=0, out=None):
     if device == "cpu":
         _backend.cpu().corrupt(x, result_view, c.code, c.param, seed, step, first_chain)
     else:
-        cupy = _require_cuda("x")
+        cupy = _gpu.require("x", cublas=False)
         _backend.cuda().corrupt(
             x.data.ptr,
             result_view.data.ptr,

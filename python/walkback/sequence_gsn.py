@@ -90,13 +90,7 @@ class SequenceGSN(ParamModel):
         if self.dtype not in _checks.FLOAT_DTYPES:
             raise TypeError(f"dtype: expected float32 or float64, got {self.dtype}")
         self._rng = np.random.default_rng(self.seed)
-        self._params = {}
-        for name, shape in self.param_shapes().items():
-            if name.startswith("W"):
-                r = np.sqrt(6.0 / (shape[0] + shape[1]))
-                self._params[name] = self._rng.uniform(-r, r, shape).astype(self.dtype)
-            else:
-                self._params[name] = np.zeros(shape, self.dtype)
+        self._params = self._glorot_params()
 
     def param_shapes(self) -> dict:
         c1, c2 = self.channels
@@ -301,10 +295,6 @@ class SequenceGSN(ParamModel):
             "seed": self.seed,
             "dtype": self.dtype.name,
         }
-
-    @classmethod
-    def from_config(cls, cfg: dict) -> SequenceGSN:
-        return cls(**{**cfg, "dtype": np.dtype(cfg["dtype"])})
 
     def __repr__(self) -> str:
         return (

@@ -81,13 +81,7 @@ class ShapedChain(ParamModel):
         if self.dtype not in _checks.FLOAT_DTYPES:
             raise TypeError(f"dtype: expected float32 or float64, got {self.dtype}")
         self._rng = np.random.default_rng(self.seed)
-        self._params = {}
-        for name, shape in self.param_shapes().items():
-            if len(shape) == 2:
-                r = np.sqrt(6.0 / (shape[0] + shape[1]))
-                self._params[name] = self._rng.uniform(-r, r, shape).astype(self.dtype)
-            else:
-                self._params[name] = np.zeros(shape, self.dtype)
+        self._params = self._glorot_params()
 
     @staticmethod
     def _nonneg(name, v) -> float:
@@ -303,10 +297,6 @@ class ShapedChain(ParamModel):
             "seed": self.seed,
             "dtype": self.dtype.name,
         }
-
-    @classmethod
-    def from_config(cls, cfg: dict) -> ShapedChain:
-        return cls(**{**cfg, "dtype": np.dtype(cfg["dtype"])})
 
     def __repr__(self) -> str:
         return (
