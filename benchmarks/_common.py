@@ -99,6 +99,10 @@ def print_header(torch, walkback_module, numpy_module):
         f"numpy {numpy_module.__version__}; "
         f"torch {torch.__version__ if torch else 'not installed'}"
     )
+    with open(os.devnull, "w") as devnull:
+        # Also sets walkback's OpenBLAS to one thread per call, as its first product would,
+        # so that the pools below are listed as they run.
+        print("  walkback BLAS:", walkback_module.show_config(file=devnull)["blas"])
     for line in blas_report():
         print(f"  thread pool: {line}")
 

@@ -26,7 +26,16 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 import walkback as wb  # noqa: E402
 
-from _common import best_time, blas_report, machine, markdown_table, pause, race, write_json  # noqa: E402
+from _common import (  # noqa: E402
+    best_time,
+    blas_report,
+    machine,
+    markdown_table,
+    pause,
+    print_header,
+    race,
+    write_json,
+)
 
 D = 784
 P = 0.3
@@ -186,15 +195,7 @@ def main():
         else [(b, h) for h in (1000, 2000) for b in (1, 16, 256, 1024)]
     )
 
-    print(f"machine: {machine()}")
-    print(
-        f"walkback {wb.__version__}, {wb.get_num_threads()} threads; "
-        f"numpy {np.__version__}; torch {torch.__version__ if torch else 'not installed'}"
-    )
-    with open(os.devnull, "w") as devnull:
-        print("  walkback BLAS:", wb.show_config(file=devnull)["blas"])
-    for line in blas_report():
-        print(f"  thread pool: {line}")
+    print_header(torch, wb, np)
     rows, records = [], []
     for b, h in shapes:
         rng = np.random.default_rng(0)

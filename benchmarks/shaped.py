@@ -72,15 +72,12 @@ def torch_runner(torch, m, x):
 def walkback_runner(m, x):
     opt_g, opt_d = wb.Adam(1e-3), wb.Adam(1e-3)
     seeds = iter(range(10**9))
-    from walkback.shaped_chain import _clip
 
     def run():
         parts, g, st = m.generator_loss_and_grad(x, seed=next(seeds), states=True)
         dl, dg = m.guide_loss_and_grad(x, st)
-        _clip(dg, 10.0)
-        opt_d.step({k: m._params[k] for k in dg}, dg)
-        _clip(g, 10.0)
-        opt_g.step({k: m._params[k] for k in g}, g)
+        opt_d.step({k: m._params[k] for k in dg}, dg, max_grad_norm=10.0)
+        opt_g.step({k: m._params[k] for k in g}, g, max_grad_norm=10.0)
 
     return run
 

@@ -16,6 +16,7 @@
 #include "walkback/corrupt.h"
 #include "walkback/dae_chain.h"
 #include "walkback/dae_train.h"
+#include "walkback/optimizers.h"
 #include "walkback/parallel_gemm.h"
 #include "walkback/random_ops.h"
 #include "walkback/thread_pool.h"
@@ -156,19 +157,20 @@ void optimizer_t(int kind, py::array p, py::array g, py::array s1, std::optional
   T* ps2 = adam ? out_ptr<T>(*s2) : nullptr;
   const int64_t n = p.size();
   const T lr = h["lr"].cast<T>(), wd = h["weight_decay"].cast<T>();
+  const T gs = h.contains("grad_scale") ? h["grad_scale"].cast<T>() : T(1);
   if (adam) {
     const T b1 = h["beta1"].cast<T>(), b2 = h["beta2"].cast<T>(), eps = h["eps"].cast<T>();
     const T bc1 = h["bc1"].cast<T>(), bc2 = h["bc2"].cast<T>();
     py::gil_scoped_release nogil;
-    wb::adam_update_array<T>(pp, pg, ps1, ps2, n, lr, b1, b2, eps, bc1, bc2, wd);
+    wb::adam_update_array<T>(pp, pg, ps1, ps2, n, lr, b1, b2, eps, bc1, bc2, wd, gs);
   } else if (kind == 2) {
     const T rho = h["rho"].cast<T>(), eps = h["eps"].cast<T>();
     py::gil_scoped_release nogil;
-    wb::rmsprop_update_array<T>(pp, pg, ps1, n, lr, rho, eps, wd);
+    wb::rmsprop_update_array<T>(pp, pg, ps1, n, lr, rho, eps, wd, gs);
   } else {
     const T mom = h["momentum"].cast<T>();
     py::gil_scoped_release nogil;
-    wb::sgd_update_array<T>(pp, pg, ps1, n, lr, mom, wd);
+    wb::sgd_update_array<T>(pp, pg, ps1, n, lr, mom, wd, gs);
   }
 }
 
@@ -199,6 +201,17 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
                                  std::optional<py::array> s2, py::dict h) {
     is_f64(p) ? optimizer_t<double>(kind, p, g, s1, s2, h)
               : optimizer_t<float>(kind, p, g, s1, s2, h);
+  });
+  // The sum of squares of a flat array, in double: gradient-norm clipping.
+  mod.def("sum_squares", [](py::array a) {
+    const bool f64 = is_f64(a);
+    check_array(a, "array", f64 ? py::dtype::of<double>() : py::dtype::of<float>(), {a.size()},
+                false);
+    const void* p = a.data();
+    const int64_t n = a.size();
+    py::gil_scoped_release nogil;
+    return f64 ? wb::sum_squares<double>(static_cast<const double*>(p), n)
+               : wb::sum_squares<float>(static_cast<const float*>(p), n);
   });
   // C = A @ B (or A @ B^T) through walkback's parallel GEMM path, nothing fused: the benchmarks'
   // roofline.

@@ -134,43 +134,9 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
   return loss;
 }
 
-template <class T>
-void sgd_update_array(T* p, const T* g, T* v, int64_t n, T lr, T momentum, T weight_decay) {
-  pool().parallel_for(n, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) sgd_update<T>(p[i], g[i], v[i], lr, momentum, weight_decay);
-  }, 4096);
-}
-
-template <class T>
-void rmsprop_update_array(T* p, const T* g, T* v, int64_t n, T lr, T rho, T eps, T weight_decay) {
-  pool().parallel_for(n, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) rmsprop_update<T>(p[i], g[i], v[i], lr, rho, eps, weight_decay);
-  }, 4096);
-}
-
-template <class T>
-void adam_update_array(T* p, const T* g, T* m, T* v, int64_t n, T lr, T beta1, T beta2, T eps,
-                       T bc1, T bc2, T weight_decay) {
-  pool().parallel_for(n, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i)
-      adam_update<T>(p[i], g[i], m[i], v[i], lr, beta1, beta2, eps, bc1, bc2, weight_decay);
-  }, 4096);
-}
-
 template double dae_walkback<float>(const DaeModel<float>&, const WalkbackArgs&, const float*,
                                     DaeGrads<float>*);
 template double dae_walkback<double>(const DaeModel<double>&, const WalkbackArgs&, const double*,
                                      DaeGrads<double>*);
-template void sgd_update_array<float>(float*, const float*, float*, int64_t, float, float, float);
-template void sgd_update_array<double>(double*, const double*, double*, int64_t, double, double,
-                                       double);
-template void rmsprop_update_array<float>(float*, const float*, float*, int64_t, float, float,
-                                          float, float);
-template void rmsprop_update_array<double>(double*, const double*, double*, int64_t, double,
-                                           double, double, double);
-template void adam_update_array<float>(float*, const float*, float*, float*, int64_t, float,
-                                       float, float, float, float, float, float);
-template void adam_update_array<double>(double*, const double*, double*, double*, int64_t,
-                                        double, double, double, double, double, double, double);
 
 }  // namespace wb

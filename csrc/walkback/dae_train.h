@@ -31,13 +31,4 @@ struct DaeGrads {
 template <class T>
 double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, DaeGrads<T>* grads);
 
-// Optimizer updates over n parameters, in parallel.
-template <class T>
-void sgd_update_array(T* p, const T* g, T* v, int64_t n, T lr, T momentum, T weight_decay);
-template <class T>
-void rmsprop_update_array(T* p, const T* g, T* v, int64_t n, T lr, T rho, T eps, T weight_decay);
-template <class T>
-void adam_update_array(T* p, const T* g, T* m, T* v, int64_t n, T lr, T beta1, T beta2, T eps,
-                       T bc1, T bc2, T weight_decay);
-
 }  // namespace wb

@@ -1,7 +1,6 @@
 #include "walkback/dense_mlp.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "walkback/blas.h"
 #include "walkback/dispatch.h"
@@ -19,6 +18,32 @@ void column_sums(const T* a, int64_t rows, int64_t n, int64_t ld, T* sum) {
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = j0; j < j1; ++j) sum[j] += a[r * ld + j];
   });
+}
+
+namespace {
+// gW (+)= in^T d, gb (+)= the column sums of d, over `rows` rows.
+template <class T>
+void layer_weight_grad(const DenseLayer<T>& L, int64_t rows, const T* in, const T* d, T* gW,
+                       T* gb, bool accumulate) {
+  gemm_tn_accumulate<T>(rows, L.in, L.out, in, L.in, d, L.out, gW, L.out,
+                        accumulate ? T(1) : T(0));
+  if (accumulate) {
+    std::vector<T> sums(L.out);
+    column_sums<T>(d, rows, L.out, L.out, sums.data());
+    for (int64_t j = 0; j < L.out; ++j) gb[j] += sums[j];
+  } else {
+    column_sums<T>(d, rows, L.out, L.out, gb);
+  }
+}
+}  // namespace
+
+template <class T>
+void mlp_weight_grads(const std::vector<DenseLayer<T>>& layers, int64_t rows, const T* x,
+                      const std::vector<const T*>& acts, const std::vector<const T*>& deltas,
+                      const std::vector<T*>& gW, const std::vector<T*>& gb, bool accumulate) {
+  for (size_t l = 0; l < layers.size(); ++l)
+    layer_weight_grad<T>(layers[l], rows, l > 0 ? acts[l - 1] : x, deltas[l], gW[l], gb[l],
+                         accumulate);
 }
 
 template <class T>
@@ -53,7 +78,8 @@ void mlp_forward(const std::vector<DenseLayer<T>>& layers, Activation act, int64
 template <class T>
 void mlp_backward(const std::vector<DenseLayer<T>>& layers, Activation act, int64_t B,
                   const T* x, const std::vector<T*>& acts, T* d_top, const std::vector<T*>& gW,
-                  const std::vector<T*>& gb, T* d_x, bool accumulate) {
+                  const std::vector<T*>& gb, T* d_x, bool accumulate,
+                  const std::vector<T*>& deltas) {
   const int64_t nl = static_cast<int64_t>(layers.size());
   int64_t widest = 0;
   for (const auto& L : layers) widest = std::max(widest, L.in);
@@ -70,20 +96,10 @@ void mlp_backward(const std::vector<DenseLayer<T>>& layers, Activation act, int6
     for (int64_t l = nl - 1; l >= 0; --l) {
       const DenseLayer<T>& L = layers[l];
       const T* in = l > 0 ? acts[l - 1] : x;
-      if (gW[l]) {
-        if (!accumulate) std::memset(gW[l], 0, sizeof(T) * L.in * L.out);
-        gemm_tn_accumulate<T>(B, L.in, L.out, in, L.in, d, L.out, gW[l], L.out);
-        if (accumulate) {
-          std::vector<T> sums(L.out);
-          column_sums<T>(d, B, L.out, L.out, sums.data());
-          for (int64_t j = 0; j < L.out; ++j) gb[l][j] += sums[j];
-        } else {
-          column_sums<T>(d, B, L.out, L.out, gb[l]);
-        }
-      }
+      if (gW[l]) layer_weight_grad<T>(L, B, in, d, gW[l], gb[l], accumulate);
       if (l == 0 && !d_x) break;
       // d (B x in) = d W^T, times act'(input) unless the input is x.
-      T* next = l > 0 ? buf.data() + (l % 2) * B * widest : d_x;
+      T* next = l > 0 ? (deltas.empty() ? buf.data() + (l % 2) * B * widest : deltas[l - 1]) : d_x;
       gemm_columns<T>(true, B, L.in, L.out, d, L.out, L.W, L.out, next, L.in, kAlign,
                       [&](int64_t j0, int64_t j1) {
                         if (l == 0) return;
@@ -102,7 +118,10 @@ void mlp_backward(const std::vector<DenseLayer<T>>& layers, Activation act, int6
                                const T*, const std::vector<T*>&);                             \
   template void mlp_backward<T>(const std::vector<DenseLayer<T>>&, Activation, int64_t,       \
                                 const T*, const std::vector<T*>&, T*, const std::vector<T*>&, \
-                                const std::vector<T*>&, T*, bool);
+                                const std::vector<T*>&, T*, bool, const std::vector<T*>&); \
+  template void mlp_weight_grads<T>(const std::vector<DenseLayer<T>>&, int64_t, const T*,      \
+                                    const std::vector<const T*>&, const std::vector<const T*>&, \
+                                    const std::vector<T*>&, const std::vector<T*>&, bool);
 WB_INSTANTIATE(float)
 WB_INSTANTIATE(double)
 #undef WB_INSTANTIATE

@@ -22,13 +22,25 @@ template <class T>
 void mlp_forward(const std::vector<DenseLayer<T>>& layers, Activation act, int64_t B, const T* x,
                  const std::vector<T*>& acts);
 
-// Back-propagates d_top (B x the last layer's out: d loss / d acts.back(), overwritten) through
-// the stack: writes gW[l] and gb[l] (added to them when `accumulate`; skipped where gW[l] is
-// null) and, when d_x is not null, the gradient with respect to x (B x layers[0].in).
+// Back-propagates d_top (B x the last layer's out: d loss / d acts.back(), overwritten by the
+// top layer's pre-activation gradient) through the stack: writes gW[l] and gb[l] (added to them
+// when `accumulate`; skipped where gW[l] is null) and, when d_x is not null, the gradient with
+// respect to x (B x layers[0].in). With `deltas` (one per layer below the top), layer l's
+// pre-activation gradient (B x layers[l].out) is left in deltas[l]: a chain stacks its steps'
+// gradients there and takes every weight gradient afterwards in one product (mlp_weight_grads).
 template <class T>
 void mlp_backward(const std::vector<DenseLayer<T>>& layers, Activation act, int64_t B,
                   const T* x, const std::vector<T*>& acts, T* d_top, const std::vector<T*>& gW,
-                  const std::vector<T*>& gb, T* d_x, bool accumulate = false);
+                  const std::vector<T*>& gb, T* d_x, bool accumulate = false,
+                  const std::vector<T*>& deltas = {});
+
+// gW[l] = input_l^T deltas[l] and gb[l] = the column sums of deltas[l] over `rows` rows (added
+// when `accumulate`), input_0 = x, input_l = acts[l - 1]: the weight gradients from stacked
+// pre-activation gradients.
+template <class T>
+void mlp_weight_grads(const std::vector<DenseLayer<T>>& layers, int64_t rows, const T* x,
+                      const std::vector<const T*>& acts, const std::vector<const T*>& deltas,
+                      const std::vector<T*>& gW, const std::vector<T*>& gb, bool accumulate);
 
 // sum[j] = sum over rows of a[r * ld + j] for j in [0, n), columns in parallel, rows in order.
 template <class T>

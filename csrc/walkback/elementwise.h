@@ -17,6 +17,10 @@ WB_HD float wb_exp(float x) { return fast_expf(x); }
 WB_HD float wb_log(float x) { return fast_logf(x); }
 WB_HD double wb_log(double x) { return log(x); }
 WB_HD double wb_exp(double x) { return exp(x); }
+// sqrt in the argument's own precision: a bare sqrt(float) may resolve to the double one, which
+// drags the rest of the expression into double and keeps the loop scalar.
+WB_HD float wb_sqrt(float x) { return sqrtf(x); }
+WB_HD double wb_sqrt(double x) { return sqrt(x); }
 
 template <class T>
 WB_HD T sigmoid(T x) {
@@ -261,7 +265,7 @@ WB_HD void diffusion_gauss_kl_schedule(const DiffusionStep<T>& s, T x0, T xt, T 
   T mu, var, log_var;
   diffusion_gauss_reverse(s, xt, zm, zs, mu, var, log_var);
   const T A = s.ab_prev, b = s.beta, al = s.alpha, vq = s.var_q;
-  const T one_m_A = T(1) - A, sqrt_A = sqrt(A);
+  const T one_m_A = T(1) - A, sqrt_A = wb_sqrt(A);
   const T N = sqrt_A * x0 / one_m_A + s.sqrt_alpha * xt / b;
   const T e = mu - vq * N;
   const T k_mu = e / var;
@@ -292,7 +296,7 @@ WB_HD T diffusion_gauss_sample(const DiffusionStep<T>& s, T xt, T zm, T zs, T y,
     mu = v * (mu / var + y / obs_var);
     var = v;
   }
-  return mu + sqrt(var) * T(n);
+  return mu + wb_sqrt(var) * T(n);
 }
 
 // x log(x / y) with 0 log 0 = 0.
@@ -345,7 +349,7 @@ template <class T>
 WB_HD void rmsprop_update(T& p, T g, T& v, T lr, T rho, T eps, T weight_decay) {
   g += weight_decay * p;
   v = rho * v + (T(1) - rho) * g * g;
-  p -= lr * g / (sqrt(v) + eps);
+  p -= lr * g / (wb_sqrt(v) + eps);
 }
 
 // Adam (Kingma & Ba 2015) with bias corrections bc1 = 1 - beta1^t, bc2 = 1 - beta2^t and L2
@@ -356,7 +360,7 @@ WB_HD void adam_update(T& p, T g, T& m, T& v, T lr, T beta1, T beta2, T eps, T b
   g += weight_decay * p;
   m = beta1 * m + (T(1) - beta1) * g;
   v = beta2 * v + (T(1) - beta2) * g * g;
-  p -= lr * (m / bc1) / (sqrt(v / bc2) + eps);
+  p -= lr * (m / bc1) / (wb_sqrt(v / bc2) + eps);
 }
 
 }  // namespace wb

@@ -102,16 +102,30 @@ void gemm_sum_columns(int64_t m, int64_t n, const GemmTerm<T>* terms, int count,
   });
 }
 
-// C += A^T G over `rows` stacked rows (A: rows x ma, G: rows x n), column slices in parallel:
-// the weight gradient of a layer from its inputs and its pre-activation gradients.
+// C = A^T G + beta C over `rows` stacked rows (A: rows x ma, G: rows x n), column slices in
+// parallel: the weight gradient of a layer from its inputs and its pre-activation gradients.
 template <class T>
 void gemm_tn_accumulate(int64_t rows, int64_t ma, int64_t n, const T* a, int64_t lda,
-                        const T* g, int64_t ldg, T* c, int64_t ldc) {
-  if (rows == 0) return;
+                        const T* g, int64_t ldg, T* c, int64_t ldc, T beta = T(1)) {
+  if (rows == 0) {
+    if (beta == T(0))
+      for (int64_t i = 0; i < ma; ++i)
+        for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = T(0);
+    return;
+  }
+  if (n < 64 * pool().size() && ma >= 128) {
+    // Too few columns of C to share (a network's narrow head): slices of its rows instead.
+    parallel_columns(ma, 16, 64, 1, [&](int64_t i0, int64_t i1) {
+      blas::gemm(true, false, static_cast<int>(i1 - i0), static_cast<int>(n),
+                 static_cast<int>(rows), T(1), a + i0, static_cast<int>(lda), g,
+                 static_cast<int>(ldg), beta, c + i0 * ldc, static_cast<int>(ldc));
+    });
+    return;
+  }
   parallel_columns(n, 16, 64, slices_per_thread(ma), [&](int64_t j0, int64_t j1) {
     blas::gemm(true, false, static_cast<int>(ma), static_cast<int>(j1 - j0),
                static_cast<int>(rows), T(1), a, static_cast<int>(lda), g + j0,
-               static_cast<int>(ldg), T(1), c + j0, static_cast<int>(ldc));
+               static_cast<int>(ldg), beta, c + j0, static_cast<int>(ldc));
   });
 }
 

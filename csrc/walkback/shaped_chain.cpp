@@ -6,53 +6,102 @@
 
 #include "walkback/elementwise.h"
 #include "walkback/random_ops.h"
+#include "walkback/simd.h"
 #include "walkback/thread_pool.h"
 
 namespace wb {
 namespace {
 
-// The activations of one pass through a Net.
+// The activations of `rows` rows through a Net, stacked: a chain keeps step i's B rows at
+// rows [i B, (i + 1) B), so each weight gradient is one product over all steps. The same shape
+// holds the pre-activation gradients (body layers, then the head).
 template <class T>
 struct Pass {
   std::vector<std::vector<T>> acts;  // body layers
   std::vector<T> out;                // head
+  void resize(const Net<T>& n, int64_t rows) {
+    acts.resize(n.body.size());
+    for (size_t l = 0; l < n.body.size(); ++l) acts[l].resize(rows * n.body[l].out);
+    out.resize(rows * n.head.out);
+  }
+  std::vector<T*> act_rows(const Net<T>& n, int64_t r0) {
+    std::vector<T*> p;
+    for (size_t l = 0; l < acts.size(); ++l) p.push_back(acts[l].data() + r0 * n.body[l].out);
+    return p;
+  }
+  T* out_rows(const Net<T>& n, int64_t r0) { return out.data() + r0 * n.head.out; }
 };
 
+// Rows [r0, r0 + B) of p from the B rows of x.
 template <class T>
-void net_forward(const Net<T>& n, int64_t B, const T* x, Pass<T>& p) {
+void net_forward(const Net<T>& n, int64_t B, const T* x, Pass<T>& p, int64_t r0) {
   if (n.body.empty()) throw std::invalid_argument("a network needs at least one hidden layer");
-  p.acts.resize(n.body.size());
-  std::vector<T*> ptrs;
-  for (size_t l = 0; l < n.body.size(); ++l) {
-    p.acts[l].resize(B * n.body[l].out);
-    ptrs.push_back(p.acts[l].data());
-  }
-  mlp_forward<T>(n.body, n.act, B, x, ptrs);
-  p.out.resize(B * n.head.out);
-  mlp_forward<T>({n.head}, Activation::Identity, B, p.acts.back().data(), {p.out.data()});
+  const std::vector<T*> acts = p.act_rows(n, r0);
+  mlp_forward<T>(n.body, n.act, B, x, acts);
+  mlp_forward<T>({n.head}, Activation::Identity, B, acts.back(), {p.out_rows(n, r0)});
 }
 
-// Back-propagates d_out (B x head.out, overwritten) through the net: adds the parameter
-// gradients into g (when given; none are computed otherwise) and writes d loss / d x into d_x
-// (when given).
+// Back-propagates rows [r0, r0 + B) of dp.out (d loss / d the head's output, filled by the
+// caller) through the net, leaving every layer's pre-activation gradient in those rows of dp
+// and d loss / d x in d_x (when given). No parameter gradient: see net_weight_grads.
 template <class T>
-void net_backward(const Net<T>& n, int64_t B, const T* x, Pass<T>& p, T* d_out, NetGrads<T>* g,
-                  T* d_x) {
+void net_backward_data(const Net<T>& n, int64_t B, const T* x, Pass<T>& p, Pass<T>& dp,
+                       int64_t r0, T* d_x) {
+  const std::vector<T*> acts = p.act_rows(n, r0), deltas = dp.act_rows(n, r0);
   const size_t L = n.body.size();
-  std::vector<T*> gW(L + 1, nullptr), gb(L + 1, nullptr);
-  if (g)
-    for (size_t l = 0; l <= L; ++l) {
-      gW[l] = g->W[l];
-      gb[l] = g->b[l];
-    }
-  std::vector<T> d_body(B * n.head.in);
-  mlp_backward<T>({n.head}, Activation::Identity, B, p.acts.back().data(), {p.out.data()}, d_out,
-                  {gW[L]}, {gb[L]}, d_body.data(), true);
-  std::vector<T*> acts;
-  for (size_t l = 0; l < L; ++l) acts.push_back(p.acts[l].data());
-  gW.pop_back();
-  gb.pop_back();
-  mlp_backward<T>(n.body, n.act, B, x, acts, d_body.data(), gW, gb, d_x, true);
+  // The head is linear: d / d its input, into the top body layer's rows of dp.
+  mlp_backward<T>({n.head}, Activation::Identity, B, acts.back(), {p.out_rows(n, r0)},
+                  dp.out_rows(n, r0), {nullptr}, {nullptr}, deltas[L - 1]);
+  const std::vector<T*> nulls(L, nullptr), below(deltas.begin(), deltas.end() - 1);
+  mlp_backward<T>(n.body, n.act, B, x, acts, deltas[L - 1], nulls, nulls, d_x, false, below);
+}
+
+// g = the net's parameter gradients over all `rows` rows of p and dp (x: the rows' inputs).
+template <class T>
+void net_weight_grads(const Net<T>& n, int64_t rows, const T* x, const Pass<T>& p,
+                      const Pass<T>& dp, const NetGrads<T>& g) {
+  const size_t L = n.body.size();
+  std::vector<const T*> acts, deltas;
+  for (size_t l = 0; l < L; ++l) {
+    acts.push_back(p.acts[l].data());
+    deltas.push_back(dp.acts[l].data());
+  }
+  mlp_weight_grads<T>(n.body, rows, x, acts, deltas, std::vector<T*>(g.W.begin(), g.W.end() - 1),
+                      std::vector<T*>(g.b.begin(), g.b.end() - 1), false);
+  mlp_weight_grads<T>({n.head}, rows, p.acts[L - 1].data(), {}, {dp.out.data()}, {g.W[L]},
+                      {g.b[L]}, false);
+}
+
+// One row of the decoder's output: the chain's next state and the row's weighted NLL terms.
+template <class T>
+WB_SIMD_CLONES void next_state_row(T* xn, T* nll, const T* o, const T* t, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    xn[j] = sigmoid<T>(o[j]);
+    nll[j] = reconstruction_nll<T>(Reconstruction::Bernoulli, o[j], t[j], T(1));
+  }
+}
+
+// d loss / d o over one row: the reconstruction term (scaled), and d loss / d x_{i+1} (dx,
+// plus dsh when given) through x_{i+1} = sigmoid(o).
+template <class T>
+WB_SIMD_CLONES void d_logits_row(T* d_o, const T* o, const T* t, const T* xn, const T* dx,
+                                 const T* dsh, T scale, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const T d = dsh ? dx[j] + dsh[j] : dx[j];
+    d_o[j] = scale * reconstruction_nll_grad<T>(Reconstruction::Bernoulli, o[j], t[j], T(1)) +
+             d * activation_grad_from_output<T>(Activation::Sigmoid, xn[j]);
+  }
+}
+
+// The sum of n values in double, eight running sums in a fixed pattern.
+template <class T>
+double sum_in_double(const T* v, int64_t n) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += double(v[j + k]);
+  for (; j < n; ++j) acc[0] += double(v[j]);
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
 }  // namespace
@@ -60,103 +109,134 @@ void net_backward(const Net<T>& n, int64_t B, const T* x, Pass<T>& p, T* d_out, 
 template <class T>
 std::array<double, 3> shaped_generator(const ShapedModel<T>& m, const ShapedArgs& a, const T* x,
                                        NetGrads<T>* genc, NetGrads<T>* gdec, T* states) {
-  const int64_t B = a.B, S = a.steps, D = m.D, Z = m.latent;
+  const int64_t B = a.B, S = a.steps, D = m.D, Z = m.latent, BD = a.B * m.D;
   if (B < 1 || S < 1) throw std::invalid_argument("shaped chain: empty batch or no steps");
   const StreamKey key = stream_key(a.seed);
-  std::vector<Pass<T>> pe(S), pd(S), pg(S + 1);
-  std::vector<std::vector<T>> xs(S + 1), eps(S), z(S);
-  xs[0].assign(x, x + B * D);
+  std::vector<T> weights(S);
+  for (int64_t i = 0; i < S; ++i) weights[i] = i == 0 ? T(1) : weights[i - 1] * m.decay;
+  Pass<T> pe, pd;
+  pe.resize(m.enc, S * B);
+  pd.resize(m.dec, S * B);
+  // x_0 .. x_S back to back: the encoder's inputs x_0 .. x_{S-1} are one (S B x D) matrix, and
+  // so are the chain states x_1 .. x_S, which the guide takes in one pass each way.
+  std::vector<T> xall((S + 1) * BD), eps(S * B * Z), z(S * B * Z);
+  auto xs = [&](int64_t i) { return xall.data() + i * BD; };
+  std::copy(x, x + BD, xall.begin());
+  // Per-row sums (already weighted), added over rows in order at the end: the same result
+  // for any number of threads.
+  std::vector<double> row_nll(B, 0.0), row_kl(B, 0.0);
   for (int64_t i = 0; i < S; ++i) {
-    net_forward(m.enc, B, xs[i].data(), pe[i]);
-    eps[i].resize(B * Z);
-    z[i].resize(B * Z);
+    net_forward(m.enc, B, xs(i), pe, i * B);
+    T* eps_i = eps.data() + i * B * Z;
+    T* z_i = z.data() + i * B * Z;
+    const T* e = pe.out_rows(m.enc, i * B);
+    const T wk = weights[i] * m.kld;
     pool().parallel_for(B, [&](int64_t b0, int64_t b1) {
       std::vector<float> nrm(Z);
       for (int64_t b = b0; b < b1; ++b) {
         normal_row(key, a.first_chain + uint32_t(b), uint32_t(i), kStreamHidden, 0, Z, nrm.data());
-        for (int64_t k = 0; k < Z; ++k) {
-          const T mu = pe[i].out[b * 2 * Z + k], lv = pe[i].out[b * 2 * Z + Z + k];
-          eps[i][b * Z + k] = T(nrm[k]);
-          z[i][b * Z + k] = gauss_reparam<T>(mu, lv, T(nrm[k]));
+        double k = 0.0;
+        for (int64_t q = 0; q < Z; ++q) {
+          const T mu = e[b * 2 * Z + q], lv = e[b * 2 * Z + Z + q];
+          eps_i[b * Z + q] = T(nrm[q]);
+          z_i[b * Z + q] = gauss_reparam<T>(mu, lv, T(nrm[q]));
+          T d_mu, d_lv;
+          k += double(gauss_kl_std_normal<T>(mu, lv, d_mu, d_lv));
         }
+        row_kl[b] += double(wk) * k;
       }
     });
-    net_forward(m.dec, B, z[i].data(), pd[i]);
-    xs[i + 1].resize(B * D);
-    for (int64_t j = 0; j < B * D; ++j) xs[i + 1][j] = sigmoid<T>(pd[i].out[j]);
+    net_forward(m.dec, B, z_i, pd, i * B);
+    const T* o = pd.out_rows(m.dec, i * B);
+    const T* t = m.walkback ? xs(0) : xs(i);
+    T* xn = xs(i + 1);
+    const T w = weights[i];
+    pool().parallel_for(B, [&](int64_t b0, int64_t b1) {
+      std::vector<T> nll(D);
+      for (int64_t b = b0; b < b1; ++b) {
+        next_state_row<T>(xn + b * D, nll.data(), o + b * D, t + b * D, D);
+        row_nll[b] += double(w) * sum_in_double(nll.data(), D);
+      }
+    });
   }
   double nll = 0.0, kl = 0.0, shape = 0.0;
-  T w = T(1);
-  for (int64_t i = 0; i < S; ++i, w *= m.decay) {
-    const std::vector<T>& t = m.walkback ? xs[0] : xs[i];
-    double s = 0.0;
-    for (int64_t j = 0; j < B * D; ++j)
-      s += double(reconstruction_nll<T>(Reconstruction::Bernoulli, pd[i].out[j], t[j], T(1)));
-    nll += double(w) * s;
-    double k = 0.0;
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t q = 0; q < Z; ++q) {
-        const T mu = pe[i].out[b * 2 * Z + q], lv = pe[i].out[b * 2 * Z + Z + q];
-        T d_mu, d_lv;
-        k += double(gauss_kl_std_normal<T>(mu, lv, d_mu, d_lv));
-      }
-    kl += double(w * m.kld) * k;
+  for (int64_t b = 0; b < B; ++b) {
+    nll += row_nll[b];
+    kl += row_kl[b];
   }
-  if (m.shaping > T(0))
-    for (int64_t j = 1; j <= S; ++j) {
-      net_forward(m.guide, B, xs[j].data(), pg[j]);
-      for (int64_t b = 0; b < B; ++b) {
-        T d_s;
-        shape += double(m.shaping) * double(shaping_penalty<T>(pg[j].out[b], d_s));
-      }
+  Pass<T> pg;  // the guide over x_1 .. x_S
+  if (m.shaping > T(0)) {
+    pg.resize(m.guide, S * B);
+    net_forward(m.guide, S * B, xs(1), pg, 0);
+    for (int64_t r = 0; r < S * B; ++r) {
+      T d_s;
+      shape += double(m.shaping) * double(shaping_penalty<T>(pg.out[r], d_s));
     }
-  if (states)
-    for (int64_t j = 1; j <= S; ++j) std::copy(xs[j].begin(), xs[j].end(), states + (j - 1) * B * D);
+  }
+  if (states) std::copy(xs(1), xs(1) + S * BD, states);
   const std::array<double, 3> parts{nll / double(B), kl / double(B), shape / double(B)};
   if (!genc && !gdec) return parts;
 
   const T invB = T(1) / T(B);
-  std::vector<T> dx_next(B * D, T(0)), dx_prev(B * D), d_o(B * D), dz(B * Z), d_e(B * 2 * Z),
-      d_s(B), dxs(B * D);
-  std::vector<T> weights(S);
-  for (int64_t i = 0; i < S; ++i) weights[i] = i == 0 ? T(1) : weights[i - 1] * m.decay;
+  // d loss / d x_j from the shaping term, for every j at once (the guide's input gradient).
+  std::vector<T> d_shape;
+  if (m.shaping > T(0)) {
+    Pass<T> dg;
+    dg.resize(m.guide, S * B);
+    for (int64_t r = 0; r < S * B; ++r) {
+      shaping_penalty<T>(pg.out[r], dg.out[r]);
+      dg.out[r] *= m.shaping * invB;
+    }
+    d_shape.resize(S * BD);
+    net_backward_data<T>(m.guide, S * B, xs(1), pg, dg, 0, d_shape.data());
+  }
+  Pass<T> de, dd;  // pre-activation gradients, stacked like pe and pd
+  de.resize(m.enc, S * B);
+  dd.resize(m.dec, S * B);
+  std::vector<T> dx_next(BD, T(0)), dx_prev(BD), dz(B * Z);
   for (int64_t i = S - 1; i >= 0; --i) {
     const T wi = weights[i];
-    // d loss / d x_{i+1}: the next step's encoder (in dx_next) and the shaping term.
-    if (m.shaping > T(0)) {
-      for (int64_t b = 0; b < B; ++b) {
-        shaping_penalty<T>(pg[i + 1].out[b], d_s[b]);
-        d_s[b] *= m.shaping * invB;
-      }
-      net_backward<T>(m.guide, B, xs[i + 1].data(), pg[i + 1], d_s.data(), nullptr, dxs.data());
-      for (int64_t j = 0; j < B * D; ++j) dx_next[j] += dxs[j];
-    }
-    const std::vector<T>& t = m.walkback ? xs[0] : xs[i];
-    for (int64_t j = 0; j < B * D; ++j) {
-      const T xn = xs[i + 1][j];
-      d_o[j] = wi * invB *
-                   reconstruction_nll_grad<T>(Reconstruction::Bernoulli, pd[i].out[j], t[j], T(1)) +
-               dx_next[j] * activation_grad_from_output<T>(Activation::Sigmoid, xn);
-    }
-    net_backward<T>(m.dec, B, z[i].data(), pd[i], d_o.data(), gdec, dz.data());
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t q = 0; q < Z; ++q) {
-        const T mu = pe[i].out[b * 2 * Z + q], lv = pe[i].out[b * 2 * Z + Z + q];
-        const T dzq = dz[b * Z + q], e = eps[i][b * Z + q];
-        T k_mu, k_lv;
-        gauss_kl_std_normal<T>(mu, lv, k_mu, k_lv);
-        d_e[b * 2 * Z + q] = dzq + wi * m.kld * invB * k_mu;
-        d_e[b * 2 * Z + Z + q] = dzq * gauss_reparam_dlv<T>(lv, e) + wi * m.kld * invB * k_lv;
-      }
-    net_backward<T>(m.enc, B, xs[i].data(), pe[i], d_e.data(), genc,
-                    i > 0 ? dx_prev.data() : nullptr);
+    // d loss / d o_i: the reconstruction term, and through x_{i+1} = sigmoid(o_i) the next
+    // step's encoder (dx_next) and the shaping term.
+    const T* t = m.walkback ? xs(0) : xs(i);
+    const T* xn = xs(i + 1);
+    const T* o = pd.out_rows(m.dec, i * B);
+    T* d_o = dd.out_rows(m.dec, i * B);
+    const T* dsh = d_shape.empty() ? nullptr : d_shape.data() + i * BD;
+    pool().parallel_for(B, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b)
+        d_logits_row<T>(d_o + b * D, o + b * D, t + b * D, xn + b * D, dx_next.data() + b * D,
+                        dsh ? dsh + b * D : nullptr, wi * invB, D);
+    });
+    net_backward_data<T>(m.dec, B, z.data() + i * B * Z, pd, dd, i * B, dz.data());
+    const T* e = pe.out_rows(m.enc, i * B);
+    T* d_e = de.out_rows(m.enc, i * B);
+    const T* eps_i = eps.data() + i * B * Z;
+    const T wk = wi * m.kld * invB;
+    pool().parallel_for(B, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b)
+        for (int64_t q = 0; q < Z; ++q) {
+          const T mu = e[b * 2 * Z + q], lv = e[b * 2 * Z + Z + q];
+          const T dzq = dz[b * Z + q];
+          T k_mu, k_lv;
+          gauss_kl_std_normal<T>(mu, lv, k_mu, k_lv);
+          d_e[b * 2 * Z + q] = dzq + wk * k_mu;
+          d_e[b * 2 * Z + Z + q] = dzq * gauss_reparam_dlv<T>(lv, eps_i[b * Z + q]) + wk * k_lv;
+        }
+    });
+    net_backward_data<T>(m.enc, B, xs(i), pe, de, i * B, i > 0 ? dx_prev.data() : nullptr);
     if (i > 0) {
       // Walkout's target at step i is x_i itself: d/dt [softplus(o) - t o] = -o.
       if (!m.walkback)
-        for (int64_t j = 0; j < B * D; ++j) dx_prev[j] -= wi * invB * pd[i].out[j];
+        pool().parallel_for(BD, [&](int64_t j0, int64_t j1) {
+          for (int64_t j = j0; j < j1; ++j) dx_prev[j] -= wi * invB * o[j];
+        }, 4096);
       std::swap(dx_next, dx_prev);
     }
   }
+  // Every weight gradient in one product over the S B stacked rows.
+  if (gdec) net_weight_grads<T>(m.dec, S * B, z.data(), pd, dd, *gdec);
+  if (genc) net_weight_grads<T>(m.enc, S * B, xs(0), pe, de, *genc);
   return parts;
 }
 
@@ -164,24 +244,29 @@ template <class T>
 double shaped_guide(const ShapedModel<T>& m, int64_t B, const T* x, int64_t M, const T* states,
                     NetGrads<T>* g) {
   if (B < 1 || M < 1) throw std::invalid_argument("shaped guide: empty data or chain states");
-  double loss = 0.0;
-  for (int kind = 0; kind < 2; ++kind) {
-    const int64_t rows = kind == 0 ? B : M;
-    const T* in = kind == 0 ? x : states;
-    Pass<T> p;
-    net_forward(m.guide, rows, in, p);
-    std::vector<T> d(rows);
-    for (int64_t r = 0; r < rows; ++r) {
-      const T s = p.out[r];
-      // The logistic loss: data labelled 1, chain states 0 (a Bernoulli NLL of the label).
-      const T label = kind == 0 ? T(1) : T(0);
-      loss += double(reconstruction_nll<T>(Reconstruction::Bernoulli, s, label, T(1))) /
-              double(rows);
-      d[r] = reconstruction_nll_grad<T>(Reconstruction::Bernoulli, s, label, T(1)) / T(rows);
-    }
-    if (g) net_backward<T>(m.guide, rows, in, p, d.data(), g, nullptr);
+  // Data and chain states as one (B + M) x D matrix: one pass each way.
+  const int64_t D = m.D, rows = B + M;
+  std::vector<T> in(rows * D);
+  std::copy(x, x + B * D, in.begin());
+  std::copy(states, states + M * D, in.begin() + B * D);
+  Pass<T> p, dp;
+  p.resize(m.guide, rows);
+  net_forward(m.guide, rows, in.data(), p, 0);
+  dp.resize(m.guide, rows);
+  // The logistic loss: data labelled 1, chain states 0 (a Bernoulli NLL of the label), each
+  // kind averaged over its rows.
+  double loss[2] = {0.0, 0.0};
+  for (int64_t r = 0; r < rows; ++r) {
+    const bool data = r < B;
+    const T s = p.out[r], label = data ? T(1) : T(0), n = data ? T(B) : T(M);
+    loss[data ? 0 : 1] += double(reconstruction_nll<T>(Reconstruction::Bernoulli, s, label, T(1)));
+    dp.out[r] = reconstruction_nll_grad<T>(Reconstruction::Bernoulli, s, label, T(1)) / n;
   }
-  return loss;
+  if (g) {
+    net_backward_data<T>(m.guide, rows, in.data(), p, dp, 0, nullptr);
+    net_weight_grads<T>(m.guide, rows, in.data(), p, dp, *g);
+  }
+  return loss[0] / double(B) + loss[1] / double(M);
 }
 
 template <class T>
@@ -191,8 +276,10 @@ void shaped_sample(const ShapedModel<T>& m, int64_t n, int64_t steps, uint64_t s
   const StreamKey key = stream_key(seed);
   std::vector<T> z(n * Z), x(n * D);
   Pass<T> pe, pd;
+  pe.resize(m.enc, n);
+  pd.resize(m.dec, n);
   for (int64_t i = 0; i < steps; ++i) {
-    if (i > 0) net_forward(m.enc, n, x.data(), pe);
+    if (i > 0) net_forward(m.enc, n, x.data(), pe, 0);
     pool().parallel_for(n, [&](int64_t b0, int64_t b1) {
       std::vector<float> nrm(Z);
       for (int64_t b = b0; b < b1; ++b) {
@@ -204,7 +291,7 @@ void shaped_sample(const ShapedModel<T>& m, int64_t n, int64_t steps, uint64_t s
                                                    pe.out[b * 2 * Z + Z + k], T(nrm[k]));
       }
     });
-    net_forward(m.dec, n, z.data(), pd);
+    net_forward(m.dec, n, z.data(), pd, 0);
     for (int64_t j = 0; j < n * D; ++j) x[j] = sigmoid<T>(pd.out[j]);
     std::copy(x.begin(), x.end(), out + i * n * D);
   }

@@ -26,7 +26,7 @@ struct Net {
   Activation act = Activation::Relu;
 };
 
-// Gradients of a Net, layer by layer, the head last; accumulated into (not overwritten).
+// Gradients of a Net, layer by layer, the head last; overwritten.
 template <class T>
 struct NetGrads {
   std::vector<T*> W, b;
@@ -47,13 +47,13 @@ struct ShapedArgs {
 };
 
 // The generator's loss parts per row (NLL, KL, shaping; each already weighted, summed over
-// steps, averaged over rows), gradients for enc and dec when given (accumulated), and the
+// steps, averaged over rows), gradients for enc and dec when given, and the
 // chain states x_1 .. x_steps into `states` (steps x B x D) when given.
 template <class T>
 std::array<double, 3> shaped_generator(const ShapedModel<T>& m, const ShapedArgs& a, const T* x,
                                        NetGrads<T>* genc, NetGrads<T>* gdec, T* states);
 
-// The guide's loss on B data rows and M chain-state rows, gradients (accumulated) when given.
+// The guide's loss on B data rows and M chain-state rows, gradients when given.
 template <class T>
 double shaped_guide(const ShapedModel<T>& m, int64_t B, const T* x, int64_t M, const T* states,
                     NetGrads<T>* g);

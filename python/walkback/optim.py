@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from . import _backend, _gpu
 
 
@@ -45,12 +47,23 @@ class Optimizer:
             self._state[name] = st
         return st
 
-    def step(self, params: dict, grads: dict) -> None:
+    def step(self, params: dict, grads: dict, max_grad_norm: float = 0.0):
         """One update of every array of ``params`` in place, from ``grads`` (same names), on
         the device the arrays live on: one C++ call per array on the CPU, one call for all of
-        them on the GPU."""
+        them on the GPU.
+
+        max_grad_norm > 0 clips: when the global L2 norm of all gradients exceeds it, every
+        gradient is scaled by max_grad_norm / norm (as ``torch.nn.utils.clip_grad_norm_``,
+        without its 1e-6). On the CPU the scale is applied inside the update, so ``grads`` are
+        never modified. Returns the global norm when clipping, else None."""
+        max_grad_norm = _positive("max_grad_norm", max_grad_norm, allow_zero=True)
         self.t += 1
         hyper = self._step_hyper()
+        norm = None
+        if max_grad_norm > 0:
+            norm = grad_norm(grads.values())
+            if norm > max_grad_norm:
+                hyper["grad_scale"] = max_grad_norm / norm
         on_gpu = []
         for name, p in params.items():
             g = grads[name]
@@ -62,6 +75,8 @@ class Optimizer:
             slots = self._slots(name, p, self._nslots)
             s2 = slots[1] if len(slots) > 1 else None
             if pdev == "cuda":
+                if "grad_scale" in hyper:
+                    g = g * g.dtype.type(hyper["grad_scale"])  # a copy: grads stay as given
                 on_gpu.append((p, g, slots[0], s2))
             else:
                 _backend.cpu().optimizer_update(
@@ -74,6 +89,7 @@ class Optimizer:
                 )
         if on_gpu:
             _gpu.optimizer_update(self._kind, on_gpu, hyper)
+        return norm
 
     def _step_hyper(self) -> dict:
         return self._hyper()
@@ -157,6 +173,18 @@ class RMSprop(Optimizer):
 
     def __repr__(self):
         return f"RMSprop(lr={self.lr}, rho={self.rho}, eps={self.eps})"
+
+
+def grad_norm(grads) -> float:
+    """The global L2 norm of an iterable of gradient arrays (NumPy on the CPU: summed in double
+    by walkback's own threads, so no second BLAS pool wakes; CuPy on the GPU)."""
+    total = 0.0
+    for g in grads:
+        if _backend.device_of(g) == "cuda":
+            total += float((g * g).sum(dtype="float64"))
+        else:
+            total += _backend.cpu().sum_squares(np.ascontiguousarray(g).reshape(-1))
+    return math.sqrt(total)
 
 
 def as_optimizer(opt, default=None) -> Optimizer:

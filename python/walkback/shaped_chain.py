@@ -153,8 +153,8 @@ class ShapedChain(ParamModel):
         )
         shaping = self.shaping if shaping is None else self._nonneg("shaping", shaping)
         seed = self._seed(seed)
-        genc = [np.zeros_like(p) for p in self._list("enc")]
-        gdec = [np.zeros_like(p) for p in self._list("dec")]
+        genc = [np.empty_like(p) for p in self._list("enc")]
+        gdec = [np.empty_like(p) for p in self._list("dec")]
         st = np.empty((steps, len(x), self.visible), self.dtype) if states else None
         nll, kl, shape = _backend.cpu().shaped_generator(
             x,
@@ -175,7 +175,7 @@ class ShapedChain(ParamModel):
         gradients (guide_*)."""
         x = self._x("x", x)
         st = self._x("states", np.reshape(states, (-1, self.visible)))
-        g = [np.zeros_like(p) for p in self._list("guide")]
+        g = [np.empty_like(p) for p in self._list("guide")]
         loss = _backend.cpu().shaped_guide(
             x,
             st,
@@ -242,12 +242,10 @@ class ShapedChain(ParamModel):
                         )
                     if shaping_phase:
                         dl, dg = self.guide_loss_and_grad(xb, st)
-                        _clip(dg, clip)
-                        opt_d.step({k: self._params[k] for k in dg}, dg)
+                        opt_d.step({k: self._params[k] for k in dg}, dg, max_grad_norm=clip)
                         tot_d += dl * len(xb)
                         tot_s += parts["shaping"] * len(xb)
-                    _clip(g, clip)
-                    opt_g.step({k: self._params[k] for k in gen_names}, g)
+                    opt_g.step({k: self._params[k] for k in gen_names}, g, max_grad_norm=clip)
                     tot += parts["total"] * len(xb)
                     bar.update(1)
                 hist.train_loss.append(tot / n)
@@ -303,13 +301,3 @@ class ShapedChain(ParamModel):
             f"ShapedChain(visible={self.visible}, latent={self.latent}, hidden={self.hidden}, "
             f"chain_len={self.chain_len}, shaping={self.shaping}, target={self.target!r})"
         )
-
-
-def _clip(grads: dict, max_norm: float) -> None:
-    """Scales the gradients in place so that their global norm is at most max_norm (0: off)."""
-    if max_norm <= 0:
-        return
-    norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
-    if norm > max_norm:
-        for g in grads.values():
-            g *= max_norm / norm

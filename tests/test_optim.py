@@ -1,0 +1,123 @@
+"""The optimizers' fused updates and gradient-norm clipping against NumPy references."""
+
+import numpy as np
+import pytest
+
+import walkback as wb
+from walkback import _backend
+from walkback.optim import grad_norm
+
+# Not a multiple of the 4096-element blocks or of any vector width: every loop's tail runs.
+N = 3 * 4096 + 7
+
+
+def arrays(dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    p = rng.normal(size=N).astype(dtype)
+    return p, [rng.normal(size=N).astype(dtype) for _ in range(3)]
+
+
+def adam_reference(p, grads, lr, b1, b2, eps, wd, scales):
+    p, m, v = p.astype(np.float64), np.zeros(N), np.zeros(N)
+    for t, (g, s) in enumerate(zip(grads, scales, strict=True), start=1):
+        g = s * g.astype(np.float64) + wd * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        p = p - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+    return p
+
+
+def sgd_reference(p, grads, lr, mom, wd, scales):
+    p, v = p.astype(np.float64), np.zeros(N)
+    for g, s in zip(grads, scales, strict=True):
+        v = mom * v - lr * (s * g.astype(np.float64) + wd * p)
+        p = p + v
+    return p
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_matches_numpy(dtype):
+    p, grads = arrays(dtype)
+    opt = wb.Adam(lr=0.01, beta1=0.8, beta2=0.9, eps=1e-6, weight_decay=0.1)
+    q = {"w": p.copy()}
+    for g in grads:
+        opt.step(q, {"w": g})
+    want = adam_reference(p, grads, 0.01, 0.8, 0.9, 1e-6, 0.1, [1, 1, 1])
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12)
+    np.testing.assert_allclose(q["w"], want, **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_matches_numpy(dtype):
+    p, grads = arrays(dtype)
+    opt = wb.SGD(lr=0.05, momentum=0.5, weight_decay=0.01)
+    q = {"w": p.copy()}
+    for g in grads:
+        opt.step(q, {"w": g})
+    want = sgd_reference(p, grads, 0.05, 0.5, 0.01, [1, 1, 1])
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12)
+    np.testing.assert_allclose(q["w"], want, **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sum_squares_matches_float64(dtype):
+    x = np.random.default_rng(1).normal(size=N).astype(dtype)
+    want = float(np.sum(x.astype(np.float64) ** 2))
+    assert _backend.cpu().sum_squares(x) == pytest.approx(want, rel=1e-13)
+    assert _backend.cpu().sum_squares(x[:5]) == pytest.approx(
+        float(np.sum(x[:5].astype(np.float64) ** 2)), rel=1e-15
+    )
+    assert _backend.cpu().sum_squares(x[:0]) == 0.0
+
+
+def test_sum_squares_same_for_any_thread_count():
+    x = np.random.default_rng(2).normal(size=10 * N).astype(np.float32)
+    old = wb.get_num_threads()
+    try:
+        wb.set_num_threads(1)
+        one = _backend.cpu().sum_squares(x)
+        wb.set_num_threads(2)
+        two = _backend.cpu().sum_squares(x)
+    finally:
+        wb.set_num_threads(old)
+    assert one == two
+
+
+def test_clipping_scales_inside_the_update_and_leaves_grads_alone():
+    p, grads = arrays(np.float64)
+    halves = {"a": p[: N // 2].copy(), "b": p[N // 2 :].copy()}
+    opt = wb.Adam(lr=0.01)
+    max_norm = 5.0
+    scales = []
+    for g in grads:
+        gd = {"a": g[: N // 2].copy(), "b": g[N // 2 :].copy()}
+        before = {k: v.copy() for k, v in gd.items()}
+        norm = opt.step(halves, gd, max_grad_norm=max_norm)
+        true_norm = float(np.linalg.norm(g))
+        assert norm == pytest.approx(true_norm, rel=1e-12)
+        assert true_norm > max_norm  # so the clip is active
+        scales.append(max_norm / true_norm)
+        for k in gd:  # the caller's gradients are not modified
+            np.testing.assert_array_equal(gd[k], before[k])
+    want = adam_reference(p, grads, 0.01, 0.9, 0.999, 1e-8, 0.0, scales)
+    got = np.concatenate([halves["a"], halves["b"]])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_clipping_below_the_threshold_changes_nothing():
+    p, grads = arrays(np.float32)
+    a, b = {"w": p.copy()}, {"w": p.copy()}
+    opt_a, opt_b = wb.SGD(lr=0.1, momentum=0.5), wb.SGD(lr=0.1, momentum=0.5)
+    for g in grads:
+        opt_a.step(a, {"w": g})
+        norm = opt_b.step(b, {"w": g}, max_grad_norm=1e6)
+        assert norm == pytest.approx(grad_norm([g]), rel=1e-12)
+    np.testing.assert_array_equal(a["w"], b["w"])  # bit for bit: a scale of 1 is exact
+
+
+def test_clipping_rejects_bad_thresholds():
+    p, grads = arrays(np.float32)
+    for bad in (-1.0, float("nan"), "x"):
+        with pytest.raises((TypeError, ValueError), match="max_grad_norm"):
+            wb.SGD().step({"w": p}, {"w": grads[0]}, max_grad_norm=bad)
+    assert wb.SGD().step({"w": p}, {"w": grads[0]}) is None  # no clipping, no norm
