@@ -83,7 +83,8 @@ void mlp_backward(const std::vector<DenseLayer<T>>& layers, Activation act, int6
   const int64_t nl = static_cast<int64_t>(layers.size());
   int64_t widest = 0;
   for (const auto& L : layers) widest = std::max(widest, L.in);
-  std::vector<T> buf(2 * B * widest);
+  // Ping-pong buffers for the layers' gradients, unless the caller keeps them (deltas).
+  std::vector<T> buf(deltas.empty() ? 2 * B * widest : 0);
   with_activation(act, [&](auto a) {
     constexpr Activation A = decltype(a)::value;
     // d_top holds d loss / d output of the top layer; make it d / d pre-activation.

@@ -7,6 +7,7 @@
 #include "walkback/gsn_visible.h"
 #include "walkback/parallel_gemm.h"
 #include "walkback/thread_pool.h"
+#include "walkback/workspace.h"
 
 namespace wb {
 namespace {
@@ -17,13 +18,7 @@ template <class T>
 struct GsnWorkspace {
   std::vector<T> xt, d_o;
   std::vector<std::vector<T>> hs, ys, ga;
-  size_t bytes() const {
-    size_t b = (xt.capacity() + d_o.capacity()) * sizeof(T);
-    for (const auto* v : {&hs, &ys, &ga})
-      for (const auto& x : *v) b += x.capacity() * sizeof(T);
-    return b;
-  }
-  void release() { *this = GsnWorkspace(); }
+  size_t bytes() const { return total_bytes(xt, d_o, hs, ys, ga); }
   void fit(int L, int64_t rows, const std::vector<int64_t>& n, bool grads) {
     xt.resize(rows * n[0]);
     d_o.resize(grads ? rows * n[0] : 0);
@@ -59,18 +54,10 @@ double gsn_walkback(const GsnModel<T>& m, const WalkbackArgs& a, const T* x, con
   const T scale = T(1) / static_cast<T>(B);
   // Stored per step (step-major, K x B rows): corrupted inputs, every hidden layer's output h and
   // activation y, and the visible pre-activation gradients.
-  // The buffers live on between calls of a thread (training calls this once per batch with the
-  // same shapes): fresh ones would page-fault their way in every time. Above kKeepBytes they
-  // are released at the end of the call (one large evaluation should not pin its memory).
-  constexpr size_t kKeepBytes = size_t(256) << 20;
-  thread_local GsnWorkspace<T> ws;
+  // The buffers live on between calls of a thread (workspace.h).
+  KeptWorkspace<GsnWorkspace<T>> work;
+  GsnWorkspace<T>& ws = *work;
   ws.fit(L, K * B, m.n, grads != nullptr);
-  struct ReleaseLarge {
-    GsnWorkspace<T>& w;
-    ~ReleaseLarge() {
-      if (w.bytes() > kKeepBytes) w.release();
-    }
-  } release_large{ws};
   std::vector<T>& xt = ws.xt;
   std::vector<T>& d_o = ws.d_o;
   std::vector<std::vector<T>>& hs = ws.hs;

@@ -9,6 +9,7 @@
 #include "walkback/elementwise.h"
 #include "walkback/random_ops.h"
 #include "walkback/thread_pool.h"
+#include "walkback/workspace.h"
 
 namespace wb {
 namespace {
@@ -23,6 +24,10 @@ struct SeqWorkspace {
   std::vector<T> in, W1y, Y, a1, work1, workY, p, a2, td;
   std::vector<std::vector<T>> cols1, y1, h1, cols2, y2, h2, dlog;
   std::vector<T> dW1y, dh1, dh2, dh2_prev, da2, dp, dt, colsT, colsK;
+  size_t bytes() const {
+    return total_bytes(in, W1y, Y, a1, work1, workY, p, a2, td, cols1, y1, h1, cols2, y2, h2,
+                       dlog, dW1y, dh1, dh2, dh2_prev, da2, dp, dt, colsT, colsK);
+  }
 };
 
 template <class T>
@@ -31,18 +36,11 @@ SeqWorkspace<T>& workspace() {
   return w;
 }
 
-// Frees this thread's buffers when they hold more than 256 MB (a large batch need not keep
-// its memory after the call: a Python thread that trained once would hold it for good).
+// Frees this thread's buffers when they hold more than kKeepBytes (workspace.h).
 template <class T>
 void release_if_large() {
   SeqWorkspace<T>& w = workspace<T>();
-  size_t bytes = 0;
-  for (auto* v : {&w.in, &w.W1y, &w.Y, &w.a1, &w.work1, &w.workY, &w.p, &w.a2, &w.td, &w.dW1y,
-                  &w.dh1, &w.dh2, &w.dh2_prev, &w.da2, &w.dp, &w.dt, &w.colsT, &w.colsK})
-    bytes += v->capacity() * sizeof(T);
-  for (auto* vs : {&w.cols1, &w.y1, &w.h1, &w.cols2, &w.y2, &w.h2, &w.dlog})
-    for (const auto& v : *vs) bytes += v.capacity() * sizeof(T);
-  if (bytes > (size_t(256) << 20)) w = SeqWorkspace<T>();
+  if (w.bytes() > kKeepBytes) w = SeqWorkspace<T>();
 }
 
 template <class T>

@@ -8,6 +8,7 @@
 #include "walkback/random_ops.h"
 #include "walkback/simd.h"
 #include "walkback/thread_pool.h"
+#include "walkback/workspace.h"
 
 namespace wb {
 namespace {
@@ -30,6 +31,26 @@ struct Pass {
     return p;
   }
   T* out_rows(const Net<T>& n, int64_t r0) { return out.data() + r0 * n.head.out; }
+  size_t bytes() const { return total_bytes(acts, out); }
+};
+
+// shaped_generator's buffers, kept per thread between calls (workspace.h).
+template <class T>
+struct GeneratorWork {
+  Pass<T> pe, pd, pg, dg, de, dd;
+  std::vector<T> xall, eps, z, d_shape, dx_next, dx_prev, dz;
+  size_t bytes() const {
+    return pe.bytes() + pd.bytes() + pg.bytes() + dg.bytes() + de.bytes() + dd.bytes() +
+           total_bytes(xall, eps, z, d_shape, dx_next, dx_prev, dz);
+  }
+};
+
+// shaped_guide's.
+template <class T>
+struct GuideWork {
+  Pass<T> p, dp;
+  std::vector<T> in;
+  size_t bytes() const { return p.bytes() + dp.bytes() + total_bytes(in); }
 };
 
 // Rows [r0, r0 + B) of p from the B rows of x.
@@ -114,12 +135,17 @@ std::array<double, 3> shaped_generator(const ShapedModel<T>& m, const ShapedArgs
   const StreamKey key = stream_key(a.seed);
   std::vector<T> weights(S);
   for (int64_t i = 0; i < S; ++i) weights[i] = i == 0 ? T(1) : weights[i - 1] * m.decay;
-  Pass<T> pe, pd;
+  KeptWorkspace<GeneratorWork<T>> work;
+  GeneratorWork<T>& w = *work;
+  Pass<T>&pe = w.pe, &pd = w.pd, &pg = w.pg, &dg = w.dg, &de = w.de, &dd = w.dd;
   pe.resize(m.enc, S * B);
   pd.resize(m.dec, S * B);
   // x_0 .. x_S back to back: the encoder's inputs x_0 .. x_{S-1} are one (S B x D) matrix, and
   // so are the chain states x_1 .. x_S, which the guide takes in one pass each way.
-  std::vector<T> xall((S + 1) * BD), eps(S * B * Z), z(S * B * Z);
+  std::vector<T>&xall = w.xall, &eps = w.eps, &z = w.z;
+  xall.resize((S + 1) * BD);
+  eps.resize(S * B * Z);
+  z.resize(S * B * Z);
   auto xs = [&](int64_t i) { return xall.data() + i * BD; };
   std::copy(x, x + BD, xall.begin());
   // Per-row sums (already weighted), added over rows in order at the end: the same result
@@ -164,7 +190,7 @@ std::array<double, 3> shaped_generator(const ShapedModel<T>& m, const ShapedArgs
     nll += row_nll[b];
     kl += row_kl[b];
   }
-  Pass<T> pg;  // the guide over x_1 .. x_S
+  // pg: the guide over x_1 .. x_S.
   if (m.shaping > T(0)) {
     pg.resize(m.guide, S * B);
     net_forward(m.guide, S * B, xs(1), pg, 0);
@@ -179,9 +205,8 @@ std::array<double, 3> shaped_generator(const ShapedModel<T>& m, const ShapedArgs
 
   const T invB = T(1) / T(B);
   // d loss / d x_j from the shaping term, for every j at once (the guide's input gradient).
-  std::vector<T> d_shape;
+  std::vector<T>& d_shape = w.d_shape;
   if (m.shaping > T(0)) {
-    Pass<T> dg;
     dg.resize(m.guide, S * B);
     for (int64_t r = 0; r < S * B; ++r) {
       shaping_penalty<T>(pg.out[r], dg.out[r]);
@@ -190,10 +215,13 @@ std::array<double, 3> shaped_generator(const ShapedModel<T>& m, const ShapedArgs
     d_shape.resize(S * BD);
     net_backward_data<T>(m.guide, S * B, xs(1), pg, dg, 0, d_shape.data());
   }
-  Pass<T> de, dd;  // pre-activation gradients, stacked like pe and pd
+  // de, dd: the pre-activation gradients, stacked like pe and pd.
   de.resize(m.enc, S * B);
   dd.resize(m.dec, S * B);
-  std::vector<T> dx_next(BD, T(0)), dx_prev(BD), dz(B * Z);
+  std::vector<T>&dx_next = w.dx_next, &dx_prev = w.dx_prev, &dz = w.dz;
+  dx_next.assign(BD, T(0));
+  dx_prev.resize(BD);
+  dz.resize(B * Z);
   for (int64_t i = S - 1; i >= 0; --i) {
     const T wi = weights[i];
     // d loss / d o_i: the reconstruction term, and through x_{i+1} = sigmoid(o_i) the next
@@ -202,7 +230,7 @@ std::array<double, 3> shaped_generator(const ShapedModel<T>& m, const ShapedArgs
     const T* xn = xs(i + 1);
     const T* o = pd.out_rows(m.dec, i * B);
     T* d_o = dd.out_rows(m.dec, i * B);
-    const T* dsh = d_shape.empty() ? nullptr : d_shape.data() + i * BD;
+    const T* dsh = m.shaping > T(0) ? d_shape.data() + i * BD : nullptr;
     pool().parallel_for(B, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b)
         d_logits_row<T>(d_o + b * D, o + b * D, t + b * D, xn + b * D, dx_next.data() + b * D,
@@ -246,10 +274,12 @@ double shaped_guide(const ShapedModel<T>& m, int64_t B, const T* x, int64_t M, c
   if (B < 1 || M < 1) throw std::invalid_argument("shaped guide: empty data or chain states");
   // Data and chain states as one (B + M) x D matrix: one pass each way.
   const int64_t D = m.D, rows = B + M;
-  std::vector<T> in(rows * D);
+  KeptWorkspace<GuideWork<T>> work;
+  std::vector<T>& in = work->in;
+  Pass<T>&p = work->p, &dp = work->dp;
+  in.resize(rows * D);
   std::copy(x, x + B * D, in.begin());
   std::copy(states, states + M * D, in.begin() + B * D);
-  Pass<T> p, dp;
   p.resize(m.guide, rows);
   net_forward(m.guide, rows, in.data(), p, 0);
   dp.resize(m.guide, rows);
