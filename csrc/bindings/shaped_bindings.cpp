@@ -75,7 +75,10 @@ ShapedModel<T> model_from(const py::dict& c, const py::list& enc, const py::list
   m.dec = net_from<T>(dec, act, m.latent, "dec");
   if (m.enc.head.out != 2 * m.latent) throw py::value_error("enc: the head must give 2 * latent");
   if (m.dec.head.out != m.D) throw py::value_error("dec: the head must give the visible units");
-  if (guide) m.guide = net_from<T>(*guide, act, m.D, "guide");
+  if (guide) {
+    m.guide = net_from<T>(*guide, act, m.D, "guide");
+    if (m.guide.head.out != 1) throw py::value_error("guide: the head must give one output");
+  }
   if (m.shaping > T(0) && !guide) throw py::value_error("shaping needs the guide's parameters");
   return m;
 }

@@ -84,7 +84,7 @@ void mlp_backward(const std::vector<DenseLayer<T>>& layers, Activation act, int6
   int64_t widest = 0;
   for (const auto& L : layers) widest = std::max(widest, L.in);
   // Ping-pong buffers for the layers' gradients, unless the caller keeps them (deltas).
-  std::vector<T> buf(deltas.empty() ? 2 * B * widest : 0);
+  std::vector<T> buf(nl > 1 && deltas.empty() ? 2 * B * widest : 0);
   with_activation(act, [&](auto a) {
     constexpr Activation A = decltype(a)::value;
     // d_top holds d loss / d output of the top layer; make it d / d pre-activation.

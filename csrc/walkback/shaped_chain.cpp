@@ -176,12 +176,12 @@ std::array<double, 3> shaped_generator(const ShapedModel<T>& m, const ShapedArgs
     const T* o = pd.out_rows(m.dec, i * B);
     const T* t = m.walkback ? xs(0) : xs(i);
     T* xn = xs(i + 1);
-    const T w = weights[i];
+    const T wi = weights[i];
     pool().parallel_for(B, [&](int64_t b0, int64_t b1) {
       std::vector<T> nll(D);
       for (int64_t b = b0; b < b1; ++b) {
         next_state_row<T>(xn + b * D, nll.data(), o + b * D, t + b * D, D);
-        row_nll[b] += double(w) * sum_in_double(nll.data(), D);
+        row_nll[b] += double(wi) * sum_in_double(nll.data(), D);
       }
     });
   }

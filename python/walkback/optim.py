@@ -52,18 +52,19 @@ class Optimizer:
         the device the arrays live on: one C++ call per array on the CPU, one call for all of
         them on the GPU.
 
-        max_grad_norm > 0 clips: when the global L2 norm of all gradients exceeds it, every
-        gradient is scaled by max_grad_norm / norm (as ``torch.nn.utils.clip_grad_norm_``,
-        without its 1e-6). On the CPU the scale is applied inside the update, so ``grads`` are
-        never modified. Returns the global norm when clipping, else None."""
+        max_grad_norm > 0 clips: when the global L2 norm of the gradients of ``params``
+        exceeds it, every gradient is scaled by max_grad_norm / norm (as
+        ``torch.nn.utils.clip_grad_norm_``, without its 1e-6). ``grads`` are never modified:
+        on the CPU the scale is applied inside the update, on the GPU to a copy. Returns the
+        global norm when clipping, else None."""
         max_grad_norm = _positive("max_grad_norm", max_grad_norm, allow_zero=True)
+        norm = None
+        if max_grad_norm > 0:  # before the step count moves: this may raise on bad gradients
+            norm = grad_norm(grads[name] for name in params)
         self.t += 1
         hyper = self._step_hyper()
-        norm = None
-        if max_grad_norm > 0:
-            norm = grad_norm(grads.values())
-            if norm > max_grad_norm:
-                hyper["grad_scale"] = max_grad_norm / norm
+        if norm is not None and norm > max_grad_norm:
+            hyper["grad_scale"] = max_grad_norm / norm
         on_gpu = []
         for name, p in params.items():
             g = grads[name]
@@ -75,6 +76,13 @@ class Optimizer:
             slots = self._slots(name, p, self._nslots)
             s2 = slots[1] if len(slots) > 1 else None
             if pdev == "cuda":
+                if g.size != p.size or g.dtype != p.dtype:
+                    raise ValueError(
+                        f"optimizer: gradient {name!r} is {g.dtype} {g.shape}, "
+                        f"expected {p.dtype} {p.shape}"
+                    )
+                # The kernel reads the gradient as a flat array: a strided view is copied.
+                g = _backend.array_module(g).ascontiguousarray(g)
                 if "grad_scale" in hyper:
                     g = g * g.dtype.type(hyper["grad_scale"])  # a copy: grads stay as given
                 on_gpu.append((p, g, slots[0], s2))
@@ -181,7 +189,7 @@ def grad_norm(grads) -> float:
     total = 0.0
     for g in grads:
         if _backend.device_of(g) == "cuda":
-            total += float((g * g).sum(dtype="float64"))
+            total += float((g.astype("float64") ** 2).sum())  # in double, as on the CPU
         else:
             total += _backend.cpu().sum_squares(np.ascontiguousarray(g).reshape(-1))
     return math.sqrt(total)

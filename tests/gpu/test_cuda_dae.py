@@ -187,6 +187,27 @@ def test_optimizers_equal_cpu(opt):
         np.testing.assert_allclose(cupy.asnumpy(gp[k]), p[k], rtol=1e-12, atol=1e-14)
 
 
+def test_clipping_equals_cpu_and_leaves_gradients_alone():
+    import copy
+
+    rng = np.random.default_rng(1)
+    p = {"a": rng.normal(size=(50, 7)), "b": rng.normal(size=3)}
+    gp = on_gpu(p)
+    o_cpu, o_gpu = wb.Adam(0.01), wb.Adam(0.01)
+    for _ in range(3):
+        g = {k: 10 * rng.normal(size=v.shape) for k, v in p.items()}
+        g_gpu = on_gpu(g)
+        g_gpu["a"] = cupy.asfortranarray(g_gpu["a"])  # a strided gradient is read right
+        before = copy.deepcopy({k: cupy.asnumpy(v) for k, v in g_gpu.items()})
+        n_cpu = o_cpu.step(p, g, max_grad_norm=1.0)
+        n_gpu = o_gpu.step(gp, g_gpu, max_grad_norm=1.0)
+        assert n_gpu == pytest.approx(n_cpu, rel=1e-12) and n_cpu > 1.0
+        for k in g_gpu:
+            np.testing.assert_array_equal(cupy.asnumpy(g_gpu[k]), before[k])
+    for k in p:
+        np.testing.assert_allclose(cupy.asnumpy(gp[k]), p[k], rtol=1e-12, atol=1e-14)
+
+
 def test_fit_on_gpu_learns_and_tracks_cpu():
     x = wb.data.binarize(wb.data.load_digits()[0], "threshold").astype(np.float32)
     cpu = wb.DAE(64, 100, seed=0)
