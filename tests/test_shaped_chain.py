@@ -129,7 +129,7 @@ def test_three_layer_networks_gradients_match_finite_differences():
 
 
 def everything(m, x, steps, shaping, seed):
-    """Losses and gradients of the generator (with and without shaping) and of the guide."""
+    """The generator's loss, states and gradients, then the guide's loss and gradients."""
     p, g, st = m.generator_loss_and_grad(
         x, chain_len=steps, shaping=shaping, seed=seed, states=True
     )
@@ -213,8 +213,9 @@ def test_bad_inputs_say_what_is_wrong():
 def test_shaped_chain_covers_the_mixture():
     """On a 2-D mixture the shaped chain, run 50 steps from the prior, keeps under 10% of its
     mass more than 3 sigma from every component and at least 1% on 7 of the 8 components
-    (shaping can starve one: see benchmarks/shaped.py, which compares shaped and unshaped
-    chains over several seeds)."""
+    (shaping can starve one). It does not show that shaping helps: over eight seeds
+    benchmarks/shaped.py finds no weight at which the shaped chain puts less mass off the
+    ring than the unshaped one (RESULTS.md)."""
     x, centers = wb.data.make_ring_mixture(3000, seed=0)
     m = wb.ShapedChain(
         2, latent=2, hidden=(64, 64), guide_hidden=(32,), chain_len=6, kld=0.02, shaping=0.5, seed=0
