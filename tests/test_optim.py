@@ -121,3 +121,27 @@ def test_clipping_rejects_bad_thresholds():
         with pytest.raises((TypeError, ValueError), match="max_grad_norm"):
             wb.SGD().step({"w": p}, {"w": grads[0]}, max_grad_norm=bad)
     assert wb.SGD().step({"w": p}, {"w": grads[0]}) is None  # no clipping, no norm
+
+
+@pytest.mark.parametrize("opt", [wb.SGD(0.1, momentum=0.5), wb.Adam(0.01), wb.RMSprop(0.01)])
+def test_backup_receives_the_parameters_before_the_step(opt):
+    p, grads = arrays(np.float32)
+    q = {"w": p[: 3 * 4096].reshape(3, 4096).copy(), "b": p[:7].copy()}
+    backup = {k: np.full_like(v, np.nan) for k, v in q.items()}
+    plain = {k: v.copy() for k, v in q.items()}
+    other = type(opt)(**opt._hyper())
+    for g in grads:
+        gd = {"w": g[: 3 * 4096].reshape(3, 4096).copy(), "b": g[:7].copy()}
+        before = {k: v.copy() for k, v in q.items()}
+        opt.step(q, gd, backup=backup)
+        other.step(plain, gd)
+        for k in q:
+            np.testing.assert_array_equal(backup[k], before[k])
+            np.testing.assert_array_equal(q[k], plain[k])  # the update itself is unchanged
+
+
+def test_backup_must_be_like_the_parameters():
+    p, grads = arrays(np.float32)
+    for bad in (np.empty(N, np.float64), np.empty(N + 1, np.float32), np.empty((2, N))[0]):
+        with pytest.raises(ValueError, match="backup"):
+            wb.SGD().step({"w": p}, {"w": grads[0]}, backup={"w": bad})

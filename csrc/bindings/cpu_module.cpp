@@ -140,7 +140,7 @@ double dae_walkback_t(py::array x, const py::kwargs& kw) {
 template <class T>
 // kind: 0 SGD (state: velocity), 1 Adam (two moments), 2 RMSprop (mean square).
 void optimizer_t(int kind, py::array p, py::array g, py::array s1, std::optional<py::array> s2,
-                 const py::dict& h) {
+                 const py::dict& h, std::optional<py::array> backup) {
   const auto dt = py::dtype::of<T>();
   check_array(p, "param", dt, {p.size()}, true);
   check_array(g, "grad", dt, {p.size()}, false);
@@ -155,6 +155,11 @@ void optimizer_t(int kind, py::array p, py::array g, py::array s1, std::optional
   const T* pg = in_ptr<T>(g);
   T* ps1 = out_ptr<T>(s1);
   T* ps2 = adam ? out_ptr<T>(*s2) : nullptr;
+  T* pbk = nullptr;
+  if (backup) {
+    check_array(*backup, "backup", dt, {p.size()}, true);
+    pbk = out_ptr<T>(*backup);
+  }
   const int64_t n = p.size();
   const T lr = h["lr"].cast<T>(), wd = h["weight_decay"].cast<T>();
   const T gs = h.contains("grad_scale") ? h["grad_scale"].cast<T>() : T(1);
@@ -162,15 +167,15 @@ void optimizer_t(int kind, py::array p, py::array g, py::array s1, std::optional
     const T b1 = h["beta1"].cast<T>(), b2 = h["beta2"].cast<T>(), eps = h["eps"].cast<T>();
     const T bc1 = h["bc1"].cast<T>(), bc2 = h["bc2"].cast<T>();
     py::gil_scoped_release nogil;
-    wb::adam_update_array<T>(pp, pg, ps1, ps2, n, lr, b1, b2, eps, bc1, bc2, wd, gs);
+    wb::adam_update_array<T>(pp, pg, ps1, ps2, n, lr, b1, b2, eps, bc1, bc2, wd, gs, pbk);
   } else if (kind == 2) {
     const T rho = h["rho"].cast<T>(), eps = h["eps"].cast<T>();
     py::gil_scoped_release nogil;
-    wb::rmsprop_update_array<T>(pp, pg, ps1, n, lr, rho, eps, wd, gs);
+    wb::rmsprop_update_array<T>(pp, pg, ps1, n, lr, rho, eps, wd, gs, pbk);
   } else {
     const T mom = h["momentum"].cast<T>();
     py::gil_scoped_release nogil;
-    wb::sgd_update_array<T>(pp, pg, ps1, n, lr, mom, wd, gs);
+    wb::sgd_update_array<T>(pp, pg, ps1, n, lr, mom, wd, gs, pbk);
   }
 }
 
@@ -196,12 +201,17 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
   mod.def("dae_walkback", [](py::array x, py::kwargs kw) {
     return is_f64(x) ? dae_walkback_t<double>(x, kw) : dae_walkback_t<float>(x, kw);
   });
-  // Flat (ravelled) parameter, gradient and state arrays; hyper-parameters in a dict.
-  mod.def("optimizer_update", [](int kind, py::array p, py::array g, py::array s1,
-                                 std::optional<py::array> s2, py::dict h) {
-    is_f64(p) ? optimizer_t<double>(kind, p, g, s1, s2, h)
-              : optimizer_t<float>(kind, p, g, s1, s2, h);
-  });
+  // Flat (ravelled) parameter, gradient and state arrays; hyper-parameters in a dict; the
+  // parameters before the update into `backup` when given.
+  mod.def(
+      "optimizer_update",
+      [](int kind, py::array p, py::array g, py::array s1, std::optional<py::array> s2,
+         py::dict h, std::optional<py::array> backup) {
+        is_f64(p) ? optimizer_t<double>(kind, p, g, s1, s2, h, backup)
+                  : optimizer_t<float>(kind, p, g, s1, s2, h, backup);
+      },
+      py::arg("kind"), py::arg("p"), py::arg("g"), py::arg("s1"), py::arg("s2"), py::arg("h"),
+      py::arg("backup") = py::none());
   // The sum of squares of a flat array, in double: gradient-norm clipping.
   mod.def("sum_squares", [](py::array a) {
     const bool f64 = is_f64(a);

@@ -47,7 +47,7 @@ class Optimizer:
             self._state[name] = st
         return st
 
-    def step(self, params: dict, grads: dict, max_grad_norm: float = 0.0):
+    def step(self, params: dict, grads: dict, max_grad_norm: float = 0.0, backup=None):
         """One update of every array of ``params`` in place, from ``grads`` (same names), on
         the device the arrays live on: one C++ call per array on the CPU, one call for all of
         them on the GPU.
@@ -56,7 +56,11 @@ class Optimizer:
         exceeds it, every gradient is scaled by max_grad_norm / norm (as
         ``torch.nn.utils.clip_grad_norm_``, without its 1e-6). ``grads`` are never modified:
         on the CPU the scale is applied inside the update, on the GPU to a copy. Returns the
-        global norm when clipping, else None."""
+        global norm when clipping, else None.
+
+        backup: a dict of arrays like ``params`` that receives the parameters as they were
+        before this step (on the CPU in the same pass as the update): what ``fit`` restores
+        when a later loss is not finite."""
         max_grad_norm = _positive("max_grad_norm", max_grad_norm, allow_zero=True)
         norm = None
         if max_grad_norm > 0:  # before the step count moves: this may raise on bad gradients
@@ -85,6 +89,8 @@ class Optimizer:
                 g = _backend.array_module(g).ascontiguousarray(g)
                 if "grad_scale" in hyper:
                     g = g * g.dtype.type(hyper["grad_scale"])  # a copy: grads stay as given
+                if backup is not None:
+                    _backend.array_module(p).copyto(backup[name], p)
                 on_gpu.append((p, g, slots[0], s2))
             else:
                 _backend.cpu().optimizer_update(
@@ -94,6 +100,7 @@ class Optimizer:
                     slots[0].reshape(-1),
                     None if s2 is None else s2.reshape(-1),
                     hyper,
+                    None if backup is None else _flat_view(backup[name], p, name),
                 )
         if on_gpu:
             _gpu.optimizer_update(self._kind, on_gpu, hyper)
@@ -181,6 +188,15 @@ class RMSprop(Optimizer):
 
     def __repr__(self):
         return f"RMSprop(lr={self.lr}, rho={self.rho}, eps={self.eps})"
+
+
+def _flat_view(b, p, name):
+    """b as a flat, writeable view (never a copy, which the update would write in vain)."""
+    if not isinstance(b, np.ndarray) or b.shape != p.shape or b.dtype != p.dtype:
+        raise ValueError(f"backup {name!r}: expected a NumPy array like the parameter")
+    if not b.flags.c_contiguous:
+        raise ValueError(f"backup {name!r}: expected a C-contiguous array")
+    return b.reshape(-1)
 
 
 def grad_norm(grads) -> float:

@@ -108,9 +108,7 @@ def fit(
                         "parameters were restored to the last ones with a finite loss "
                         "(try a smaller learning rate)"
                     )
-                for k, v in params.items():
-                    xp.copyto(backup[k], v)
-                opt.step(params, grads)
+                opt.step(params, grads, backup=backup)  # backup: the parameters before it
                 total += loss * len(idx)
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", refresh=False)
