@@ -6,6 +6,7 @@
 #include "walkback/dispatch.h"
 #include "walkback/parallel_gemm.h"
 #include "walkback/row_kernels.h"
+#include "walkback/workspace.h"
 
 namespace wb {
 
@@ -21,6 +22,12 @@ void column_sums(const T* a, int64_t rows, int64_t n, int64_t ld, T* sum) {
 }
 
 namespace {
+template <class T>
+struct PingPong {
+  std::vector<T> buf;
+  size_t bytes() const { return total_bytes(buf); }
+};
+
 // gW (+)= in^T d, gb (+)= the column sums of d, over `rows` rows.
 template <class T>
 void layer_weight_grad(const DenseLayer<T>& L, int64_t rows, const T* in, const T* d, T* gW,
@@ -83,8 +90,11 @@ void mlp_backward(const std::vector<DenseLayer<T>>& layers, Activation act, int6
   const int64_t nl = static_cast<int64_t>(layers.size());
   int64_t widest = 0;
   for (const auto& L : layers) widest = std::max(widest, L.in);
-  // Ping-pong buffers for the layers' gradients, unless the caller keeps them (deltas).
-  std::vector<T> buf(nl > 1 && deltas.empty() ? 2 * B * widest : 0);
+  // Ping-pong buffers for the layers' gradients, unless the caller keeps them (deltas); kept
+  // per thread between calls (workspace.h).
+  KeptWorkspace<PingPong<T>> work;
+  std::vector<T>& buf = work->buf;
+  if (nl > 1 && deltas.empty() && buf.size() < size_t(2 * B * widest)) buf.resize(2 * B * widest);
   with_activation(act, [&](auto a) {
     constexpr Activation A = decltype(a)::value;
     // d_top holds d loss / d output of the top layer; make it d / d pre-activation.

@@ -11,6 +11,7 @@
 #include "walkback/parallel_gemm.h"
 #include "walkback/random_ops.h"
 #include "walkback/thread_pool.h"
+#include "walkback/workspace.h"
 
 namespace wb {
 namespace {
@@ -26,7 +27,6 @@ double binary_entropy(double p) {
   return h;
 }
 
-
 }  // namespace
 
 template <class T>
@@ -38,20 +38,17 @@ double diffusion_bound_constant(const DiffusionNet<T>& m) {
   return D * (binary_entropy(0.5 * beta1) - binary_entropy(0.5 * (1 - abT)) + std::log(2.0));
 }
 
-// The buffers of one bound call, kept per thread between calls (a batch's buffers are tens of
-
+// The buffers of one bound call, kept per thread between calls (workspace.h): a batch's
+// buffers are megabytes, and training asks for the same shapes batch after batch.
 template <class T>
 struct BoundWorkspace {
-  std::vector<T> xd, xt, scaled, c, d_top;
+  std::vector<T> xd, xt, scaled, c, d_top, x0_sorted, g_x, d_x;
+  std::vector<float> eps;
   std::vector<std::vector<T>> acts;
   size_t bytes() const {
-    size_t b = xd.capacity() + xt.capacity() + scaled.capacity() + c.capacity() +
-               d_top.capacity();
-    for (const auto& a : acts) b += a.capacity();
-    return b * sizeof(T);
+    return total_bytes(xd, xt, scaled, c, d_top, x0_sorted, g_x, d_x, eps, acts);
   }
 };
-constexpr size_t kKeepBytes = size_t(256) << 20;
 
 template <class T>
 double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0,
@@ -60,16 +57,10 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
   const int64_t blocks = (D + 15) / 16;
   const StreamKey key = stream_key(a.seed);
   const bool gauss = m.kind == DiffusionKind::Gaussian;
-  // A reference, not the thread_local itself, goes into the lambdas: inside a pool worker
-  // the name would denote that worker's own (empty) workspace.
-  thread_local BoundWorkspace<T> ws_tls;
-  BoundWorkspace<T>& ws = ws_tls;
-  struct ReleaseLarge {
-    BoundWorkspace<T>& w;
-    ~ReleaseLarge() {
-      if (w.bytes() > kKeepBytes) w = BoundWorkspace<T>();
-    }
-  } release_large{ws};
+  // A reference, not a thread_local, goes into the lambdas: inside a pool worker the
+  // thread_local would be that worker's own (empty) workspace.
+  KeptWorkspace<BoundWorkspace<T>> work;
+  BoundWorkspace<T>& ws = *work;
 
   // 1. Each row's time step, then the rows ordered by t: the rows that use basis function j
   // (weight above zero) are then one contiguous range, so the readout is one GEMM per j.
@@ -97,7 +88,8 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
   const bool sched = gauss && grads && a.g_beta;
   ws.xd.resize(gauss ? B * D : 0);
   ws.xt.resize(B * D);
-  std::vector<float> eps_store(sched ? B * D : 0);
+  std::vector<float>& eps_store = ws.eps;
+  eps_store.resize(sched ? B * D : 0);
   pool().parallel_for(B, [&](int64_t i0, int64_t i1) {
     std::vector<float> u(D), n(D);
     for (int64_t i = i0; i < i1; ++i) {
@@ -125,7 +117,7 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
     }
   });
   // x_0 in row order i (binary data need no dequantization: gather them).
-  std::vector<T> x0_sorted;
+  std::vector<T>& x0_sorted = ws.x0_sorted;
   if (!gauss) {
     x0_sorted.resize(B * D);
     for (int64_t i = 0; i < B; ++i)
@@ -168,7 +160,8 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
   ws.c.resize(B * DK);
   std::vector<double> partial(B * blocks, 0.0);
   std::vector<double> part_beta(sched ? B * blocks : 0, 0.0), part_A(sched ? B * blocks : 0, 0.0);
-  std::vector<T> g_x(sched ? B * D : 0);
+  std::vector<T>& g_x = ws.g_x;
+  g_x.resize(sched ? B * D : 0);  // every entry written by the readout blocks
   const T scale = static_cast<T>(static_cast<double>(m.steps - 1) / static_cast<double>(B));
   // Rows [i0, i1), columns [c0, c1) (whole blocks of 16 units): the readout's products, then
   // per unit the KL and d loss / d c, written over c.
@@ -234,12 +227,13 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
 
   // 5. Backward. W_j's gradient from the scaled h of its rows, b_j's from g-weighted sums.
   const T* dc = ws.c.data();
-  std::memset(grads->Wout, 0, sizeof(T) * H * cols);
   if (DK >= 256) {
+    // Written with beta 0 (a function no row uses gets zeros): no memset of all of W first.
     for (int64_t j = 0; j < J; ++j)
       gemm_tn_accumulate<T>(hi[j] - lo[j], H, DK, ws.scaled.data() + off[j] * H, H,
-                            dc + lo[j] * DK, DK, grads->Wout + j * DK, cols);
+                            dc + lo[j] * DK, DK, grads->Wout + j * DK, cols, T(0));
   } else {  // narrow: slices of W's rows
+    std::memset(grads->Wout, 0, sizeof(T) * H * cols);
     pool().parallel_for(H, [&](int64_t h0, int64_t h1) {
       for (int64_t j = 0; j < J; ++j)
         if (hi[j] > lo[j])
@@ -283,7 +277,8 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
       }
     }
   });
-  std::vector<T> d_x(sched ? B * D : 0);
+  std::vector<T>& d_x = ws.d_x;
+  d_x.resize(sched ? B * D : 0);
   mlp_backward<T>(m.hidden, Activation::LeakyRelu, B, ws.xt.data(), acts, d_top, grads->W,
                   grads->b, sched ? d_x.data() : nullptr);
   if (sched) {
