@@ -8,11 +8,37 @@
 #include "walkback/elementwise.h"
 #include "walkback/parallel_gemm.h"
 #include "walkback/random_ops.h"
+#include "walkback/simd.h"
 #include "walkback/thread_pool.h"
 
 namespace wb {
 
 using detail::step_scalars;
+
+namespace {
+// One row's units [0, w) of the reverse step: the sample from the readout o (interleaved
+// (zm, zs) pairs for a Gaussian unit, one logit for a binomial one) plus its bias, then the
+// clamped units put back. Loops of their own, compiled per SIMD level: inside the sampling
+// lambda, with its branches and captures, they stayed scalar (18% of the MNIST chain).
+template <class T>
+WB_SIMD_CLONES void gauss_sample_row(const DiffusionStep<T>& s, T* x, const T* o, const T* b,
+                                     const T* y, T obs_var, const float* rnd, int64_t w) {
+  const DiffusionStep<T> st = s;
+  for (int64_t d = 0; d < w; ++d)
+    x[d] = diffusion_gauss_sample(st, x[d], o[2 * d] + b[2 * d], o[2 * d + 1] + b[2 * d + 1],
+                                  y ? y[d] : T(0), obs_var, rnd[d]);
+}
+
+template <class T>
+WB_SIMD_CLONES void binomial_sample_row(const DiffusionStep<T>& s, T* x, const T* o, const T* b,
+                                        const float* rnd, int64_t w) {
+  const DiffusionStep<T> st = s;
+  for (int64_t d = 0; d < w; ++d) {
+    const T p = sigmoid(diffusion_binomial_logit(st, x[d], o[d] + b[d]));
+    x[d] = T(rnd[d]) < p ? T(1) : T(0);
+  }
+}
+}  // namespace
 
 template <class T>
 void diffusion_reverse(const DiffusionNet<T>& m, const ReverseArgs<T>& a, T* x) {
@@ -36,13 +62,22 @@ void diffusion_reverse(const DiffusionNet<T>& m, const ReverseArgs<T>& a, T* x) 
     // W_eff = sum_j g_j W_j over the basis functions with a weight above zero.
     pool().parallel_for(H, [&](int64_t h0, int64_t h1) {
       for (int64_t h = h0; h < h1; ++h) {
-        T* dst = w_eff.data() + h * cols;
-        for (int64_t q = 0; q < cols; ++q) dst[q] = T(0);
-        for (int64_t j = 0; j < J; ++j)
-          if (g[j] != T(0)) {
-            const T* src = m.Wout + h * J * cols + j * cols;
-            for (int64_t q = 0; q < cols; ++q) dst[q] += g[j] * src[q];
-          }
+        // Restrict-qualified locals and the weight in a local: through the captures every
+        // store into dst could alias g and the loop would stay scalar.
+        T* __restrict dst = w_eff.data() + h * cols;
+        bool first = true;
+        for (int64_t j = 0; j < J; ++j) {
+          const T gj = g[j];
+          if (gj == T(0)) continue;
+          const T* __restrict src = m.Wout + h * J * cols + j * cols;
+          if (first)
+            for (int64_t q = 0; q < cols; ++q) dst[q] = gj * src[q];
+          else
+            for (int64_t q = 0; q < cols; ++q) dst[q] += gj * src[q];
+          first = false;
+        }
+        if (first)
+          for (int64_t q = 0; q < cols; ++q) dst[q] = T(0);
       }
     }, 16);
     for (int64_t q = 0; q < cols; ++q) b_eff[q] = T(0);
@@ -60,21 +95,17 @@ void diffusion_reverse(const DiffusionNet<T>& m, const ReverseArgs<T>& a, T* x) 
           normal_row(key, chain, step, kStreamSampleNormal, d0, w, rnd.data());
         else
           uniform_row(key, chain, step, kStreamSample, d0, w, rnd.data());
-        const T* o = out.data() + r * cols;
-        T* xr = x + r * D;
-        for (int64_t d = d0; d < d1; ++d) {
-          T v;
-          if (gauss) {
-            const T y = a.y ? a.y[r * D + d] : T(0);
-            v = diffusion_gauss_sample(s, xr[d], o[2 * d] + b_eff[2 * d],
-                                       o[2 * d + 1] + b_eff[2 * d + 1], y,
-                                       static_cast<T>(a.y ? a.obs_var : 0.0), rnd[d - d0]);
-          } else {
-            const T p = sigmoid(diffusion_binomial_logit(s, xr[d], o[d] + b_eff[d]));
-            v = T(rnd[d - d0]) < p ? T(1) : T(0);
-          }
-          xr[d] = a.clamp && a.clamp[r * D + d] ? a.known[r * D + d] : v;
-        }
+        T* xr = x + r * D + d0;
+        if (gauss)
+          gauss_sample_row<T>(s, xr, out.data() + r * cols + 2 * d0, b_eff.data() + 2 * d0,
+                              a.y ? a.y + r * D + d0 : nullptr,
+                              static_cast<T>(a.y ? a.obs_var : 0.0), rnd.data(), w);
+        else
+          binomial_sample_row<T>(s, xr, out.data() + r * cols + d0, b_eff.data() + d0,
+                                 rnd.data(), w);
+        if (a.clamp)
+          for (int64_t d = d0; d < d1; ++d)
+            if (a.clamp[r * D + d]) x[r * D + d] = a.known[r * D + d];
       }
     };
     if (cols >= 256) {
