@@ -4,7 +4,7 @@ guide, sampling, files and bad input."""
 
 import numpy as np
 import pytest
-from finite_differences import finite_differences
+from finite_differences import finite_differences, sampled_finite_differences
 
 import walkback as wb
 
@@ -77,26 +77,6 @@ def test_guide_gradients_match_finite_differences():
     for name, g in grads.items():
         np.testing.assert_allclose(g, fd[name], rtol=1e-5, atol=1e-7, err_msg=name)
     assert np.isfinite(loss)
-
-
-def sampled_finite_differences(m, loss, grads, per_array=5, eps=1e-6, seed=0):
-    """{name: [(analytic, finite difference)]} at a few random entries of each array: for
-    models too wide to difference every entry."""
-    rng, params, out = np.random.default_rng(seed), m.get_params(), {}
-    for name, g in grads.items():
-        p, pairs = params[name], []
-        for _ in range(per_array):
-            i = tuple(int(rng.integers(0, n)) for n in p.shape)
-            up, down = p.copy(), p.copy()
-            up[i] += eps
-            down[i] -= eps
-            m.set_params(**{name: up})
-            lu = loss()
-            m.set_params(**{name: down})
-            pairs.append((g[i], (lu - loss()) / (2 * eps)))
-        m.set_params(**{name: p})
-        out[name] = pairs
-    return out
 
 
 @pytest.mark.parametrize("target", ["walkback", "walkout"])
