@@ -7,7 +7,7 @@
            prior) more than 3 sigma from every component, shaped against unshaped, over seeds.
 
     python benchmarks/shaped.py --speed [--quick]
-    python benchmarks/shaped.py --mixture [--seeds 5]
+    python benchmarks/shaped.py --mixture [--seeds 8] [--steps 6,50,500]
 """
 
 from __future__ import annotations
@@ -132,7 +132,9 @@ def speed(args):
 def mixture(args):
     k, sigma = 8, 0.03
     x, centers = wb.data.make_ring_mixture(4000, k, sigma, seed=0)
-    res = {0.0: [], args.shaping: []}
+    lengths = sorted({int(v) for v in args.steps.split(",")})
+    # res[shaping][steps]: one (far fraction, smallest component) per seed
+    res = {s: {n: [] for n in lengths} for s in (0.0, args.shaping)}
     for seed in range(args.seeds):
         for shaping in res:
             m = wb.ShapedChain(
@@ -154,30 +156,35 @@ def mixture(args):
                 progress=False,
                 seed=seed + 100,
             )
-            s = m.sample(4000, steps=50, seed=seed)
-            d = np.sqrt(((s[:, None, :] - centers[None]) ** 2).sum(-1))
-            far = float(np.mean(d.min(1) > 3 * sigma))
-            smallest = int(np.bincount(d.argmin(1), minlength=k).min())
-            res[shaping].append((far, smallest))
-            print(
-                f"seed {seed} shaping {shaping}: far {far:.3f}, smallest mode {smallest}",
-                flush=True,
-            )
+            chain = m.sample(4000, steps=lengths[-1], every=1, seed=seed)
+            for n in lengths:
+                d = np.sqrt(((chain[n - 1][:, None, :] - centers[None]) ** 2).sum(-1))
+                far = float(np.mean(d.min(1) > 3 * sigma))
+                smallest = int(np.bincount(d.argmin(1), minlength=k).min())
+                res[shaping][n].append((far, smallest))
+                print(
+                    f"seed {seed} shaping {shaping} steps {n}: far {far:.3f}, "
+                    f"smallest mode {smallest}",
+                    flush=True,
+                )
     rows = []
-    for shaping, v in res.items():
-        far = np.array([a for a, _ in v])
-        rows.append(
-            [
-                shaping,
-                f"{far.mean():.3f} +- {far.std(ddof=1) / np.sqrt(len(far)):.3f}",
-                " ".join(f"{a:.3f}" for a in far),
-                min(b for _, b in v),
-            ]
-        )
+    for shaping, by_len in res.items():
+        for n, v in by_len.items():
+            far = np.array([a for a, _ in v])
+            rows.append(
+                [
+                    shaping,
+                    n,
+                    f"{far.mean():.3f} +- {far.std(ddof=1) / np.sqrt(len(far)):.3f}",
+                    " ".join(f"{a:.3f}" for a in far),
+                    min(b for _, b in v),
+                ]
+            )
     print(
         markdown_table(
             [
                 "shaping",
+                "chain steps",
                 "far from every component (mean +- se)",
                 "per seed",
                 "smallest mode (of 4000)",
@@ -189,8 +196,9 @@ def mixture(args):
         save_rows(
             args.json,
             [
-                dict(shaping=s, far=[a for a, _ in v], smallest=[b for _, b in v])
-                for s, v in res.items()
+                dict(shaping=s, steps=n, far=[a for a, _ in v], smallest=[b for _, b in v])
+                for s, by_len in res.items()
+                for n, v in by_len.items()
             ],
             config=vars(args),
         )
@@ -205,6 +213,9 @@ def main():
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--shaping", type=float, default=0.5)
+    ap.add_argument(
+        "--steps", default="50", help="chain lengths to measure, comma-separated (e.g. 6,50,500)"
+    )
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     if not (args.speed or args.mixture):
