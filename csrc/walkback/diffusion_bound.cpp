@@ -71,9 +71,11 @@ template <class T>
 struct BoundWorkspace {
   std::vector<T> xd, xt, scaled, c, d_top, x0_sorted, g_x, d_x;
   std::vector<float> eps;
+  std::vector<double> partial, part_beta, part_A;
   std::vector<std::vector<T>> acts;
   size_t bytes() const {
-    return total_bytes(xd, xt, scaled, c, d_top, x0_sorted, g_x, d_x, eps, acts);
+    return total_bytes(xd, xt, scaled, c, d_top, x0_sorted, g_x, d_x, eps, partial, part_beta,
+                       part_A, acts);
   }
 };
 
@@ -185,8 +187,10 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
       }
   });
   ws.c.resize(B * DK);
-  std::vector<double> partial(B * blocks, 0.0);
-  std::vector<double> part_beta(sched ? B * blocks : 0, 0.0), part_A(sched ? B * blocks : 0, 0.0);
+  std::vector<double>&partial = ws.partial, &part_beta = ws.part_beta, &part_A = ws.part_A;
+  partial.assign(B * blocks, 0.0);
+  part_beta.assign(sched ? B * blocks : 0, 0.0);
+  part_A.assign(sched ? B * blocks : 0, 0.0);
   std::vector<T>& g_x = ws.g_x;
   g_x.resize(sched ? B * D : 0);  // every entry written by the readout blocks
   const T scale = static_cast<T>(static_cast<double>(m.steps - 1) / static_cast<double>(B));

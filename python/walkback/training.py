@@ -86,6 +86,7 @@ def fit(
     xp = _backend.array_module(x)  # NumPy, or CuPy for a model on the GPU
     grads = {k: xp.empty_like(v) for k, v in params.items()}
     backup = {k: v.copy() for k, v in params.items()}
+    batch_buf = np.empty((min(batch_size, n),) + x.shape[1:], x.dtype) if xp is np else None
     history = History()
     batches = (n + batch_size - 1) // batch_size
     bar = progress_bar(epochs * batches, progress, "training", "batch")
@@ -96,7 +97,12 @@ def fit(
             total = 0.0
             for b in range(batches):
                 idx = order[b * batch_size : (b + 1) * batch_size]
-                xb = xp.ascontiguousarray(x[idx if xp is np else xp.asarray(idx)])
+                if xp is np and x.flags.c_contiguous:
+                    # Into one buffer kept across batches: a fresh 1-2 MB array per batch
+                    # is page-faulted in every time.
+                    xb = np.take(x, idx, axis=0, out=batch_buf[: len(idx)])
+                else:
+                    xb = xp.ascontiguousarray(x[idx if xp is np else xp.asarray(idx)])
                 if binarize == "stochastic":
                     xb = stochastic_binarize(xb, seed, epoch, b * batch_size)
                 loss = batch_loss(xb, int(rng.integers(0, 2**63)), grads)
