@@ -124,10 +124,11 @@ def test_gaussian_kl_closed_form_against_quadrature():
 
 
 # ---------------------------------------------------------------- the bound and its gradients
-@pytest.mark.parametrize("kind", ["gaussian", "binomial"])
-def test_bound_rows_match_the_reference(kind):
-    m = make(kind)
-    x = data(kind, 9, 5)
+@pytest.mark.parametrize("kind, D", [("gaussian", 5), ("binomial", 5), ("binomial", 300)])
+def test_bound_rows_match_the_reference(kind, D):
+    """D = 300 binomial units make a readout of >= 256 columns: column slices, d0 > 0."""
+    m = make(kind, D=D)
+    x = data(kind, 9, D)
     t = np.array([2, 3, 5, 12, 7, 2, 11, 9, 4], dtype=np.int32)
     rows = np.empty(9)
     mean = m._bound_call(x, 11, first_chain=4, t=t, rows=rows)
@@ -249,16 +250,38 @@ def test_reverse_step_matches_the_reference(kind):
     np.testing.assert_allclose(out, dref.reverse_step(m, m._params, x, 7, r), rtol=1e-9)
 
 
-@pytest.mark.parametrize("D, n", [(130, 3), (6, 40)])
-def test_reverse_step_matches_the_reference_on_wide_readouts_and_many_rows(D, n):
+@pytest.mark.parametrize(
+    "kind, D, n", [("gaussian", 130, 3), ("gaussian", 6, 40), ("binomial", 300, 3)]
+)
+def test_reverse_step_matches_the_reference_on_wide_readouts_and_many_rows(kind, D, n):
     """A readout of >= 256 columns runs in column slices, a batch with at least as many rows as
     a layer has outputs in row slices (and in two of them here): both against the reference."""
-    m = make("gaussian", D=D, T=10)
-    x = data("gaussian", n, D, seed=4)
+    m = make(kind, D=D, T=10)
+    x = data(kind, n, D, seed=4)
     out = x.copy()
     wb._backend.cpu().diffusion_reverse(out, 5, 5, 9, 0, None, None, None, 0.0, **m._net())
-    r = ref.library_normal(9, 5, n, D, "sample_normal")
+    r = (
+        ref.library_normal(9, 5, n, D, "sample_normal")
+        if kind == "gaussian"
+        else ref.uniform(9, 5, n, D, "sample")
+    )
     np.testing.assert_allclose(out, dref.reverse_step(m, m._params, x, 5, r), rtol=1e-9)
+
+
+@pytest.mark.parametrize("kind, D", [("gaussian", 6), ("gaussian", 130), ("binomial", 300)])
+def test_clamped_units_keep_their_values_and_the_others_follow_the_reference(kind, D):
+    m = make(kind, D=D, T=10)
+    x, known = data(kind, 3, D, seed=4), data(kind, 3, D, seed=8)
+    clamp = (np.random.default_rng(0).random((3, D)) < 0.3).astype(np.uint8)
+    out = x.copy()
+    wb._backend.cpu().diffusion_reverse(out, 5, 5, 9, 0, clamp, known, None, 0.0, **m._net())
+    r = (
+        ref.library_normal(9, 5, 3, D, "sample_normal")
+        if kind == "gaussian"
+        else ref.uniform(9, 5, 3, D, "sample")
+    )
+    want = np.where(clamp == 1, known, dref.reverse_step(m, m._params, x, 5, r))
+    np.testing.assert_allclose(out, want, rtol=1e-9)
 
 
 def test_last_step_is_the_bounds_fixed_reversal():
@@ -294,13 +317,14 @@ def test_float32_schedule_gradient_matches_float64_with_a_tiny_first_step():
     np.testing.assert_allclose(grads[np.float32], grads[np.float64], rtol=2e-3, atol=1e-3)
 
 
-def test_denoising_step_is_the_product_of_gaussians():
-    m = make("gaussian", D=6, T=10)
-    x = data("gaussian", 4, 6, seed=5)
-    y = data("gaussian", 4, 6, seed=6)
+@pytest.mark.parametrize("D", [6, 130])
+def test_denoising_step_is_the_product_of_gaussians(D):
+    m = make("gaussian", D=D, T=10)
+    x = data("gaussian", 4, D, seed=5)
+    y = data("gaussian", 4, D, seed=6)
     out = x.copy()
     wb._backend.cpu().diffusion_reverse(out, 3, 3, 2, 0, None, None, y, 0.04, **m._net())
-    r = ref.library_normal(2, 3, 4, 6, "sample_normal")
+    r = ref.library_normal(2, 3, 4, D, "sample_normal")
     want = dref.reverse_step(m, m._params, x, 3, r, y=y, obs_var=0.04)
     np.testing.assert_allclose(out, want, rtol=1e-9)
 

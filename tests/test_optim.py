@@ -140,8 +140,24 @@ def test_backup_receives_the_parameters_before_the_step(opt):
             np.testing.assert_array_equal(q[k], plain[k])  # the update itself is unchanged
 
 
-def test_backup_must_be_like_the_parameters():
+def test_backup_must_be_like_the_parameters_and_is_checked_before_any_update():
     p, grads = arrays(np.float32)
-    for bad in (np.empty(N, np.float64), np.empty(N + 1, np.float32), np.empty((2, N))[0]):
+    read_only = np.empty(N, np.float32)
+    read_only.flags.writeable = False
+    bad_ones = (
+        np.empty(N, np.float64),
+        np.empty(N + 1, np.float32),
+        np.empty((N, 2), np.float32)[:, 0],  # strided
+        read_only,
+        None,  # the parameter itself
+    )
+    for bad in bad_ones:
+        q = {"a": p.copy(), "w": p.copy()}
+        bad = q["w"] if bad is None else bad
+        opt = wb.Adam()
         with pytest.raises(ValueError, match="backup"):
-            wb.SGD().step({"w": p}, {"w": grads[0]}, backup={"w": bad})
+            opt.step(q, {"a": grads[0], "w": grads[0]}, backup={"a": np.empty_like(p), "w": bad})
+        np.testing.assert_array_equal(q["a"], p)  # nothing moved
+        assert opt.t == 0
+    with pytest.raises(ValueError, match="no array for parameter 'w'"):
+        wb.SGD().step({"w": p}, {"w": grads[0]}, backup={})

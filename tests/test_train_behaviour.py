@@ -125,6 +125,36 @@ def test_divergence_stops_with_epoch_and_batch_and_keeps_good_parameters():
     assert np.isfinite(m.walkback_loss(x, seed=0))
 
 
+def test_divergence_restores_the_last_parameters_that_gave_a_finite_loss():
+    from walkback import training
+
+    m = wb.DAE(D, 8, seed=0)
+    seen = []
+
+    def batch_loss(xb, seed, grads):
+        seen.append({k: v.copy() for k, v in m._params.items()})
+        for g in grads.values():
+            g[...] = 0.01
+        return float("nan") if len(seen) == 4 else 1.0
+
+    with pytest.raises(wb.TrainingDiverged, match="epoch 2, batch 2"):
+        training.fit(
+            m,
+            np.zeros((4, D), np.float32),
+            batch_loss=batch_loss,
+            valid_loss=None,
+            epochs=3,
+            batch_size=2,
+            optimizer=wb.SGD(lr=0.5),
+            progress=False,
+            seed=0,
+        )
+    # The parameters of call 3 (the last finite loss), not those of call 4 or the initial ones.
+    for k, v in m.get_params().items():
+        np.testing.assert_array_equal(v, seen[2][k])
+        assert not np.array_equal(v, seen[0][k])
+
+
 def test_fit_argument_errors():
     m = wb.DAE(D, 4)
     x = np.zeros((5, D))

@@ -62,6 +62,8 @@ class Optimizer:
         before this step (on the CPU in the same pass as the update): what ``fit`` restores
         when a later loss is not finite."""
         max_grad_norm = _positive("max_grad_norm", max_grad_norm, allow_zero=True)
+        if backup is not None:  # all checked before any parameter moves
+            flat_backup = {name: _backup_view(backup, name, p) for name, p in params.items()}
         norm = None
         if max_grad_norm > 0:  # before the step count moves: this may raise on bad gradients
             norm = grad_norm(grads[name] for name in params)
@@ -90,7 +92,7 @@ class Optimizer:
                 if "grad_scale" in hyper:
                     g = g * g.dtype.type(hyper["grad_scale"])  # a copy: grads stay as given
                 if backup is not None:
-                    _backend.array_module(p).copyto(backup[name], p)
+                    _backend.array_module(p).copyto(flat_backup[name], p.reshape(-1))
                 on_gpu.append((p, g, slots[0], s2))
             else:
                 _backend.cpu().optimizer_update(
@@ -100,7 +102,7 @@ class Optimizer:
                     slots[0].reshape(-1),
                     None if s2 is None else s2.reshape(-1),
                     hyper,
-                    None if backup is None else _flat_view(backup[name], p, name),
+                    None if backup is None else flat_backup[name],
                 )
         if on_gpu:
             _gpu.optimizer_update(self._kind, on_gpu, hyper)
@@ -190,12 +192,22 @@ class RMSprop(Optimizer):
         return f"RMSprop(lr={self.lr}, rho={self.rho}, eps={self.eps})"
 
 
-def _flat_view(b, p, name):
-    """b as a flat, writeable view (never a copy, which the update would write in vain)."""
-    if not isinstance(b, np.ndarray) or b.shape != p.shape or b.dtype != p.dtype:
-        raise ValueError(f"backup {name!r}: expected a NumPy array like the parameter")
-    if not b.flags.c_contiguous:
-        raise ValueError(f"backup {name!r}: expected a C-contiguous array")
+def _backup_view(backup, name, p):
+    """backup[name] as a flat, writeable view of an array like p on p's device (never a copy,
+    which the update would write in vain)."""
+    if name not in backup:
+        raise ValueError(f"backup: no array for parameter {name!r}")
+    b = backup[name]
+    xp = _backend.array_module(p)
+    if not isinstance(b, xp.ndarray) or b.shape != p.shape or b.dtype != p.dtype:
+        raise ValueError(
+            f"backup {name!r}: expected a {xp.__name__} array of {p.dtype} {p.shape}, "
+            f"like the parameter"
+        )
+    if not b.flags.c_contiguous or not b.flags.writeable:
+        raise ValueError(f"backup {name!r}: expected a writeable C-contiguous array")
+    if xp.shares_memory(b, p):
+        raise ValueError(f"backup {name!r}: must not share memory with the parameter")
     return b.reshape(-1)
 
 

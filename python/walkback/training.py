@@ -100,7 +100,9 @@ def fit(
                 if xp is np and x.flags.c_contiguous:
                     # Into one buffer kept across batches: a fresh 1-2 MB array per batch
                     # is page-faulted in every time.
-                    xb = np.take(x, idx, axis=0, out=batch_buf[: len(idx)])
+                    # mode="clip": idx is a permutation in range, and the default "raise"
+                    # makes NumPy build a temporary and copy it (measured 2x slower).
+                    xb = np.take(x, idx, axis=0, out=batch_buf[: len(idx)], mode="clip")
                 else:
                     xb = xp.ascontiguousarray(x[idx if xp is np else xp.asarray(idx)])
                 if binarize == "stochastic":
