@@ -241,18 +241,28 @@ double seq_gsn_walkback(const SeqGsnModel<T>& m, const SeqGsnArgs& a, const T* x
   if (valid == 0) throw std::invalid_argument("no valid positions in the batch");
   const T scale = T(1) / T(valid);
   double loss = 0.0;
-  std::vector<T> logits, probs, onehot(K);
+  std::vector<T> logits, probs;
+  std::vector<double> seq_loss(a.N);
   for (int64_t s = 0; s < S; ++s) {
     run.forward(s, s, s > 0 ? run.h2[s - 1].data() : nullptr, logits);
     run.dlog[s].assign(run.R1 * K, T(0));
-    for (int64_t n = 0; n < a.N; ++n)
-      for (int64_t l = 0; l < run.len1[n]; ++l) {
-        const int64_t r = n * a.L + l;
-        std::fill(onehot.begin(), onehot.end(), T(0));
-        onehot[y[r]] = T(1);
-        loss += double(categorical_nll_grad<T>(logits.data() + r * K, onehot.data(), K, scale,
+    // The labels' NLL per sequence in parallel, added over sequences in order: the same
+    // result for any number of threads.
+    pool().parallel_for(a.N, [&](int64_t n0, int64_t n1) {
+      std::vector<T> onehot(K);
+      for (int64_t n = n0; n < n1; ++n) {
+        double ls = 0.0;
+        for (int64_t l = 0; l < run.len1[n]; ++l) {
+          const int64_t r = n * a.L + l;
+          std::fill(onehot.begin(), onehot.end(), T(0));
+          onehot[y[r]] = T(1);
+          ls += double(categorical_nll_grad<T>(logits.data() + r * K, onehot.data(), K, scale,
                                                run.dlog[s].data() + r * K));
+        }
+        seq_loss[n] = ls;
       }
+    });
+    for (int64_t n = 0; n < a.N; ++n) loss += seq_loss[n];
     if (s + 1 < S) run.sample(s, logits, probs);
   }
   loss /= double(valid);
@@ -289,8 +299,11 @@ double seq_gsn_walkback(const SeqGsnModel<T>& m, const SeqGsnArgs& a, const T* x
     conv1d_param_grad<T>(run.s1, run.cy, colsK.data(), run.h1[s].data(), dW1y.data(), nullptr);
     // h2 of this step reaches the loss only through the next step's top-down input.
     if (s + 1 < S) {
-      for (int64_t i = 0; i < R2 * C2; ++i)
-        da2[i] = dh2[i] * activation_grad_from_output<T>(Activation::Tanh, run.y2[s][i]);
+      const T* y2 = run.y2[s].data();
+      pool().parallel_for(R2 * C2, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i)
+          da2[i] = dh2[i] * activation_grad_from_output<T>(Activation::Tanh, y2[i]);
+      }, 4096);
       conv1d_param_grad<T>(run.s2, run.c2, run.cols2[s].data(), da2.data(), g->W2, g->b2);
       std::fill(dp.begin(), dp.end(), T(0));
       conv1d_transpose_add<T>(run.s2, run.c2, da2.data(), m.W2, run.work1.data(), dp.data(), C1);
@@ -299,8 +312,11 @@ double seq_gsn_walkback(const SeqGsnModel<T>& m, const SeqGsnArgs& a, const T* x
     // Layer 1. Rows past a length stay zero: dh1 is zero there (the convolution and the
     // un-pooling write only valid rows), so tanh'(0) = 1 lets nothing through.
     std::vector<T>& da1 = dh1;
-    for (int64_t i = 0; i < R1 * C1; ++i)
-      da1[i] *= activation_grad_from_output<T>(Activation::Tanh, run.y1[s][i]);
+    const T* y1 = run.y1[s].data();
+    pool().parallel_for(R1 * C1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)
+        da1[i] *= activation_grad_from_output<T>(Activation::Tanh, y1[i]);
+    }, 4096);
     conv1d_param_grad<T>(run.s1, run.c1, run.cols1[s].data(), da1.data(), g->W1, g->b1);
     // The top-down input up(conv2^T(h2[s-1])): gradients for W2 and for h2[s-1].
     if (s > 0) {
