@@ -57,12 +57,15 @@ def test_gsn_demo_writes_pictures_and_a_gsn_that_samples(tmp_path, capsys):
     assert cli.main(args + ["--quiet"]) == 0
     text = capsys.readouterr().out
     assert "test accuracy" in text and "MLPClassifier" in text
-    for name in ("gsn_samples.png", "gsn_class_conditional.png"):
+    for name in ("gsn_samples.png", "gsn_class_conditional.png", "gsn_hybrid_samples.png"):
         with Image.open(out / name) as im:
             im.verify()
             assert im.format == "PNG" and im.size[0] > 50
     m = wb.load(out / "gsn.safetensors")
     assert isinstance(m, wb.GSN) and [s.name for s in m.segments] == ["x", "y"]
+    joint = wb.load(out / "gsn_joint.safetensors")
+    assert isinstance(joint.segments[0].corruption, wb.SaltAndPepper)
+    assert not isinstance(joint.segments[1].corruption, wb.Masking)  # y is never masked
     png = tmp_path / "s.png"
     assert (
         cli.main(

@@ -117,6 +117,43 @@ def test_hybrid_gsn_classifies_digits_as_well_as_an_mlp():
     assert acc >= mlp.score(Xte, yte) - 0.01
 
 
+def test_joint_gsn_draws_the_clamped_class():
+    """The demo's generative GSN (salt-and-pepper 0.4 on x, y never masked): with y clamped to
+    class c, its chains' means look like c to a classifier trained on the real digits.
+    Measured over seeds 0-3: all 100 conditional samples classified as their clamped class,
+    and free chains reaching all 10 classes, every time."""
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    d = load_digits()
+    X = (d.data / 16.0).astype(np.float32)
+    judge = LogisticRegression(max_iter=2000).fit(X, d.target)
+    m = wb.GSN(
+        [
+            wb.Segment("x", 64, "bernoulli", corruption=wb.SaltAndPepper(0.4)),
+            wb.Segment("y", 10, "categorical"),
+        ],
+        hidden=[200],
+        input_noise=None,
+        hidden_noise=wb.GaussianNoise(0.5, 0.5),
+        noiseless_h1=False,
+        seed=0,
+    )
+    m.fit(
+        {"x": X, "y": d.target},
+        epochs=100,
+        batch_size=32,
+        optimizer=wb.Adam(1e-3),
+        progress=False,
+        seed=0,
+    )
+    labels = np.repeat(np.arange(10), 10)
+    means = m.sample(x0={"y": labels}, clamp="y", steps=200, seed=2, means=True)[:, :64]
+    assert np.mean(judge.predict(means) == labels) >= 0.8
+    free = m.sample(100, steps=200, seed=1, means=True)[:, :64]
+    assert len(set(judge.predict(free))) >= 8  # free chains visit most classes
+
+
 def test_save_load_round_trip(tmp_path):
     m = wb.GSN(
         [
