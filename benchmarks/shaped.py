@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import walkback as wb
+from walkback.demo_shaped import fit_ring_chain, ring_chain
 
 from _common import markdown_table, print_header, race, save_rows, torch_peer
 
@@ -137,25 +138,8 @@ def mixture(args):
     res = {s: {n: [] for n in lengths} for s in (0.0, args.shaping)}
     for seed in range(args.seeds):
         for shaping in res:
-            m = wb.ShapedChain(
-                2,
-                latent=2,
-                hidden=(64, 64),
-                guide_hidden=(32,),
-                chain_len=6,
-                kld=0.02,
-                shaping=shaping,
-                seed=seed,
-            )
-            m.fit(
-                x,
-                pretrain_epochs=args.epochs,
-                shaping_epochs=args.epochs,
-                optimizer=wb.Adam(3e-3),
-                guide_optimizer=wb.Adam(3e-3),
-                progress=False,
-                seed=seed + 100,
-            )
+            m = ring_chain(shaping, seed)  # the demo's model and training
+            fit_ring_chain(m, x, args.epochs, seed + 100)
             chain = m.sample(4000, steps=lengths[-1], every=1, seed=seed)
             for n in lengths:
                 d = np.sqrt(((chain[n - 1][:, None, :] - centers[None]) ** 2).sum(-1))

@@ -7,6 +7,7 @@ import pytest
 from finite_differences import finite_differences, sampled_finite_differences
 
 import walkback as wb
+from walkback.demo_shaped import fit_ring_chain, ring_chain
 
 
 def tiny(**kw):
@@ -197,18 +198,8 @@ def test_shaped_chain_covers_the_mixture():
     benchmarks/shaped.py finds no weight at which the shaped chain puts less mass off the
     ring than the unshaped one (RESULTS.md)."""
     x, centers = wb.data.make_ring_mixture(3000, seed=0)
-    m = wb.ShapedChain(
-        2, latent=2, hidden=(64, 64), guide_hidden=(32,), chain_len=6, kld=0.02, shaping=0.5, seed=0
-    )
-    h = m.fit(
-        x,
-        pretrain_epochs=30,
-        shaping_epochs=30,
-        optimizer=wb.Adam(3e-3),
-        guide_optimizer=wb.Adam(3e-3),
-        progress=False,
-        seed=1,
-    )
+    m = ring_chain(0.5, seed=0)  # the demo's model and training, 30 + 30 epochs
+    h = fit_ring_chain(m, x, 30, seed=1)
     assert all(np.isfinite(h.guide_loss[30:]))
     s = m.sample(3000, steps=50, seed=3)
     d = np.sqrt(((s[:, None, :] - centers[None]) ** 2).sum(-1))

@@ -14,14 +14,12 @@ namespace py = pybind11;
 namespace wb::bind {
 namespace {
 
-// The shapes of a convolution from x (N, L, C) and W (width * C, F); lengths: int32 (N,).
+// The shapes of a convolution of x (N, L, C) with F filters of `width` taps; lengths: int32 (N,).
 template <class T>
-std::pair<SeqShape, Conv1d> shapes(const py::array& x, const py::array& W, int64_t width,
-                                   const std::optional<py::array>& lengths) {
-  const auto dt = py::dtype::of<T>();
-  check_array(x, "x", dt, {-1, -1, -1}, false);
+std::pair<SeqShape, Conv1d> conv_of(const py::array& x, int64_t width,
+                                    const std::optional<py::array>& lengths, int64_t F) {
+  check_array(x, "x", py::dtype::of<T>(), {-1, -1, -1}, false);
   if (width < 1 || width % 2 == 0) throw py::value_error("width: expected an odd number >= 1");
-  check_array(W, "W", dt, {width * x.shape(2), -1}, false);
   SeqShape s;
   s.N = x.shape(0);
   s.L = x.shape(1);
@@ -31,9 +29,18 @@ std::pair<SeqShape, Conv1d> shapes(const py::array& x, const py::array& W, int64
   }
   Conv1d c;
   c.C = x.shape(2);
-  c.F = W.shape(1);
+  c.F = F;
   c.width = width;
   return {s, c};
+}
+
+// The same with the filters from W (width * C, F).
+template <class T>
+std::pair<SeqShape, Conv1d> shapes(const py::array& x, const py::array& W, int64_t width,
+                                   const std::optional<py::array>& lengths) {
+  auto sc = conv_of<T>(x, width, lengths, W.ndim() == 2 ? W.shape(1) : 0);
+  check_array(W, "W", py::dtype::of<T>(), {width * x.shape(2), -1}, false);
+  return sc;
 }
 
 template <class T>
@@ -56,21 +63,8 @@ void forward_t(py::array x, py::array W, std::optional<py::array> b, int64_t wid
 // cols (N * L, width * C) = im2col(x): what the weight gradient reads.
 template <class T>
 void im2col_t(py::array x, int64_t width, std::optional<py::array> lengths, py::array cols) {
-  const auto dt = py::dtype::of<T>();
-  check_array(x, "x", dt, {-1, -1, -1}, false);
-  if (width < 1 || width % 2 == 0) throw py::value_error("width: expected an odd number >= 1");
-  SeqShape s;
-  s.N = x.shape(0);
-  s.L = x.shape(1);
-  if (lengths) {
-    check_array(*lengths, "lengths", py::dtype::of<int32_t>(), {s.N}, false);
-    s.lengths = in_ptr<int32_t>(*lengths);
-  }
-  Conv1d c;
-  c.C = x.shape(2);
-  c.F = 1;
-  c.width = width;
-  check_array(cols, "cols", dt, {s.rows(), c.taps()}, true);
+  auto [s, c] = conv_of<T>(x, width, lengths, 1);
+  check_array(cols, "cols", py::dtype::of<T>(), {s.rows(), c.taps()}, true);
   const T* px = in_ptr<T>(x);
   T* pc = out_ptr<T>(cols);
   py::gil_scoped_release nogil;

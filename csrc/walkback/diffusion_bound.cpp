@@ -212,7 +212,6 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
     }
     for (int64_t i = i0; i < i1; ++i) {
       const DiffusionStep<T> s = step_scalars(m, t[i]);
-      const DiffusionStep<double> s64 = step_scalars<T, double>(m, t[i]);
       const double* g = m.basis + (t[i] - 1) * J;
       T* ci = c + i * DK;
       for (int64_t j = 0; j < J; ++j)
@@ -223,8 +222,8 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
         }
       double* part = partial.data() + i * blocks;
       if (!sched) {
-        // The KL per unit in a vector loop, then summed per block of 16 in unit order (the
-        // order of the loop below).
+        // The KL per unit in a vector loop (d loss / d c written over c), then summed per
+        // block of 16 units in unit order.
         kl_row.resize(d1 - d0);
         if (gauss)
           gauss_kl_row<T>(s, x0i + i * D + d0, ws.xt.data() + i * D + d0, ci + d0 * K,
@@ -235,22 +234,23 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
         for (int64_t d = d0; d < d1; ++d) part[d / 16] += static_cast<double>(kl_row[d - d0]);
         continue;
       }
+      // A learned schedule (Gaussian units): the KL as above, and its derivatives with
+      // respect to the schedule, in double: 1 - alphabar_{t-1} and beta_t can be ~1e-6, and
+      // the terms cancel.
+      const DiffusionStep<double> s64 = step_scalars<T, double>(m, t[i]);
       for (int64_t d = d0; d < d1; ++d) {
         const T x_0 = x0i[i * D + d], x_t = ws.xt[i * D + d];
         T* cd = ci + d * K;
-        T dc[2];
-        if (sched) {
-          // In double: 1 - alphabar_{t-1} and beta_t can be ~1e-6, and the terms cancel.
-          double gb, gA, gx;
-          diffusion_gauss_kl_schedule<double>(s64, x_0, x_t, cd[0], cd[1], gb, gA, gx);
-          part_beta[i * blocks + d / 16] += static_cast<double>(scale) * gb;
-          part_A[i * blocks + d / 16] += static_cast<double>(scale) * gA;
-          g_x[i * D + d] = static_cast<T>(scale * gx);
-        }
-        const T kl = gauss ? diffusion_gauss_kl(s, x_0, x_t, cd[0], cd[1], dc[0], dc[1])
-                           : diffusion_binomial_kl(s, x_0, x_t, cd[0], dc[0]);
+        double gb, gA, gx;
+        diffusion_gauss_kl_schedule<double>(s64, x_0, x_t, cd[0], cd[1], gb, gA, gx);
+        part_beta[i * blocks + d / 16] += static_cast<double>(scale) * gb;
+        part_A[i * blocks + d / 16] += static_cast<double>(scale) * gA;
+        g_x[i * D + d] = static_cast<T>(scale * gx);
+        T d_zm, d_zs;
+        const T kl = diffusion_gauss_kl(s, x_0, x_t, cd[0], cd[1], d_zm, d_zs);
         part[d / 16] += static_cast<double>(kl);
-        for (int64_t k = 0; k < K; ++k) cd[k] = scale * dc[k];  // d loss / d c, in place
+        cd[0] = scale * d_zm;  // d loss / d c, in place
+        cd[1] = scale * d_zs;
       }
     }
   };

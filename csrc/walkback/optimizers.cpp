@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "walkback/elementwise.h"
+#include "walkback/reduce.h"
 #include "walkback/thread_pool.h"
 
 namespace wb {
@@ -77,13 +78,7 @@ double sum_squares(const T* x, int64_t n) {
   pool().parallel_for(blocks, [&](int64_t b0, int64_t b1) {
     for (int64_t k = b0; k < b1; ++k) {
       const int64_t i0 = k * kGrain, i1 = i0 + kGrain < n ? i0 + kGrain : n;
-      // Eight running sums in a fixed pattern: vectorizable without reassociating.
-      double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      int64_t i = i0;
-      for (; i + 8 <= i1; i += 8)
-        for (int j = 0; j < 8; ++j) acc[j] += double(x[i + j]) * double(x[i + j]);
-      for (; i < i1; ++i) acc[0] += double(x[i]) * double(x[i]);
-      part[k] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+      part[k] = sum_in_double(x + i0, i1 - i0, [](T v) { return double(v) * double(v); });
     }
   }, 1);
   double s = 0.0;

@@ -31,23 +31,12 @@ struct SeqWorkspace {
 };
 
 template <class T>
-SeqWorkspace<T>& workspace() {
-  thread_local SeqWorkspace<T> w;
-  return w;
-}
-
-// Frees this thread's buffers when they hold more than kKeepBytes (workspace.h).
-template <class T>
-void release_if_large() {
-  SeqWorkspace<T>& w = workspace<T>();
-  if (w.bytes() > kKeepBytes) w = SeqWorkspace<T>();
-}
-
-template <class T>
 struct Run {
   const SeqGsnModel<T>& m;
   const SeqGsnArgs& a;
-  SeqWorkspace<T>& ws = workspace<T>();
+  // The thread's kept buffers (workspace.h), released when the run ends if they are large.
+  KeptWorkspace<SeqWorkspace<T>> work;
+  SeqWorkspace<T>& ws = *work;
   SeqShape s1, s2;        // positions; pooled positions
   std::vector<int32_t> len1, len2;
   Conv1d c1, c2, cy;      // (Cin + K) -> C1; C1 -> C2; the label rows of conv1: K -> C1
@@ -266,10 +255,7 @@ double seq_gsn_walkback(const SeqGsnModel<T>& m, const SeqGsnArgs& a, const T* x
     if (s + 1 < S) run.sample(s, logits, probs);
   }
   loss /= double(valid);
-  if (!g) {
-    release_if_large<T>();
-    return loss;
-  }
+  if (!g) return loss;
 
   const int64_t C1 = m.C1, C2 = m.C2, R1 = run.R1, R2 = run.R2;
   SeqWorkspace<T>& w = run.ws;
@@ -331,7 +317,6 @@ double seq_gsn_walkback(const SeqGsnModel<T>& m, const SeqGsnArgs& a, const T* x
     for (int64_t j = 0; j < K; ++j)
       for (int64_t i = 0; i < C1; ++i)
         g->W1[(k * run.Cx + m.Cin + j) * C1 + i] += dW1y[(k * K + j) * C1 + i];
-  release_if_large<T>();
   return loss;
 }
 
@@ -356,7 +341,6 @@ void seq_gsn_predict(const SeqGsnModel<T>& m, const SeqGsnArgs& a, const T* x, i
     if (s >= burn_in)
       for (int64_t i = 0; i < run.R1 * K; ++i) probs[i] += share * p[i];
   }
-  release_if_large<T>();
 }
 
 template double seq_gsn_walkback<float>(const SeqGsnModel<float>&, const SeqGsnArgs&,

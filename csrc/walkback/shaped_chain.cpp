@@ -6,6 +6,7 @@
 
 #include "walkback/elementwise.h"
 #include "walkback/random_ops.h"
+#include "walkback/reduce.h"
 #include "walkback/simd.h"
 #include "walkback/thread_pool.h"
 #include "walkback/workspace.h"
@@ -112,17 +113,6 @@ WB_SIMD_CLONES void d_logits_row(T* d_o, const T* o, const T* t, const T* xn, co
     d_o[j] = scale * reconstruction_nll_grad<T>(Reconstruction::Bernoulli, o[j], t[j], T(1)) +
              d * activation_grad_from_output<T>(Activation::Sigmoid, xn[j]);
   }
-}
-
-// The sum of n values in double, eight running sums in a fixed pattern.
-template <class T>
-double sum_in_double(const T* v, int64_t n) {
-  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int k = 0; k < 8; ++k) acc[k] += double(v[j + k]);
-  for (; j < n; ++j) acc[0] += double(v[j]);
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
 }  // namespace

@@ -15,6 +15,34 @@ from .optim import Adam
 from .shaped_chain import ShapedChain
 
 
+def ring_chain(shaping: float, seed: int) -> ShapedChain:
+    """The 2-D mixture's chain: the demo's, and the one benchmarks/shaped.py --mixture
+    measures (64-64 relu units, latent 2, KL weight 0.02, 6 steps)."""
+    return ShapedChain(
+        2,
+        latent=2,
+        hidden=(64, 64),
+        guide_hidden=(32,),
+        chain_len=6,
+        kld=0.02,
+        shaping=shaping,
+        seed=seed,
+    )
+
+
+def fit_ring_chain(model: ShapedChain, x, epochs: int, seed: int, progress: bool = False):
+    """epochs of VAE pretraining, then epochs of shaping, Adam 3e-3 for both networks."""
+    return model.fit(
+        x,
+        pretrain_epochs=epochs,
+        shaping_epochs=epochs,
+        optimizer=Adam(3e-3),
+        guide_optimizer=Adam(3e-3),
+        progress=progress,
+        seed=seed,
+    )
+
+
 def demo_shaped(args) -> int:
     print(
         "walkback demo --model shaped: VAE chains with and without ABC shaping "
@@ -26,26 +54,9 @@ def demo_shaped(args) -> int:
     panels, titles = [x[:2000]], ["data"]
     paths = {}
     for shaping in (0.0, 0.5):
-        model = ShapedChain(
-            2,
-            latent=2,
-            hidden=(64, 64),
-            guide_hidden=(32,),
-            chain_len=6,
-            kld=0.02,
-            shaping=shaping,
-            seed=args.seed,
-        )
+        model = ring_chain(shaping, args.seed)
         t0 = time.perf_counter()
-        model.fit(
-            x,
-            pretrain_epochs=epochs,
-            shaping_epochs=epochs,
-            optimizer=Adam(3e-3),
-            guide_optimizer=Adam(3e-3),
-            progress=not args.quiet,
-            seed=args.seed,
-        )
+        fit_ring_chain(model, x, epochs, args.seed, progress=not args.quiet)
         chain = model.sample(2000, steps=50, every=1, seed=args.seed + 1)
         d = np.sqrt(((chain[-1][:, None, :] - centers[None]) ** 2).sum(-1))
         far = float(np.mean(d.min(1) > 3 * sigma))
