@@ -29,9 +29,9 @@ python3 -m pip install --no-build-isolation --no-deps --no-cache-dir --target /t
   >"$OUT/build.log" 2>&1 || { tail -60 "$OUT/build.log"; exit 1; }
 echo "build: $(($(date +%s) - t0)) s"
 
-timeout 300 python3 -m pytest -q -p no:cacheprovider tests/gpu 2>&1 | tee "$OUT/gpu_tests.log" \
+timeout 200 python3 -m pytest -q -p no:cacheprovider tests/gpu 2>&1 | tee "$OUT/gpu_tests.log" \
   | tail -40
-timeout 120 python3 benchmarks/gpu_profile.py --out /tmp/walkback_traces 2>&1 \
+timeout 90 python3 benchmarks/gpu_profile.py --out /tmp/walkback_traces 2>&1 \
   | tee "$OUT/gpu_profile.log" | tail -80
-timeout 300 python3 benchmarks/gpu.py --json "$OUT/gpu_bench.json" 2>&1 \
+timeout 240 python3 benchmarks/gpu.py --json "$OUT/gpu_bench.json" 2>&1 \
   | tee "$OUT/gpu_bench.log" | tail -30

@@ -1,5 +1,6 @@
 #include "cuda/context.h"
 
+#include <cstdlib>
 #include <map>
 #include <mutex>
 
@@ -45,6 +46,11 @@ Context& context() {
   return *ctx;
 }
 
+int elementwise_carveout() {
+  const char* e = std::getenv("WALKBACK_CARVEOUT");
+  return e && *e ? std::atoi(e) : 100;
+}
+
 void* Context::scratch(Slot s, size_t bytes) {
   if (bytes == 0) bytes = 16;
   if (slot_bytes[s] >= bytes) return slot[s];
@@ -65,7 +71,20 @@ void* Context::scratch(Slot s, size_t bytes) {
 void Context::enter(cudaStream_t stream) {
   if (used && stream != last_stream)
     check(cudaStreamWaitEvent(stream, done, 0), "cudaStreamWaitEvent");
-  check_cublas(cublas().set_stream(blas, stream), "cublasSetStream");
+  use_main(stream);
+}
+
+void Context::use_main(cudaStream_t stream) {
+  const Cublas& cb = cublas();
+  check_cublas(cb.set_stream(blas, stream), "cublasSetStream");
+  check_cublas(cb.set_workspace(blas, workspace, kWorkspaceBytes), "cublasSetWorkspace");
+}
+
+void Context::use_side(cudaStream_t stream) {
+  const Cublas& cb = cublas();
+  check_cublas(cb.set_stream(side_blas, stream), "cublasSetStream (side lane)");
+  check_cublas(cb.set_workspace(side_blas, side_workspace, kWorkspaceBytes),
+               "cublasSetWorkspace (side lane)");
 }
 
 void Context::leave(cudaStream_t stream) {
@@ -74,26 +93,79 @@ void Context::leave(cudaStream_t stream) {
   used = true;
 }
 
+void Context::side() {
+  if (side_blas) return;
+  const Cublas& cb = cublas();
+  CublasHandle h = nullptr;
+  check_cublas(cb.create(&h), "cublasCreate (side lane)");
+  check(cudaStreamCreateWithFlags(&side_stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  check(cudaStreamCreateWithFlags(&side_capture, cudaStreamNonBlocking), "cudaStreamCreate");
+  check(cudaEventCreateWithFlags(&fork_event, cudaEventDisableTiming), "cudaEventCreate");
+  check(cudaEventCreateWithFlags(&join_event, cudaEventDisableTiming), "cudaEventCreate");
+  check(cudaMalloc(&side_workspace, kWorkspaceBytes), "cudaMalloc (side cuBLAS workspace)");
+  side_blas = h;
+  use_side(side_stream);
+  // One tiny GEMM now, so that cuBLAS's lazy set-up of the handle never happens inside a graph
+  // capture (its operands: the first bytes of the workspace, unused until then).
+  auto* w = static_cast<float*>(side_workspace);
+  check(cudaMemsetAsync(w, 0, 4 * sizeof(float), side_stream), "cudaMemsetAsync");
+  gemm_on<float>(h, false, false, 1, 1, 1, 1.f, w, 1, w + 1, 1, 0.f, w + 2, 1);
+  check(cudaStreamSynchronize(side_stream), "cudaStreamSynchronize (side lane)");
+}
+
+SideFork::SideFork(Context& ctx, cudaStream_t main, cudaStream_t side, bool active)
+    : ctx_(ctx), main_(main), side_(side), open_(active) {
+  if (!open_) return;
+  ctx.side();
+  ctx.follow(side, main, false);
+  ctx.use_side(side);
+}
+
+void SideFork::join() {
+  if (!open_) return;
+  open_ = false;
+  ctx_.follow(main_, side_, true);
+}
+
+SideFork::~SideFork() {
+  if (!open_) return;
+  cudaEventRecord(ctx_.join_event, side_);
+  cudaStreamWaitEvent(main_, ctx_.join_event, 0);
+}
+
+void Context::follow(cudaStream_t to, cudaStream_t from, bool join) {
+  cudaEvent_t e = join ? join_event : fork_event;
+  check(cudaEventRecord(e, from), "cudaEventRecord (fork/join)");
+  check(cudaStreamWaitEvent(to, e, 0), "cudaStreamWaitEvent (fork/join)");
+}
+
 template <class T>
 void gemm(Context& ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
           const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  gemm_on<T>(ctx.blas, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+template <class T>
+void gemm_on(CublasHandle handle, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+             T alpha, const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c,
+             int64_t ldc) {
   if (m == 0 || n == 0) return;
   // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
   const int ta = trans_b ? 1 : 0, tb = trans_a ? 1 : 0;
   const Cublas& cb = cublas();
   int st;
   if constexpr (sizeof(T) == 4)
-    st = cb.sgemm(ctx.blas, ta, tb, int(n), int(m), int(k), &alpha, b, int(ldb), a, int(lda),
+    st = cb.sgemm(handle, ta, tb, int(n), int(m), int(k), &alpha, b, int(ldb), a, int(lda),
                   &beta, c, int(ldc));
   else
-    st = cb.dgemm(ctx.blas, ta, tb, int(n), int(m), int(k), &alpha, b, int(ldb), a, int(lda),
+    st = cb.dgemm(handle, ta, tb, int(n), int(m), int(k), &alpha, b, int(ldb), a, int(lda),
                   &beta, c, int(ldc));
   check_cublas(st, "cuBLAS gemm");
 }
 
 template <class T>
-void column_sums(Context& ctx, const T* a, int64_t rows, int64_t cols, T* y, T beta,
-                 cudaStream_t stream) {
+void column_sums(Context& ctx, CublasHandle handle, const T* a, int64_t rows, int64_t cols, T* y,
+                 T beta, cudaStream_t stream) {
   if (cols == 0) return;
   const int dt = int(sizeof(T));
   T* ones = static_cast<T*>(ctx.scratch(kOnes, size_t(rows) * sizeof(T)));
@@ -109,9 +181,9 @@ void column_sums(Context& ctx, const T* a, int64_t rows, int64_t cols, T* y, T b
   const Cublas& cb = cublas();
   int st;
   if constexpr (sizeof(T) == 4)
-    st = cb.sgemv(ctx.blas, 0, int(cols), int(rows), &one, a, int(cols), ones, 1, &beta, y, 1);
+    st = cb.sgemv(handle, 0, int(cols), int(rows), &one, a, int(cols), ones, 1, &beta, y, 1);
   else
-    st = cb.dgemv(ctx.blas, 0, int(cols), int(rows), &one, a, int(cols), ones, 1, &beta, y, 1);
+    st = cb.dgemv(handle, 0, int(cols), int(rows), &one, a, int(cols), ones, 1, &beta, y, 1);
   check_cublas(st, "cuBLAS gemv (column sums)");
 }
 
@@ -120,9 +192,14 @@ template void gemm<float>(Context&, bool, bool, int64_t, int64_t, int64_t, float
 template void gemm<double>(Context&, bool, bool, int64_t, int64_t, int64_t, double,
                            const double*, int64_t, const double*, int64_t, double, double*,
                            int64_t);
-template void column_sums<float>(Context&, const float*, int64_t, int64_t, float*, float,
-                                 cudaStream_t);
-template void column_sums<double>(Context&, const double*, int64_t, int64_t, double*, double,
-                                  cudaStream_t);
+template void gemm_on<float>(CublasHandle, bool, bool, int64_t, int64_t, int64_t, float,
+                             const float*, int64_t, const float*, int64_t, float, float*, int64_t);
+template void gemm_on<double>(CublasHandle, bool, bool, int64_t, int64_t, int64_t, double,
+                              const double*, int64_t, const double*, int64_t, double, double*,
+                              int64_t);
+template void column_sums<float>(Context&, CublasHandle, const float*, int64_t, int64_t, float*,
+                                 float, cudaStream_t);
+template void column_sums<double>(Context&, CublasHandle, const double*, int64_t, int64_t,
+                                  double*, double, cudaStream_t);
 
 }  // namespace wb::cuda

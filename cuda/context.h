@@ -35,6 +35,14 @@ struct Context {
   cudaStream_t last_stream = nullptr;
   bool used = false;
   Graph* chain_graph = nullptr;
+  // A second lane of work that runs beside the caller's stream (made on first use by side()):
+  // its own stream for eager work, its own capture stream for graph branches, and its own cuBLAS
+  // handle and workspace, since two GEMMs that run at once must not share a workspace.
+  CublasHandle side_blas = nullptr;
+  void* side_workspace = nullptr;
+  cudaStream_t side_stream = nullptr;
+  cudaStream_t side_capture = nullptr;
+  cudaEvent_t fork_event = nullptr, join_event = nullptr;
 
   // The buffer of `slot` with at least `bytes` bytes.
   void* scratch(Slot s, size_t bytes);
@@ -43,6 +51,32 @@ struct Context {
   void enter(cudaStream_t stream);
   // Called last: records the event the next call waits for.
   void leave(cudaStream_t stream);
+  // Creates the side lane's resources once (never during a graph capture).
+  void side();
+  // `to` waits for the work queued on `from` so far (through fork_event or join_event).
+  void follow(cudaStream_t to, cudaStream_t from, bool join);
+  // Point the main (or the side lane's) cuBLAS handle at `stream`, with its own workspace:
+  // cublasSetStream resets a handle to cuBLAS's default workspace pool.
+  void use_main(cudaStream_t stream);
+  void use_side(cudaStream_t stream);
+};
+
+// The side lane forked off `main` for a scope (when `active`): `side` runs after what `main`
+// had queued, and join() makes `main` wait for what `side` queued since. When an exception
+// leaves the scope first, the destructor joins anyway (ignoring errors: one is on its way), so
+// the next call on `main` never overtakes side-lane work on the shared buffers.
+class SideFork {
+ public:
+  SideFork(Context& ctx, cudaStream_t main, cudaStream_t side, bool active);
+  SideFork(const SideFork&) = delete;
+  SideFork& operator=(const SideFork&) = delete;
+  void join();
+  ~SideFork();
+
+ private:
+  Context& ctx_;
+  cudaStream_t main_, side_;
+  bool open_;
 };
 
 // The context of the current CUDA device (cudaGetDevice), created on first use.
@@ -53,11 +87,22 @@ Context& context();
 template <class T>
 void gemm(Context& ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
           const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
-
-// y (cols) = alpha * (column sums of the row-major rows x cols matrix A) + beta * y.
+// The same through `handle` (the side lane's, say), on whatever stream it is set to.
 template <class T>
-void column_sums(Context& ctx, const T* a, int64_t rows, int64_t cols, T* y, T beta,
-                 cudaStream_t stream);
+void gemm_on(CublasHandle handle, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+             T alpha, const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c,
+             int64_t ldc);
+
+// y (cols) = (column sums of the row-major rows x cols matrix A) + beta * y, on `stream`
+// through `handle` (which must be set to `stream`).
+template <class T>
+void column_sums(Context& ctx, CublasHandle handle, const T* a, int64_t rows, int64_t cols, T* y,
+                 T beta, cudaStream_t stream);
+
+// The shared-memory share of the L1/shared split (percent) that the elementwise kernels between
+// the GEMMs ask for: 100, the split cuBLAS's GEMMs run with, so that an SM does not switch
+// configurations twice per GEMM; WALKBACK_CARVEOUT=-1 leaves it to the driver (the ablation).
+int elementwise_carveout();
 
 // Kernel launch geometry: blocks of `threads` covering n items, capped (grid-stride loops).
 inline unsigned blocks_for(int64_t n, int threads, int64_t cap = 65535) {

@@ -1,8 +1,12 @@
 // The DAE chain on the GPU: per step two cuBLAS GEMMs, a bias + activation kernel and one
 // epilogue kernel (sample, clamp, record, corrupt for the next step). Everything a step needs
-// that changes from call to call (the state's address, the seed, the step counter, the records)
-// lives in a small block of device memory, so one captured CUDA graph of G steps is replayed
-// for any call with the same model and batch shape: a few chains cost one launch per G steps.
+// that changes from call to call (the state's address, the seed, the step counters, the
+// records) lives in a small block of device memory, so one captured CUDA graph of G steps is
+// replayed for any call with the same model and batch shape: a few chains cost one launch per
+// G steps.
+//
+// Large batches run as two branches of rows (dae_kernels.cuh): the graph then holds two chains
+// of kernels with no edge between them, each with its own step counter.
 #include <cuda_runtime.h>
 
 #include <cstddef>
@@ -15,7 +19,7 @@
 
 namespace wb::cuda {
 
-// What a step reads at run time. `s` is the step index within the call: it starts at
+// What a step reads at run time. `s[b]` is branch b's step index within the call: it starts at
 // 0xFFFFFFFF and each step's bias + activation kernel adds one before the epilogue reads it.
 struct ChainDyn {
   void* x;
@@ -24,14 +28,16 @@ struct ChainDyn {
   const uint8_t* clamp;
   uint64_t seed;
   int64_t burn_in, every, total;
-  uint32_t first_step, first_chain, s, pad;
+  uint32_t first_step, first_chain;
+  uint32_t s[kMaxBranches];
 };
 
 struct GraphKey {
   const void *W, *b1, *b0, *U, *xt, *h, *o, *dyn;
   int64_t B, D, H, steps;
   double sigma, corruption_param;
-  int activation, reconstruction, corruption, dtype, clamp_per_chain, record_means, device, vec;
+  int activation, reconstruction, corruption, dtype, clamp_per_chain, record_means, device, vec,
+      branches, carveout;
 };
 
 struct Graph {
@@ -43,26 +49,31 @@ namespace {
 
 __global__ void set_dyn_kernel(ChainDyn* dyn, ChainDyn value) { *dyn = value; }
 
+// o, xt: the branch's rows; the state, records and means are found through dyn (whole batch of
+// `batch` rows) from row `row0` on. The state x is read only where units are clamped and written
+// only by the call's last step: between steps the chain lives in xt and the records, so a step
+// moves two fewer arrays through memory.
 template <class T>
 __global__ void chain_epilogue_kernel(const T* o, const T* b0, T* xt, const ChainDyn* dyn,
-                                      Quads q, Reconstruction R, T sigma, Corruption ck, T cp,
+                                      Quads q, int64_t row0, int64_t batch, int branch,
+                                      Reconstruction R, T sigma, Corruption ck, T cp,
                                       bool clamp_per_chain, bool record_means) {
-  const uint32_t s = dyn->s;
+  const uint32_t s = dyn->s[branch];
   const StreamKey key = stream_key(dyn->seed);
   const uint32_t step = dyn->first_step + s;
   const bool last = int64_t(s) + 1 == dyn->total;
   const int64_t past = int64_t(s) + 1 - dyn->burn_in;
   const int64_t D = q.units;
-  T* x = static_cast<T*>(dyn->x);
+  T* x = static_cast<T*>(dyn->x) + row0 * D;
   T* rec = nullptr;
   if (dyn->records && dyn->every > 0 && past > 0 && past % dyn->every == 0)
-    rec = static_cast<T*>(dyn->records) + (past / dyn->every - 1) * q.rows * D;
-  T* means = last ? static_cast<T*>(dyn->means) : nullptr;
+    rec = static_cast<T*>(dyn->records) + (past / dyn->every - 1) * batch * D + row0 * D;
+  T* means = last && dyn->means ? static_cast<T*>(dyn->means) + row0 * D : nullptr;
   WB_FOR_EACH_GROUP(q, t) {
     int64_t c, g;
     q.split(t, c, g);
     const int n = q.count(g);
-    const uint32_t chain = dyn->first_chain + static_cast<uint32_t>(c);
+    const uint32_t chain = dyn->first_chain + static_cast<uint32_t>(row0 + c);
     float r[4], u[4] = {0.f, 0.f, 0.f, 0.f};
     stream_numbers(key, uint32_t(g), chain, step, kStreamSample,
                    R == Reconstruction::Gaussian, r);
@@ -73,9 +84,12 @@ __global__ void chain_epilogue_kernel(const T* o, const T* b0, T* xt, const Chai
     T ov[4], bv[4], xv[4], w[4], xn[4], xc[4];
     load4(o + at, n, q.vec, ov);
     load4(b0 + 4 * g, n, q.vec, bv);
-    load4(x + at, n, q.vec, xv);
     const uint8_t* cl =
-        dyn->clamp ? dyn->clamp + (clamp_per_chain ? c * D : 0) + 4 * g : nullptr;
+        dyn->clamp ? dyn->clamp + (clamp_per_chain ? (row0 + c) * D : 0) + 4 * g : nullptr;
+    if (cl)
+      load4(x + at, n, q.vec, xv);
+    else
+      xv[0] = xv[1] = xv[2] = xv[3] = T(0);
     for (int l = 0; l < 4; ++l) {
       const T mean = reconstruction_mean<T>(R, ov[l] + bv[l]);
       const T smp = reconstruction_sample<T>(R, mean, sigma, r[l], r[l]);
@@ -84,38 +98,45 @@ __global__ void chain_epilogue_kernel(const T* o, const T* b0, T* xt, const Chai
       xn[l] = keep ? xv[l] : smp;
       xc[l] = corrupt_value<T>(ck, cp, xn[l], u[l], u[l]);
     }
-    store4(x + at, n, q.vec, xn);
+    if (last) store4(x + at, n, q.vec, xn);
     if (rec) store4(rec + at, n, q.vec, record_means ? w : xn);
     if (means) store4(means + at, n, q.vec, w);
     if (!last) store4(xt + at, n, q.vec, xc);
   }
 }
 
+// n steps of one branch on stream s through cuBLAS handle `blas` (already set to s). xt, h and
+// o are the whole batch's buffers; `batch` its row count.
 template <class T>
-void enqueue_steps(Context& ctx, const DaeModel<T>& m, const Quads& q, T* xt, T* h, T* o,
-                   ChainDyn* dyn, bool clamp_per_chain, bool record_means, int64_t n,
-                   cudaStream_t s) {
-  const int64_t B = q.rows, D = m.D, H = m.H;
+void enqueue_steps(CublasHandle blas, const DaeModel<T>& m, const Branch& br, int64_t batch,
+                   T* xt, T* h, T* o, ChainDyn* dyn, bool clamp_per_chain, bool record_means,
+                   int64_t n, cudaStream_t s) {
+  const int64_t B = br.q.rows, D = m.D, H = m.H;
+  xt += br.row0 * D;
+  h += br.row0 * H;
+  o += br.row0 * D;
   uint32_t* counter = reinterpret_cast<uint32_t*>(reinterpret_cast<char*>(dyn) +
-                                                  offsetof(ChainDyn, s));
+                                                  offsetof(ChainDyn, s)) +
+                      br.index;
   for (int64_t k = 0; k < n; ++k) {
-    gemm<T>(ctx, false, false, B, H, D, T(1), xt, D, m.W, H, T(0), h, H);
+    gemm_on<T>(blas, false, false, B, H, D, T(1), xt, D, m.W, H, T(0), h, H);
     launch_bias_activate<T>(h, m.b1, B, H, m.activation, counter, s);
     if (m.U)
-      gemm<T>(ctx, false, false, B, D, H, T(1), h, H, m.U, D, T(0), o, D);
+      gemm_on<T>(blas, false, false, B, D, H, T(1), h, H, m.U, D, T(0), o, D);
     else
-      gemm<T>(ctx, false, true, B, D, H, T(1), h, H, m.W, H, T(0), o, D);
-    chain_epilogue_kernel<T><<<group_blocks(q, kEpilogueThreads), kEpilogueThreads, 0, s>>>(
-        o, m.b0, xt, dyn, q, m.reconstruction, m.sigma, m.corruption, m.corruption_param,
-        clamp_per_chain, record_means);
-    check(cudaGetLastError(), "chain epilogue kernel launch");
+      gemm_on<T>(blas, false, true, B, D, H, T(1), h, H, m.W, H, T(0), o, D);
+    launch_elementwise(chain_epilogue_kernel<T>, group_blocks(br.q, kEpilogueThreads),
+                       kEpilogueThreads, s, "chain epilogue kernel launch",
+                       static_cast<const T*>(o), m.b0, xt, static_cast<const ChainDyn*>(dyn),
+                       br.q, br.row0, batch, br.index, m.reconstruction, m.sigma, m.corruption,
+                       m.corruption_param, clamp_per_chain, record_means);
   }
 }
 
 template <class T>
-cudaGraphExec_t chain_graph(Context& ctx, const DaeModel<T>& m, const Quads& q, T* xt, T* h,
-                            T* o, ChainDyn* dyn, bool clamp_per_chain, bool record_means,
-                            int64_t steps, cudaStream_t stream) {
+cudaGraphExec_t chain_graph(Context& ctx, const DaeModel<T>& m, const Quads& q, int branches,
+                            T* xt, T* h, T* o, ChainDyn* dyn, bool clamp_per_chain,
+                            bool record_means, int64_t steps, cudaStream_t stream) {
   GraphKey key;
   std::memset(&key, 0, sizeof key);  // padding too: keys are compared bytewise
   key.W = m.W;
@@ -140,6 +161,8 @@ cudaGraphExec_t chain_graph(Context& ctx, const DaeModel<T>& m, const Quads& q, 
   key.clamp_per_chain = clamp_per_chain;
   key.record_means = record_means;
   key.device = ctx.device;
+  key.branches = branches;
+  key.carveout = elementwise_carveout();
   Graph*& g = ctx.chain_graph;
   if (g && std::memcmp(&g->key, &key, sizeof key) == 0) return g->exec;
   if (g) {
@@ -152,18 +175,30 @@ cudaGraphExec_t chain_graph(Context& ctx, const DaeModel<T>& m, const Quads& q, 
   check(cudaStreamBeginCapture(ctx.capture, cudaStreamCaptureModeThreadLocal),
         "cudaStreamBeginCapture");
   cudaGraph_t graph = nullptr;
+  Branch br[kMaxBranches];
+  split_branches(q, branches, br);
   try {
-    check_cublas(cublas().set_stream(ctx.blas, ctx.capture), "cublasSetStream");
-    enqueue_steps<T>(ctx, m, q, xt, h, o, dyn, clamp_per_chain, record_means, steps,
-                     ctx.capture);
+    ctx.use_main(ctx.capture);
+    // The second branch forks off the capture stream and joins it again.
+    SideFork fork(ctx, ctx.capture, ctx.side_capture, branches > 1);
+    if (branches > 1)
+      enqueue_steps<T>(ctx.side_blas, m, br[1], q.rows, xt, h, o, dyn, clamp_per_chain,
+                       record_means, steps, ctx.side_capture);
+    enqueue_steps<T>(ctx.blas, m, br[0], q.rows, xt, h, o, dyn, clamp_per_chain, record_means,
+                     steps, ctx.capture);
+    fork.join();
   } catch (...) {
     cudaStreamEndCapture(ctx.capture, &graph);
     if (graph) cudaGraphDestroy(graph);
-    cublas().set_stream(ctx.blas, stream);
+    cudaGetLastError();  // the failed capture's error is the one on its way
+    try {
+      ctx.use_main(stream);
+    } catch (...) {  // keep the first error
+    }
     throw;
   }
   check(cudaStreamEndCapture(ctx.capture, &graph), "cudaStreamEndCapture");
-  check_cublas(cublas().set_stream(ctx.blas, stream), "cublasSetStream");
+  ctx.use_main(stream);
   cudaGraphExec_t exec = nullptr;
   const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
   cudaGraphDestroy(graph);
@@ -176,7 +211,7 @@ cudaGraphExec_t chain_graph(Context& ctx, const DaeModel<T>& m, const Quads& q, 
 
 template <class T>
 void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* means,
-               int64_t steps_per_graph, cudaStream_t stream) {
+               int64_t steps_per_graph, int branches, cudaStream_t stream) {
   const int64_t B = a.chains, D = m.D, H = m.H, total = a.burn_in + a.steps;
   if (B == 0 || total == 0) return;
   Context& ctx = context();
@@ -185,30 +220,44 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
   T* h = static_cast<T*>(ctx.scratch(kH, size_t(B * H) * sizeof(T)));
   T* o = static_cast<T*>(ctx.scratch(kO, size_t(B * D) * sizeof(T)));
   auto* dyn = static_cast<ChainDyn*>(ctx.scratch(kDyn, sizeof(ChainDyn)));
-  const ChainDyn value{x, records, means, a.clamp, a.seed, a.burn_in, a.every, total,
-                       a.first_step, a.first_chain, 0xFFFFFFFFu, 0u};
+  ChainDyn value{x, records, means, a.clamp, a.seed, a.burn_in, a.every, total,
+                 a.first_step, a.first_chain, {}};
+  for (uint32_t& s : value.s) s = 0xFFFFFFFFu;
   set_dyn_kernel<<<1, 1, 0, stream>>>(dyn, value);
   check(cudaGetLastError(), "chain setup kernel launch");
   corrupt(x, xt, B, D, int(sizeof(T)), m.corruption, double(m.corruption_param), a.seed,
           a.first_step, a.first_chain, reinterpret_cast<uintptr_t>(stream));
   // Vector accesses need every array the epilogue touches by group aligned (a view made by
-  // another framework may start anywhere).
+  // another framework may start anywhere). Branches start at whole rows: they keep it.
   const Quads q = make_quads(B, D, {o, m.b0, xt, x, records, means});
+  branches = pick_branches(branches, B);
   int64_t done = 0;
+  if (branches > 1) ctx.side();
   if (steps_per_graph > 0 && total >= steps_per_graph) {
-    const cudaGraphExec_t exec = chain_graph<T>(ctx, m, q, xt, h, o, dyn, a.clamp_per_chain,
-                                                a.record_means, steps_per_graph, stream);
+    const cudaGraphExec_t exec =
+        chain_graph<T>(ctx, m, q, branches, xt, h, o, dyn, a.clamp_per_chain, a.record_means,
+                       steps_per_graph, stream);
     for (; total - done >= steps_per_graph; done += steps_per_graph)
       check(cudaGraphLaunch(exec, stream), "cudaGraphLaunch");
   }
-  enqueue_steps<T>(ctx, m, q, xt, h, o, dyn, a.clamp_per_chain, a.record_means, total - done,
-                   stream);
+  // The steps left are launched directly, the second branch on the side lane.
+  if (total > done) {
+    Branch br[kMaxBranches];
+    split_branches(q, branches, br);
+    SideFork fork(ctx, stream, ctx.side_stream, branches > 1);
+    if (branches > 1)
+      enqueue_steps<T>(ctx.side_blas, m, br[1], B, xt, h, o, dyn, a.clamp_per_chain,
+                       a.record_means, total - done, ctx.side_stream);
+    enqueue_steps<T>(ctx.blas, m, br[0], B, xt, h, o, dyn, a.clamp_per_chain, a.record_means,
+                     total - done, stream);
+    fork.join();
+  }
   ctx.leave(stream);
 }
 
 template void dae_chain<float>(const DaeModel<float>&, const ChainArgs&, float*, float*, float*,
-                               int64_t, cudaStream_t);
+                               int64_t, int, cudaStream_t);
 template void dae_chain<double>(const DaeModel<double>&, const ChainArgs&, double*, double*,
-                                double*, int64_t, cudaStream_t);
+                                double*, int64_t, int, cudaStream_t);
 
 }  // namespace wb::cuda

@@ -108,68 +108,114 @@ __global__ void optimizer_kernel(int kind, T* p, const T* g, T* s1, T* s2, int64
   }
 }
 
+// The forward pass (and, with d_a, the hidden layer's gradient) of one branch's rows, on
+// stream `ls` through cuBLAS handle `lh`: corruption, then per walk-back step j two GEMMs, bias
+// + activation and the epilogue (its block sums at partial + j * per_step).
+template <class T>
+void walkback_rows(const DaeModel<T>& m, const WalkbackArgs& a, const Branch& br, const T* x,
+                   T* xt, T* h, T* o, T* d_o, T* d_a, double* partial, unsigned blocks,
+                   int64_t per_step, uint32_t* bad_d, CublasHandle lh, cudaStream_t ls) {
+  const int64_t B = a.batch, D = m.D, H = m.H, K = a.walkbacks, R = br.q.rows, r0 = br.row0;
+  const StreamKey key = stream_key(a.seed);
+  const T scale = T(1) / T(B);
+  const uint32_t first_chain = a.first_chain + static_cast<uint32_t>(r0);
+  corrupt(x + r0 * D, xt + r0 * D, R, D, int(sizeof(T)), m.corruption,
+          double(m.corruption_param), a.seed, 0, first_chain, reinterpret_cast<uintptr_t>(ls));
+  for (int64_t j = 0; j < K; ++j) {
+    T* xt_j = xt + j * B * D + r0 * D;
+    T* h_j = h + j * B * H + r0 * H;
+    gemm_on<T>(lh, false, false, R, H, D, T(1), xt_j, D, m.W, H, T(0), h_j, H);
+    launch_bias_activate<T>(h_j, m.b1, R, H, m.activation, nullptr, ls);
+    if (m.U)
+      gemm_on<T>(lh, false, false, R, D, H, T(1), h_j, H, m.U, D, T(0), o + r0 * D, D);
+    else
+      gemm_on<T>(lh, false, true, R, D, H, T(1), h_j, H, m.W, H, T(0), o + r0 * D, D);
+    const bool counted = !a.last_only || j + 1 == K;
+    T* xt_next = j + 1 < K ? xt + (j + 1) * B * D + r0 * D : nullptr;
+    uint32_t* bad = j == 0 ? bad_d : nullptr;
+    launch_elementwise(walkback_epilogue_kernel<T>, blocks, kEpilogueThreads, ls,
+                       "walk-back epilogue kernel launch", static_cast<const T*>(o + r0 * D),
+                       m.b0, x + r0 * D, d_o + j * B * D + r0 * D, xt_next,
+                       partial + j * per_step, br.q, m.reconstruction, m.sigma, m.corruption,
+                       m.corruption_param, key, uint32_t(j), first_chain, scale, counted, bad);
+  }
+  if (!d_a) return;
+  // dA = (dO W) * act'(h) (tied) or (dO U^T) * act'(h): all steps in one GEMM when the branch
+  // is the whole batch, else per step (a branch's rows are not contiguous across steps).
+  const int64_t steps = R == B ? 1 : K, rows = R == B ? K * B : R;
+  for (int64_t j = 0; j < steps; ++j) {
+    const T* d_o_j = d_o + j * B * D + r0 * D;
+    T* d_a_j = d_a + j * B * H + r0 * H;
+    if (m.U)
+      gemm_on<T>(lh, false, true, rows, H, D, T(1), d_o_j, D, m.U, D, T(0), d_a_j, H);
+    else
+      gemm_on<T>(lh, false, false, rows, H, D, T(1), d_o_j, D, m.W, H, T(0), d_a_j, H);
+    launch_mul_activation_grad<T>(d_a_j, h + j * B * H + r0 * H, rows * H, m.activation, ls);
+  }
+}
+
 }  // namespace
 
 template <class T>
 double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, DaeGrads<T>* grads,
-                    uint32_t* bad_input, double* loss_out, cudaStream_t stream) {
+                    uint32_t* bad_input, double* loss_out, int branches, cudaStream_t stream) {
   const int64_t B = a.batch, D = m.D, H = m.H, K = a.walkbacks, KB = K * B;
   if (B == 0) return 0.0;
   Context& ctx = context();
   ctx.enter(stream);
-  const StreamKey key = stream_key(a.seed);
   const Quads q = make_quads(B, D, {x, m.b0});  // the scratch buffers are aligned
-  const unsigned blocks = group_blocks(q, kEpilogueThreads);
+  branches = pick_branches(branches, B);
+  Branch br[kMaxBranches];
+  split_branches(q, branches, br);
+  unsigned blocks[kMaxBranches];
+  int64_t per_step = 0;  // the epilogues' block sums of one walk-back step, all branches
+  for (int b = 0; b < branches; ++b) {
+    blocks[b] = group_blocks(br[b].q, kEpilogueThreads);
+    per_step += blocks[b];
+  }
   T* xt = static_cast<T*>(ctx.scratch(kXt, size_t(KB * D) * sizeof(T)));
   T* h = static_cast<T*>(ctx.scratch(kH, size_t(KB * H) * sizeof(T)));
   T* d_o = static_cast<T*>(ctx.scratch(kDo, size_t(KB * D) * sizeof(T)));
   T* o = static_cast<T*>(ctx.scratch(kO, size_t(B * D) * sizeof(T)));
-  auto* partial = static_cast<double*>(ctx.scratch(kPartial, size_t(K * blocks) * 8));
+  T* d_a = grads ? static_cast<T*>(ctx.scratch(kDa, size_t(KB * H) * sizeof(T))) : nullptr;
+  auto* partial = static_cast<double*>(ctx.scratch(kPartial, size_t(K * per_step) * 8));
   // The loss and the bad-input bits, read back together.
   auto* result_d = static_cast<double*>(ctx.scratch(kLoss, 16));
   auto* bad_d = reinterpret_cast<uint32_t*>(result_d + 1);
   check(cudaMemsetAsync(bad_d, 0, sizeof(uint32_t), stream), "cudaMemsetAsync");
-  const T scale = T(1) / T(B);
-
-  corrupt(x, xt, B, D, int(sizeof(T)), m.corruption, double(m.corruption_param), a.seed, 0,
-          a.first_chain, reinterpret_cast<uintptr_t>(stream));
-  for (int64_t j = 0; j < K; ++j) {
-    T* xt_j = xt + j * B * D;
-    T* h_j = h + j * B * H;
-    gemm<T>(ctx, false, false, B, H, D, T(1), xt_j, D, m.W, H, T(0), h_j, H);
-    launch_bias_activate<T>(h_j, m.b1, B, H, m.activation, nullptr, stream);
-    if (m.U)
-      gemm<T>(ctx, false, false, B, D, H, T(1), h_j, H, m.U, D, T(0), o, D);
-    else
-      gemm<T>(ctx, false, true, B, D, H, T(1), h_j, H, m.W, H, T(0), o, D);
-    const bool counted = !a.last_only || j + 1 == K;
-    walkback_epilogue_kernel<T><<<blocks, kEpilogueThreads, 0, stream>>>(
-        o, m.b0, x, d_o + j * B * D, j + 1 < K ? xt + (j + 1) * B * D : nullptr,
-        partial + j * blocks, q, m.reconstruction, m.sigma, m.corruption,
-        m.corruption_param, key, uint32_t(j), a.first_chain, scale, counted,
-        j == 0 ? bad_d : nullptr);
-    check(cudaGetLastError(), "walk-back epilogue kernel launch");
+  {  // the second branch's rows run on the side lane, beside the first's
+    SideFork fork(ctx, stream, ctx.side_stream, branches > 1);
+    int64_t offset = 0;
+    for (int b = 0; b < branches; ++b) {
+      const bool side = b > 0;
+      walkback_rows<T>(m, a, br[b], x, xt, h, o, d_o, d_a, partial + offset, blocks[b],
+                       per_step, bad_d, side ? ctx.side_blas : ctx.blas,
+                       side ? ctx.side_stream : stream);
+      offset += blocks[b];
+    }
+    fork.join();
   }
-  sum_kernel<<<1, 1024, 0, stream>>>(partial, K * int64_t(blocks), 1.0 / double(B), bad_d,
-                                     result_d, loss_out);
+  sum_kernel<<<1, 1024, 0, stream>>>(partial, K * per_step, 1.0 / double(B), bad_d, result_d,
+                                     loss_out);
   check(cudaGetLastError(), "sum kernel launch");
 
   if (grads) {
-    // dA = (dO W) * act'(h) (tied) or (dO U^T) * act'(h), all k steps at once.
-    T* d_a = static_cast<T*>(ctx.scratch(kDa, size_t(KB * H) * sizeof(T)));
-    if (m.U)
-      gemm<T>(ctx, false, true, KB, H, D, T(1), d_o, D, m.U, D, T(0), d_a, H);
-    else
-      gemm<T>(ctx, false, false, KB, H, D, T(1), d_o, D, m.W, H, T(0), d_a, H);
-    launch_mul_activation_grad<T>(d_a, h, KB * H, m.activation, stream);
-    column_sums<T>(ctx, d_a, KB, H, grads->b1, T(0), stream);
-    // dW = X~^T dA (+ dO^T H when tied), dU = H^T dO, db0 = column sums of dO.
+    // With two branches the bias gradients (column sums of dA and dO: memory-bound gemv) run
+    // on the side lane while the weight gradients (compute-bound GEMMs) run here, so their
+    // time hides under the GEMMs'. Each sum is the same cuBLAS call either way.
+    const bool side = branches > 1;
+    SideFork fork(ctx, stream, ctx.side_stream, side);
+    const CublasHandle sh = side ? ctx.side_blas : ctx.blas;
+    const cudaStream_t ss = side ? ctx.side_stream : stream;
+    column_sums<T>(ctx, sh, d_a, KB, H, grads->b1, T(0), ss);
+    column_sums<T>(ctx, sh, d_o, KB, D, grads->b0, T(0), ss);
+    // dW = X~^T dA (+ dO^T H when tied), dU = H^T dO.
     gemm<T>(ctx, true, false, D, H, KB, T(1), xt, D, d_a, H, T(0), grads->W, H);
     if (m.U)
       gemm<T>(ctx, true, false, H, D, KB, T(1), h, H, d_o, D, T(0), grads->U, D);
     else
       gemm<T>(ctx, true, false, D, H, KB, T(1), d_o, D, h, H, T(1), grads->W, H);
-    column_sums<T>(ctx, d_o, KB, D, grads->b0, T(0), stream);
+    fork.join();
   }
   if (loss_out) {  // the caller reads the loss from its device scalar: no waiting here
     ctx.leave(stream);
@@ -196,10 +242,9 @@ void optimizer_update(int kind, T* p, const T* g, T* s1, T* s2, int64_t n,
 }
 
 template double dae_walkback<float>(const DaeModel<float>&, const WalkbackArgs&, const float*,
-                                    DaeGrads<float>*, uint32_t*, double*, cudaStream_t);
+                                    DaeGrads<float>*, uint32_t*, double*, int, cudaStream_t);
 template double dae_walkback<double>(const DaeModel<double>&, const WalkbackArgs&, const double*,
-                                     DaeGrads<double>*, uint32_t*, double*,
-                                     cudaStream_t);
+                                     DaeGrads<double>*, uint32_t*, double*, int, cudaStream_t);
 template void optimizer_update<float>(int, float*, const float*, float*, float*, int64_t,
                                       const OptimizerHyper&, cudaStream_t);
 template void optimizer_update<double>(int, double*, const double*, double*, double*, int64_t,

@@ -49,6 +49,14 @@ wb::DaeModel<T> dae_model(const py::dict& m) {
   return model;
 }
 
+// How many row branches a large batch runs as (0: the backend chooses; 1 or 2).
+int get_branches(const py::dict& a) {
+  const int64_t b = get<int64_t>(a, "branches");
+  if (b < 0 || b > 2)
+    throw py::value_error("branches must be 0 (automatic), 1 or 2, not " + std::to_string(b));
+  return int(b);
+}
+
 template <class T>
 void chain_t(const py::dict& m, const py::dict& a) {
   const wb::DaeModel<T> model = dae_model<T>(m);
@@ -67,11 +75,12 @@ void chain_t(const py::dict& m, const py::dict& a) {
   T* records = ptr<T>(get<uintptr_t>(a, "records"));
   T* means = ptr<T>(get<uintptr_t>(a, "means"));
   const int64_t per_graph = get<int64_t>(a, "steps_per_graph");
+  const int branches = get_branches(a);
   const cudaStream_t s = as_stream(get<uintptr_t>(a, "stream"));
   if (args.chains < 0 || args.chains > 65535)
     throw py::value_error("the GPU chain runs at most 65535 chains per call");
   py::gil_scoped_release nogil;
-  wb::cuda::dae_chain<T>(model, args, x, records, means, per_graph, s);
+  wb::cuda::dae_chain<T>(model, args, x, records, means, per_graph, branches, s);
 }
 
 template <class T>
@@ -97,12 +106,13 @@ double walkback_t(const py::dict& m, const py::dict& a, const py::object& g) {
     grads.U = ptr<T>(get<uintptr_t>(gd, "U1"));
   }
   double* loss_out = ptr<double>(get<uintptr_t>(a, "loss_out"));  // read while holding the GIL
+  const int branches = get_branches(a);
   uint32_t bad = 0;
   double loss;
   {
     py::gil_scoped_release nogil;
     loss = wb::cuda::dae_walkback<T>(model, args, x, with_grads ? &grads : nullptr, &bad,
-                                     loss_out, s);
+                                     loss_out, branches, s);
   }
   if (bad & wb::cuda::kNotFinite) throw py::value_error("x: contains NaN or infinite values");
   if (bad & wb::cuda::kOutsideUnitInterval)

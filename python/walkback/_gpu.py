@@ -16,6 +16,10 @@ from . import _backend
 # fewer steps launch their kernels directly. WALKBACK_STEPS_PER_GRAPH=0 turns graphs off (the
 # benchmark's ablation).
 STEPS_PER_GRAPH = int(os.environ.get("WALKBACK_STEPS_PER_GRAPH", "16"))
+# How many row blocks of a batch the chain and walk-back training run side by side: 0 lets the
+# backend choose (two for 1024 rows or more, so one block's elementwise kernels overlap the
+# other's GEMMs), 1 or 2 force it (the benchmark's ablation). The numbers drawn are the same.
+BRANCHES = int(os.environ.get("WALKBACK_BRANCHES", "0"))
 
 
 def require(what: str, cublas: bool = True):
@@ -183,6 +187,7 @@ def dae_chain(
         "means": ptr(means),
         "record_means": bool(record_means),
         "steps_per_graph": max(0, STEPS_PER_GRAPH),
+        "branches": BRANCHES,
         "stream": stream_ptr(cupy),
     }
     _backend.cuda().dae_chain(dae_model(kw), args)
@@ -204,6 +209,7 @@ def dae_walkback(x, kw, *, seed, first_chain, walkbacks, last_only, grads, wait=
         "walkbacks": int(walkbacks),
         "last_only": bool(last_only),
         "loss_out": ptr(loss),
+        "branches": BRANCHES,
         "stream": stream_ptr(cupy),
     }
     g = None if grads is None else {k: ptr(grads.get(k)) for k in ("W1", "b1", "b0", "U1")}

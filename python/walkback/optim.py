@@ -204,7 +204,8 @@ def _backup_view(backup, name, p):
             f"backup {name!r}: expected a {xp.__name__} array of {p.dtype} {p.shape}, "
             f"like the parameter"
         )
-    if not b.flags.c_contiguous or not b.flags.writeable:
+    # CuPy's flags have no `writeable`: its arrays always are.
+    if not b.flags.c_contiguous or not getattr(b.flags, "writeable", True):
         raise ValueError(f"backup {name!r}: expected a writeable C-contiguous array")
     if xp.shares_memory(b, p):
         raise ValueError(f"backup {name!r}: must not share memory with the parameter")

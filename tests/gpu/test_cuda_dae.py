@@ -111,6 +111,89 @@ def test_sample_records_burn_in_means_and_clamp_equal_cpu():
     np.testing.assert_array_equal(kept, np.broadcast_to(x0[clamp], kept.shape))
 
 
+@pytest.mark.parametrize("branches", [1, 2])
+@pytest.mark.parametrize("rows", [5, 12])  # 5: branches of 2 and 3 rows
+@pytest.mark.parametrize("d", [D, 40])
+def test_chain_branches_equal_cpu(monkeypatch, branches, rows, d):
+    """Rows run as one or two graph branches draw the CPU's numbers: each branch finds its
+    chains' streams, records and clamp rows from its row offset."""
+    from walkback import _gpu
+
+    monkeypatch.setattr(_gpu, "BRANCHES", branches)
+    p = params(np.float64, d=d)
+    x0 = binary(rows, d=d)
+    clamp = np.zeros((rows, d), bool)
+    clamp[:, :6] = True
+    clamp[rows - 1, 9:] = True  # the last row lies in the second branch
+    kw = dict(x0=x0, steps=40, burn_in=3, every=4, seed=8, clamp=clamp)
+    m = wb.DAE(d, H, seed=4, dtype=np.float64)
+    m.set_params(**p)
+    g = wb.DAE(d, H, seed=4, dtype=np.float64).to("cuda")
+    g.set_params(**p)
+    for means in (False, True):
+        want = m.sample(**kw, means=means)
+        got = g.sample(**{**kw, "x0": cupy.asarray(x0)}, means=means)
+        np.testing.assert_allclose(cupy.asnumpy(got), want, rtol=1e-10, atol=1e-12)
+    # 16 + 16 steps in graphs, 5 direct, with nothing recorded: the final state and means
+    kw = dict(seed=3, steps=37, first_chain=1, return_mean=True)
+    last, mean = wb.ops.chain_step(x0, **p, **kw)
+    got, gmean = wb.ops.chain_step(cupy.asarray(x0), **on_gpu(p), **kw)
+    np.testing.assert_array_equal(cupy.asnumpy(got), last)
+    np.testing.assert_allclose(cupy.asnumpy(gmean), mean, rtol=1e-10, atol=1e-12)
+
+
+def test_large_odd_batch_runs_two_branches_equal_cpu():
+    """1025 chains (the automatic choice: two branches of 512 and 513 rows), float64: records,
+    per-chain clamps and final means equal the CPU's, through graph replays and direct steps."""
+    d, rows = 40, 1025
+    p = params(np.float64, d=d, seed=2)
+    x0 = binary(rows, d=d, seed=5)
+    clamp = np.zeros((rows, d), bool)
+    clamp[::7, :8] = True
+    clamp[510:515, 20:] = True  # rows on both sides of the split
+    kw = dict(x0=x0, steps=34, burn_in=3, every=5, seed=2, clamp=clamp)
+    m = wb.DAE(d, H, seed=4, dtype=np.float64)
+    m.set_params(**p)
+    g = wb.DAE(d, H, seed=4, dtype=np.float64).to("cuda")
+    g.set_params(**p)
+    want = m.sample(**kw)
+    got = g.sample(**{**kw, "x0": cupy.asarray(x0)})
+    np.testing.assert_array_equal(cupy.asnumpy(got), want)
+    kw = dict(seed=6, steps=37, first_chain=11, return_mean=True)
+    last, mean = wb.ops.chain_step(x0, **p, **kw)
+    gl, gm = wb.ops.chain_step(cupy.asarray(x0), **on_gpu(p), **kw)
+    np.testing.assert_array_equal(cupy.asnumpy(gl), last)
+    np.testing.assert_allclose(cupy.asnumpy(gm), mean, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_large_odd_batch_walkback_grads_equal_cpu(tied):
+    """1025 rows, k = 3: two branches on two streams, bias sums on the side lane."""
+    d = 40
+    p = params(np.float64, tied, d=d, seed=3)
+    x = binary(1025, d=d, seed=6)
+    kw = dict(walkbacks=3, corruption=wb.SaltAndPepper(0.3), seed=4, first_chain=2)
+    loss, grads = wb.ops.walkback_grad(x, **p, **kw)
+    gloss, ggrads = wb.ops.walkback_grad(cupy.asarray(x), **on_gpu(p), **kw, wait=True)
+    assert gloss == pytest.approx(loss, rel=1e-11)
+    for k, v in grads.items():
+        np.testing.assert_allclose(cupy.asnumpy(ggrads[k]), v, rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def test_large_batch_two_branches_track_one(monkeypatch):
+    """float32, 1024 chains of 784 units (the automatic choice runs two branches): the same
+    chain as one branch, up to samples whose uniform falls between two roundings of a mean."""
+    from walkback import _gpu
+
+    p = on_gpu(params(np.float32, d=784, h=500))
+    x = cupy.asarray(binary(1024, d=784, dtype=np.float32))
+    out = {}
+    for branches in (1, 0):
+        monkeypatch.setattr(_gpu, "BRANCHES", branches)
+        out[branches] = cupy.asnumpy(wb.ops.chain_step(x, **p, seed=4, steps=16))
+    assert np.mean(out[0] != out[1]) < 1e-3
+
+
 def test_sample_from_random_start_and_shared_clamp():
     m = wb.DAE(D, H, seed=4, dtype=np.float64)
     g = wb.DAE(D, H, seed=4, dtype=np.float64).to("cuda")
@@ -127,7 +210,13 @@ def test_sample_from_random_start_and_shared_clamp():
 @pytest.mark.parametrize("walkbacks,reconstruct", [(1, "all"), (3, "all"), (3, "last")])
 @pytest.mark.parametrize("tied", [True, False])
 @pytest.mark.parametrize("reconstruction", ["bernoulli", "gaussian"])
-def test_walkback_grad_float64_equals_cpu(walkbacks, reconstruct, tied, reconstruction):
+@pytest.mark.parametrize("branches", [1, 2])  # 2: rows 0-5 and 6-12 on two streams
+def test_walkback_grad_float64_equals_cpu(
+    monkeypatch, walkbacks, reconstruct, tied, reconstruction, branches
+):
+    from walkback import _gpu
+
+    monkeypatch.setattr(_gpu, "BRANCHES", branches)
     p = params(np.float64, tied)
     x = (
         binary(13)
@@ -316,7 +405,11 @@ def test_cublas_was_found():
     assert "libcublas" in _gpu.cublas_origin()
 
 
-def test_walkback_checks_the_data_inside_the_kernel():
+@pytest.mark.parametrize("branches", [1, 2])  # 2: the bad row lies in the second branch
+def test_walkback_checks_the_data_inside_the_kernel(monkeypatch, branches):
+    from walkback import _gpu
+
+    monkeypatch.setattr(_gpu, "BRANCHES", branches)
     p = on_gpu(params(np.float32))
     x = binary(6, dtype=np.float32)
     m = wb.DAE(D, H).to("cuda")
