@@ -10,9 +10,7 @@ reconstruction, tied weights. Times are CUDA-event medians on one stream.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
 import time
 
@@ -37,23 +35,6 @@ def timed(cupy, fn, reps, warm=2):
         b.synchronize()
         out.append(cupy.cuda.get_elapsed_time(a, b) / 1e3)
     return float(np.median(out))
-
-
-@contextlib.contextmanager
-def driver_carveout(on=True):
-    """The elementwise kernels between GEMMs launched with the driver's L1/shared split instead
-    of walkback's (the ablation; cuda/context.h, elementwise_carveout)."""
-    old = os.environ.get("WALKBACK_CARVEOUT")
-    if on:
-        os.environ["WALKBACK_CARVEOUT"] = "-1"
-    try:
-        yield
-    finally:
-        if on:
-            if old is None:
-                del os.environ["WALKBACK_CARVEOUT"]
-            else:
-                os.environ["WALKBACK_CARVEOUT"] = old
 
 
 def peer(name, results, key, fn):
@@ -111,19 +92,16 @@ def chain_row(cupy, torch, B, steps, reps):
     sp = wb.SaltAndPepper(P)
     from walkback import _gpu
 
-    def ours(per_graph, branches=0, carveout=True):
+    def ours(per_graph, branches=0):
         def run():
             old = _gpu.STEPS_PER_GRAPH, _gpu.BRANCHES
             _gpu.STEPS_PER_GRAPH, _gpu.BRANCHES = per_graph, branches
             try:
-                with driver_carveout(not carveout):
-                    return timed(
-                        cupy,
-                        lambda: wb.ops.chain_step(
-                            cx, cW, cb1, cb0, corruption=sp, seed=1, steps=steps
-                        ),
-                        reps,
-                    )
+                return timed(
+                    cupy,
+                    lambda: wb.ops.chain_step(cx, cW, cb1, cb0, corruption=sp, seed=1, steps=steps),
+                    reps,
+                )
             finally:
                 _gpu.STEPS_PER_GRAPH, _gpu.BRANCHES = old
 
@@ -131,11 +109,10 @@ def chain_row(cupy, torch, B, steps, reps):
 
     peer("walkback", r, "walkback", ours(16))
     peer("walkback, no graph", r, "walkback_no_graph", ours(0))
-    # Large batches run as two row branches by default: the one-branch graph is the ablation.
-    r["walkback_one_branch"] = None
+    # The chain runs as one branch of rows by default: two branches are the ablation.
+    r["walkback_two_branches"] = None
     if B >= 1024:
-        peer("walkback, one branch", r, "walkback_one_branch", ours(16, 1))
-    peer("walkback, driver's carveout", r, "walkback_driver_carveout", ours(16, 0, False))
+        peer("walkback, two branches", r, "walkback_two_branches", ours(16, 2))
     tx, tW, tb1, tb0 = (torch.as_tensor(a, device="cuda") for a in (x, W, b1, b0))
     with torch.no_grad():
         peer(
@@ -168,8 +145,7 @@ def chain_row(cupy, torch, B, steps, reps):
     for k in (
         "walkback",
         "walkback_no_graph",
-        "walkback_one_branch",
-        "walkback_driver_carveout",
+        "walkback_two_branches",
         "torch_eager",
         "torch_graph",
         "cupy",
@@ -198,17 +174,16 @@ def train_row(cupy, torch, B, iters, reps):
 
     from walkback import _gpu
 
-    def ours(wait, branches=0, carveout=True):
+    def ours(wait, branches=0):
         def run():
             old = _gpu.BRANCHES
             _gpu.BRANCHES = branches
             try:
-                with driver_carveout(not carveout):
-                    for _ in range(iters):
-                        _, g = wb.ops.walkback_grad(
-                            cx, **params, corruption=sp, seed=next(seeds), wait=wait
-                        )
-                        opt.step(params, g)
+                for _ in range(iters):
+                    _, g = wb.ops.walkback_grad(
+                        cx, **params, corruption=sp, seed=next(seeds), wait=wait
+                    )
+                    opt.step(params, g)
             finally:
                 _gpu.BRANCHES = old
 
@@ -217,13 +192,6 @@ def train_row(cupy, torch, B, iters, reps):
     peer("walkback", r, "walkback", lambda: timed(cupy, ours(False), reps))
     # wait=True reads every loss back as a float (and checks the data): what fit does.
     peer("walkback, wait", r, "walkback_wait", lambda: timed(cupy, ours(True), reps))
-    r["walkback_driver_carveout"] = None
-    peer(
-        "walkback, driver's carveout",
-        r,
-        "walkback_driver_carveout",
-        lambda: timed(cupy, ours(False, 0, False), reps),
-    )
     r["walkback_one_branch"] = None
     if B >= 1024:  # the ablation of the two row branches large batches run as
         peer(
@@ -297,7 +265,6 @@ def train_row(cupy, torch, B, iters, reps):
         "walkback",
         "walkback_wait",
         "walkback_one_branch",
-        "walkback_driver_carveout",
         "torch_eager",
         "torch_eager_item",
         "torch_graph",
@@ -354,31 +321,29 @@ def main(argv=None):
     print(f"\n({time.perf_counter() - t0:.0f} s)\n")
     print("Chain steps/s (D=784, H=1000; higher is better)\n")
     print(
-        "| B | walkback | no graph | one branch | driver carveout | torch eager | torch graph "
-        "| CuPy | GEMM only | vs eager | of GEMM-only |"
+        "| B | walkback | no graph | two branches | torch eager | torch graph | CuPy | GEMM only "
+        "| vs eager | of GEMM-only |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in chain:
         print(
             f"| {r['B']} | {fmt(r['walkback'])} | {fmt(r['walkback_no_graph'])} | "
-            f"{fmt(r['walkback_one_branch'])} | {fmt(r['walkback_driver_carveout'])} | "
-            f"{fmt(r['torch_eager'])} | "
+            f"{fmt(r['walkback_two_branches'])} | {fmt(r['torch_eager'])} | "
             f"{fmt(r['torch_graph'])} | {fmt(r['cupy'])} | "
             f"{fmt(r['gemm_only'])} | {ratio(r['walkback'], r['torch_eager'])} | "
             f"{ratio(r['walkback'], r['gemm_only'])} |"
         )
     print("\nTraining examples/s (walk-back k=1 + SGD momentum; higher is better)\n")
     print(
-        "| B | walkback | walkback, wait | one branch | driver carveout | torch eager | "
-        "torch eager + item | torch graph | GEMM only | vs eager | wait vs eager + item "
-        "| of GEMM-only |"
+        "| B | walkback | walkback, wait | one branch | torch eager | torch eager + item | "
+        "torch graph | GEMM only | vs eager | wait vs eager + item | of GEMM-only |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in train:
         print(
             f"| {r['B']} | {fmt(r['walkback'])} | {fmt(r.get('walkback_wait'))} | "
-            f"{fmt(r['walkback_one_branch'])} | {fmt(r['walkback_driver_carveout'])} | "
-            f"{fmt(r['torch_eager'])} | {fmt(r['torch_eager_item'])} | "
+            f"{fmt(r['walkback_one_branch'])} | {fmt(r['torch_eager'])} | "
+            f"{fmt(r['torch_eager_item'])} | "
             f"{fmt(r['torch_graph'])} | {fmt(r['gemm_only'])} | "
             f"{ratio(r['walkback'], r['torch_eager'])} | "
             f"{ratio(r.get('walkback_wait'), r['torch_eager_item'])} | "

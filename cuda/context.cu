@@ -1,6 +1,5 @@
 #include "cuda/context.h"
 
-#include <cstdlib>
 #include <map>
 #include <mutex>
 
@@ -44,11 +43,6 @@ Context& context() {
   check(cudaEventCreateWithFlags(&ctx->done, cudaEventDisableTiming), "cudaEventCreate");
   g_contexts[dev] = ctx;
   return *ctx;
-}
-
-int elementwise_carveout() {
-  const char* e = std::getenv("WALKBACK_CARVEOUT");
-  return e && *e ? std::atoi(e) : 100;
 }
 
 void* Context::scratch(Slot s, size_t bytes) {

@@ -99,11 +99,6 @@ template <class T>
 void column_sums(Context& ctx, CublasHandle handle, const T* a, int64_t rows, int64_t cols, T* y,
                  T beta, cudaStream_t stream);
 
-// The shared-memory share of the L1/shared split (percent) that the elementwise kernels between
-// the GEMMs ask for: 100, the split cuBLAS's GEMMs run with, so that an SM does not switch
-// configurations twice per GEMM; WALKBACK_CARVEOUT=-1 leaves it to the driver (the ablation).
-int elementwise_carveout();
-
 // Kernel launch geometry: blocks of `threads` covering n items, capped (grid-stride loops).
 inline unsigned blocks_for(int64_t n, int threads, int64_t cap = 65535) {
   const int64_t b = (n + threads - 1) / threads;

@@ -5,8 +5,8 @@
 // replayed for any call with the same model and batch shape: a few chains cost one launch per
 // G steps.
 //
-// Large batches run as two branches of rows (dae_kernels.cuh): the graph then holds two chains
-// of kernels with no edge between them, each with its own step counter.
+// When asked to, the batch runs as two branches of rows (dae_kernels.cuh): the graph then holds
+// two chains of kernels with no edge between them, each with its own step counter.
 #include <cuda_runtime.h>
 
 #include <cstddef>
@@ -37,7 +37,7 @@ struct GraphKey {
   int64_t B, D, H, steps;
   double sigma, corruption_param;
   int activation, reconstruction, corruption, dtype, clamp_per_chain, record_means, device, vec,
-      branches, carveout;
+      branches;
 };
 
 struct Graph {
@@ -125,11 +125,11 @@ void enqueue_steps(CublasHandle blas, const DaeModel<T>& m, const Branch& br, in
       gemm_on<T>(blas, false, false, B, D, H, T(1), h, H, m.U, D, T(0), o, D);
     else
       gemm_on<T>(blas, false, true, B, D, H, T(1), h, H, m.W, H, T(0), o, D);
-    launch_elementwise(chain_epilogue_kernel<T>, group_blocks(br.q, kEpilogueThreads),
-                       kEpilogueThreads, s, "chain epilogue kernel launch",
-                       static_cast<const T*>(o), m.b0, xt, static_cast<const ChainDyn*>(dyn),
-                       br.q, br.row0, batch, br.index, m.reconstruction, m.sigma, m.corruption,
-                       m.corruption_param, clamp_per_chain, record_means);
+    chain_epilogue_kernel<T>
+        <<<group_blocks(br.q, kEpilogueThreads), kEpilogueThreads, 0, s>>>(
+            o, m.b0, xt, dyn, br.q, br.row0, batch, br.index, m.reconstruction, m.sigma,
+            m.corruption, m.corruption_param, clamp_per_chain, record_means);
+    check(cudaGetLastError(), "chain epilogue kernel launch");
   }
 }
 
@@ -162,7 +162,6 @@ cudaGraphExec_t chain_graph(Context& ctx, const DaeModel<T>& m, const Quads& q, 
   key.record_means = record_means;
   key.device = ctx.device;
   key.branches = branches;
-  key.carveout = elementwise_carveout();
   Graph*& g = ctx.chain_graph;
   if (g && std::memcmp(&g->key, &key, sizeof key) == 0) return g->exec;
   if (g) {
@@ -230,7 +229,7 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
   // Vector accesses need every array the epilogue touches by group aligned (a view made by
   // another framework may start anywhere). Branches start at whole rows: they keep it.
   const Quads q = make_quads(B, D, {o, m.b0, xt, x, records, means});
-  branches = pick_branches(branches, B);
+  branches = pick_branches(branches, B, false);
   int64_t done = 0;
   if (branches > 1) ctx.side();
   if (steps_per_graph > 0 && total >= steps_per_graph) {

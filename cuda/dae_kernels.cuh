@@ -5,7 +5,6 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <utility>
 
 #include "cuda/context.h"
 #include "cuda/quads.cuh"
@@ -23,25 +22,6 @@ constexpr int kEpilogueThreads = 256;
 
 inline unsigned group_blocks(const Quads& q, int threads) {
   return blocks_for(q.total, threads, int64_t(1) << 20);
-}
-
-// Launches one of the elementwise kernels that run between GEMMs, with the carveout of
-// elementwise_carveout() (none when it is negative).
-template <class... P, class... A>
-void launch_elementwise(void (*kernel)(P...), unsigned blocks, unsigned threads, cudaStream_t s,
-                        const char* what, A&&... args) {
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(blocks);
-  cfg.blockDim = dim3(threads);
-  cfg.dynamicSmemBytes = 0;
-  cfg.stream = s;
-  cudaLaunchAttribute attr[1];
-  const int carveout = elementwise_carveout();
-  attr[0].id = cudaLaunchAttributePreferredSharedMemoryCarveout;
-  attr[0].val.sharedMemCarveout = carveout < 0 ? 0u : unsigned(carveout);
-  cfg.attrs = carveout < 0 ? nullptr : attr;
-  cfg.numAttrs = carveout < 0 ? 0 : 1;
-  check(cudaLaunchKernelEx(&cfg, kernel, std::forward<A>(args)...), what);
 }
 
 // The 4 numbers (uniforms, or normals when `normal`) of Philox block `group`.
@@ -88,12 +68,16 @@ __global__ void mul_activation_grad_kernel(T* g, const T* h, Quads q, Activation
   }
 }
 
-// Large batches run as two branches of rows: independent chains of kernels (two streams, or
-// two branches of a CUDA graph), so that one branch's memory-bound kernels run while the
-// other's compute-bound GEMMs do, instead of leaving the chip to one of them at a time. Rows
-// keep their chain numbers, so the numbers drawn do not depend on the split.
+// A batch can run as two branches of rows: independent chains of kernels (two streams, or two
+// branches of a CUDA graph), so that one branch's memory-bound kernels run while the other's
+// compute-bound GEMMs do, instead of leaving the chip to one of them at a time. Rows keep their
+// chain numbers, so the numbers drawn do not depend on the split. Measured on an H100
+// (benchmarks/RESULTS.md): walk-back training at B = 4096 gains about 2%, the chain nothing
+// (its second GEMM gets a slower cuBLAS kernel at half the rows), so only training splits
+// large batches by itself.
 constexpr int kMaxBranches = 2;
-// Batches of at least this many rows run as two branches when the caller leaves it to us.
+// Training batches of at least this many rows run as two branches when the caller leaves it
+// to us.
 constexpr int64_t kBranchRows = 1024;
 
 // The rows [row0, row0 + q.rows) of a batch; `index` picks the branch's own step counter.
@@ -103,9 +87,10 @@ struct Branch {
   int index;
 };
 
-// `requested`: 0 chooses (two branches from kBranchRows rows on), 1 or 2 forces.
-inline int pick_branches(int requested, int64_t rows) {
-  int b = requested <= 0 ? (rows >= kBranchRows ? 2 : 1) : requested;
+// `requested`: 0 chooses (with `split_large`, two branches from kBranchRows rows on; else one),
+// 1 or 2 forces.
+inline int pick_branches(int requested, int64_t rows, bool split_large) {
+  int b = requested <= 0 ? (split_large && rows >= kBranchRows ? 2 : 1) : requested;
   if (b > kMaxBranches || rows < b) b = 1;
   return b;
 }
@@ -130,15 +115,15 @@ template <class T>
 void launch_bias_activate(T* h, const T* b, int64_t rows, int64_t cols, Activation act,
                           uint32_t* counter, cudaStream_t s) {
   const Quads q = make_quads(rows, cols, {h, b});
-  launch_elementwise(bias_activate_kernel<T>, group_blocks(q, 256), 256, s,
-                     "bias_activate kernel launch", h, b, q, act, counter);
+  bias_activate_kernel<T><<<group_blocks(q, 256), 256, 0, s>>>(h, b, q, act, counter);
+  check(cudaGetLastError(), "bias_activate kernel launch");
 }
 
 template <class T>
 void launch_mul_activation_grad(T* g, const T* h, int64_t n, Activation act, cudaStream_t s) {
   const Quads q = make_quads(1, n, {g, h});
-  launch_elementwise(mul_activation_grad_kernel<T>, group_blocks(q, 256), 256, s,
-                     "activation gradient kernel launch", g, h, q, act);
+  mul_activation_grad_kernel<T><<<group_blocks(q, 256), 256, 0, s>>>(g, h, q, act);
+  check(cudaGetLastError(), "activation gradient kernel launch");
 }
 
 }  // namespace wb::cuda

@@ -131,13 +131,12 @@ void walkback_rows(const DaeModel<T>& m, const WalkbackArgs& a, const Branch& br
     else
       gemm_on<T>(lh, false, true, R, D, H, T(1), h_j, H, m.W, H, T(0), o + r0 * D, D);
     const bool counted = !a.last_only || j + 1 == K;
-    T* xt_next = j + 1 < K ? xt + (j + 1) * B * D + r0 * D : nullptr;
-    uint32_t* bad = j == 0 ? bad_d : nullptr;
-    launch_elementwise(walkback_epilogue_kernel<T>, blocks, kEpilogueThreads, ls,
-                       "walk-back epilogue kernel launch", static_cast<const T*>(o + r0 * D),
-                       m.b0, x + r0 * D, d_o + j * B * D + r0 * D, xt_next,
-                       partial + j * per_step, br.q, m.reconstruction, m.sigma, m.corruption,
-                       m.corruption_param, key, uint32_t(j), first_chain, scale, counted, bad);
+    walkback_epilogue_kernel<T><<<blocks, kEpilogueThreads, 0, ls>>>(
+        o + r0 * D, m.b0, x + r0 * D, d_o + j * B * D + r0 * D,
+        j + 1 < K ? xt + (j + 1) * B * D + r0 * D : nullptr, partial + j * per_step, br.q,
+        m.reconstruction, m.sigma, m.corruption, m.corruption_param, key, uint32_t(j),
+        first_chain, scale, counted, j == 0 ? bad_d : nullptr);
+    check(cudaGetLastError(), "walk-back epilogue kernel launch");
   }
   if (!d_a) return;
   // dA = (dO W) * act'(h) (tied) or (dO U^T) * act'(h): all steps in one GEMM when the branch
@@ -164,7 +163,7 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
   Context& ctx = context();
   ctx.enter(stream);
   const Quads q = make_quads(B, D, {x, m.b0});  // the scratch buffers are aligned
-  branches = pick_branches(branches, B);
+  branches = pick_branches(branches, B, true);
   Branch br[kMaxBranches];
   split_branches(q, branches, br);
   unsigned blocks[kMaxBranches];

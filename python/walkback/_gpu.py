@@ -16,9 +16,10 @@ from . import _backend
 # fewer steps launch their kernels directly. WALKBACK_STEPS_PER_GRAPH=0 turns graphs off (the
 # benchmark's ablation).
 STEPS_PER_GRAPH = int(os.environ.get("WALKBACK_STEPS_PER_GRAPH", "16"))
-# How many row blocks of a batch the chain and walk-back training run side by side: 0 lets the
-# backend choose (two for 1024 rows or more, so one block's elementwise kernels overlap the
-# other's GEMMs), 1 or 2 force it (the benchmark's ablation). The numbers drawn are the same.
+# How many row blocks of a batch the chain and walk-back training run side by side, so that one
+# block's elementwise kernels overlap the other's GEMMs: 0 lets the backend choose (two for
+# training batches of 1024 rows or more, one for the chain, where two measured no faster), 1 or
+# 2 force it (the benchmark's ablation and the tests). The numbers drawn are the same.
 BRANCHES = int(os.environ.get("WALKBACK_BRANCHES", "0"))
 
 

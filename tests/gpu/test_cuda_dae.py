@@ -142,9 +142,12 @@ def test_chain_branches_equal_cpu(monkeypatch, branches, rows, d):
     np.testing.assert_allclose(cupy.asnumpy(gmean), mean, rtol=1e-10, atol=1e-12)
 
 
-def test_large_odd_batch_runs_two_branches_equal_cpu():
-    """1025 chains (the automatic choice: two branches of 512 and 513 rows), float64: records,
-    per-chain clamps and final means equal the CPU's, through graph replays and direct steps."""
+def test_large_odd_batch_runs_two_branches_equal_cpu(monkeypatch):
+    """1025 chains as two branches of 512 and 513 rows, float64: records, per-chain clamps and
+    final means equal the CPU's, through graph replays and direct steps."""
+    from walkback import _gpu
+
+    monkeypatch.setattr(_gpu, "BRANCHES", 2)
     d, rows = 40, 1025
     p = params(np.float64, d=d, seed=2)
     x0 = binary(rows, d=d, seed=5)
@@ -168,7 +171,8 @@ def test_large_odd_batch_runs_two_branches_equal_cpu():
 
 @pytest.mark.parametrize("tied", [True, False])
 def test_large_odd_batch_walkback_grads_equal_cpu(tied):
-    """1025 rows, k = 3: two branches on two streams, bias sums on the side lane."""
+    """1025 rows, k = 3 (the automatic choice: two branches on two streams, bias sums on the
+    side lane)."""
     d = 40
     p = params(np.float64, tied, d=d, seed=3)
     x = binary(1025, d=d, seed=6)
@@ -181,17 +185,17 @@ def test_large_odd_batch_walkback_grads_equal_cpu(tied):
 
 
 def test_large_batch_two_branches_track_one(monkeypatch):
-    """float32, 1024 chains of 784 units (the automatic choice runs two branches): the same
-    chain as one branch, up to samples whose uniform falls between two roundings of a mean."""
+    """float32, 1024 chains of 784 units: two branches draw the chain of one, up to samples
+    whose uniform falls between two roundings of a mean."""
     from walkback import _gpu
 
     p = on_gpu(params(np.float32, d=784, h=500))
     x = cupy.asarray(binary(1024, d=784, dtype=np.float32))
     out = {}
-    for branches in (1, 0):
+    for branches in (1, 2):
         monkeypatch.setattr(_gpu, "BRANCHES", branches)
         out[branches] = cupy.asnumpy(wb.ops.chain_step(x, **p, seed=4, steps=16))
-    assert np.mean(out[0] != out[1]) < 1e-3
+    assert np.mean(out[1] != out[2]) < 1e-3
 
 
 def test_sample_from_random_start_and_shared_clamp():
