@@ -87,50 +87,77 @@ void Context::leave(cudaStream_t stream) {
   used = true;
 }
 
-void Context::side() {
+void Context::ensure_side_lane() {
   if (side_blas) return;
   const Cublas& cb = cublas();
   CublasHandle h = nullptr;
-  check_cublas(cb.create(&h), "cublasCreate (side lane)");
-  check(cudaStreamCreateWithFlags(&side_stream, cudaStreamNonBlocking), "cudaStreamCreate");
-  check(cudaStreamCreateWithFlags(&side_capture, cudaStreamNonBlocking), "cudaStreamCreate");
-  check(cudaEventCreateWithFlags(&fork_event, cudaEventDisableTiming), "cudaEventCreate");
-  check(cudaEventCreateWithFlags(&join_event, cudaEventDisableTiming), "cudaEventCreate");
-  check(cudaMalloc(&side_workspace, kWorkspaceBytes), "cudaMalloc (side cuBLAS workspace)");
-  side_blas = h;
-  use_side(side_stream);
-  // One tiny GEMM now, so that cuBLAS's lazy set-up of the handle never happens inside a graph
-  // capture (its operands: the first bytes of the workspace, unused until then).
-  auto* w = static_cast<float*>(side_workspace);
-  check(cudaMemsetAsync(w, 0, 4 * sizeof(float), side_stream), "cudaMemsetAsync");
-  gemm_on<float>(h, false, false, 1, 1, 1, 1.f, w, 1, w + 1, 1, 0.f, w + 2, 1);
-  check(cudaStreamSynchronize(side_stream), "cudaStreamSynchronize (side lane)");
+  cudaStream_t s = nullptr, sc = nullptr;
+  cudaEvent_t f = nullptr, j = nullptr;
+  void* w = nullptr;
+  try {
+    check_cublas(cb.create(&h), "cublasCreate (side lane)");
+    check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
+    check(cudaStreamCreateWithFlags(&sc, cudaStreamNonBlocking), "cudaStreamCreate");
+    check(cudaEventCreateWithFlags(&f, cudaEventDisableTiming), "cudaEventCreate");
+    check(cudaEventCreateWithFlags(&j, cudaEventDisableTiming), "cudaEventCreate");
+    check(cudaMalloc(&w, kWorkspaceBytes), "cudaMalloc (side cuBLAS workspace)");
+    check_cublas(cb.set_stream(h, s), "cublasSetStream (side lane)");
+    check_cublas(cb.set_workspace(h, w, kWorkspaceBytes), "cublasSetWorkspace (side lane)");
+    // One tiny GEMM now, so that cuBLAS's lazy set-up of the handle happens here rather than
+    // inside a graph capture (its operands: the first bytes of the workspace, unused until
+    // then).
+    auto* x = static_cast<float*>(w);
+    check(cudaMemsetAsync(x, 0, 4 * sizeof(float), s), "cudaMemsetAsync");
+    gemm_on<float>(h, false, false, 1, 1, 1, 1.f, x, 1, x + 1, 1, 0.f, x + 2, 1);
+    check(cudaStreamSynchronize(s), "cudaStreamSynchronize (side lane)");
+  } catch (...) {
+    if (w) cudaFree(w);
+    if (j) cudaEventDestroy(j);
+    if (f) cudaEventDestroy(f);
+    if (sc) cudaStreamDestroy(sc);
+    if (s) cudaStreamDestroy(s);
+    if (h) cb.destroy(h);
+    cudaGetLastError();
+    throw;
+  }
+  side_stream = s;
+  side_capture = sc;
+  fork_event = f;
+  join_event = j;
+  side_workspace = w;
+  side_blas = h;  // last: it marks the lane ready
+}
+
+void Context::fork_to(cudaStream_t side, cudaStream_t main) {
+  check(cudaEventRecord(fork_event, main), "cudaEventRecord (fork)");
+  check(cudaStreamWaitEvent(side, fork_event, 0), "cudaStreamWaitEvent (fork)");
+}
+
+void Context::join_to(cudaStream_t main, cudaStream_t side) {
+  check(cudaEventRecord(join_event, side), "cudaEventRecord (join)");
+  check(cudaStreamWaitEvent(main, join_event, 0), "cudaStreamWaitEvent (join)");
 }
 
 SideFork::SideFork(Context& ctx, cudaStream_t main, cudaStream_t side, bool active)
-    : ctx_(ctx), main_(main), side_(side), open_(active) {
-  if (!open_) return;
-  ctx.side();
-  ctx.follow(side, main, false);
+    : ctx_(ctx), main_(main), side_(side), open_(false) {
+  if (!active) return;
+  ctx.ensure_side_lane();
   ctx.use_side(side);
+  ctx.fork_to(side, main);
+  open_ = true;
 }
 
 void SideFork::join() {
   if (!open_) return;
   open_ = false;
-  ctx_.follow(main_, side_, true);
+  ctx_.join_to(main_, side_);
 }
 
 SideFork::~SideFork() {
   if (!open_) return;
   cudaEventRecord(ctx_.join_event, side_);
   cudaStreamWaitEvent(main_, ctx_.join_event, 0);
-}
-
-void Context::follow(cudaStream_t to, cudaStream_t from, bool join) {
-  cudaEvent_t e = join ? join_event : fork_event;
-  check(cudaEventRecord(e, from), "cudaEventRecord (fork/join)");
-  check(cudaStreamWaitEvent(to, e, 0), "cudaStreamWaitEvent (fork/join)");
+  cudaGetLastError();  // a failure here must not be reported by some later, unrelated check
 }
 
 template <class T>

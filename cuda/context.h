@@ -35,7 +35,8 @@ struct Context {
   cudaStream_t last_stream = nullptr;
   bool used = false;
   Graph* chain_graph = nullptr;
-  // A second lane of work that runs beside the caller's stream (made on first use by side()):
+  // A second lane of work that runs beside the caller's stream (made on first use by
+  // ensure_side_lane()):
   // its own stream for eager work, its own capture stream for graph branches, and its own cuBLAS
   // handle and workspace, since two GEMMs that run at once must not share a workspace.
   CublasHandle side_blas = nullptr;
@@ -51,10 +52,12 @@ struct Context {
   void enter(cudaStream_t stream);
   // Called last: records the event the next call waits for.
   void leave(cudaStream_t stream);
-  // Creates the side lane's resources once (never during a graph capture).
-  void side();
-  // `to` waits for the work queued on `from` so far (through fork_event or join_event).
-  void follow(cudaStream_t to, cudaStream_t from, bool join);
+  // Creates the side lane's resources once (never during a graph capture); on failure nothing
+  // of it is kept.
+  void ensure_side_lane();
+  // `side` (or `main`) waits for the work queued on `main` (or `side`) so far.
+  void fork_to(cudaStream_t side, cudaStream_t main);
+  void join_to(cudaStream_t main, cudaStream_t side);
   // Point the main (or the side lane's) cuBLAS handle at `stream`, with its own workspace:
   // cublasSetStream resets a handle to cuBLAS's default workspace pool.
   void use_main(cudaStream_t stream);
@@ -64,7 +67,10 @@ struct Context {
 // The side lane forked off `main` for a scope (when `active`): `side` runs after what `main`
 // had queued, and join() makes `main` wait for what `side` queued since. When an exception
 // leaves the scope first, the destructor joins anyway (ignoring errors: one is on its way), so
-// the next call on `main` never overtakes side-lane work on the shared buffers.
+// later work on `main` never overtakes side-lane work on the shared buffers. (A later call on
+// another stream is ordered by Context::leave, which an exception skips, as before.)
+// The Context, side lane included, is not guarded against concurrent host threads: calls on one
+// device are expected from one thread at a time.
 class SideFork {
  public:
   SideFork(Context& ctx, cudaStream_t main, cudaStream_t side, bool active);

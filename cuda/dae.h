@@ -15,7 +15,8 @@ namespace wb::cuda {
 // `steps_per_graph` > 0: the steps run as replays of a CUDA graph of that many steps (one
 // launch for many steps: what makes a few chains fast); 0 launches every kernel directly.
 // `branches`: how many independent row blocks run side by side (1 or 2; 0 picks 1: measured, two
-// gain nothing for the chain). The numbers drawn do not depend on it.
+// gain nothing for the chain). The uniforms drawn do not depend on it; a sample can, where
+// float rounding of a GEMM moves a mean across its uniform.
 template <class T>
 void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* means,
                int64_t steps_per_graph, int branches, cudaStream_t stream);
@@ -30,9 +31,9 @@ enum BadInput : uint32_t { kNotFinite = 1, kOutsideUnitInterval = 2 };
 // `loss_out` (a device scalar) it waits for nothing: the loss goes there, NaN for bad input,
 // and the return value and *bad_input are 0.
 // `branches` as for dae_chain, but 0 picks two for batches of 1024 rows or more: their forward
-// pass runs as two row branches on two streams, and the bias gradients' sums beside the weight
-// gradients' GEMMs (the loss then sums its per-block parts in another grouping: the same up to
-// rounding).
+// pass and the hidden layer's gradient (per walk-back step) run as two row branches on two
+// streams, and the bias gradients' sums beside the weight gradients' GEMMs (the loss then sums
+// its per-block parts in another grouping: the same up to rounding).
 template <class T>
 double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, DaeGrads<T>* grads,
                     uint32_t* bad_input, double* loss_out, int branches, cudaStream_t stream);

@@ -50,9 +50,9 @@ namespace {
 __global__ void set_dyn_kernel(ChainDyn* dyn, ChainDyn value) { *dyn = value; }
 
 // o, xt: the branch's rows; the state, records and means are found through dyn (whole batch of
-// `batch` rows) from row `row0` on. The state x is read only where units are clamped and written
-// only by the call's last step: between steps the chain lives in xt and the records, so a step
-// moves two fewer arrays through memory.
+// `batch` rows) from row `row0` on. The state x is read only when a clamp mask is given and
+// written only by the call's last step: between steps the chain lives in xt and the records, so
+// a step moves two fewer arrays through memory.
 template <class T>
 __global__ void chain_epilogue_kernel(const T* o, const T* b0, T* xt, const ChainDyn* dyn,
                                       Quads q, int64_t row0, int64_t batch, int branch,
@@ -231,7 +231,7 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
   const Quads q = make_quads(B, D, {o, m.b0, xt, x, records, means});
   branches = pick_branches(branches, B, false);
   int64_t done = 0;
-  if (branches > 1) ctx.side();
+  if (branches > 1) ctx.ensure_side_lane();
   if (steps_per_graph > 0 && total >= steps_per_graph) {
     const cudaGraphExec_t exec =
         chain_graph<T>(ctx, m, q, branches, xt, h, o, dyn, a.clamp_per_chain, a.record_means,

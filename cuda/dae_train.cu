@@ -109,32 +109,33 @@ __global__ void optimizer_kernel(int kind, T* p, const T* g, T* s1, T* s2, int64
 }
 
 // The forward pass (and, with d_a, the hidden layer's gradient) of one branch's rows, on
-// stream `ls` through cuBLAS handle `lh`: corruption, then per walk-back step j two GEMMs, bias
-// + activation and the epilogue (its block sums at partial + j * per_step).
+// stream `s` through cuBLAS handle `blas`: corruption, then per walk-back step j two GEMMs,
+// bias + activation and the epilogue (its block sums at partial + j * partials_per_step).
 template <class T>
 void walkback_rows(const DaeModel<T>& m, const WalkbackArgs& a, const Branch& br, const T* x,
                    T* xt, T* h, T* o, T* d_o, T* d_a, double* partial, unsigned blocks,
-                   int64_t per_step, uint32_t* bad_d, CublasHandle lh, cudaStream_t ls) {
+                   int64_t partials_per_step, uint32_t* bad_d, CublasHandle blas,
+                   cudaStream_t s) {
   const int64_t B = a.batch, D = m.D, H = m.H, K = a.walkbacks, R = br.q.rows, r0 = br.row0;
   const StreamKey key = stream_key(a.seed);
   const T scale = T(1) / T(B);
   const uint32_t first_chain = a.first_chain + static_cast<uint32_t>(r0);
   corrupt(x + r0 * D, xt + r0 * D, R, D, int(sizeof(T)), m.corruption,
-          double(m.corruption_param), a.seed, 0, first_chain, reinterpret_cast<uintptr_t>(ls));
+          double(m.corruption_param), a.seed, 0, first_chain, reinterpret_cast<uintptr_t>(s));
   for (int64_t j = 0; j < K; ++j) {
     T* xt_j = xt + j * B * D + r0 * D;
     T* h_j = h + j * B * H + r0 * H;
-    gemm_on<T>(lh, false, false, R, H, D, T(1), xt_j, D, m.W, H, T(0), h_j, H);
-    launch_bias_activate<T>(h_j, m.b1, R, H, m.activation, nullptr, ls);
+    gemm_on<T>(blas, false, false, R, H, D, T(1), xt_j, D, m.W, H, T(0), h_j, H);
+    launch_bias_activate<T>(h_j, m.b1, R, H, m.activation, nullptr, s);
     if (m.U)
-      gemm_on<T>(lh, false, false, R, D, H, T(1), h_j, H, m.U, D, T(0), o + r0 * D, D);
+      gemm_on<T>(blas, false, false, R, D, H, T(1), h_j, H, m.U, D, T(0), o + r0 * D, D);
     else
-      gemm_on<T>(lh, false, true, R, D, H, T(1), h_j, H, m.W, H, T(0), o + r0 * D, D);
+      gemm_on<T>(blas, false, true, R, D, H, T(1), h_j, H, m.W, H, T(0), o + r0 * D, D);
     const bool counted = !a.last_only || j + 1 == K;
-    walkback_epilogue_kernel<T><<<blocks, kEpilogueThreads, 0, ls>>>(
+    walkback_epilogue_kernel<T><<<blocks, kEpilogueThreads, 0, s>>>(
         o + r0 * D, m.b0, x + r0 * D, d_o + j * B * D + r0 * D,
-        j + 1 < K ? xt + (j + 1) * B * D + r0 * D : nullptr, partial + j * per_step, br.q,
-        m.reconstruction, m.sigma, m.corruption, m.corruption_param, key, uint32_t(j),
+        j + 1 < K ? xt + (j + 1) * B * D + r0 * D : nullptr, partial + j * partials_per_step,
+        br.q, m.reconstruction, m.sigma, m.corruption, m.corruption_param, key, uint32_t(j),
         first_chain, scale, counted, j == 0 ? bad_d : nullptr);
     check(cudaGetLastError(), "walk-back epilogue kernel launch");
   }
@@ -146,10 +147,10 @@ void walkback_rows(const DaeModel<T>& m, const WalkbackArgs& a, const Branch& br
     const T* d_o_j = d_o + j * B * D + r0 * D;
     T* d_a_j = d_a + j * B * H + r0 * H;
     if (m.U)
-      gemm_on<T>(lh, false, true, rows, H, D, T(1), d_o_j, D, m.U, D, T(0), d_a_j, H);
+      gemm_on<T>(blas, false, true, rows, H, D, T(1), d_o_j, D, m.U, D, T(0), d_a_j, H);
     else
-      gemm_on<T>(lh, false, false, rows, H, D, T(1), d_o_j, D, m.W, H, T(0), d_a_j, H);
-    launch_mul_activation_grad<T>(d_a_j, h + j * B * H + r0 * H, rows * H, m.activation, ls);
+      gemm_on<T>(blas, false, false, rows, H, D, T(1), d_o_j, D, m.W, H, T(0), d_a_j, H);
+    launch_mul_activation_grad<T>(d_a_j, h + j * B * H + r0 * H, rows * H, m.activation, s);
   }
 }
 
@@ -167,17 +168,17 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
   Branch br[kMaxBranches];
   split_branches(q, branches, br);
   unsigned blocks[kMaxBranches];
-  int64_t per_step = 0;  // the epilogues' block sums of one walk-back step, all branches
+  int64_t partials_per_step = 0;  // the epilogues' block sums of one walk-back step, all branches
   for (int b = 0; b < branches; ++b) {
     blocks[b] = group_blocks(br[b].q, kEpilogueThreads);
-    per_step += blocks[b];
+    partials_per_step += blocks[b];
   }
   T* xt = static_cast<T*>(ctx.scratch(kXt, size_t(KB * D) * sizeof(T)));
   T* h = static_cast<T*>(ctx.scratch(kH, size_t(KB * H) * sizeof(T)));
   T* d_o = static_cast<T*>(ctx.scratch(kDo, size_t(KB * D) * sizeof(T)));
   T* o = static_cast<T*>(ctx.scratch(kO, size_t(B * D) * sizeof(T)));
   T* d_a = grads ? static_cast<T*>(ctx.scratch(kDa, size_t(KB * H) * sizeof(T))) : nullptr;
-  auto* partial = static_cast<double*>(ctx.scratch(kPartial, size_t(K * per_step) * 8));
+  auto* partial = static_cast<double*>(ctx.scratch(kPartial, size_t(K * partials_per_step) * 8));
   // The loss and the bad-input bits, read back together.
   auto* result_d = static_cast<double*>(ctx.scratch(kLoss, 16));
   auto* bad_d = reinterpret_cast<uint32_t*>(result_d + 1);
@@ -188,14 +189,14 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
     for (int b = 0; b < branches; ++b) {
       const bool side = b > 0;
       walkback_rows<T>(m, a, br[b], x, xt, h, o, d_o, d_a, partial + offset, blocks[b],
-                       per_step, bad_d, side ? ctx.side_blas : ctx.blas,
+                       partials_per_step, bad_d, side ? ctx.side_blas : ctx.blas,
                        side ? ctx.side_stream : stream);
       offset += blocks[b];
     }
     fork.join();
   }
-  sum_kernel<<<1, 1024, 0, stream>>>(partial, K * per_step, 1.0 / double(B), bad_d, result_d,
-                                     loss_out);
+  sum_kernel<<<1, 1024, 0, stream>>>(partial, K * partials_per_step, 1.0 / double(B), bad_d,
+                                     result_d, loss_out);
   check(cudaGetLastError(), "sum kernel launch");
 
   if (grads) {
@@ -204,10 +205,10 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
     // time hides under the GEMMs'. Each sum is the same cuBLAS call either way.
     const bool side = branches > 1;
     SideFork fork(ctx, stream, ctx.side_stream, side);
-    const CublasHandle sh = side ? ctx.side_blas : ctx.blas;
-    const cudaStream_t ss = side ? ctx.side_stream : stream;
-    column_sums<T>(ctx, sh, d_a, KB, H, grads->b1, T(0), ss);
-    column_sums<T>(ctx, sh, d_o, KB, D, grads->b0, T(0), ss);
+    const CublasHandle sums_blas = side ? ctx.side_blas : ctx.blas;
+    const cudaStream_t sums_stream = side ? ctx.side_stream : stream;
+    column_sums<T>(ctx, sums_blas, d_a, KB, H, grads->b1, T(0), sums_stream);
+    column_sums<T>(ctx, sums_blas, d_o, KB, D, grads->b0, T(0), sums_stream);
     // dW = X~^T dA (+ dO^T H when tied), dU = H^T dO.
     gemm<T>(ctx, true, false, D, H, KB, T(1), xt, D, d_a, H, T(0), grads->W, H);
     if (m.U)

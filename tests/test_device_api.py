@@ -71,3 +71,12 @@ def test_data_on_the_wrong_device_names_both(monkeypatch):
     monkeypatch.setattr(m, "device", "cuda")  # what to("cuda") sets; the check comes first
     with pytest.raises(ValueError, match="on cpu but the model is on cuda"):
         m._device_data("x", np.zeros((2, 4), np.float32))
+
+
+@pytest.mark.parametrize("value", [-1, 3])
+def test_a_bad_branch_count_names_its_variable(monkeypatch, value):
+    monkeypatch.setattr(_gpu, "BRANCHES", value)
+    with pytest.raises(ValueError, match="WALKBACK_BRANCHES"):
+        _gpu._branches()
+    monkeypatch.setattr(_gpu, "BRANCHES", 2)
+    assert _gpu._branches() == 2

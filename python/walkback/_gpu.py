@@ -19,8 +19,17 @@ STEPS_PER_GRAPH = int(os.environ.get("WALKBACK_STEPS_PER_GRAPH", "16"))
 # How many row blocks of a batch the chain and walk-back training run side by side, so that one
 # block's elementwise kernels overlap the other's GEMMs: 0 lets the backend choose (two for
 # training batches of 1024 rows or more, one for the chain, where two measured no faster), 1 or
-# 2 force it (the benchmark's ablation and the tests). The numbers drawn are the same.
+# 2 force it (the benchmark's ablation and the tests). The uniforms drawn are the same (a sample
+# can differ where float rounding moves a mean across its uniform).
 BRANCHES = int(os.environ.get("WALKBACK_BRANCHES", "0"))
+
+
+def _branches() -> int:
+    if BRANCHES not in (0, 1, 2):
+        raise ValueError(
+            f"WALKBACK_BRANCHES (walkback._gpu.BRANCHES) must be 0, 1 or 2, not {BRANCHES}"
+        )
+    return BRANCHES
 
 
 def require(what: str, cublas: bool = True):
@@ -188,7 +197,7 @@ def dae_chain(
         "means": ptr(means),
         "record_means": bool(record_means),
         "steps_per_graph": max(0, STEPS_PER_GRAPH),
-        "branches": BRANCHES,
+        "branches": _branches(),
         "stream": stream_ptr(cupy),
     }
     _backend.cuda().dae_chain(dae_model(kw), args)
@@ -210,7 +219,7 @@ def dae_walkback(x, kw, *, seed, first_chain, walkbacks, last_only, grads, wait=
         "walkbacks": int(walkbacks),
         "last_only": bool(last_only),
         "loss_out": ptr(loss),
-        "branches": BRANCHES,
+        "branches": _branches(),
         "stream": stream_ptr(cupy),
     }
     g = None if grads is None else {k: ptr(grads.get(k)) for k in ("W1", "b1", "b0", "U1")}
