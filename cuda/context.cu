@@ -68,6 +68,25 @@ void Context::enter(cudaStream_t stream) {
   use_main(stream);
 }
 
+ContextCall::ContextCall(cudaStream_t stream)
+    : ctx(context()), lock_(ctx.calls), stream_(stream) {
+  ctx.enter(stream);
+}
+
+void ContextCall::finish() {
+  ctx.leave(stream_);
+  finished_ = true;
+}
+
+ContextCall::~ContextCall() {
+  if (finished_) return;
+  // An exception is on its way: order the next call after what this one queued anyway.
+  cudaEventRecord(ctx.done, stream_);
+  ctx.last_stream = stream_;
+  ctx.used = true;
+  cudaGetLastError();
+}
+
 void Context::use_main(cudaStream_t stream) {
   const Cublas& cb = cublas();
   check_cublas(cb.set_stream(blas, stream), "cublasSetStream");

@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -35,6 +36,7 @@ struct Context {
   cudaStream_t last_stream = nullptr;
   bool used = false;
   Graph* chain_graph = nullptr;
+  std::mutex calls;  // held by each driver call (ContextCall): host threads take turns
   // A second lane of work that runs beside the caller's stream (made on first use by
   // ensure_side_lane()):
   // its own stream for eager work, its own capture stream for graph branches, and its own cuBLAS
@@ -67,10 +69,8 @@ struct Context {
 // The side lane forked off `main` for a scope (when `active`): `side` runs after what `main`
 // had queued, and join() makes `main` wait for what `side` queued since. When an exception
 // leaves the scope first, the destructor joins anyway (ignoring errors: one is on its way), so
-// later work on `main` never overtakes side-lane work on the shared buffers. (A later call on
-// another stream is ordered by Context::leave, which an exception skips, as before.)
-// The Context, side lane included, is not guarded against concurrent host threads: calls on one
-// device are expected from one thread at a time.
+// later work on `main` (and, through ContextCall's event, on any stream) never overtakes
+// side-lane work on the shared buffers. A SideFork lives inside a ContextCall.
 class SideFork {
  public:
   SideFork(Context& ctx, cudaStream_t main, cudaStream_t side, bool active);
@@ -87,6 +87,28 @@ class SideFork {
 
 // The context of the current CUDA device (cudaGetDevice), created on first use.
 Context& context();
+
+// One driver call's hold on the current device's Context. Host threads take turns (the
+// scratch buffers, cuBLAS handles, events and graphs are shared, and Python releases the GIL
+// around these calls); the call is ordered after the previous one (Context::enter); and however
+// it ends, the event the next call waits for is recorded: by finish(), or by the destructor
+// when an exception leaves first.
+class ContextCall {
+ public:
+  explicit ContextCall(cudaStream_t stream);
+  ContextCall(const ContextCall&) = delete;
+  ContextCall& operator=(const ContextCall&) = delete;
+  // Context::leave, with its errors reported.
+  void finish();
+  ~ContextCall();
+
+  Context& ctx;
+
+ private:
+  std::unique_lock<std::mutex> lock_;
+  cudaStream_t stream_;
+  bool finished_ = false;
+};
 
 // Row-major GEMM through cuBLAS: C (m x n) = alpha op(A) op(B) + beta C, where op(A) is m x k
 // (A stored k x m when trans_a) and op(B) is k x n (B stored n x k when trans_b).

@@ -213,8 +213,8 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
                int64_t steps_per_graph, int branches, cudaStream_t stream) {
   const int64_t B = a.chains, D = m.D, H = m.H, total = a.burn_in + a.steps;
   if (B == 0 || total == 0) return;
-  Context& ctx = context();
-  ctx.enter(stream);
+  ContextCall call(stream);
+  Context& ctx = call.ctx;
   T* xt = static_cast<T*>(ctx.scratch(kXt, size_t(B * D) * sizeof(T)));
   T* h = static_cast<T*>(ctx.scratch(kH, size_t(B * H) * sizeof(T)));
   T* o = static_cast<T*>(ctx.scratch(kO, size_t(B * D) * sizeof(T)));
@@ -251,7 +251,7 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
                      total - done, stream);
     fork.join();
   }
-  ctx.leave(stream);
+  call.finish();
 }
 
 template void dae_chain<float>(const DaeModel<float>&, const ChainArgs&, float*, float*, float*,

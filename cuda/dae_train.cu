@@ -161,8 +161,8 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
                     uint32_t* bad_input, double* loss_out, int branches, cudaStream_t stream) {
   const int64_t B = a.batch, D = m.D, H = m.H, K = a.walkbacks, KB = K * B;
   if (B == 0) return 0.0;
-  Context& ctx = context();
-  ctx.enter(stream);
+  ContextCall call(stream);
+  Context& ctx = call.ctx;
   const Quads q = make_quads(B, D, {x, m.b0});  // the scratch buffers are aligned
   branches = pick_branches(branches, B, true);
   Branch br[kMaxBranches];
@@ -218,14 +218,14 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
     fork.join();
   }
   if (loss_out) {  // the caller reads the loss from its device scalar: no waiting here
-    ctx.leave(stream);
+    call.finish();
     *bad_input = 0;
     return 0.0;
   }
   double result[2] = {0.0, 0.0};
   check(cudaMemcpyAsync(result, result_d, sizeof result, cudaMemcpyDeviceToHost, stream),
         "cudaMemcpyAsync (loss)");
-  ctx.leave(stream);
+  call.finish();
   check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
   std::memcpy(bad_input, &result[1], sizeof(uint32_t));
   return result[0];

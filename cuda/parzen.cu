@@ -72,8 +72,8 @@ template <class T>
 void gemm_logsumexp(const T* a, int64_t M, const T* b, int64_t N, int64_t D, T scale,
                     const T* col_term, const double* row_term, double* out, cudaStream_t stream) {
   if (M == 0) return;
-  Context& ctx = context();
-  ctx.enter(stream);
+  ContextCall call(stream);
+  Context& ctx = call.ctx;
   const int64_t rows_max = M < kRows ? M : kRows, cols_max = N < kCols ? N : kCols;
   T* g = static_cast<T*>(ctx.scratch(kGram, size_t(rows_max * cols_max) * sizeof(T)));
   auto* run_max = static_cast<double*>(ctx.scratch(kRunMax, size_t(rows_max) * 8));
@@ -95,7 +95,7 @@ void gemm_logsumexp(const T* a, int64_t M, const T* b, int64_t N, int64_t D, T s
                                                              out + r0, rows);
     check(cudaGetLastError(), "parzen finish kernel launch");
   }
-  ctx.leave(stream);
+  call.finish();
 }
 
 template void gemm_logsumexp<float>(const float*, int64_t, const float*, int64_t, int64_t, float,

@@ -363,6 +363,42 @@ def test_runs_on_cupys_current_stream():
     np.testing.assert_array_equal(cupy.asnumpy(got), want)
 
 
+def test_host_threads_take_turns_on_the_shared_buffers():
+    """Four threads, each on its own non-blocking stream, run chains and walk-back gradients at
+    once (Python releases the GIL around the drivers): each gets the CPU's numbers, as if alone."""
+    import threading
+
+    p = params(np.float64)
+    gp = on_gpu(p)
+    xs = [binary(6 + i, seed=20 + i) for i in range(4)]
+    want = [wb.ops.chain_step(x, **p, seed=i, steps=40) for i, x in enumerate(xs)]
+    want_loss = [wb.ops.walkback_grad(x, **p, seed=i)[0] for i, x in enumerate(xs)]
+    got, errors = {}, []
+
+    def work(i):
+        try:
+            s = cupy.cuda.Stream(non_blocking=True)
+            with s:
+                for _ in range(5):
+                    out = wb.ops.chain_step(cupy.asarray(xs[i]), **gp, seed=i, steps=40)
+                    loss, _ = wb.ops.walkback_grad(cupy.asarray(xs[i]), **gp, seed=i, wait=True)
+                    got.setdefault(i, []).append((cupy.asnumpy(out), loss))
+            s.synchronize()
+        except Exception as e:  # noqa: BLE001 - reported by the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for i in range(4):
+        for out, loss in got[i]:
+            np.testing.assert_array_equal(out, want[i])
+            assert loss == pytest.approx(want_loss[i], rel=1e-11)
+
+
 def test_dlpack_tensors_run_the_chain():
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
