@@ -157,12 +157,13 @@ void Context::join_to(cudaStream_t main, cudaStream_t side) {
   check(cudaStreamWaitEvent(main, join_event, 0), "cudaStreamWaitEvent (join)");
 }
 
-SideFork::SideFork(Context& ctx, cudaStream_t main, cudaStream_t side, bool active)
-    : ctx_(ctx), main_(main), side_(side), open_(false) {
+SideFork::SideFork(Context& ctx, cudaStream_t main, bool active, bool capture)
+    : ctx_(ctx), main_(main), open_(false) {
   if (!active) return;
-  ctx.ensure_side_lane();
-  ctx.use_side(side);
-  ctx.fork_to(side, main);
+  ctx.ensure_side_lane();  // first: the lane's streams exist only from here on
+  side_ = capture ? ctx.side_capture : ctx.side_stream;
+  ctx.use_side(side_);
+  ctx.fork_to(side_, main);
   open_ = true;
 }
 

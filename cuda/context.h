@@ -38,9 +38,9 @@ struct Context {
   Graph* chain_graph = nullptr;
   std::mutex calls;  // held by each driver call (ContextCall): host threads take turns
   // A second lane of work that runs beside the caller's stream (made on first use by
-  // ensure_side_lane()):
-  // its own stream for eager work, its own capture stream for graph branches, and its own cuBLAS
-  // handle and workspace, since two GEMMs that run at once must not share a workspace.
+  // ensure_side_lane()): its own stream for eager work, its own capture stream for graph
+  // branches, and its own cuBLAS handle and workspace, since two GEMMs that run at once must not
+  // share a workspace.
   CublasHandle side_blas = nullptr;
   void* side_workspace = nullptr;
   cudaStream_t side_stream = nullptr;
@@ -66,22 +66,24 @@ struct Context {
   void use_side(cudaStream_t stream);
 };
 
-// The side lane forked off `main` for a scope (when `active`): `side` runs after what `main`
-// had queued, and join() makes `main` wait for what `side` queued since. When an exception
-// leaves the scope first, the destructor joins anyway (ignoring errors: one is on its way), so
-// later work on `main` (and, through ContextCall's event, on any stream) never overtakes
-// side-lane work on the shared buffers. A SideFork lives inside a ContextCall.
+// The side lane forked off `main` for a scope (when `active`): the side stream (the lane's
+// capture stream when `capture`, else its eager one; side() names it, once the lane exists)
+// runs after what `main` had queued, and join() makes `main` wait for what it queued since.
+// When an exception leaves the scope first, the destructor joins anyway (ignoring errors: one
+// is on its way), so later work on `main` (and, through ContextCall's event, on any stream)
+// never overtakes side-lane work on the shared buffers. A SideFork lives inside a ContextCall.
 class SideFork {
  public:
-  SideFork(Context& ctx, cudaStream_t main, cudaStream_t side, bool active);
+  SideFork(Context& ctx, cudaStream_t main, bool active, bool capture = false);
   SideFork(const SideFork&) = delete;
   SideFork& operator=(const SideFork&) = delete;
+  cudaStream_t side() const { return side_; }
   void join();
   ~SideFork();
 
  private:
   Context& ctx_;
-  cudaStream_t main_, side_;
+  cudaStream_t main_, side_ = nullptr;
   bool open_;
 };
 

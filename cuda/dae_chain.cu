@@ -133,6 +133,23 @@ void enqueue_steps(CublasHandle blas, const DaeModel<T>& m, const Branch& br, in
   }
 }
 
+// n steps of every branch: the first on `main` (the main cuBLAS handle set to it), the second
+// on the side lane, forked off `main` and joined again (its capture stream when `capture`).
+template <class T>
+void enqueue_branches(Context& ctx, cudaStream_t main, bool capture, const DaeModel<T>& m,
+                      const Quads& q, int branches, T* xt, T* h, T* o, ChainDyn* dyn,
+                      bool clamp_per_chain, bool record_means, int64_t n) {
+  Branch br[kMaxBranches];
+  split_branches(q, branches, br);
+  SideFork fork(ctx, main, branches > 1, capture);
+  if (branches > 1)
+    enqueue_steps<T>(ctx.side_blas, m, br[1], q.rows, xt, h, o, dyn, clamp_per_chain,
+                     record_means, n, fork.side());
+  enqueue_steps<T>(ctx.blas, m, br[0], q.rows, xt, h, o, dyn, clamp_per_chain, record_means, n,
+                   main);
+  fork.join();
+}
+
 template <class T>
 cudaGraphExec_t chain_graph(Context& ctx, const DaeModel<T>& m, const Quads& q, int branches,
                             T* xt, T* h, T* o, ChainDyn* dyn, bool clamp_per_chain,
@@ -174,18 +191,10 @@ cudaGraphExec_t chain_graph(Context& ctx, const DaeModel<T>& m, const Quads& q, 
   check(cudaStreamBeginCapture(ctx.capture, cudaStreamCaptureModeThreadLocal),
         "cudaStreamBeginCapture");
   cudaGraph_t graph = nullptr;
-  Branch br[kMaxBranches];
-  split_branches(q, branches, br);
   try {
     ctx.use_main(ctx.capture);
-    // The second branch forks off the capture stream and joins it again.
-    SideFork fork(ctx, ctx.capture, ctx.side_capture, branches > 1);
-    if (branches > 1)
-      enqueue_steps<T>(ctx.side_blas, m, br[1], q.rows, xt, h, o, dyn, clamp_per_chain,
-                       record_means, steps, ctx.side_capture);
-    enqueue_steps<T>(ctx.blas, m, br[0], q.rows, xt, h, o, dyn, clamp_per_chain, record_means,
-                     steps, ctx.capture);
-    fork.join();
+    enqueue_branches<T>(ctx, ctx.capture, true, m, q, branches, xt, h, o, dyn, clamp_per_chain,
+                        record_means, steps);
   } catch (...) {
     cudaStreamEndCapture(ctx.capture, &graph);
     if (graph) cudaGraphDestroy(graph);
@@ -231,7 +240,7 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
   const Quads q = make_quads(B, D, {o, m.b0, xt, x, records, means});
   branches = pick_branches(branches, B, false);
   int64_t done = 0;
-  if (branches > 1) ctx.ensure_side_lane();
+  if (branches > 1) ctx.ensure_side_lane();  // before any capture: making it allocates and waits
   if (steps_per_graph > 0 && total >= steps_per_graph) {
     const cudaGraphExec_t exec =
         chain_graph<T>(ctx, m, q, branches, xt, h, o, dyn, a.clamp_per_chain, a.record_means,
@@ -239,18 +248,10 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
     for (; total - done >= steps_per_graph; done += steps_per_graph)
       check(cudaGraphLaunch(exec, stream), "cudaGraphLaunch");
   }
-  // The steps left are launched directly, the second branch on the side lane.
-  if (total > done) {
-    Branch br[kMaxBranches];
-    split_branches(q, branches, br);
-    SideFork fork(ctx, stream, ctx.side_stream, branches > 1);
-    if (branches > 1)
-      enqueue_steps<T>(ctx.side_blas, m, br[1], B, xt, h, o, dyn, a.clamp_per_chain,
-                       a.record_means, total - done, ctx.side_stream);
-    enqueue_steps<T>(ctx.blas, m, br[0], B, xt, h, o, dyn, a.clamp_per_chain, a.record_means,
-                     total - done, stream);
-    fork.join();
-  }
+  // The steps left are launched directly.
+  if (total > done)
+    enqueue_branches<T>(ctx, stream, false, m, q, branches, xt, h, o, dyn, a.clamp_per_chain,
+                        a.record_means, total - done);
   call.finish();
 }
 

@@ -184,13 +184,13 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
   auto* bad_d = reinterpret_cast<uint32_t*>(result_d + 1);
   check(cudaMemsetAsync(bad_d, 0, sizeof(uint32_t), stream), "cudaMemsetAsync");
   {  // the second branch's rows run on the side lane, beside the first's
-    SideFork fork(ctx, stream, ctx.side_stream, branches > 1);
+    SideFork fork(ctx, stream, branches > 1);
     int64_t offset = 0;
     for (int b = 0; b < branches; ++b) {
       const bool side = b > 0;
       walkback_rows<T>(m, a, br[b], x, xt, h, o, d_o, d_a, partial + offset, blocks[b],
                        partials_per_step, bad_d, side ? ctx.side_blas : ctx.blas,
-                       side ? ctx.side_stream : stream);
+                       side ? fork.side() : stream);
       offset += blocks[b];
     }
     fork.join();
@@ -204,9 +204,9 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
     // on the side lane while the weight gradients (compute-bound GEMMs) run here, so their
     // time hides under the GEMMs'. Each sum is the same cuBLAS call either way.
     const bool side = branches > 1;
-    SideFork fork(ctx, stream, ctx.side_stream, side);
+    SideFork fork(ctx, stream, side);
     const CublasHandle sums_blas = side ? ctx.side_blas : ctx.blas;
-    const cudaStream_t sums_stream = side ? ctx.side_stream : stream;
+    const cudaStream_t sums_stream = side ? fork.side() : stream;
     column_sums<T>(ctx, sums_blas, d_a, KB, H, grads->b1, T(0), sums_stream);
     column_sums<T>(ctx, sums_blas, d_o, KB, D, grads->b0, T(0), sums_stream);
     // dW = X~^T dA (+ dO^T H when tied), dU = H^T dO.
