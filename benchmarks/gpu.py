@@ -92,10 +92,10 @@ def chain_row(cupy, torch, B, steps, reps):
     sp = wb.SaltAndPepper(P)
     from walkback import _gpu
 
-    def ours(per_graph, branches=0):
+    def ours(per_graph, branches=0, layout="auto"):
         def run():
-            old = _gpu.STEPS_PER_GRAPH, _gpu.BRANCHES
-            _gpu.STEPS_PER_GRAPH, _gpu.BRANCHES = per_graph, branches
+            old = _gpu.STEPS_PER_GRAPH, _gpu.BRANCHES, _gpu.W_LAYOUT
+            _gpu.STEPS_PER_GRAPH, _gpu.BRANCHES, _gpu.W_LAYOUT = per_graph, branches, layout
             try:
                 return timed(
                     cupy,
@@ -103,12 +103,16 @@ def chain_row(cupy, torch, B, steps, reps):
                     reps,
                 )
             finally:
-                _gpu.STEPS_PER_GRAPH, _gpu.BRANCHES = old
+                _gpu.STEPS_PER_GRAPH, _gpu.BRANCHES, _gpu.W_LAYOUT = old
 
         return run
 
     peer("walkback", r, "walkback", ours(16))
     peer("walkback, no graph", r, "walkback_no_graph", ours(0))
+    # The ablation of how the second GEMM reads W: the layout "auto" did not pick.
+    other = "stored" if B >= 1024 else "transposed"
+    r["other_w_layout"] = other
+    peer(f"walkback, W {other}", r, "walkback_other_layout", ours(16, 0, other))
     # The chain runs as one branch of rows by default: two branches are the ablation.
     r["walkback_two_branches"] = None
     if B >= 1024:
@@ -136,6 +140,19 @@ def chain_row(cupy, torch, B, steps, reps):
                 torch.mm(th, tW.t(), out=to)
 
         peer("GEMM only", r, "gemm_only", lambda: timed(cupy, torch_graph(torch, gemms), reps))
+        tWt = tW.t().contiguous()
+
+        def gemms_wt():  # the second product from a contiguous copy of W^T
+            for _ in range(steps):
+                torch.mm(tx, tW, out=th)
+                torch.mm(th, tWt, out=to)
+
+        peer(
+            "GEMM only, W^T copied",
+            r,
+            "gemm_only_wt",
+            lambda: timed(cupy, torch_graph(torch, gemms_wt), reps),
+        )
     peer(
         "cupy",
         r,
@@ -146,10 +163,12 @@ def chain_row(cupy, torch, B, steps, reps):
         "walkback",
         "walkback_no_graph",
         "walkback_two_branches",
+        "walkback_other_layout",
         "torch_eager",
         "torch_graph",
         "cupy",
         "gemm_only",
+        "gemm_only_wt",
     ):
         if r.get(k) is not None:
             r[k] = steps / r[k]  # steps per second
@@ -321,17 +340,21 @@ def main(argv=None):
     print(f"\n({time.perf_counter() - t0:.0f} s)\n")
     print("Chain steps/s (D=784, H=1000; higher is better)\n")
     print(
-        "| B | walkback | no graph | two branches | torch eager | torch graph | CuPy | GEMM only "
-        "| vs eager | of GEMM-only |"
+        "| B | walkback | no graph | two branches | other W layout | torch eager | torch graph "
+        "| CuPy | GEMM only | GEMM only, W^T copied | vs eager | of GEMM-only "
+        "| of the faster GEMM-only |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in chain:
+        best = max((v for v in (r["gemm_only"], r["gemm_only_wt"]) if v is not None), default=None)
         print(
             f"| {r['B']} | {fmt(r['walkback'])} | {fmt(r['walkback_no_graph'])} | "
-            f"{fmt(r['walkback_two_branches'])} | {fmt(r['torch_eager'])} | "
-            f"{fmt(r['torch_graph'])} | {fmt(r['cupy'])} | "
-            f"{fmt(r['gemm_only'])} | {ratio(r['walkback'], r['torch_eager'])} | "
-            f"{ratio(r['walkback'], r['gemm_only'])} |"
+            f"{fmt(r['walkback_two_branches'])} | "
+            f"{fmt(r['walkback_other_layout'])} ({r['other_w_layout']}) | "
+            f"{fmt(r['torch_eager'])} | {fmt(r['torch_graph'])} | {fmt(r['cupy'])} | "
+            f"{fmt(r['gemm_only'])} | {fmt(r['gemm_only_wt'])} | "
+            f"{ratio(r['walkback'], r['torch_eager'])} | "
+            f"{ratio(r['walkback'], r['gemm_only'])} | {ratio(r['walkback'], best)} |"
         )
     print("\nTraining examples/s (walk-back k=1 + SGD momentum; higher is better)\n")
     print(

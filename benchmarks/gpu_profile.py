@@ -59,8 +59,19 @@ def report(name, kernels):
         f"\n## {name}: span {t1 - t0:.0f} us, kernels {busy:.0f} us ({busy / (t1 - t0):.0%}), "
         f"some kernel running {covered:.0f} us ({covered / (t1 - t0):.0%})"
     )
+    # Idle time before each kernel: from the end of everything that started before it (0 when
+    # it overlaps one); the median per kernel name says which boundary the gaps sit at.
+    idle = collections.defaultdict(list)
+    end = None
+    for e in sorted(kernels, key=lambda e: float(e["ts"])):
+        a, b = float(e["ts"]), float(e["ts"]) + float(e["dur"])
+        if end is not None:
+            idle[e["name"][:70]].append(max(0.0, a - end))
+        end = b if end is None else max(end, b)
+    print("  (time, count x mean, median idle before it, name)")
     for k, (n, us) in sorted(by.items(), key=lambda kv: -kv[1][1])[:14]:
-        print(f"  {us:9.1f} us  {n:5d} x {us / n:8.2f} us  {k}")
+        gap = f"{np.median(idle[k]):6.2f}" if idle[k] else "     -"
+        print(f"  {us:9.1f} us  {n:5d} x {us / n:8.2f} us  idle {gap} us  {k}")
 
 
 def main(argv=None):
@@ -73,6 +84,8 @@ def main(argv=None):
     import cupy
     import torch
 
+    from walkback import _gpu
+
     rng = np.random.default_rng(0)
     W = cupy.asarray(rng.normal(0, 0.05, (D, H)).astype(np.float32))
     b1 = cupy.zeros(H, cupy.float32)
@@ -84,6 +97,17 @@ def main(argv=None):
         cases[f"chain B={B}, {steps} steps"] = lambda x=x, steps=steps: wb.ops.chain_step(
             x, W, b1, b0, corruption=sp, seed=1, steps=steps
         )
+        if B >= 1024:  # the W layout the automatic choice did not take there
+
+            def stored(x=x, steps=steps):
+                old = _gpu.W_LAYOUT
+                _gpu.W_LAYOUT = "stored"
+                try:
+                    return wb.ops.chain_step(x, W, b1, b0, corruption=sp, seed=1, steps=steps)
+                finally:
+                    _gpu.W_LAYOUT = old
+
+            cases[f"chain B={B}, {steps} steps, W as stored"] = stored
         params = {"W1": W.copy(), "b1": b1.copy(), "b0": b0.copy()}
         opt = wb.SGD(0.01, momentum=0.5)
 

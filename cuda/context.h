@@ -18,7 +18,7 @@ void check(cudaError_t e, const char* what);
 // Scratch buffers, named by slot; grow-only, so a pointer stays valid (and a captured graph
 // stays usable) until a larger request reallocates it.
 enum Slot : int {
-  kXt = 0, kH, kO, kDo, kDa, kPartial, kOnes, kLoss, kDyn, kGram, kRunMax, kRunSum, kSlots
+  kXt = 0, kH, kO, kDo, kDa, kPartial, kOnes, kLoss, kDyn, kGram, kRunMax, kRunSum, kWt, kSlots
 };
 
 struct Graph;  // a captured CUDA graph and the key it was captured for (dae_chain.cu)

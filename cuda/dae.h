@@ -12,6 +12,13 @@
 
 namespace wb::cuda {
 
+// `w_layout`: how a tied model's second GEMM (h W^T) reads W. kWAsStored reads W itself
+// (cuBLAS's transposed-operand kernel); kWTransposed first copies W^T into a scratch buffer,
+// once per call, and multiplies by that (the plain kernel, which cuBLAS runs faster for some
+// shapes); kWAuto picks by batch size (kTransposeRows, dae_chain.cu). Untied models are not
+// affected.
+enum WLayout : int { kWAuto = 0, kWAsStored = 1, kWTransposed = 2 };
+
 // `steps_per_graph` > 0: the steps run as replays of a CUDA graph of that many steps (one
 // launch for many steps: what makes a few chains fast); 0 launches every kernel directly.
 // `branches`: how many independent row blocks run side by side (1 or 2; 0 picks 1: measured, two
@@ -19,7 +26,7 @@ namespace wb::cuda {
 // float rounding of a GEMM moves a mean across its uniform.
 template <class T>
 void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* means,
-               int64_t steps_per_graph, int branches, cudaStream_t stream);
+               int64_t steps_per_graph, int branches, int w_layout, cudaStream_t stream);
 
 // Bits of `bad_input`: the data checks run inside the first step's kernel (a separate check
 // would cost the caller a synchronization of its own).

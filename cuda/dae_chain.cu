@@ -11,6 +11,8 @@
 
 #include <cstddef>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 
 #include "cuda/context.h"
 #include "cuda/corrupt.h"
@@ -48,6 +50,38 @@ struct Graph {
 namespace {
 
 __global__ void set_dyn_kernel(ChainDyn* dyn, ChainDyn value) { *dyn = value; }
+
+// Tied models from this many chains on multiply by a transposed copy of W (kWAuto).
+constexpr int64_t kTransposeRows = 1024;
+
+// out (cols x rows) = in (rows x cols)^T, both row-major, by 32 x 32 tiles through shared
+// memory so that reads and writes are both coalesced; blocks of 32 x 8 threads, the grid's y
+// dimension strided (it is capped at 65535).
+template <class T>
+__global__ void transpose_kernel(const T* in, int64_t rows, int64_t cols, T* out) {
+  __shared__ T tile[32][33];  // 33: a column of the tile falls in 32 different banks
+  const int64_t c0 = int64_t(blockIdx.x) * 32;
+  for (int64_t r0 = int64_t(blockIdx.y) * 32; r0 < rows; r0 += int64_t(gridDim.y) * 32) {
+    for (int i = threadIdx.y; i < 32; i += blockDim.y) {
+      const int64_t r = r0 + i, c = c0 + threadIdx.x;
+      if (r < rows && c < cols) tile[i][threadIdx.x] = in[r * cols + c];
+    }
+    __syncthreads();
+    for (int i = threadIdx.y; i < 32; i += blockDim.y) {
+      const int64_t c = c0 + i, r = r0 + threadIdx.x;
+      if (c < cols && r < rows) out[c * rows + r] = tile[threadIdx.x][i];
+    }
+    __syncthreads();
+  }
+}
+
+template <class T>
+void transpose(const T* in, int64_t rows, int64_t cols, T* out, cudaStream_t s) {
+  const dim3 threads(32, 8);
+  const dim3 blocks(blocks_for(cols, 32, 1 << 30), blocks_for(rows, 32));
+  transpose_kernel<T><<<blocks, threads, 0, s>>>(in, rows, cols, out);
+  check(cudaGetLastError(), "transpose kernel launch");
+}
 
 // o, xt: the branch's rows; the state, records and means are found through dyn (whole batch of
 // `batch` rows) from row `row0` on. The state x is read only when a clamp mask is given and
@@ -219,11 +253,21 @@ cudaGraphExec_t chain_graph(Context& ctx, const DaeModel<T>& m, const Quads& q, 
 
 template <class T>
 void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* means,
-               int64_t steps_per_graph, int branches, cudaStream_t stream) {
+               int64_t steps_per_graph, int branches, int w_layout, cudaStream_t stream) {
   const int64_t B = a.chains, D = m.D, H = m.H, total = a.burn_in + a.steps;
   if (B == 0 || total == 0) return;
+  if (w_layout < kWAuto || w_layout > kWTransposed)
+    throw std::invalid_argument("dae_chain: unknown W layout " + std::to_string(w_layout));
   ContextCall call(stream);
   Context& ctx = call.ctx;
+  // A tied model multiplied by a copy of W^T is an untied one with U = W^T. The copy is made
+  // in every call (W may have changed in place since the last), on the caller's stream.
+  DaeModel<T> model = m;
+  if (!m.U && (w_layout == kWTransposed || (w_layout == kWAuto && B >= kTransposeRows))) {
+    T* wt = static_cast<T*>(ctx.scratch(kWt, size_t(D * H) * sizeof(T)));
+    transpose<T>(m.W, D, H, wt, stream);
+    model.U = wt;
+  }
   T* xt = static_cast<T*>(ctx.scratch(kXt, size_t(B * D) * sizeof(T)));
   T* h = static_cast<T*>(ctx.scratch(kH, size_t(B * H) * sizeof(T)));
   T* o = static_cast<T*>(ctx.scratch(kO, size_t(B * D) * sizeof(T)));
@@ -237,27 +281,27 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
           a.first_step, a.first_chain, reinterpret_cast<uintptr_t>(stream));
   // Vector accesses need every array the epilogue touches by group aligned (a view made by
   // another framework may start anywhere). Branches start at whole rows: they keep it.
-  const Quads q = make_quads(B, D, {o, m.b0, xt, x, records, means});
+  const Quads q = make_quads(B, D, {o, model.b0, xt, x, records, means});
   branches = pick_branches(branches, B, false);
   int64_t done = 0;
   if (branches > 1) ctx.ensure_side_lane();  // before any capture: making it allocates and waits
   if (steps_per_graph > 0 && total >= steps_per_graph) {
     const cudaGraphExec_t exec =
-        chain_graph<T>(ctx, m, q, branches, xt, h, o, dyn, a.clamp_per_chain, a.record_means,
+        chain_graph<T>(ctx, model, q, branches, xt, h, o, dyn, a.clamp_per_chain, a.record_means,
                        steps_per_graph, stream);
     for (; total - done >= steps_per_graph; done += steps_per_graph)
       check(cudaGraphLaunch(exec, stream), "cudaGraphLaunch");
   }
   // The steps left are launched directly.
   if (total > done)
-    enqueue_branches<T>(ctx, stream, false, m, q, branches, xt, h, o, dyn, a.clamp_per_chain,
+    enqueue_branches<T>(ctx, stream, false, model, q, branches, xt, h, o, dyn, a.clamp_per_chain,
                         a.record_means, total - done);
   call.finish();
 }
 
 template void dae_chain<float>(const DaeModel<float>&, const ChainArgs&, float*, float*, float*,
-                               int64_t, int, cudaStream_t);
+                               int64_t, int, int, cudaStream_t);
 template void dae_chain<double>(const DaeModel<double>&, const ChainArgs&, double*, double*,
-                                double*, int64_t, int, cudaStream_t);
+                                double*, int64_t, int, int, cudaStream_t);
 
 }  // namespace wb::cuda

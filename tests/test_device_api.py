@@ -80,3 +80,13 @@ def test_a_bad_branch_count_names_its_variable(monkeypatch, value):
         _gpu._branches()
     monkeypatch.setattr(_gpu, "BRANCHES", 2)
     assert _gpu._branches() == 2
+
+
+@pytest.mark.parametrize("value", ["transpose", "", None])
+def test_a_bad_w_layout_names_its_variable(monkeypatch, value):
+    monkeypatch.setattr(_gpu, "W_LAYOUT", value)
+    with pytest.raises(ValueError, match="WALKBACK_W_LAYOUT"):
+        _gpu._w_layout()
+    for name, code in (("auto", 0), ("stored", 1), ("transposed", 2)):
+        monkeypatch.setattr(_gpu, "W_LAYOUT", name)
+        assert _gpu._w_layout() == code

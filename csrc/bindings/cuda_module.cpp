@@ -76,11 +76,16 @@ void chain_t(const py::dict& m, const py::dict& a) {
   T* means = ptr<T>(get<uintptr_t>(a, "means"));
   const int64_t per_graph = get<int64_t>(a, "steps_per_graph");
   const int branches = get_branches(a);
+  const int64_t w_layout = get<int64_t>(a, "w_layout");
+  if (w_layout < wb::cuda::kWAuto || w_layout > wb::cuda::kWTransposed)
+    throw py::value_error("w_layout must be 0 (automatic), 1 (as stored) or 2 (transposed), not " +
+                          std::to_string(w_layout));
   const cudaStream_t s = as_stream(get<uintptr_t>(a, "stream"));
   if (args.chains < 0 || args.chains > 65535)
     throw py::value_error("the GPU chain runs at most 65535 chains per call");
   py::gil_scoped_release nogil;
-  wb::cuda::dae_chain<T>(model, args, x, records, means, per_graph, branches, s);
+  wb::cuda::dae_chain<T>(model, args, x, records, means, per_graph, branches, int(w_layout),
+                         s);
 }
 
 template <class T>

@@ -22,6 +22,12 @@ STEPS_PER_GRAPH = int(os.environ.get("WALKBACK_STEPS_PER_GRAPH", "16"))
 # 2 force it (the benchmark's ablation and the tests). The uniforms drawn are the same (a sample
 # can differ where float rounding moves a mean across its uniform).
 BRANCHES = int(os.environ.get("WALKBACK_BRANCHES", "0"))
+# How a tied model's chain reads W in its second GEMM (h W^T): "transposed" copies W^T once per
+# call and runs cuBLAS's plain kernel on it, "stored" runs the transposed-operand kernel on W
+# itself, "auto" transposes from 1024 chains on (cuda/dae_chain.cu; measured in
+# benchmarks/RESULTS.md). The numbers drawn are the same either way.
+W_LAYOUT = os.environ.get("WALKBACK_W_LAYOUT", "auto")
+_W_LAYOUTS = {"auto": 0, "stored": 1, "transposed": 2}
 
 
 def _branches() -> int:
@@ -30,6 +36,16 @@ def _branches() -> int:
             f"WALKBACK_BRANCHES (walkback._gpu.BRANCHES) must be 0, 1 or 2, not {BRANCHES}"
         )
     return BRANCHES
+
+
+def _w_layout() -> int:
+    try:
+        return _W_LAYOUTS[W_LAYOUT]
+    except (KeyError, TypeError):
+        raise ValueError(
+            "WALKBACK_W_LAYOUT (walkback._gpu.W_LAYOUT) must be one of "
+            f"{', '.join(map(repr, _W_LAYOUTS))}, not {W_LAYOUT!r}"
+        ) from None
 
 
 def require(what: str, cublas: bool = True):
@@ -198,6 +214,7 @@ def dae_chain(
         "record_means": bool(record_means),
         "steps_per_graph": max(0, STEPS_PER_GRAPH),
         "branches": _branches(),
+        "w_layout": _w_layout(),
         "stream": stream_ptr(cupy),
     }
     _backend.cuda().dae_chain(dae_model(kw), args)

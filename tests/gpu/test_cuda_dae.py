@@ -34,7 +34,11 @@ def binary(n, d=D, seed=1, dtype=np.float64):
 @pytest.mark.parametrize("steps", [1, 5, 40])  # 40: two graph replays and 8 direct steps
 @pytest.mark.parametrize("tied", [True, False])
 @pytest.mark.parametrize("d", [D, 40])  # 40: 16-byte vector accesses
-def test_chain_float64_equals_cpu(steps, tied, d):
+@pytest.mark.parametrize("layout", ["stored", "transposed"])  # how a tied W is read
+def test_chain_float64_equals_cpu(monkeypatch, steps, tied, d, layout):
+    from walkback import _gpu
+
+    monkeypatch.setattr(_gpu, "W_LAYOUT", layout)
     p = params(np.float64, tied, d=d)
     x = binary(11, d=d)
     kw = dict(corruption=wb.SaltAndPepper(0.3), seed=5, step=3, first_chain=2, steps=steps)
@@ -196,6 +200,41 @@ def test_large_batch_two_branches_track_one(monkeypatch):
         monkeypatch.setattr(_gpu, "BRANCHES", branches)
         out[branches] = cupy.asnumpy(wb.ops.chain_step(x, **p, seed=4, steps=16))
     assert np.mean(out[1] != out[2]) < 1e-3
+
+
+def test_transposed_w_follows_changes_in_place(monkeypatch):
+    """The copy of W^T is made in every call: a W changed in place between two calls of the
+    same shape (one cached graph) is the W the second call multiplies by."""
+    from walkback import _gpu
+
+    monkeypatch.setattr(_gpu, "W_LAYOUT", "transposed")
+    p = params(np.float64, d=40, h=33)
+    gp = on_gpu(p)
+    x = binary(6, d=40)
+    for scale in (1.0, -2.0):
+        gp["W1"] *= scale
+        p["W1"] = p["W1"] * scale
+        kw = dict(seed=9, steps=20, return_mean=True)
+        last, mean = wb.ops.chain_step(x, **p, **kw)
+        gl, gm = wb.ops.chain_step(cupy.asarray(x), **gp, **kw)
+        np.testing.assert_array_equal(cupy.asnumpy(gl), last)
+        np.testing.assert_allclose(cupy.asnumpy(gm), mean, rtol=1e-10, atol=1e-12)
+
+
+def test_large_batch_w_layouts_track_each_other(monkeypatch):
+    """float32, 1024 chains of 784 units (the automatic choice transposes there): W as stored
+    and W^T copied draw the same chain, up to samples whose uniform falls between two
+    roundings of a mean."""
+    from walkback import _gpu
+
+    p = on_gpu(params(np.float32, d=784, h=500))
+    x = cupy.asarray(binary(1024, d=784, dtype=np.float32))
+    out = {}
+    for layout in ("auto", "stored", "transposed"):
+        monkeypatch.setattr(_gpu, "W_LAYOUT", layout)
+        out[layout] = cupy.asnumpy(wb.ops.chain_step(x, **p, seed=4, steps=16))
+    np.testing.assert_array_equal(out["auto"], out["transposed"])
+    assert np.mean(out["stored"] != out["transposed"]) < 1e-3
 
 
 def test_sample_from_random_start_and_shared_clamp():
