@@ -41,6 +41,8 @@ Context& context() {
   check_cublas(cb.set_workspace(ctx->blas, ctx->workspace, kWorkspaceBytes),
                "cublasSetWorkspace");
   check(cudaEventCreateWithFlags(&ctx->done, cudaEventDisableTiming), "cudaEventCreate");
+  check(cudaEventCreateWithFlags(&ctx->checked, cudaEventDisableTiming), "cudaEventCreate");
+  check(cudaMallocHost(reinterpret_cast<void**>(&ctx->host_flags), 64), "cudaMallocHost");
   g_contexts[dev] = ctx;
   return *ctx;
 }

@@ -18,7 +18,8 @@ void check(cudaError_t e, const char* what);
 // Scratch buffers, named by slot; grow-only, so a pointer stays valid (and a captured graph
 // stays usable) until a larger request reallocates it.
 enum Slot : int {
-  kXt = 0, kH, kO, kDo, kDa, kPartial, kOnes, kLoss, kDyn, kGram, kRunMax, kRunSum, kWt, kSlots
+  kXt = 0, kH, kO, kDo, kDa, kPartial, kOnes, kLoss, kDyn, kGram, kRunMax, kRunSum, kWt, kFlags,
+  kSlots
 };
 
 struct Graph;  // a captured CUDA graph and the key it was captured for (dae_chain.cu)
@@ -33,6 +34,11 @@ struct Context {
   size_t ones_filled = 0;          // kOnes holds this many ones (of the last dtype filled)
   int ones_dtype = 0;
   cudaEvent_t done = nullptr;      // recorded at the end of every call
+  // A driver's data check, read back without stalling the stream: the check's flags are copied
+  // into `host_flags` (pinned) and `checked` recorded; the driver queues its real work behind
+  // them and only then waits for `checked` (while still holding the Context).
+  uint32_t* host_flags = nullptr;
+  cudaEvent_t checked = nullptr;
   cudaStream_t last_stream = nullptr;
   bool used = false;
   Graph* chain_graph = nullptr;

@@ -125,6 +125,18 @@ uint32_t check_values(const void* x, int64_t n, int dtype_size, bool binary, uin
   uint32_t* flags = nullptr;
   check(cudaMallocAsync(reinterpret_cast<void**>(&flags), sizeof(uint32_t), s), "cudaMallocAsync");
   check(cudaMemsetAsync(flags, 0, sizeof(uint32_t), s), "cudaMemsetAsync");
+  launch_check_values(x, n, dtype_size, binary, flags, stream);
+  uint32_t out = 0;
+  check(cudaMemcpyAsync(&out, flags, sizeof out, cudaMemcpyDeviceToHost, s), "cudaMemcpyAsync");
+  check(cudaFreeAsync(flags, s), "cudaFreeAsync");
+  check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
+  return out;
+}
+
+void launch_check_values(const void* x, int64_t n, int dtype_size, bool binary, uint32_t* flags,
+                         uintptr_t stream) {
+  if (n == 0) return;
+  auto s = reinterpret_cast<cudaStream_t>(stream);
   const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, 4096));
   if (dtype_size == 8)
     check_values_kernel<double><<<blocks, 256, 0, s>>>(static_cast<const double*>(x), n, binary,
@@ -133,11 +145,6 @@ uint32_t check_values(const void* x, int64_t n, int dtype_size, bool binary, uin
     check_values_kernel<float><<<blocks, 256, 0, s>>>(static_cast<const float*>(x), n, binary,
                                                       flags);
   check(cudaGetLastError(), "check_values kernel launch");
-  uint32_t out = 0;
-  check(cudaMemcpyAsync(&out, flags, sizeof out, cudaMemcpyDeviceToHost, s), "cudaMemcpyAsync");
-  check(cudaFreeAsync(flags, s), "cudaFreeAsync");
-  check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
-  return out;
 }
 
 void random_array(bool normal, uint64_t seed, uint32_t step, uint32_t first_chain,

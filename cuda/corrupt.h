@@ -23,5 +23,8 @@ void random_array(bool normal, uint64_t seed, uint32_t step, uint32_t first_chai
 // Bits of what x (n values) holds: 1 = NaN or infinite values, 2 = (when `binary`) finite values
 // other than 0 and 1. One pass and one synchronization of `stream`.
 uint32_t check_values(const void* x, int64_t n, int dtype_size, bool binary, uintptr_t stream);
+// The check's kernel alone: ORs those bits into *flags (device memory, zeroed by the caller).
+void launch_check_values(const void* x, int64_t n, int dtype_size, bool binary, uint32_t* flags,
+                         uintptr_t stream);
 
 }  // namespace wb::cuda

@@ -12,21 +12,34 @@
 
 namespace wb::cuda {
 
-// `w_layout`: how a tied model's second GEMM (h W^T) reads W. kWAsStored reads W itself
-// (cuBLAS's transposed-operand kernel); kWTransposed first copies W^T into a scratch buffer,
-// once per call, and multiplies by that (the plain kernel, which cuBLAS runs faster for some
-// shapes); kWAuto picks by batch size (kTransposeRows, dae_chain.cu). Untied models are not
+// How a tied model's second GEMM (h W^T) reads W. kWAsStored reads W itself (cuBLAS's
+// transposed-operand kernel); kWTransposed first copies W^T into a scratch buffer, once per
+// call, and multiplies by that (the plain kernel, which cuBLAS runs faster for some shapes);
+// kWAuto picks by batch size (chain_w_transposed, dae_chain.cu). Untied models are not
 // affected.
 enum WLayout : int { kWAuto = 0, kWAsStored = 1, kWTransposed = 2 };
 
-// `steps_per_graph` > 0: the steps run as replays of a CUDA graph of that many steps (one
-// launch for many steps: what makes a few chains fast); 0 launches every kernel directly.
-// `branches`: how many independent row blocks run side by side (1 or 2; 0 picks 1: measured, two
-// gain nothing for the chain). The uniforms drawn do not depend on it; a sample can, where
-// float rounding of a GEMM moves a mean across its uniform.
+// How the GPU chain runs (the CPU's ChainArgs say what it computes).
+struct ChainLaunch {
+  // > 0: the steps run as replays of a CUDA graph of that many steps (one launch for many
+  // steps: what makes a few chains fast); 0 launches every kernel directly.
+  int64_t steps_per_graph = 16;
+  // How many independent row blocks run side by side (1 or 2; 0 picks 1: measured, two gain
+  // nothing for the chain). The uniforms drawn do not depend on it; a sample can, where float
+  // rounding of a GEMM moves a mean across its uniform.
+  int branches = 0;
+  int w_layout = kWAuto;
+  // Check the start state first: 0 no, 1 finite, 2 finite and binary. The check's flags come
+  // back without stalling the stream: the chain is queued behind the check, then the driver
+  // waits for the check alone. A bad state has then run through the chain (x holds garbage);
+  // the caller raises.
+  int check = 0;
+};
+
+// Returns the check's bits (as check_values: 1 not finite, 2 not binary; 0 when unchecked).
 template <class T>
-void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* means,
-               int64_t steps_per_graph, int branches, int w_layout, cudaStream_t stream);
+uint32_t dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* means,
+                   const ChainLaunch& how, cudaStream_t stream);
 
 // Bits of `bad_input`: the data checks run inside the first step's kernel (a separate check
 // would cost the caller a synchronization of its own).

@@ -51,8 +51,11 @@ namespace {
 
 __global__ void set_dyn_kernel(ChainDyn* dyn, ChainDyn value) { *dyn = value; }
 
-// Tied models from this many chains on multiply by a transposed copy of W (kWAuto).
-constexpr int64_t kTransposeRows = 1024;
+// kWAuto: whether a tied model multiplies by a copy of W^T for B chains. Measured on an H100
+// (benchmarks/RESULTS.md, D = 784, H = 1000): the copy is faster at B = 16 and 256, slower at
+// 4096 (cuBLAS's plain kernel for h W^T is slower there than its transposed-operand one), the
+// same at B = 1.
+inline bool chain_w_transposed(int64_t B) { return B >= 2 && B < 1024; }
 
 // out (cols x rows) = in (rows x cols)^T, both row-major, by 32 x 32 tiles through shared
 // memory so that reads and writes are both coalesced; blocks of 32 x 8 threads, the grid's y
@@ -252,18 +255,31 @@ cudaGraphExec_t chain_graph(Context& ctx, const DaeModel<T>& m, const Quads& q, 
 }  // namespace
 
 template <class T>
-void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* means,
-               int64_t steps_per_graph, int branches, int w_layout, cudaStream_t stream) {
+uint32_t dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* means,
+                   const ChainLaunch& how, cudaStream_t stream) {
   const int64_t B = a.chains, D = m.D, H = m.H, total = a.burn_in + a.steps;
-  if (B == 0 || total == 0) return;
-  if (w_layout < kWAuto || w_layout > kWTransposed)
-    throw std::invalid_argument("dae_chain: unknown W layout " + std::to_string(w_layout));
+  if (B == 0 || total == 0) return 0;
+  if (how.w_layout < kWAuto || how.w_layout > kWTransposed)
+    throw std::invalid_argument("dae_chain: unknown W layout " + std::to_string(how.w_layout));
+  if (how.check < 0 || how.check > 2)
+    throw std::invalid_argument("dae_chain: unknown check " + std::to_string(how.check));
   ContextCall call(stream);
   Context& ctx = call.ctx;
+  if (how.check) {
+    auto* flags = static_cast<uint32_t*>(ctx.scratch(kFlags, sizeof(uint32_t)));
+    check(cudaMemsetAsync(flags, 0, sizeof(uint32_t), stream), "cudaMemsetAsync");
+    launch_check_values(x, B * D, int(sizeof(T)), how.check == 2, flags,
+                        reinterpret_cast<uintptr_t>(stream));
+    check(cudaMemcpyAsync(ctx.host_flags, flags, sizeof(uint32_t), cudaMemcpyDeviceToHost,
+                          stream),
+          "cudaMemcpyAsync (check flags)");
+    check(cudaEventRecord(ctx.checked, stream), "cudaEventRecord");
+  }
   // A tied model multiplied by a copy of W^T is an untied one with U = W^T. The copy is made
   // in every call (W may have changed in place since the last), on the caller's stream.
   DaeModel<T> model = m;
-  if (!m.U && (w_layout == kWTransposed || (w_layout == kWAuto && B >= kTransposeRows))) {
+  const int layout = how.w_layout;
+  if (!m.U && (layout == kWTransposed || (layout == kWAuto && chain_w_transposed(B)))) {
     T* wt = static_cast<T*>(ctx.scratch(kWt, size_t(D * H) * sizeof(T)));
     transpose<T>(m.W, D, H, wt, stream);
     model.U = wt;
@@ -282,14 +298,15 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
   // Vector accesses need every array the epilogue touches by group aligned (a view made by
   // another framework may start anywhere). Branches start at whole rows: they keep it.
   const Quads q = make_quads(B, D, {o, model.b0, xt, x, records, means});
-  branches = pick_branches(branches, B, false);
+  const int branches = pick_branches(how.branches, B, false);
   int64_t done = 0;
   if (branches > 1) ctx.ensure_side_lane();  // before any capture: making it allocates and waits
-  if (steps_per_graph > 0 && total >= steps_per_graph) {
-    const cudaGraphExec_t exec =
-        chain_graph<T>(ctx, model, q, branches, xt, h, o, dyn, a.clamp_per_chain, a.record_means,
-                       steps_per_graph, stream);
-    for (; total - done >= steps_per_graph; done += steps_per_graph)
+  const int64_t per_graph = how.steps_per_graph;
+  if (per_graph > 0 && total >= per_graph) {
+    const cudaGraphExec_t exec = chain_graph<T>(ctx, model, q, branches, xt, h, o, dyn,
+                                                a.clamp_per_chain, a.record_means, per_graph,
+                                                stream);
+    for (; total - done >= per_graph; done += per_graph)
       check(cudaGraphLaunch(exec, stream), "cudaGraphLaunch");
   }
   // The steps left are launched directly.
@@ -297,11 +314,14 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
     enqueue_branches<T>(ctx, stream, false, model, q, branches, xt, h, o, dyn, a.clamp_per_chain,
                         a.record_means, total - done);
   call.finish();
+  if (!how.check) return 0;
+  check(cudaEventSynchronize(ctx.checked), "cudaEventSynchronize (check flags)");
+  return *ctx.host_flags;
 }
 
-template void dae_chain<float>(const DaeModel<float>&, const ChainArgs&, float*, float*, float*,
-                               int64_t, int, int, cudaStream_t);
-template void dae_chain<double>(const DaeModel<double>&, const ChainArgs&, double*, double*,
-                                double*, int64_t, int, int, cudaStream_t);
+template uint32_t dae_chain<float>(const DaeModel<float>&, const ChainArgs&, float*, float*,
+                                   float*, const ChainLaunch&, cudaStream_t);
+template uint32_t dae_chain<double>(const DaeModel<double>&, const ChainArgs&, double*, double*,
+                                    double*, const ChainLaunch&, cudaStream_t);
 
 }  // namespace wb::cuda

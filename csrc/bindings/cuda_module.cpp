@@ -58,7 +58,7 @@ int get_branches(const py::dict& a) {
 }
 
 template <class T>
-void chain_t(const py::dict& m, const py::dict& a) {
+uint32_t chain_t(const py::dict& m, const py::dict& a) {
   const wb::DaeModel<T> model = dae_model<T>(m);
   wb::ChainArgs args;
   args.chains = get<int64_t>(a, "chains");
@@ -74,18 +74,24 @@ void chain_t(const py::dict& m, const py::dict& a) {
   T* x = ptr<T>(get<uintptr_t>(a, "x"));
   T* records = ptr<T>(get<uintptr_t>(a, "records"));
   T* means = ptr<T>(get<uintptr_t>(a, "means"));
-  const int64_t per_graph = get<int64_t>(a, "steps_per_graph");
-  const int branches = get_branches(a);
+  wb::cuda::ChainLaunch how;
+  how.steps_per_graph = get<int64_t>(a, "steps_per_graph");
+  how.branches = get_branches(a);
   const int64_t w_layout = get<int64_t>(a, "w_layout");
   if (w_layout < wb::cuda::kWAuto || w_layout > wb::cuda::kWTransposed)
     throw py::value_error("w_layout must be 0 (automatic), 1 (as stored) or 2 (transposed), not " +
                           std::to_string(w_layout));
+  how.w_layout = int(w_layout);
+  const int64_t check = get<int64_t>(a, "check");
+  if (check < 0 || check > 2)
+    throw py::value_error("check must be 0 (none), 1 (finite) or 2 (finite and binary), not " +
+                          std::to_string(check));
+  how.check = int(check);
   const cudaStream_t s = as_stream(get<uintptr_t>(a, "stream"));
   if (args.chains < 0 || args.chains > 65535)
     throw py::value_error("the GPU chain runs at most 65535 chains per call");
   py::gil_scoped_release nogil;
-  wb::cuda::dae_chain<T>(model, args, x, records, means, per_graph, branches, int(w_layout),
-                         s);
+  return wb::cuda::dae_chain<T>(model, args, x, records, means, how, s);
 }
 
 template <class T>
@@ -157,7 +163,7 @@ PYBIND11_MODULE(_walkback_cuda, mod) {
                            reinterpret_cast<float*>(out), stream);
   });
   mod.def("dae_chain", [](const py::dict& m, const py::dict& a) {
-    get<int>(m, "dtype_size") == 8 ? chain_t<double>(m, a) : chain_t<float>(m, a);
+    return get<int>(m, "dtype_size") == 8 ? chain_t<double>(m, a) : chain_t<float>(m, a);
   });
   mod.def("dae_walkback", [](const py::dict& m, const py::dict& a, const py::object& grads) {
     return get<int>(m, "dtype_size") == 8 ? walkback_t<double>(m, a, grads)

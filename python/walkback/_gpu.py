@@ -24,7 +24,7 @@ STEPS_PER_GRAPH = int(os.environ.get("WALKBACK_STEPS_PER_GRAPH", "16"))
 BRANCHES = int(os.environ.get("WALKBACK_BRANCHES", "0"))
 # How a tied model's chain reads W in its second GEMM (h W^T): "transposed" copies W^T once per
 # call and runs cuBLAS's plain kernel on it, "stored" runs the transposed-operand kernel on W
-# itself, "auto" transposes from 1024 chains on (cuda/dae_chain.cu; measured in
+# itself, "auto" copies for 2 to 1023 chains (cuda/dae_chain.cu; measured in
 # benchmarks/RESULTS.md). The numbers drawn are the same either way.
 W_LAYOUT = os.environ.get("WALKBACK_W_LAYOUT", "auto")
 _W_LAYOUTS = {"auto": 0, "stored": 1, "transposed": 2}
@@ -147,6 +147,11 @@ def check_values(name: str, x, binary: bool = False) -> None:
     flags = _backend.cuda().check_values(
         ptr(x), int(x.size), int(x.dtype.itemsize), bool(binary), stream_ptr(cupy)
     )
+    _raise_for_flags(name, flags)
+
+
+def _raise_for_flags(name: str, flags: int) -> None:
+    """The ValueError for the bits of a device-side data check (cuda/corrupt.h)."""
     if flags & 1:
         raise ValueError(f"{name}: contains NaN or infinite values")
     if flags & 2:
@@ -195,8 +200,13 @@ def dae_chain(
     records,
     means,
     record_means,
+    check=None,
 ):
-    """Runs the DAE chain on the GPU, the state ``x`` (B, D) advanced in place."""
+    """Runs the DAE chain on the GPU, the state ``x`` (B, D) advanced in place.
+
+    ``check`` ("finite" or "binary": finite and 0 or 1) checks the start state first and raises
+    ValueError for bad values, without stalling the stream: the chain is queued behind the
+    check and only the check is waited for (so x has run through the chain when it raises)."""
     cupy = require("dae_chain")
     args = {
         "x": ptr(x),
@@ -215,9 +225,10 @@ def dae_chain(
         "steps_per_graph": max(0, STEPS_PER_GRAPH),
         "branches": _branches(),
         "w_layout": _w_layout(),
+        "check": {None: 0, "finite": 1, "binary": 2}[check],
         "stream": stream_ptr(cupy),
     }
-    _backend.cuda().dae_chain(dae_model(kw), args)
+    _raise_for_flags("x", _backend.cuda().dae_chain(dae_model(kw), args))
 
 
 def dae_walkback(x, kw, *, seed, first_chain, walkbacks, last_only, grads, wait=True):

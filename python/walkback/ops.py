@@ -200,9 +200,7 @@ def chain_step(
         "chain_step", x, W1, b1, b0, U1, activation, corruption, reconstruction, False
     )
     binary = kw["reconstruction"] == _codes.RECONSTRUCTIONS["bernoulli"]
-    if device == "cuda":
-        _gpu.check_values("x", x, binary)  # finite and binary in one pass
-    else:
+    if device != "cuda":  # on the GPU the chain's driver checks its copy of x (below)
         _check_finite("x", x)
         if binary:
             _checks.check_binary("x", x)
@@ -228,7 +226,8 @@ def chain_step(
         record_means=False,
     )
     if device == "cuda":
-        _gpu.dae_chain(state, kw, **run)
+        # Finite and binary in one pass, waited for without stalling the GPU's queue.
+        _gpu.dae_chain(state, kw, **run, check="binary" if binary else "finite")
     else:
         _backend.cpu().dae_chain(state, **kw, **run)
     return (state, means) if return_mean else state

@@ -221,20 +221,21 @@ def test_transposed_w_follows_changes_in_place(monkeypatch):
         np.testing.assert_allclose(cupy.asnumpy(gm), mean, rtol=1e-10, atol=1e-12)
 
 
-def test_large_batch_w_layouts_track_each_other(monkeypatch):
-    """float32, 1024 chains of 784 units (the automatic choice transposes there): W as stored
-    and W^T copied draw the same chain, up to samples whose uniform falls between two
-    roundings of a mean."""
+def test_w_layouts_track_each_other(monkeypatch):
+    """float32, 784 units: W as stored and W^T copied draw the same chain, up to samples whose
+    uniform falls between two roundings of a mean; the automatic choice copies at 256 chains
+    and reads W as stored at 1024."""
     from walkback import _gpu
 
     p = on_gpu(params(np.float32, d=784, h=500))
-    x = cupy.asarray(binary(1024, d=784, dtype=np.float32))
-    out = {}
-    for layout in ("auto", "stored", "transposed"):
-        monkeypatch.setattr(_gpu, "W_LAYOUT", layout)
-        out[layout] = cupy.asnumpy(wb.ops.chain_step(x, **p, seed=4, steps=16))
-    np.testing.assert_array_equal(out["auto"], out["transposed"])
-    assert np.mean(out["stored"] != out["transposed"]) < 1e-3
+    for rows, auto in ((256, "transposed"), (1024, "stored")):
+        x = cupy.asarray(binary(rows, d=784, dtype=np.float32))
+        out = {}
+        for layout in ("auto", "stored", "transposed"):
+            monkeypatch.setattr(_gpu, "W_LAYOUT", layout)
+            out[layout] = cupy.asnumpy(wb.ops.chain_step(x, **p, seed=4, steps=16))
+        np.testing.assert_array_equal(out["auto"], out[auto])
+        assert np.mean(out["stored"] != out["transposed"]) < 1e-3
 
 
 def test_sample_from_random_start_and_shared_clamp():
@@ -520,3 +521,15 @@ def test_chain_rejects_bad_states_in_one_check():
     x[1, 2] = 0.5  # Gaussian chains take any finite state
     out = wb.ops.chain_step(cupy.asarray(x), **p, seed=0, reconstruction="gaussian")
     assert out.shape == x.shape
+    # The check is read after the chain was queued (graph replays too): the caller's array is
+    # untouched, and the next call's flags start clean.
+    gx = cupy.asarray(x)
+    with pytest.raises(ValueError, match="binary"):
+        wb.ops.chain_step(gx, **p, seed=0, steps=40)
+    np.testing.assert_array_equal(cupy.asnumpy(gx), x)
+    p64 = params(np.float64)
+    x = x.astype(np.float64)
+    x[1, 2] = 1.0
+    want = wb.ops.chain_step(x, **p64, seed=0, steps=40)
+    got = wb.ops.chain_step(cupy.asarray(x), **on_gpu(p64), seed=0, steps=40)
+    np.testing.assert_array_equal(cupy.asnumpy(got), want)
