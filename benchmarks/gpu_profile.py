@@ -135,7 +135,38 @@ def main(argv=None):
             report(name, trace(torch, fn, os.path.join(a.out, f"trace{i}.json")))
         except Exception as e:  # noqa: BLE001 - one failed case must not lose the others
             print(f"\n## {name}: failed: {type(e).__name__}: {e}")
+    gemm_layouts(torch, rng)
     return 0
+
+
+def gemm_layouts(torch, rng, reps=20):
+    """CUDA-event time of each way to lay out a chain step's two products for cuBLAS (the
+    same FLOPs; cuBLAS picks its kernel by layout and shape): which ones a chain could use."""
+    W = torch.as_tensor(rng.normal(0, 0.05, (D, H)).astype(np.float32), device="cuda")
+    Wt = W.t().contiguous()
+    print("\n## GEMM layouts (us per product, median of 20)")
+    for B in (1024, 4096):
+        x = torch.rand((B, D), device="cuda")
+        h = torch.rand((B, H), device="cuda")
+        variants = {
+            "h = x W": (x, W),
+            "h^T = W^T x^T (W^T copied)": (Wt, x.t()),
+            "o = h W^T (W as stored)": (h, W.t()),
+            "o = h W^T (W^T copied)": (h, Wt),
+            "o^T = W h^T": (W, h.t()),
+        }
+        for name, (a, b) in variants.items():
+            for _ in range(3):
+                torch.mm(a, b)
+            out = []
+            for _ in range(reps):
+                e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                e0.record()
+                torch.mm(a, b)
+                e1.record()
+                e1.synchronize()
+                out.append(e0.elapsed_time(e1) * 1e3)
+            print(f"  B={B:5d}  {np.median(out):8.1f} us  {name}")
 
 
 if __name__ == "__main__":

@@ -72,13 +72,13 @@ __global__ void mul_activation_grad_kernel(T* g, const T* h, Quads q, Activation
 // branches of a CUDA graph), so that one branch's memory-bound kernels run while the other's
 // compute-bound GEMMs do, instead of leaving the chip to one of them at a time. Rows keep their
 // chain numbers, so the numbers drawn do not depend on the split. Measured on an H100
-// (benchmarks/RESULTS.md): walk-back training at B = 4096 gains about 2%, the chain nothing
-// (its second GEMM gets a slower cuBLAS kernel at half the rows), so only training splits
-// large batches by itself.
+// (benchmarks/RESULTS.md): walk-back training at B = 4096 gains 1-4%, at B = 1024 it loses 23%;
+// the chain gains nothing (its second GEMM gets a slower cuBLAS kernel at half the rows). So
+// only training splits, and only its largest batches, by itself.
 constexpr int kMaxBranches = 2;
 // Training batches of at least this many rows run as two branches when the caller leaves it
 // to us.
-constexpr int64_t kBranchRows = 1024;
+constexpr int64_t kBranchRows = 4096;
 
 // The rows [row0, row0 + q.rows) of a batch; `index` picks the branch's own step counter.
 struct Branch {

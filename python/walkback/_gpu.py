@@ -18,7 +18,7 @@ from . import _backend
 STEPS_PER_GRAPH = int(os.environ.get("WALKBACK_STEPS_PER_GRAPH", "16"))
 # How many row blocks of a batch the chain and walk-back training run side by side, so that one
 # block's elementwise kernels overlap the other's GEMMs: 0 lets the backend choose (two for
-# training batches of 1024 rows or more, one for the chain, where two measured no faster), 1 or
+# training batches of 4096 rows or more, one for the chain, where two measured no faster), 1 or
 # 2 force it (the benchmark's ablation and the tests). The uniforms drawn are the same (a sample
 # can differ where float rounding moves a mean across its uniform).
 BRANCHES = int(os.environ.get("WALKBACK_BRANCHES", "0"))

@@ -174,9 +174,13 @@ def test_large_odd_batch_runs_two_branches_equal_cpu(monkeypatch):
 
 
 @pytest.mark.parametrize("tied", [True, False])
-def test_large_odd_batch_walkback_grads_equal_cpu(tied):
-    """1025 rows, k = 3 (the automatic choice: two branches on two streams, bias sums on the
-    side lane)."""
+@pytest.mark.parametrize("branches", [0, 2])  # 0: one (automatic); 2: two streams, side lane
+def test_large_odd_batch_walkback_grads_equal_cpu(monkeypatch, tied, branches):
+    """1025 rows, k = 3: as one block, and as two branches on two streams with the bias sums
+    on the side lane."""
+    from walkback import _gpu
+
+    monkeypatch.setattr(_gpu, "BRANCHES", branches)
     d = 40
     p = params(np.float64, tied, d=d, seed=3)
     x = binary(1025, d=d, seed=6)
