@@ -211,6 +211,22 @@ def train_row(cupy, torch, B, iters, reps):
     peer("walkback", r, "walkback", lambda: timed(cupy, ours(False), reps))
     # wait=True reads every loss back as a float (and checks the data): what fit does.
     peer("walkback, wait", r, "walkback_wait", lambda: timed(cupy, ours(True), reps))
+    # DAE.fit over `iters` batches of B rows (one epoch: shuffling, gathering each batch, the
+    # optimizer, each loss read a batch late): what a user's training loop gets.
+    data = cupy.asarray((rng.random((B * iters, D)) < 0.3).astype(np.float32))
+    model = wb.DAE(D, H, corruption=sp, seed=0).to("cuda")
+
+    def fit():
+        model.fit(
+            data,
+            epochs=1,
+            batch_size=B,
+            optimizer=wb.SGD(0.01, momentum=0.5),
+            progress=False,
+            seed=next(seeds),
+        )
+
+    peer("walkback fit", r, "walkback_fit", lambda: timed(cupy, fit, reps))
     r["walkback_one_branch"] = None
     if B >= 1024:  # the ablation of the two row branches large batches run as
         peer(
@@ -283,6 +299,7 @@ def train_row(cupy, torch, B, iters, reps):
     for k in (
         "walkback",
         "walkback_wait",
+        "walkback_fit",
         "walkback_one_branch",
         "torch_eager",
         "torch_eager_item",
@@ -358,13 +375,15 @@ def main(argv=None):
         )
     print("\nTraining examples/s (walk-back k=1 + SGD momentum; higher is better)\n")
     print(
-        "| B | walkback | walkback, wait | one branch | torch eager | torch eager + item | "
-        "torch graph | GEMM only | vs eager | wait vs eager + item | of GEMM-only |"
+        "| B | walkback | walkback, wait | walkback fit | one branch | torch eager | "
+        "torch eager + item | torch graph | GEMM only | vs eager | wait vs eager + item "
+        "| of GEMM-only |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in train:
         print(
             f"| {r['B']} | {fmt(r['walkback'])} | {fmt(r.get('walkback_wait'))} | "
+            f"{fmt(r.get('walkback_fit'))} | "
             f"{fmt(r['walkback_one_branch'])} | {fmt(r['torch_eager'])} | "
             f"{fmt(r['torch_eager_item'])} | "
             f"{fmt(r['torch_graph'])} | {fmt(r['gemm_only'])} | "

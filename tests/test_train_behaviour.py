@@ -155,6 +155,39 @@ def test_divergence_restores_the_last_parameters_that_gave_a_finite_loss():
         assert not np.array_equal(v, seen[0][k])
 
 
+@pytest.mark.parametrize("bad_call,where,restored", [(3, "epoch 1, batch 3", 1), (1, "batch 1", 0)])
+def test_divergence_seen_a_batch_late_still_restores_the_last_finite(bad_call, where, restored):
+    """fit reads each loss after queuing the next batch (no GPU stall): a NaN in the middle of
+    an epoch is seen while the next batch's gradients exist, and the parameters come back to
+    those of the last finite loss (or the initial ones), from the older of two backups."""
+    from walkback import training
+
+    m = wb.DAE(D, 8, seed=0)
+    seen = []
+
+    def batch_loss(xb, seed, grads):
+        seen.append({k: v.copy() for k, v in m._params.items()})
+        for g in grads.values():
+            g[...] = 0.01 * len(seen)
+        return float("nan") if len(seen) == bad_call else 1.0
+
+    with pytest.raises(wb.TrainingDiverged, match=where):
+        training.fit(
+            m,
+            np.zeros((8, D), np.float32),
+            batch_loss=batch_loss,
+            valid_loss=None,
+            epochs=2,
+            batch_size=2,
+            optimizer=wb.SGD(lr=0.5),
+            progress=False,
+            seed=0,
+        )
+    assert len(seen) == bad_call + 1  # the next batch ran before the NaN was read
+    for k, v in m.get_params().items():
+        np.testing.assert_array_equal(v, seen[restored][k])
+
+
 def test_fit_argument_errors():
     m = wb.DAE(D, 4)
     x = np.zeros((5, D))

@@ -1,7 +1,7 @@
 """What every chain model shares: its parameters by name, the walk-back loss and gradients
 through the model's kernel, fit(), and model files. A model defines ``param_shapes()``,
 ``_check_data(name, x)``, ``_walkback_call(x, walkbacks, seed, first_chain, reconstruct,
-grads)``, ``_default_walkbacks`` and, for sampling, ``_initial_state(n, seed)``,
+grads, wait=True)``, ``_default_walkbacks`` and, for sampling, ``_initial_state(n, seed)``,
 ``_start_state(x0, seed)``, ``_clamp_mask(clamp, n)`` and ``_run_chain(x, clamp, steps,
 burn_in, every, seed, means, progress)``."""
 
@@ -275,8 +275,9 @@ class ChainModel(ParamModel):
         return _training.fit(
             self,
             x,
+            # wait=False: on a GPU the loss stays on it until fit reads it, a batch later
             batch_loss=lambda xb, s, grads: self._walkback_call(
-                xb, walkbacks, s, 0, reconstruct, grads
+                xb, walkbacks, s, 0, reconstruct, grads, wait=False
             ),
             valid_loss=lambda v, s: self.walkback_loss(
                 v, walkbacks=walkbacks, seed=s, reconstruct=reconstruct

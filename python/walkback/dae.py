@@ -143,7 +143,9 @@ class DAE(ChainModel):
             )
         return a
 
-    def _walkback_call(self, x, walkbacks, seed, first_chain, reconstruct, grads):
+    def _walkback_call(self, x, walkbacks, seed, first_chain, reconstruct, grads, wait=True):
+        """The loss (and gradients into ``grads``); on the GPU with ``wait=False`` a 0-d CuPy
+        array the GPU fills later (NaN for bad data), so nothing waits."""
         run = dict(
             seed=seed,
             first_chain=first_chain,
@@ -151,7 +153,7 @@ class DAE(ChainModel):
             last_only=reconstruct == "last",
         )
         if self.device == "cuda":
-            return _gpu.dae_walkback(x, self._kernel_kwargs(), grads=grads, **run)
+            return _gpu.dae_walkback(x, self._kernel_kwargs(), grads=grads, wait=wait, **run)
         g = {} if grads is None else {f"g{k}": v for k, v in grads.items()}
         return _backend.cpu().dae_walkback(x, **self._kernel_kwargs(), **run, **g)
 

@@ -407,7 +407,9 @@ class GSN(ChainModel):
                 m[off : off + s.size] = 1
         return m
 
-    def _walkback_call(self, x, walkbacks, seed, first_chain, reconstruct, grads):
+    def _walkback_call(self, x, walkbacks, seed, first_chain, reconstruct, grads, wait=True):
+        """The loss (and gradients into ``grads``); ``wait`` is the GPU's option (a GSN runs
+        on the CPU, whose loss is always ready)."""
         L = len(self.hidden)
         g = {}
         if grads is not None:

@@ -1,7 +1,13 @@
 """The one ``fit`` loop every model shares: batches, the optimizer, validation, progress, NaN
 handling and stochastic binarization. A model provides ``_params`` (name -> array) and
 ``_draw_seed()``; the caller gives the data already checked and two closures:
-``batch_loss(xb, seed, grads) -> float`` (fills ``grads``) and ``valid_loss(x, seed) -> float``."""
+``batch_loss(xb, seed, grads)`` (fills ``grads``; returns a float, or a 0-d device array the
+device fills later) and ``valid_loss(x, seed) -> float``.
+
+A batch's loss is read (a synchronization, on a GPU) only after the next batch's gradients are
+queued, so the device never waits for Python between batches. A non-finite loss is thus seen
+one batch late; two backups of the parameters (before each of the last two optimizer steps)
+still give back the last parameters with a finite loss."""
 
 from __future__ import annotations
 
@@ -85,15 +91,41 @@ def fit(
     params = model._params
     xp = _backend.array_module(x)  # NumPy, or CuPy for a model on the GPU
     grads = {k: xp.empty_like(v) for k, v in params.items()}
-    backup = {k: v.copy() for k, v in params.items()}
+    # backups[i % 2]: the parameters before optimizer step i (both start as the initial ones).
+    backups = [{k: v.copy() for k, v in params.items()} for _ in range(2)]
     batch_buf = np.empty((min(batch_size, n),) + x.shape[1:], x.dtype) if xp is np else None
     history = History()
     batches = (n + batch_size - 1) // batch_size
     bar = progress_bar(epochs * batches, progress, "training", "batch")
+    step = 0  # optimizer steps taken
+    pending = None  # (loss, epoch, batch, rows) of the last step, not read yet
+    total = 0.0
+
+    def settle(restore_from):
+        """Reads the pending loss; a non-finite one restores `restore_from` and raises."""
+        nonlocal pending, total
+        loss, epoch, b, rows = pending
+        pending = None
+        value = float(loss)
+        if not np.isfinite(value):
+            for k, v in restore_from.items():
+                xp.copyto(params[k], v)
+            raise TrainingDiverged(
+                f"fit: the loss became {value} at epoch {epoch + 1}, batch {b + 1}; the "
+                "parameters were restored to the last ones with a finite loss "
+                "(try a smaller learning rate)"
+            )
+        total += value * rows
+        bar.update(1)
+        bar.set_postfix(epoch=epoch + 1, loss=f"{value:.3f}", refresh=False)
+
     try:
         for epoch in range(epochs):
             t0 = time.perf_counter()
             order = rng.permutation(n) if shuffle else np.arange(n)
+            # On a GPU the whole epoch's order goes over once: a copy per batch could wait for
+            # the device.
+            device_order = None if xp is np else xp.asarray(order)
             total = 0.0
             for b in range(batches):
                 idx = order[b * batch_size : (b + 1) * batch_size]
@@ -104,22 +136,20 @@ def fit(
                     # makes NumPy build a temporary and copy it (measured 2x slower).
                     xb = np.take(x, idx, axis=0, out=batch_buf[: len(idx)], mode="clip")
                 else:
-                    xb = xp.ascontiguousarray(x[idx if xp is np else xp.asarray(idx)])
+                    rows = idx if xp is np else device_order[b * batch_size : (b + 1) * batch_size]
+                    xb = xp.ascontiguousarray(x[rows])
                 if binarize == "stochastic":
                     xb = stochastic_binarize(xb, seed, epoch, b * batch_size)
                 loss = batch_loss(xb, int(rng.integers(0, 2**63)), grads)
-                if not np.isfinite(loss):
-                    for k, v in backup.items():
-                        xp.copyto(params[k], v)
-                    raise TrainingDiverged(
-                        f"fit: the loss became {loss} at epoch {epoch + 1}, batch {b + 1}; the "
-                        "parameters were restored to the last ones with a finite loss "
-                        "(try a smaller learning rate)"
-                    )
-                opt.step(params, grads, backup=backup)  # backup: the parameters before it
-                total += loss * len(idx)
-                bar.update(1)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", refresh=False)
+                if pending is not None:
+                    # The previous loss came from the parameters before step `step - 1`; the
+                    # last finite one, from those before step `step - 2`: backups[step % 2].
+                    settle(backups[step % 2])
+                opt.step(params, grads, backup=backups[step % 2])
+                step += 1
+                pending = (loss, epoch, b, len(idx))
+            if pending is not None:  # the epoch's last loss: backups[step % 2] is as above
+                settle(backups[step % 2])
             history.train_loss.append(total / n)
             history.valid_loss.append(None if xv is None else valid_loss(xv, valid_seed))
             history.seconds.append(time.perf_counter() - t0)

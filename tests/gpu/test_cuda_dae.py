@@ -507,7 +507,7 @@ def test_walkback_checks_the_data_inside_the_kernel(monkeypatch, branches):
         wb.ops.walkback_grad(cupy.asarray(x), **p, seed=0, wait=True)
     assert np.isnan(float(wb.ops.walkback_grad(cupy.asarray(x), **p, seed=0)[0]))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        m._walkback_call(cupy.asarray(x), 1, 0, 0, "all", None)  # what fit and loss_and_grad run
+        m._walkback_call(cupy.asarray(x), 1, 0, 0, "all", None)  # what loss_and_grad runs
     x[3, 5] = 1.0
     loss, _ = wb.ops.walkback_grad(cupy.asarray(x), **p, seed=0, wait=True)  # flags were reset
     assert np.isfinite(loss)
