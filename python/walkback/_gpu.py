@@ -255,6 +255,37 @@ def dae_walkback(x, kw, *, seed, first_chain, walkbacks, last_only, grads, wait=
     return float(value) if wait else loss
 
 
+class PendingScalar:
+    """A 0-d CuPy array on its way to the host: the copy is queued at once, on the current
+    stream behind the work that fills the array, into pinned memory; float() then waits for
+    that copy alone. (``float(array)`` would copy behind everything queued by then: a loop that
+    queues its next step first would wait for that step too.)"""
+
+    __slots__ = ("_host", "_event")
+
+    def __init__(self, a):
+        cupy = require("read_later", cublas=False)
+        import cupyx
+
+        if a.size != 1:
+            raise ValueError(f"read_later: expected one value, got shape {a.shape}")
+        self._host = cupyx.empty_pinned((), dtype=a.dtype)
+        a = cupy.ascontiguousarray(a)
+        cupy.cuda.runtime.memcpyAsync(
+            self._host.ctypes.data,
+            a.data.ptr,
+            a.dtype.itemsize,
+            2,  # cudaMemcpyDeviceToHost
+            stream_ptr(cupy),
+        )
+        self._event = cupy.cuda.Event(block=False, disable_timing=True)
+        self._event.record()
+
+    def __float__(self) -> float:
+        self._event.synchronize()
+        return float(self._host)
+
+
 def optimizer_update(kind: int, arrays: list, hyper: dict) -> None:
     """One fused update per (param, grad, slot1, slot2 or None) of ``arrays``, one C++ call."""
     cupy = require("optimizer")

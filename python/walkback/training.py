@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _backend, _checks, ops
+from . import _backend, _checks, _gpu, ops
 from ._progress import progress_bar
 from .optim import as_optimizer
 
@@ -141,6 +141,8 @@ def fit(
                 if binarize == "stochastic":
                     xb = stochastic_binarize(xb, seed, epoch, b * batch_size)
                 loss = batch_loss(xb, int(rng.integers(0, 2**63)), grads)
+                if _backend.is_gpu_array(loss):
+                    loss = _gpu.PendingScalar(loss)  # its copy to the host queued now
                 if pending is not None:
                     # The previous loss came from the parameters before step `step - 1`; the
                     # last finite one, from those before step `step - 2`: backups[step % 2].

@@ -359,6 +359,29 @@ def test_fit_on_gpu_learns_and_tracks_cpu():
     assert hg.valid_loss[-1] is not None and np.isfinite(hg.valid_loss[-1])
 
 
+def test_fit_divergence_on_gpu_restores_finite_parameters():
+    """fit reads each loss a batch late on the GPU too: a diverging run stops naming a batch,
+    with the parameters of the last finite loss."""
+    x = np.repeat(np.eye(D, dtype=np.float32)[:4], 20, axis=0)
+    m = wb.DAE(D, 8, activation="relu", reconstruction="gaussian", seed=0).to("cuda")
+    with pytest.raises(wb.TrainingDiverged, match=r"epoch \d+, batch \d+"):
+        m.fit(cupy.asarray(x), epochs=50, batch_size=10, optimizer=wb.SGD(lr=1e6), progress=False)
+    for v in m.get_params().values():
+        assert bool(cupy.isfinite(v).all())
+    assert np.isfinite(m.walkback_loss(cupy.asarray(x), seed=0))
+
+
+def test_pending_scalar_reads_its_value_not_later_work():
+    from walkback import _gpu
+
+    a = cupy.full((), 3.5)
+    pending = _gpu.PendingScalar(a)
+    a.fill(7.0)  # queued after the copy
+    assert float(pending) == 3.5
+    with pytest.raises(ValueError, match="one value"):
+        _gpu.PendingScalar(cupy.zeros(3))
+
+
 def test_fit_stochastic_binarization_on_gpu():
     x = wb.data.load_digits()[0][:300].astype(np.float32)
     m = wb.DAE(64, 50, seed=0).to("cuda")
