@@ -113,9 +113,10 @@ def chain_row(cupy, torch, B, steps, reps):
     other = "stored" if 2 <= B < 1024 else "transposed"
     r["other_w_layout"] = other
     peer(f"walkback, W {other}", r, "walkback_other_layout", ours(16, 0, other))
-    # The chain runs as one branch of rows by default: two branches are the ablation.
-    r["walkback_two_branches"] = None
+    # Large batches, both branch counts forced (the default is two from 4096 rows on).
+    r["walkback_one_branch"] = r["walkback_two_branches"] = None
     if B >= 1024:
+        peer("walkback, one branch", r, "walkback_one_branch", ours(16, 1))
         peer("walkback, two branches", r, "walkback_two_branches", ours(16, 2))
     tx, tW, tb1, tb0 = (torch.as_tensor(a, device="cuda") for a in (x, W, b1, b0))
     with torch.no_grad():
@@ -162,6 +163,7 @@ def chain_row(cupy, torch, B, steps, reps):
     for k in (
         "walkback",
         "walkback_no_graph",
+        "walkback_one_branch",
         "walkback_two_branches",
         "walkback_other_layout",
         "torch_eager",
@@ -357,16 +359,16 @@ def main(argv=None):
     print(f"\n({time.perf_counter() - t0:.0f} s)\n")
     print("Chain steps/s (D=784, H=1000; higher is better)\n")
     print(
-        "| B | walkback | no graph | two branches | other W layout | torch eager | torch graph "
-        "| CuPy | GEMM only | GEMM only, W^T copied | vs eager | of GEMM-only "
+        "| B | walkback | no graph | one branch | two branches | other W layout | torch eager "
+        "| torch graph | CuPy | GEMM only | GEMM only, W^T copied | vs eager | of GEMM-only "
         "| of the faster GEMM-only |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in chain:
         best = max((v for v in (r["gemm_only"], r["gemm_only_wt"]) if v is not None), default=None)
         print(
             f"| {r['B']} | {fmt(r['walkback'])} | {fmt(r['walkback_no_graph'])} | "
-            f"{fmt(r['walkback_two_branches'])} | "
+            f"{fmt(r['walkback_one_branch'])} | {fmt(r['walkback_two_branches'])} | "
             f"{fmt(r['walkback_other_layout'])} ({r['other_w_layout']}) | "
             f"{fmt(r['torch_eager'])} | {fmt(r['torch_graph'])} | {fmt(r['cupy'])} | "
             f"{fmt(r['gemm_only'])} | {fmt(r['gemm_only_wt'])} | "

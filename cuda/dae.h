@@ -24,9 +24,9 @@ struct ChainLaunch {
   // > 0: the steps run as replays of a CUDA graph of that many steps (one launch for many
   // steps: what makes a few chains fast); 0 launches every kernel directly.
   int64_t steps_per_graph = 16;
-  // How many independent row blocks run side by side (1 or 2; 0 picks 1: measured, two gain
-  // nothing for the chain). The uniforms drawn do not depend on it; a sample can, where float
-  // rounding of a GEMM moves a mean across its uniform.
+  // How many independent row blocks run side by side (1 or 2; 0 picks two from kBranchRows
+  // rows on, as training does). The uniforms drawn do not depend on it; a sample can, where
+  // float rounding of a GEMM moves a mean across its uniform.
   int branches = 0;
   int w_layout = kWAuto;
   // Check the start state first: 0 no, 1 finite, 2 finite and binary. The check's flags come

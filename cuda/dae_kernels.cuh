@@ -72,12 +72,12 @@ __global__ void mul_activation_grad_kernel(T* g, const T* h, Quads q, Activation
 // branches of a CUDA graph), so that one branch's memory-bound kernels run while the other's
 // compute-bound GEMMs do, instead of leaving the chip to one of them at a time. Rows keep their
 // chain numbers, so the numbers drawn do not depend on the split. Measured on an H100
-// (benchmarks/RESULTS.md): walk-back training at B = 4096 gains 1-4%, at B = 1024 it loses 23%;
-// the chain gains nothing (its second GEMM gets a slower cuBLAS kernel at half the rows). So
-// only training splits, and only its largest batches, by itself.
+// (benchmarks/RESULTS.md, paired runs): at B = 4096 walk-back training gains 1-4% and the
+// chain 1% (in 7 of 8 runs: its second GEMM gets a slower cuBLAS kernel at half the rows, which
+// eats most of the overlap); at B = 1024 training loses 23% and the chain 5-12%. So only the
+// largest batches split by themselves.
 constexpr int kMaxBranches = 2;
-// Training batches of at least this many rows run as two branches when the caller leaves it
-// to us.
+// Batches of at least this many rows run as two branches when the caller leaves it to us.
 constexpr int64_t kBranchRows = 4096;
 
 // The rows [row0, row0 + q.rows) of a batch; `index` picks the branch's own step counter.
@@ -88,7 +88,7 @@ struct Branch {
 };
 
 // `requested`: 0 chooses (with `split_large`, two branches from kBranchRows rows on; else one),
-// 1 or 2 forces.
+// 1 or 2 forces. The chain and training both pass split_large = true.
 inline int pick_branches(int requested, int64_t rows, bool split_large) {
   int b = requested <= 0 ? (split_large && rows >= kBranchRows ? 2 : 1) : requested;
   if (b > kMaxBranches || rows < b) b = 1;

@@ -18,9 +18,9 @@ from . import _backend
 STEPS_PER_GRAPH = int(os.environ.get("WALKBACK_STEPS_PER_GRAPH", "16"))
 # How many row blocks of a batch the chain and walk-back training run side by side, so that one
 # block's elementwise kernels overlap the other's GEMMs: 0 lets the backend choose (two for
-# training batches of 4096 rows or more, one for the chain, where two measured no faster), 1 or
-# 2 force it (the benchmark's ablation and the tests). The uniforms drawn are the same (a sample
-# can differ where float rounding moves a mean across its uniform).
+# batches of 4096 rows or more, where they measured about 1% faster; at 1024 they are slower),
+# 1 or 2 force it (the benchmark's ablation and the tests). The uniforms drawn are the same (a
+# sample can differ where float rounding moves a mean across its uniform).
 BRANCHES = int(os.environ.get("WALKBACK_BRANCHES", "0"))
 # How a tied model's chain reads W in its second GEMM (h W^T): "transposed" copies W^T once per
 # call and runs cuBLAS's plain kernel on it, "stored" runs the transposed-operand kernel on W
