@@ -73,9 +73,9 @@ __global__ void mul_activation_grad_kernel(T* g, const T* h, Quads q, Activation
 // compute-bound GEMMs do, instead of leaving the chip to one of them at a time. Rows keep their
 // chain numbers, so the numbers drawn do not depend on the split. Measured on an H100
 // (benchmarks/RESULTS.md, paired runs): at B = 4096 walk-back training gains 1-4% and the
-// chain 1% (in 7 of 8 runs: its second GEMM gets a slower cuBLAS kernel at half the rows, which
-// eats most of the overlap); at B = 1024 training loses 23% and the chain 5-12%. So only the
-// largest batches split by themselves.
+// chain about 1% (faster in 8 of 9 runs; its second GEMM gets a slower cuBLAS kernel at half
+// the rows, which eats most of the overlap); at B = 1024 training lost 23% (one run) and the
+// chain 0-12% (three runs). So only the largest batches split by themselves.
 constexpr int kMaxBranches = 2;
 // Batches of at least this many rows run as two branches when the caller leaves it to us.
 constexpr int64_t kBranchRows = 4096;
