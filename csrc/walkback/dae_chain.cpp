@@ -31,8 +31,9 @@ WB_SIMD_CLONES void accumulate_rows(T* acc, const T* const* rows, const T* v, in
   }
 }
 
-// The B = 1 encoder: with binary corrupted input most units are 0, so h = b1 + the sum of the
-// rows of W whose units are on reads a fraction of W (and writes act(h) in place).
+// The B = 1 encoder: h = b1 + the sum of the rows of W whose corrupted input is nonzero, each
+// times its value; with binary inputs that reads a fraction of W (and it writes act(h) in
+// place).
 template <class T, Activation A>
 void encode_sparse_slice(const DaeModel<T>& m, const T* xt, T* h, const std::vector<int32_t>& on,
                          int64_t j0, int64_t j1) {
@@ -78,7 +79,10 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
       on.clear();
       for (int64_t d = 0; d < D; ++d)
         if (xt[d] != T(0)) on.push_back(static_cast<int32_t>(d));
-      sparse = 2 * static_cast<int64_t>(on.size()) <= D;
+      // Measured (B = 1, D = 784): the row sum reads only the rows it adds and runs as fast as
+      // the BLAS GEMV per row read, so it wins up to nearly dense inputs (at half the units on:
+      // 8-25% faster per step; at 90%: the same).
+      sparse = 8 * static_cast<int64_t>(on.size()) <= 7 * D;
     }
     with_activation(m.activation, [&](auto act) {
       constexpr Activation A = decltype(act)::value;
