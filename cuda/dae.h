@@ -50,7 +50,7 @@ enum BadInput : uint32_t { kNotFinite = 1, kOutsideUnitInterval = 2 };
 // values outside [0, 1] for a Bernoulli model; the results are then meaningless). With
 // `loss_out` (a device scalar) it waits for nothing: the loss goes there, NaN for bad input,
 // and the return value and *bad_input are 0.
-// `branches` as for dae_chain, but 0 picks two for batches of 4096 rows or more: their forward
+// `branches` as for dae_chain (0 picks two for batches of 4096 rows or more): their forward
 // pass and the hidden layer's gradient (per walk-back step) run as two row branches on two
 // streams, and the bias gradients' sums beside the weight gradients' GEMMs (the loss then sums
 // its per-block parts in another grouping: the same up to rounding).

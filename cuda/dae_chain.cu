@@ -298,7 +298,7 @@ uint32_t dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T
   // Vector accesses need every array the epilogue touches by group aligned (a view made by
   // another framework may start anywhere). Branches start at whole rows: they keep it.
   const Quads q = make_quads(B, D, {o, model.b0, xt, x, records, means});
-  const int branches = pick_branches(how.branches, B, true);
+  const int branches = pick_branches(how.branches, B);
   int64_t done = 0;
   if (branches > 1) ctx.ensure_side_lane();  // before any capture: making it allocates and waits
   const int64_t per_graph = how.steps_per_graph;

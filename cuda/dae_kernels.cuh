@@ -87,10 +87,9 @@ struct Branch {
   int index;
 };
 
-// `requested`: 0 chooses (with `split_large`, two branches from kBranchRows rows on; else one),
-// 1 or 2 forces. The chain and training both pass split_large = true.
-inline int pick_branches(int requested, int64_t rows, bool split_large) {
-  int b = requested <= 0 ? (split_large && rows >= kBranchRows ? 2 : 1) : requested;
+// `requested`: 0 chooses (two branches from kBranchRows rows on, else one), 1 or 2 forces.
+inline int pick_branches(int requested, int64_t rows) {
+  int b = requested <= 0 ? (rows >= kBranchRows ? 2 : 1) : requested;
   if (b > kMaxBranches || rows < b) b = 1;
   return b;
 }

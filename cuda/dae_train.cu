@@ -164,7 +164,7 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
   ContextCall call(stream);
   Context& ctx = call.ctx;
   const Quads q = make_quads(B, D, {x, m.b0});  // the scratch buffers are aligned
-  branches = pick_branches(branches, B, true);
+  branches = pick_branches(branches, B);
   Branch br[kMaxBranches];
   split_branches(q, branches, br);
   unsigned blocks[kMaxBranches];

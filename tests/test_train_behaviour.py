@@ -155,21 +155,41 @@ def test_divergence_restores_the_last_parameters_that_gave_a_finite_loss():
         assert not np.array_equal(v, seen[0][k])
 
 
+class _LateLoss:
+    """A loss read only when asked (float()), as a GPU's 0-d array is: fit reads it a batch
+    late."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __float__(self):
+        return float(self.value)
+
+
+@pytest.mark.parametrize("late", [False, True])
 @pytest.mark.parametrize("bad_call,where,restored", [(3, "epoch 1, batch 3", 1), (1, "batch 1", 0)])
-def test_divergence_seen_a_batch_late_still_restores_the_last_finite(bad_call, where, restored):
-    """fit reads each loss after queuing the next batch (no GPU stall): a NaN in the middle of
-    an epoch is seen while the next batch's gradients exist, and the parameters come back to
-    those of the last finite loss (or the initial ones), from the older of two backups."""
+def test_divergence_restores_the_last_finite_parameters_and_optimizer(
+    late, bad_call, where, restored
+):
+    """A loss read at once (a float) or a batch late (a GPU's loss, after its own step and the
+    next batch's gradients): either way the parameters come back to those of the last finite
+    loss (or the initial ones) and the optimizer's momentum and step count to what they were
+    then, so fitting again with the same optimizer does not start from a poisoned state."""
     from walkback import training
 
     m = wb.DAE(D, 8, seed=0)
     seen = []
+    opt = wb.SGD(lr=0.5, momentum=0.9)
+    states = []
 
     def batch_loss(xb, seed, grads):
         seen.append({k: v.copy() for k, v in m._params.items()})
+        states.append(({k: s[0].copy() for k, s in opt._state.items()}, opt.t))
+        bad = len(seen) == bad_call
         for g in grads.values():
-            g[...] = 0.01 * len(seen)
-        return float("nan") if len(seen) == bad_call else 1.0
+            g[...] = np.nan if bad else 0.01 * len(seen)
+        value = float("nan") if bad else 1.0
+        return _LateLoss(value) if late else value
 
     with pytest.raises(wb.TrainingDiverged, match=where):
         training.fit(
@@ -179,13 +199,20 @@ def test_divergence_seen_a_batch_late_still_restores_the_last_finite(bad_call, w
             valid_loss=None,
             epochs=2,
             batch_size=2,
-            optimizer=wb.SGD(lr=0.5),
+            optimizer=opt,
             progress=False,
             seed=0,
         )
-    assert len(seen) == bad_call + 1  # the next batch ran before the NaN was read
+    assert len(seen) == bad_call + (1 if late else 0)  # late: the next batch ran first
     for k, v in m.get_params().items():
         np.testing.assert_array_equal(v, seen[restored][k])
+    # The optimizer as it was when the bad batch's loss was computed (before its step).
+    slots, t = states[bad_call - 1]
+    assert opt.t == t
+    assert set(opt._state) == set(slots)
+    for k, v in slots.items():
+        np.testing.assert_array_equal(opt._state[k][0], v)
+        assert np.all(np.isfinite(opt._state[k][0]))
 
 
 def test_fit_argument_errors():

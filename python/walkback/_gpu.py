@@ -282,8 +282,20 @@ class PendingScalar:
         self._event.record()
 
     def __float__(self) -> float:
-        self._event.synchronize()
+        if self._event is not None:
+            self._event.synchronize()
+            self._event = None  # read: nothing left to wait for
         return float(self._host)
+
+    def __del__(self):
+        # Never unread back to CuPy's pinned pool while the copy may still write into it (fit
+        # raising with a loss in flight, say): the pool does not track pending copies.
+        event = getattr(self, "_event", None)
+        if event is not None:
+            try:
+                event.synchronize()
+            except Exception:  # noqa: BLE001 - at interpreter exit CUDA may be gone already
+                pass
 
 
 def optimizer_update(kind: int, arrays: list, hyper: dict) -> None:

@@ -34,6 +34,39 @@ class Optimizer:
         self._state.clear()
         self.t = 0
 
+    def _save_state(self, store: dict) -> None:
+        """Copies the slots and the step count into ``store`` (arrays kept across calls): what
+        fit restores when it sees a non-finite loss only after a later step."""
+        store["t"] = self.t
+        saved = store.setdefault("slots", {})
+        for name in list(saved):
+            if name not in self._state:
+                del saved[name]
+        for name, slots in self._state.items():
+            kept = saved.get(name)
+            if kept is None or len(kept) != len(slots) or any(
+                type(k) is not type(s) or k.shape != s.shape or k.dtype != s.dtype
+                for k, s in zip(kept, slots, strict=True)
+            ):
+                saved[name] = tuple(s.copy() for s in slots)
+            else:
+                for k, s in zip(kept, slots, strict=True):
+                    _backend.array_module(s).copyto(k, s)
+
+    def _load_state(self, store: dict) -> None:
+        """The slots and step count saved by _save_state (slots it did not see are dropped)."""
+        self.t = store["t"]
+        for name in list(self._state):
+            if name not in store["slots"]:
+                del self._state[name]
+        for name, kept in store["slots"].items():
+            slots = self._state.get(name)
+            if slots is None:
+                self._state[name] = tuple(k.copy() for k in kept)
+            else:
+                for s, k in zip(slots, kept, strict=True):
+                    _backend.array_module(s).copyto(s, k)
+
     def _slots(self, name, p, n):
         st = self._state.get(name)
         if (

@@ -4,10 +4,11 @@ handling and stochastic binarization. A model provides ``_params`` (name -> arra
 ``batch_loss(xb, seed, grads)`` (fills ``grads``; returns a float, or a 0-d device array the
 device fills later) and ``valid_loss(x, seed) -> float``.
 
-A batch's loss is read (a synchronization, on a GPU) only after the next batch's gradients are
-queued, so the device never waits for Python between batches. A non-finite loss is thus seen
-one batch late; two backups of the parameters (before each of the last two optimizer steps)
-still give back the last parameters with a finite loss."""
+A loss that is not a plain float (a GPU's 0-d array) is read only after the next batch's
+gradients are queued, so the device never waits for Python between batches. Such a loss is
+seen one batch late, after its own optimizer step: two backups of the parameters and of the
+optimizer's state (before each of the last two steps) still give back what a loss read at once
+would have kept. Plain floats are read at once."""
 
 from __future__ import annotations
 
@@ -91,8 +92,10 @@ def fit(
     params = model._params
     xp = _backend.array_module(x)  # NumPy, or CuPy for a model on the GPU
     grads = {k: xp.empty_like(v) for k, v in params.items()}
-    # backups[i % 2]: the parameters before optimizer step i (both start as the initial ones).
+    # backups[i % 2]: the parameters before optimizer step i (both start as the initial ones);
+    # opt_backups[i % 2]: the optimizer's state before step i, kept only for losses read late.
     backups = [{k: v.copy() for k, v in params.items()} for _ in range(2)]
+    opt_backups = [{}, {}]
     batch_buf = np.empty((min(batch_size, n),) + x.shape[1:], x.dtype) if xp is np else None
     history = History()
     batches = (n + batch_size - 1) // batch_size
@@ -101,8 +104,9 @@ def fit(
     pending = None  # (loss, epoch, batch, rows) of the last step, not read yet
     total = 0.0
 
-    def settle(restore_from):
-        """Reads the pending loss; a non-finite one restores `restore_from` and raises."""
+    def settle(restore_from, opt_state=None):
+        """Reads the pending loss; a non-finite one restores the parameters `restore_from` (and
+        the optimizer's state `opt_state`, for a loss read after its own step) and raises."""
         nonlocal pending, total
         loss, epoch, b, rows = pending
         pending = None
@@ -110,6 +114,8 @@ def fit(
         if not np.isfinite(value):
             for k, v in restore_from.items():
                 xp.copyto(params[k], v)
+            if opt_state is not None:
+                opt._load_state(opt_state)
             raise TrainingDiverged(
                 f"fit: the loss became {value} at epoch {epoch + 1}, batch {b + 1}; the "
                 "parameters were restored to the last ones with a finite loss "
@@ -143,15 +149,23 @@ def fit(
                 loss = batch_loss(xb, int(rng.integers(0, 2**63)), grads)
                 if _backend.is_gpu_array(loss):
                     loss = _gpu.PendingScalar(loss)  # its copy to the host queued now
+                late = not isinstance(loss, (float, int, np.floating))
                 if pending is not None:
                     # The previous loss came from the parameters before step `step - 1`; the
                     # last finite one, from those before step `step - 2`: backups[step % 2].
-                    settle(backups[step % 2])
+                    # The optimizer's state to keep is the one before step `step - 1`.
+                    settle(backups[step % 2], opt_backups[(step - 1) % 2])
+                if late:
+                    opt._save_state(opt_backups[step % 2])
+                else:  # read at once, before its step: the parameters before the last step
+                    pending = (loss, epoch, b, len(idx))
+                    settle(backups[(step + 1) % 2])
                 opt.step(params, grads, backup=backups[step % 2])
                 step += 1
-                pending = (loss, epoch, b, len(idx))
-            if pending is not None:  # the epoch's last loss: backups[step % 2] is as above
-                settle(backups[step % 2])
+                if late:
+                    pending = (loss, epoch, b, len(idx))
+            if pending is not None:  # the epoch's last loss, read after its step
+                settle(backups[step % 2], opt_backups[(step - 1) % 2])
             history.train_loss.append(total / n)
             history.valid_loss.append(None if xv is None else valid_loss(xv, valid_seed))
             history.seconds.append(time.perf_counter() - t0)

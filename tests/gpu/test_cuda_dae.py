@@ -239,7 +239,8 @@ def test_w_layouts_track_each_other(monkeypatch):
             monkeypatch.setattr(_gpu, "W_LAYOUT", layout)
             out[layout] = cupy.asnumpy(wb.ops.chain_step(x, **p, seed=4, steps=16))
         np.testing.assert_array_equal(out["auto"], out[auto])
-        assert np.mean(out["stored"] != out["transposed"]) < 1e-3
+        # A flipped sample sends its chain elsewhere: count chains, not units.
+        assert np.mean((out["stored"] != out["transposed"]).any(axis=1)) <= 0.02
 
 
 def test_sample_from_random_start_and_shared_clamp():
