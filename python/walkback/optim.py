@@ -44,9 +44,13 @@ class Optimizer:
                 del saved[name]
         for name, slots in self._state.items():
             kept = saved.get(name)
-            if kept is None or len(kept) != len(slots) or any(
-                type(k) is not type(s) or k.shape != s.shape or k.dtype != s.dtype
-                for k, s in zip(kept, slots, strict=True)
+            if (
+                kept is None
+                or len(kept) != len(slots)
+                or any(
+                    type(k) is not type(s) or k.shape != s.shape or k.dtype != s.dtype
+                    for k, s in zip(kept, slots, strict=True)
+                )
             ):
                 saved[name] = tuple(s.copy() for s in slots)
             else:
