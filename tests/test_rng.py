@@ -41,6 +41,18 @@ def test_simd_blocks_match_reference(units):
     np.testing.assert_array_equal(got, ref.uniform(2**40 + 5, 9, 3, units, "sample"))
 
 
+@pytest.mark.parametrize("path", [0, 1, 2])  # scalar, AVX2, AVX-512: each this machine has
+@pytest.mark.parametrize("groups", [1, 7, 15, 16, 17, 33, 250])
+def test_every_simd_path_matches_reference(path, groups):
+    """Each Philox path of the CPU, forced, against the reference: full batches of 16 and 8
+    blocks, and the partial last batches (masked stores on AVX-512)."""
+    got = _backend.cpu().uniform_blocks_path(path, 2**40 + 5, 3, groups, 2, 9, 1)
+    if got is None:
+        pytest.skip(f"path {path} is not available on this machine")
+    want = ref.uniform(2**40 + 5, 9, 1, 4 * (3 + groups), 1, first_chain=2)[0, 12:]
+    np.testing.assert_array_equal(got, want)
+
+
 def test_normal_matches_box_muller_reference():
     got = wb.ops.normal(4, 30, seed=9, step=3, stream="sample")
     want = ref.normal(9, 3, 4, 30, "sample")

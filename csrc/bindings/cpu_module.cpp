@@ -18,6 +18,7 @@
 #include "walkback/dae_train.h"
 #include "walkback/optimizers.h"
 #include "walkback/parallel_gemm.h"
+#include "walkback/philox_simd.h"
 #include "walkback/random_ops.h"
 #include "walkback/thread_pool.h"
 
@@ -194,6 +195,17 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
                               uint32_t k1) {
     const wb::Philox4 r = wb::philox4x32_10(c0, c1, c2, c3, k0, k1);
     return py::make_tuple(r.v[0], r.v[1], r.v[2], r.v[3]);
+  });
+  // Testing: the uniforms of `groups` Philox blocks from block g0 through one forced path (0
+  // scalar, 1 AVX2, 2 AVX-512); None when this machine lacks it.
+  mod.def("uniform_blocks_path", [](int path, uint64_t seed, uint32_t g0, int64_t groups,
+                                    uint32_t chain, uint32_t step, uint32_t stream) -> py::object {
+    if (groups < 0) throw py::value_error("groups must be >= 0");
+    py::array_t<float> out(groups * 4);
+    if (!wb::uniform_blocks_path(path, wb::stream_key(seed), g0, groups, chain, step, stream,
+                                 out.mutable_data()))
+      return py::none();
+    return std::move(out);
   });
   mod.def("dae_chain", [](py::array x, py::kwargs kw) {
     is_f64(x) ? dae_chain_t<double>(x, kw) : dae_chain_t<float>(x, kw);

@@ -83,42 +83,75 @@ __attribute__((target("avx512f"))) inline __m512 u01_16(__m512i bits) {
                        _mm512_set1_ps(1.0f / 8388608.0f));
 }
 
+// The uniforms of blocks g0 .. g0 + 15, one block per lane, in v[word].
+__attribute__((target("avx512f"))) inline void uniforms16(StreamKey key, uint32_t g0,
+                                                           uint32_t chain, uint32_t step,
+                                                           uint32_t stream, __m512 v[4]) {
+  const __m512i m0 = _mm512_set1_epi32(static_cast<int>(0xD2511F53u));
+  const __m512i m1 = _mm512_set1_epi32(static_cast<int>(0xCD9E8D57u));
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  __m512i c0 = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(g0)), lane);
+  __m512i c1 = _mm512_set1_epi32(static_cast<int>(chain));
+  __m512i c2 = _mm512_set1_epi32(static_cast<int>(step));
+  __m512i c3 = _mm512_set1_epi32(static_cast<int>(stream));
+  uint32_t k0 = key.k0, k1 = key.k1;
+  for (int r = 0; r < 10; ++r) {
+    __m512i hi0, lo0, hi1, lo1;
+    mulhilo16(c0, m0, &hi0, &lo0);
+    mulhilo16(c2, m1, &hi1, &lo1);
+    c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32(static_cast<int>(k0)));
+    c1 = lo1;
+    c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32(static_cast<int>(k1)));
+    c3 = lo0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  v[0] = u01_16(c0);
+  v[1] = u01_16(c1);
+  v[2] = u01_16(c2);
+  v[3] = u01_16(c3);
+}
+
+// out[4 b + l] = v[l][b] for the first n blocks b (n <= 16): the 4 x 16 transpose in registers
+// (unpacks within 128-bit lanes, then 128-bit shuffles), stored whole or masked.
+__attribute__((target("avx512f"))) inline void store_blocks16(const __m512 v[4], float* out,
+                                                               int n) {
+  const __m512 t0 = _mm512_unpacklo_ps(v[0], v[1]), t1 = _mm512_unpackhi_ps(v[0], v[1]);
+  const __m512 t2 = _mm512_unpacklo_ps(v[2], v[3]), t3 = _mm512_unpackhi_ps(v[2], v[3]);
+  // u_j's 128-bit lane k holds block 4k + j's four words (pairs of words moved as doubles).
+  const __m512d p0 = _mm512_castps_pd(t0), p1 = _mm512_castps_pd(t1);
+  const __m512d p2 = _mm512_castps_pd(t2), p3 = _mm512_castps_pd(t3);
+  const __m512 u0 = _mm512_castpd_ps(_mm512_unpacklo_pd(p0, p2));
+  const __m512 u1 = _mm512_castpd_ps(_mm512_unpackhi_pd(p0, p2));
+  const __m512 u2 = _mm512_castpd_ps(_mm512_unpacklo_pd(p1, p3));
+  const __m512 u3 = _mm512_castpd_ps(_mm512_unpackhi_pd(p1, p3));
+  const __m512 a = _mm512_shuffle_f32x4(u0, u1, 0x44), b = _mm512_shuffle_f32x4(u2, u3, 0x44);
+  const __m512 c = _mm512_shuffle_f32x4(u0, u1, 0xEE), d = _mm512_shuffle_f32x4(u2, u3, 0xEE);
+  const __m512 o[4] = {_mm512_shuffle_f32x4(a, b, 0x88), _mm512_shuffle_f32x4(a, b, 0xDD),
+                       _mm512_shuffle_f32x4(c, d, 0x88), _mm512_shuffle_f32x4(c, d, 0xDD)};
+  if (n == 16) {
+    for (int k = 0; k < 4; ++k) _mm512_storeu_ps(out + 16 * k, o[k]);
+    return;
+  }
+  for (int k = 0; k < 4; ++k) {
+    const int count = 4 * n - 16 * k;
+    if (count <= 0) break;
+    const __mmask16 m = count >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << count) - 1u);
+    _mm512_mask_storeu_ps(out + 16 * k, m, o[k]);
+  }
+}
+
 __attribute__((target("avx512f"))) void uniform_blocks_avx512(StreamKey key, uint32_t g0,
                                                               int64_t groups, uint32_t chain,
                                                               uint32_t step, uint32_t stream,
                                                               float* out) {
-  const __m512i m0 = _mm512_set1_epi32(static_cast<int>(0xD2511F53u));
-  const __m512i m1 = _mm512_set1_epi32(static_cast<int>(0xCD9E8D57u));
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  int64_t i = 0;
-  for (; i + 16 <= groups; i += 16) {
-    __m512i c0 = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(g0 + i)), lane);
-    __m512i c1 = _mm512_set1_epi32(static_cast<int>(chain));
-    __m512i c2 = _mm512_set1_epi32(static_cast<int>(step));
-    __m512i c3 = _mm512_set1_epi32(static_cast<int>(stream));
-    uint32_t k0 = key.k0, k1 = key.k1;
-    for (int r = 0; r < 10; ++r) {
-      __m512i hi0, lo0, hi1, lo1;
-      mulhilo16(c0, m0, &hi0, &lo0);
-      mulhilo16(c2, m1, &hi1, &lo1);
-      c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32(static_cast<int>(k0)));
-      c1 = lo1;
-      c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32(static_cast<int>(k1)));
-      c3 = lo0;
-      k0 += 0x9E3779B9u;
-      k1 += 0xBB67AE85u;
-    }
-    alignas(64) float v[4][16];
-    _mm512_store_ps(v[0], u01_16(c0));
-    _mm512_store_ps(v[1], u01_16(c1));
-    _mm512_store_ps(v[2], u01_16(c2));
-    _mm512_store_ps(v[3], u01_16(c3));
-    float* o = out + 4 * i;
-    for (int b = 0; b < 16; ++b)
-      for (int l = 0; l < 4; ++l) o[4 * b + l] = v[l][b];
+  __m512 v[4];
+  for (int64_t i = 0; i < groups; i += 16) {
+    // The last, partial batch runs all 16 lanes and stores only its blocks.
+    uniforms16(key, g0 + static_cast<uint32_t>(i), chain, step, stream, v);
+    const int64_t left = groups - i;
+    store_blocks16(v, out + 4 * i, left < 16 ? static_cast<int>(left) : 16);
   }
-  uniform_blocks_avx2(key, g0 + static_cast<uint32_t>(i), groups - i, chain, step, stream,
-                      out + 4 * i);
 }
 
 const bool g_avx2 = __builtin_cpu_supports("avx2");
@@ -134,6 +167,27 @@ void uniform_blocks(StreamKey key, uint32_t g0, int64_t groups, uint32_t chain, 
   if (g_avx2) return uniform_blocks_avx2(key, g0, groups, chain, step, stream, out);
 #endif
   uniform_blocks_scalar(key, g0, groups, chain, step, stream, out);
+}
+
+bool uniform_blocks_path(int path, StreamKey key, uint32_t g0, int64_t groups, uint32_t chain,
+                         uint32_t step, uint32_t stream, float* out) {
+  switch (path) {
+    case 0:
+      uniform_blocks_scalar(key, g0, groups, chain, step, stream, out);
+      return true;
+#ifdef WB_HAVE_AVX2_PATH
+    case 1:
+      if (!g_avx2) return false;
+      uniform_blocks_avx2(key, g0, groups, chain, step, stream, out);
+      return true;
+    case 2:
+      if (!g_avx512) return false;
+      uniform_blocks_avx512(key, g0, groups, chain, step, stream, out);
+      return true;
+#endif
+    default:
+      return false;
+  }
 }
 
 bool uniform_blocks_simd() {

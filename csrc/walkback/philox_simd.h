@@ -1,7 +1,7 @@
 // Many Philox blocks at once on the CPU: the uniforms of units 4*g0 .. 4*(g0 + groups) - 1 of
-// one chain. An AVX2 path runs 8 blocks per instruction stream (GCC vectorizes the scalar
-// Philox with 64-bit multiplies, which AVX2 lacks and AVX-512 runs slowly); it is checked
-// bitwise against rng.h's scalar Philox in tests/test_rng.py.
+// one chain. AVX-512 and AVX2 paths run 16 or 8 blocks per instruction stream (GCC vectorizes
+// the scalar Philox with 64-bit multiplies, which AVX2 lacks and AVX-512 runs slowly); each is
+// checked bitwise against rng.h's scalar Philox in tests/test_rng.py.
 #pragma once
 #include <cstdint>
 
@@ -13,7 +13,12 @@ namespace wb {
 void uniform_blocks(StreamKey key, uint32_t g0, int64_t groups, uint32_t chain, uint32_t step,
                     uint32_t stream, float* out);
 
-// Whether uniform_blocks takes the AVX2 path on this machine.
+// Whether uniform_blocks takes a SIMD path on this machine.
 bool uniform_blocks_simd();
+
+// One path forced (0 scalar, 1 AVX2, 2 AVX-512), for the tests; false when this machine (or
+// build) lacks it.
+bool uniform_blocks_path(int path, StreamKey key, uint32_t g0, int64_t groups, uint32_t chain,
+                         uint32_t step, uint32_t stream, float* out);
 
 }  // namespace wb
