@@ -56,14 +56,22 @@ __attribute__((target("avx2"))) void uniform_blocks_avx2(StreamKey key, uint32_t
       k0 += 0x9E3779B9u;
       k1 += 0xBB67AE85u;
     }
-    alignas(32) float v[4][8];
-    _mm256_store_ps(v[0], u01_8(c0));
-    _mm256_store_ps(v[1], u01_8(c1));
-    _mm256_store_ps(v[2], u01_8(c2));
-    _mm256_store_ps(v[3], u01_8(c3));
+    // out[4 b + l] = word l of block b: the 4 x 8 transpose in registers (unpacks within
+    // 128-bit lanes leave block 4k + j in lane k of u_j; then whole lanes are paired).
+    const __m256 v0 = u01_8(c0), v1 = u01_8(c1), v2 = u01_8(c2), v3 = u01_8(c3);
+    const __m256d t0 = _mm256_castps_pd(_mm256_unpacklo_ps(v0, v1));
+    const __m256d t1 = _mm256_castps_pd(_mm256_unpackhi_ps(v0, v1));
+    const __m256d t2 = _mm256_castps_pd(_mm256_unpacklo_ps(v2, v3));
+    const __m256d t3 = _mm256_castps_pd(_mm256_unpackhi_ps(v2, v3));
+    const __m256 u0 = _mm256_castpd_ps(_mm256_unpacklo_pd(t0, t2));
+    const __m256 u1 = _mm256_castpd_ps(_mm256_unpackhi_pd(t0, t2));
+    const __m256 u2 = _mm256_castpd_ps(_mm256_unpacklo_pd(t1, t3));
+    const __m256 u3 = _mm256_castpd_ps(_mm256_unpackhi_pd(t1, t3));
     float* o = out + 4 * i;
-    for (int b = 0; b < 8; ++b)
-      for (int l = 0; l < 4; ++l) o[4 * b + l] = v[l][b];
+    _mm256_storeu_ps(o, _mm256_permute2f128_ps(u0, u1, 0x20));
+    _mm256_storeu_ps(o + 8, _mm256_permute2f128_ps(u2, u3, 0x20));
+    _mm256_storeu_ps(o + 16, _mm256_permute2f128_ps(u0, u1, 0x31));
+    _mm256_storeu_ps(o + 24, _mm256_permute2f128_ps(u2, u3, 0x31));
   }
   uniform_blocks_scalar(key, g0 + static_cast<uint32_t>(i), groups - i, chain, step, stream,
                         out + 4 * i);
