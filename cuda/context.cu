@@ -42,7 +42,8 @@ Context& context() {
                "cublasSetWorkspace");
   check(cudaEventCreateWithFlags(&ctx->done, cudaEventDisableTiming), "cudaEventCreate");
   check(cudaEventCreateWithFlags(&ctx->checked, cudaEventDisableTiming), "cudaEventCreate");
-  check(cudaMallocHost(reinterpret_cast<void**>(&ctx->host_flags), 64), "cudaMallocHost");
+  check(cudaMallocHost(reinterpret_cast<void**>(&ctx->host_flags), sizeof(uint32_t)),
+        "cudaMallocHost");
   g_contexts[dev] = ctx;
   return *ctx;
 }

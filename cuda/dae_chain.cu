@@ -260,9 +260,11 @@ uint32_t dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T
   const int64_t B = a.chains, D = m.D, H = m.H, total = a.burn_in + a.steps;
   if (B == 0 || total == 0) return 0;
   if (how.w_layout < kWAuto || how.w_layout > kWTransposed)
-    throw std::invalid_argument("dae_chain: unknown W layout " + std::to_string(how.w_layout));
+    throw std::invalid_argument("dae_chain: w_layout must be 0 (automatic), 1 (as stored) or 2 "
+                                "(transposed), not " + std::to_string(how.w_layout));
   if (how.check < 0 || how.check > 2)
-    throw std::invalid_argument("dae_chain: unknown check " + std::to_string(how.check));
+    throw std::invalid_argument("dae_chain: check must be 0 (none), 1 (finite) or 2 (finite and "
+                                "binary), not " + std::to_string(how.check));
   ContextCall call(stream);
   Context& ctx = call.ctx;
   if (how.check) {

@@ -125,8 +125,24 @@ def test_divergence_stops_with_epoch_and_batch_and_keeps_good_parameters():
     assert np.isfinite(m.walkback_loss(x, seed=0))
 
 
-def test_divergence_restores_the_last_parameters_that_gave_a_finite_loss():
+def _fit_rows(m, batch_loss, rows, epochs, optimizer):
+    """fit's shared loop on `rows` zero rows in batches of 2, with a stand-in batch_loss."""
     from walkback import training
+
+    return training.fit(
+        m,
+        np.zeros((rows, D), np.float32),
+        batch_loss=batch_loss,
+        valid_loss=None,
+        epochs=epochs,
+        batch_size=2,
+        optimizer=optimizer,
+        progress=False,
+        seed=0,
+    )
+
+
+def test_divergence_restores_the_last_parameters_that_gave_a_finite_loss():
 
     m = wb.DAE(D, 8, seed=0)
     seen = []
@@ -138,17 +154,7 @@ def test_divergence_restores_the_last_parameters_that_gave_a_finite_loss():
         return float("nan") if len(seen) == 4 else 1.0
 
     with pytest.raises(wb.TrainingDiverged, match="epoch 2, batch 2"):
-        training.fit(
-            m,
-            np.zeros((4, D), np.float32),
-            batch_loss=batch_loss,
-            valid_loss=None,
-            epochs=3,
-            batch_size=2,
-            optimizer=wb.SGD(lr=0.5),
-            progress=False,
-            seed=0,
-        )
+        _fit_rows(m, batch_loss, rows=4, epochs=3, optimizer=wb.SGD(lr=0.5))
     # The parameters of call 3 (the last finite loss), not those of call 4 or the initial ones.
     for k, v in m.get_params().items():
         np.testing.assert_array_equal(v, seen[2][k])
@@ -175,7 +181,6 @@ def test_divergence_restores_the_last_finite_parameters_and_optimizer(
     next batch's gradients): either way the parameters come back to those of the last finite
     loss (or the initial ones) and the optimizer's momentum and step count to what they were
     then, so fitting again with the same optimizer does not start from a poisoned state."""
-    from walkback import training
 
     m = wb.DAE(D, 8, seed=0)
     seen = []
@@ -192,17 +197,7 @@ def test_divergence_restores_the_last_finite_parameters_and_optimizer(
         return _LateLoss(value) if late else value
 
     with pytest.raises(wb.TrainingDiverged, match=where):
-        training.fit(
-            m,
-            np.zeros((8, D), np.float32),
-            batch_loss=batch_loss,
-            valid_loss=None,
-            epochs=2,
-            batch_size=2,
-            optimizer=opt,
-            progress=False,
-            seed=0,
-        )
+        _fit_rows(m, batch_loss, rows=8, epochs=2, optimizer=opt)
     assert len(seen) == bad_call + (1 if late else 0)  # late: the next batch ran first
     for k, v in m.get_params().items():
         np.testing.assert_array_equal(v, seen[restored][k])

@@ -77,16 +77,8 @@ uint32_t chain_t(const py::dict& m, const py::dict& a) {
   wb::cuda::ChainLaunch how;
   how.steps_per_graph = get<int64_t>(a, "steps_per_graph");
   how.branches = get_branches(a);
-  const int64_t w_layout = get<int64_t>(a, "w_layout");
-  if (w_layout < wb::cuda::kWAuto || w_layout > wb::cuda::kWTransposed)
-    throw py::value_error("w_layout must be 0 (automatic), 1 (as stored) or 2 (transposed), not " +
-                          std::to_string(w_layout));
-  how.w_layout = int(w_layout);
-  const int64_t check = get<int64_t>(a, "check");
-  if (check < 0 || check > 2)
-    throw py::value_error("check must be 0 (none), 1 (finite) or 2 (finite and binary), not " +
-                          std::to_string(check));
-  how.check = int(check);
+  how.w_layout = get<int>(a, "w_layout");  // both checked by the driver (a ValueError here)
+  how.check = get<int>(a, "check");
   const cudaStream_t s = as_stream(get<uintptr_t>(a, "stream"));
   if (args.chains < 0 || args.chains > 65535)
     throw py::value_error("the GPU chain runs at most 65535 chains per call");

@@ -39,19 +39,10 @@ class Optimizer:
         fit restores when it sees a non-finite loss only after a later step."""
         store["t"] = self.t
         saved = store.setdefault("slots", {})
-        for name in list(saved):
-            if name not in self._state:
-                del saved[name]
+        # Within one fit a slot, once made, keeps its name, shape and device: copy into it.
         for name, slots in self._state.items():
             kept = saved.get(name)
-            if (
-                kept is None
-                or len(kept) != len(slots)
-                or any(
-                    type(k) is not type(s) or k.shape != s.shape or k.dtype != s.dtype
-                    for k, s in zip(kept, slots, strict=True)
-                )
-            ):
+            if kept is None:
                 saved[name] = tuple(s.copy() for s in slots)
             else:
                 for k, s in zip(kept, slots, strict=True):

@@ -104,12 +104,12 @@ def fit(
     pending = None  # (loss, epoch, batch, rows) of the last step, not read yet
     total = 0.0
 
-    def settle(restore_from, opt_state=None):
-        """Reads the pending loss; a non-finite one restores the parameters `restore_from` (and
-        the optimizer's state `opt_state`, for a loss read after its own step) and raises."""
-        nonlocal pending, total
-        loss, epoch, b, rows = pending
-        pending = None
+    def settle(entry, restore_from, opt_state=None):
+        """Reads the loss of `entry` (loss, epoch, batch, rows); a non-finite one restores the
+        parameters `restore_from` (and the optimizer's state `opt_state`, for a loss read after
+        its own step) and raises."""
+        nonlocal total
+        loss, epoch, b, rows = entry
         value = float(loss)
         if not np.isfinite(value):
             for k, v in restore_from.items():
@@ -149,23 +149,23 @@ def fit(
                 loss = batch_loss(xb, int(rng.integers(0, 2**63)), grads)
                 if _backend.is_gpu_array(loss):
                     loss = _gpu.PendingScalar(loss)  # its copy to the host queued now
+                entry = (loss, epoch, b, len(idx))
                 late = not isinstance(loss, (float, int, np.floating))
                 if pending is not None:
                     # The previous loss came from the parameters before step `step - 1`; the
                     # last finite one, from those before step `step - 2`: backups[step % 2].
                     # The optimizer's state to keep is the one before step `step - 1`.
-                    settle(backups[step % 2], opt_backups[(step - 1) % 2])
+                    settle(pending, backups[step % 2], opt_backups[(step - 1) % 2])
                 if late:
                     opt._save_state(opt_backups[step % 2])
                 else:  # read at once, before its step: the parameters before the last step
-                    pending = (loss, epoch, b, len(idx))
-                    settle(backups[(step + 1) % 2])
+                    settle(entry, backups[(step + 1) % 2])
                 opt.step(params, grads, backup=backups[step % 2])
                 step += 1
-                if late:
-                    pending = (loss, epoch, b, len(idx))
+                pending = entry if late else None
             if pending is not None:  # the epoch's last loss, read after its step
-                settle(backups[step % 2], opt_backups[(step - 1) % 2])
+                settle(pending, backups[step % 2], opt_backups[(step - 1) % 2])
+                pending = None
             history.train_loss.append(total / n)
             history.valid_loss.append(None if xv is None else valid_loss(xv, valid_seed))
             history.seconds.append(time.perf_counter() - t0)
