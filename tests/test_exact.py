@@ -123,7 +123,9 @@ def test_exact_rejects_what_it_cannot_enumerate():
     with pytest.raises(TypeError, match="continuous"):
         wb.exact.transition_matrix(wb.GSN(4, [3]))
     with pytest.raises(ValueError, match="too large"):
-        wb.exact.transition_matrix(wb.DAE(13, 3))
+        wb.exact.transition_operator(wb.DAE(17, 3))
+    with pytest.raises(ValueError, match="transition_operator"):
+        wb.exact.transition_matrix(wb.DAE(15, 3))
     with pytest.raises(ValueError, match="binary"):
         wb.exact.transition_matrix(wb.DAE(4, 3, corruption=wb.GaussianCorruption(0.2)))
     with pytest.raises(ValueError, match="Bernoulli"):
