@@ -229,6 +229,54 @@ def test_single_chain_sparse_encoder_matches_reference():
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("corruption", list(CORRUPTIONS))
+@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+@pytest.mark.parametrize("recon", ["bernoulli", "gaussian"])
+def test_single_tied_chain_matches_reference(corruption, activation, recon, rng):
+    """B = 1 takes the row-sum encoder for sparse inputs and GEMVs, not GEMMs: same maths."""
+    m = make_model(100, 37, activation=activation, corruption=corruption, recon=recon)
+    x = start(m, 1, rng)
+    p = m.get_params()
+    got, mean = wb.ops.chain_step(
+        x, p["W1"], p["b1"], p["b0"], seed=8, step=2, return_mean=True, **step_args(m)
+    )
+    want, want_mean = ref.dae_step(
+        x,
+        ref_params(m),
+        activation=activation,
+        corruption=CORRUPTIONS[corruption][1],
+        recon=recon,
+        sigma=0.5,
+        seed=8,
+        step=2,
+    )
+    np.testing.assert_allclose(mean, want_mean, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("density", [0.2, 0.97])
+def test_single_chain_is_the_same_for_any_thread_count_and_split_of_steps(density):
+    """B = 1 (sparse inputs: the row-sum encoder; dense: the GEMM's): one call of six steps
+    equals six calls of one, with 1, 2 or 3 threads."""
+    m = make_model(784, 300, dtype=np.float32, seed=3, corruption="bit_flip")
+    x = (np.random.default_rng(1).random((1, 784)) < density).astype(np.float32)
+    p = m.get_params()
+    kw = dict(seed=31, **step_args(m))
+    whole = wb.ops.chain_step(x, p["W1"], p["b1"], p["b0"], steps=6, **kw)
+    y = x
+    for s in range(6):
+        y = wb.ops.chain_step(y, p["W1"], p["b1"], p["b0"], step=s, **kw)
+    np.testing.assert_array_equal(whole, y)
+    n = wb.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            wb.set_num_threads(threads)
+            again = wb.ops.chain_step(x, p["W1"], p["b1"], p["b0"], steps=6, **kw)
+            np.testing.assert_array_equal(whole, again)
+    finally:
+        wb.set_num_threads(n)
+
+
 def test_default_start_and_seed_draws():
     m = wb.DAE(12, 8, seed=1)
     a = m.sample(50, steps=2)
