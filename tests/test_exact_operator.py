@@ -84,3 +84,13 @@ def test_positive_operator_is_recognised():
     assert wb.exact.transition_operator(model(wb.SaltAndPepper(0.3), d=5)).is_positive()
     assert not wb.exact.transition_operator(model(wb.Masking(0.3), d=5)).is_positive()
     assert not wb.exact.transition_operator(identity_chain(5)).is_positive()
+
+
+def test_detailed_balance_gap_in_blocks_matches_the_whole_matrix():
+    m = model(wb.SaltAndPepper(0.2), tied=False, activation="tanh", d=11, seed=7)
+    t = wb.exact.transition_matrix(m)
+    pi = wb.exact.stationary_distribution(t)
+    flux = pi[:, None] * t
+    want = 0.5 * np.abs(flux - flux.T).sum()
+    assert wb.exact.detailed_balance_gap(m) == pytest.approx(want, rel=1e-9)
+    assert 0.0 < want < 1.0
