@@ -104,7 +104,7 @@ def _solve_dense(t: np.ndarray) -> np.ndarray:
 
 
 def _solve_arnoldi(op: TransitionOperator) -> np.ndarray:
-    from scipy.sparse.linalg import LinearOperator, eigs
+    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigs
 
     n = op.n
     # pi T = pi: the left eigenvector of eigenvalue 1, the largest real part any eigenvalue of
@@ -115,7 +115,13 @@ def _solve_arnoldi(op: TransitionOperator) -> np.ndarray:
     # tight tolerance.
     k = 1 if op.is_positive() else 2
     step = LinearOperator((n, n), matvec=op.step, dtype=np.float64)
-    vals, vecs = eigs(step, k=k, which="LR", v0=np.full(n, 1.0 / n), tol=1e-13)
+    try:
+        vals, vecs = eigs(step, k=k, which="LR", v0=np.full(n, 1.0 / n), tol=1e-13, maxiter=1000)
+    except ArpackNoConvergence as e:
+        raise RuntimeError(
+            "stationary_distribution: ARPACK did not converge in 1000 restarts; the chain "
+            "mixes too slowly to find its stationary distribution this way"
+        ) from e
     order = np.argsort(-vals.real)
     vals, vecs = vals[order], vecs[:, order]
     if abs(vals[0] - 1.0) > 1e-8:
