@@ -60,7 +60,8 @@ def data_set(seed, d, patterns, flip, rows=400):
 
 
 def kl_after_training(x, k, noise, epochs, hidden, seed):
-    """KL(data || pi) and pi's mass on the data's states, after training with k walk-backs."""
+    """KL(data || pi), pi's mass on the data's states and its spurious modes (local maxima that
+    are not data states), after training with k walk-backs."""
     m = wb.DAE(x.shape[1], hidden, corruption=wb.SaltAndPepper(noise), seed=seed, dtype=np.float64)
     m.fit(
         x,
@@ -75,7 +76,8 @@ def kl_after_training(x, k, noise, epochs, hidden, seed):
     index = wb.exact.state_index(x)
     p = np.bincount(index, minlength=len(pi)) / len(x)
     on = p > 0
-    return float(np.sum(p[on] * np.log(p[on] / pi[on]))), float(pi[on].sum())
+    spurious = int(np.sum(~on[wb.exact.local_maxima(pi)]))
+    return float(np.sum(p[on] * np.log(p[on] / pi[on]))), float(pi[on].sum()), spurious
 
 
 def main():
@@ -83,27 +85,33 @@ def main():
     ap.add_argument("--quick", action="store_true", help="the first two settings, two data sets")
     ap.add_argument("--grid", choices=sorted(GRIDS), default="d10")
     ap.add_argument("--seeds", default="0:4", help="data-set seeds, first:last+1")
+    ap.add_argument("--settings", help="rows of the grid to run, e.g. 0,2 (default: all)")
     args = ap.parse_args()
     first, last = (int(v) for v in args.seeds.split(":"))
     settings, seeds = GRIDS[args.grid], range(first, last)
+    if args.settings:
+        settings = [settings[int(i)] for i in args.settings.split(",")]
     if args.quick:
         settings, seeds = settings[:2], range(first, first + 2)
     rows = []
     for d, pats, noise, epochs, hidden, flip in settings:
         kl = {k: [] for k in (1, 4)}
         mass = {k: [] for k in (1, 4)}
+        spurious = {k: 0 for k in (1, 4)}
         for s in seeds:
             x = data_set(s, d, pats, flip)
             for k in kl:
-                a, b = kl_after_training(x, k, noise, epochs, hidden, s)
+                a, b, c = kl_after_training(x, k, noise, epochs, hidden, s)
                 kl[k].append(a)
                 mass[k].append(b)
+                spurious[k] += c
         wins = sum(a < b for a, b in zip(kl[4], kl[1], strict=True))
         rows.append(
             [d, pats, flip, noise, epochs, hidden]
             + [" ".join(f"{v:.2f}" for v in kl[k]) for k in (1, 4)]
             + [f"{np.mean(kl[k]):.3f}" for k in (1, 4)]
             + [f"{np.mean(mass[k]):.2f}" for k in (1, 4)]
+            + [f"{spurious[k]}" for k in (1, 4)]
             + [f"{wins} of {len(kl[1])}"]
         )
         print(rows[-1], flush=True)
@@ -123,6 +131,8 @@ def main():
                 "mean, k = 4",
                 "mass on data, k = 1",
                 "mass on data, k = 4",
+                "spurious modes, k = 1",
+                "spurious modes, k = 4",
                 "k = 4 lower",
             ],
             rows,

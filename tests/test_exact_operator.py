@@ -94,3 +94,20 @@ def test_detailed_balance_gap_in_blocks_matches_the_whole_matrix():
     want = 0.5 * np.abs(flux - flux.T).sum()
     assert wb.exact.detailed_balance_gap(m) == pytest.approx(want, rel=1e-9)
     assert 0.0 < want < 1.0
+
+
+def test_local_maxima_are_the_states_above_all_their_neighbours():
+    m = model(wb.SaltAndPepper(0.2), d=8, seed=9)
+    pi = wb.exact.stationary_distribution(m)
+    s = wb.exact.states(8)
+    want = [
+        i
+        for i in range(256)
+        if all(pi[i] > pi[wb.exact.state_index(np.abs(s[i] - np.eye(8)[k]))] for k in range(8))
+    ]
+    got = wb.exact.local_maxima(m)
+    assert sorted(got.tolist()) == want and len(want) >= 1
+    assert np.all(np.diff(pi[got]) <= 0)  # most probable first
+    np.testing.assert_array_equal(wb.exact.local_maxima(pi), got)
+    with pytest.raises(ValueError, match="2\\^D"):
+        wb.exact.local_maxima(np.ones(6) / 6)

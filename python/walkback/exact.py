@@ -204,6 +204,29 @@ def kl(data, model) -> float:
         return float(np.sum(p[on] * (np.log(p[on]) - np.log(pi[on]))))
 
 
+def local_maxima(model_or_pi) -> np.ndarray:
+    """The states whose stationary probability is above that of each of their D one-bit
+    neighbours (the chain's modes), most probable first, as indices (see :func:`states`).
+    Takes a DAE or a stationary distribution over 2^D states. Modes away from every data
+    state are the spurious modes that walk-back training is meant to remove."""
+    if isinstance(model_or_pi, np.ndarray):
+        pi = np.asarray(model_or_pi, dtype=np.float64)
+        d = int(np.log2(len(pi))) if pi.ndim == 1 and len(pi) > 1 else -1
+        if d < 1 or len(pi) != 2**d:
+            raise ValueError(
+                f"local_maxima: expected a distribution over 2^D states, got {pi.shape}"
+            )
+    else:
+        pi = stationary_distribution(model_or_pi)
+        d = model_or_pi.visible
+    index = np.arange(len(pi))
+    mode = np.ones(len(pi), dtype=bool)
+    for k in range(d):
+        mode &= pi > pi[index ^ (1 << k)]
+    found = np.flatnonzero(mode)
+    return found[np.argsort(-pi[found], kind="stable")]
+
+
 def detailed_balance_gap(model) -> float:
     """0.5 sum_{s, s'} |pi_s T_ss' - pi_s' T_s's|: the probability flux that a reversible chain
     would balance (0 for a chain in detailed balance, at most 1). Needs every entry of T, so
