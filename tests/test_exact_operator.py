@@ -80,12 +80,6 @@ def test_sixteen_units_against_long_chain_runs():
     assert np.abs(mean - 0.5).max() > 0.1
 
 
-def test_positive_operator_is_recognised():
-    assert wb.exact.transition_operator(model(wb.SaltAndPepper(0.3), d=5)).is_positive()
-    assert not wb.exact.transition_operator(model(wb.Masking(0.3), d=5)).is_positive()
-    assert not wb.exact.transition_operator(identity_chain(5)).is_positive()
-
-
 def test_detailed_balance_gap_in_blocks_matches_the_whole_matrix():
     m = model(wb.SaltAndPepper(0.2), tied=False, activation="tanh", d=11, seed=7)
     t = wb.exact.transition_matrix(m)
@@ -111,3 +105,49 @@ def test_local_maxima_are_the_states_above_all_their_neighbours():
     np.testing.assert_array_equal(wb.exact.local_maxima(pi), got)
     with pytest.raises(ValueError, match="2\\^D"):
         wb.exact.local_maxima(np.ones(6) / 6)
+
+
+def two_attractor_chain(d, p, gain):
+    """One hidden unit that is on when more than half the inputs are: the chain sits at all
+    zeros or all ones and, at small corruption p, almost never crosses between them."""
+    m = wb.DAE(d, 1, corruption=wb.SaltAndPepper(p), seed=0, dtype=np.float64)
+    m.set_params(
+        W1=np.full((d, 1), float(gain)), b1=np.array([-gain * d / 2]), b0=np.full(d, -gain / 2)
+    )
+    return m
+
+
+@pytest.mark.parametrize("d", [8, 10])  # a direct solve, then ARPACK
+def test_a_chain_too_slow_for_float64_is_refused_not_guessed(d):
+    """Two nearly closed modes (1 - lambda_2 = 7e-12 at D = 8, 1e-14 at D = 10): any mixture
+    of them has a residual at rounding level, so a residual check alone would accept a wrong
+    pi; the second eigenvalue refuses it."""
+    with pytest.raises(RuntimeError, match="mixes so slowly"):
+        wb.exact.stationary_distribution(two_attractor_chain(d, 1e-5, 15.0))
+    # the same chain with enough corruption to cross is solved, symmetric between the modes
+    pi = wb.exact.stationary_distribution(two_attractor_chain(d, 0.3, 3.0))
+    assert pi[0] == pytest.approx(pi[-1], rel=1e-9)
+
+
+def test_given_matrices_are_checked():
+    t = wb.exact.transition_matrix(model(wb.SaltAndPepper(0.3), d=6))
+    pi = wb.exact.stationary_distribution(t)
+    # float32 rounding leaves rows off by about 1e-8: still solved, to that precision
+    pi32 = wb.exact.stationary_distribution(t.astype(np.float32))
+    np.testing.assert_allclose(pi32, pi, atol=1e-6)
+    with pytest.raises(ValueError, match="sum to 1"):
+        wb.exact.stationary_distribution(t * 1.01)
+    with pytest.raises(ValueError, match="nonnegative"):
+        wb.exact.stationary_distribution(-t)
+    blocks = np.zeros((4, 4))
+    blocks[:2, :2] = blocks[2:, 2:] = [[0.5, 0.5], [0.5, 0.5]]
+    with pytest.raises(RuntimeError, match="more than one"):
+        wb.exact.stationary_distribution(blocks)
+
+
+def test_operator_columns_are_bounds_checked():
+    op = wb.exact.transition_operator(model(wb.SaltAndPepper(0.3), d=5))
+    with pytest.raises(ValueError, match="j0"):
+        op.columns(-1, 1)
+    with pytest.raises(ValueError, match="j0"):
+        op.columns(30, 40)

@@ -93,7 +93,6 @@ class TransitionOperator:
             if v.shape != (d,) or not np.all((v == 0) | (v == 1)):
                 raise ValueError(f"values: expected binary values of shape ({d},)")
         self.visible = d
-        self._channel_positive = bool(np.all(k > 0))
         self.free = np.flatnonzero(~mask)
         self.n = 2 ** len(self.free)
         # Rows of C: a free unit keeps its 2 x 2 channel, a clamped one the row of its value.
@@ -126,17 +125,10 @@ class TransitionOperator:
         # (mu R)[a, b] = sum_x~ mu[x~] RA[x~, a] RB[x~, b]
         return (self._ra.T @ (mu.reshape(-1, 1) * self._rb)).reshape(-1)
 
-    def is_positive(self) -> bool:
-        """Whether every entry of T is > 0, which makes the stationary distribution unique
-        (Perron-Frobenius). True when the corruption channel is positive (salt-and-pepper and
-        bit-flip with p > 0) and every next state has some x~ that reconstructs to it with
-        probability > 0; a False leaves the question open (masking, no corruption)."""
-        if not self._channel_positive:
-            return False
-        return bool(np.all(self._ra.T @ self._rb > 0))  # the column sums of R
-
     def columns(self, j0: int, j1: int) -> np.ndarray:
         """The dense columns T[:, j0:j1] (all 2^F rows)."""
+        if not 0 <= j0 <= j1 <= self.n:
+            raise ValueError(f"columns: expected 0 <= j0 <= j1 <= {self.n}, got ({j0}, {j1})")
         nb = self._rb.shape[1]
         j = np.arange(j0, j1)
         r = self._ra[:, j // nb] * self._rb[:, j % nb]  # R[:, j], (2^D, m)
