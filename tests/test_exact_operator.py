@@ -81,7 +81,7 @@ def test_sixteen_units_against_long_chain_runs():
 
 
 def test_detailed_balance_gap_in_blocks_matches_the_whole_matrix():
-    m = model(wb.SaltAndPepper(0.2), tied=False, activation="tanh", d=11, seed=7)
+    m = model(wb.SaltAndPepper(0.2), tied=False, activation="tanh", d=10, seed=7)
     t = wb.exact.transition_matrix(m)
     pi = wb.exact.stationary_distribution(t)
     flux = pi[:, None] * t
