@@ -151,3 +151,11 @@ def test_operator_columns_are_bounds_checked():
         op.columns(-1, 1)
     with pytest.raises(ValueError, match="j0"):
         op.columns(30, 40)
+
+
+def test_forming_the_matrix_can_show_a_progress_bar(capsys):
+    m = model(wb.SaltAndPepper(0.3), d=6)
+    t = wb.exact.transition_matrix(m, progress=True)
+    assert "transition matrix" in capsys.readouterr().err
+    np.testing.assert_array_equal(t, wb.exact.transition_matrix(m))
+    assert capsys.readouterr().err == ""
