@@ -20,7 +20,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import _checks
-from .exact_operator import MAX_DENSE, MAX_VISIBLE, TransitionOperator, binary_states
+from .exact_operator import (
+    MAX_DENSE,
+    MAX_VISIBLE,
+    TransitionOperator,
+    binary_states,
+    parse_clamp,
+)
 
 # Below this many states the stationary distribution comes from a direct solve; above, from
 # ARPACK's Arnoldi iteration on pi -> pi T (2^16 states: 8-11 s measured).
@@ -74,10 +80,6 @@ def transition_operator(model, clamp=None, values=None) -> TransitionOperator:
     return TransitionOperator(model, clamp, values)
 
 
-def _free_units(model, clamp) -> int:
-    return model.visible if clamp is None else int(np.sum(~np.asarray(clamp, dtype=bool)))
-
-
 def transition_matrix(model, clamp=None, values=None, progress=False) -> np.ndarray:
     """T[s, s'] = P(x_{t+1} = s' | x_t = s) of a binary DAE's chain, in float64:
     sum over corrupted x~ of C(x~ | s) prod_d Bernoulli(s'_d; p(x_d = 1 | x~)).
@@ -89,7 +91,7 @@ def transition_matrix(model, clamp=None, values=None, progress=False) -> np.ndar
     ``progress`` shows a bar while T is formed (about 35 s at F = 14 on two cores).
     """
     _check_model(model)
-    f = _free_units(model, clamp)
+    f = int(np.sum(~parse_clamp(model.visible, clamp, values)[0]))  # before the tables are built
     if f > MAX_DENSE:
         raise ValueError(
             f"transition_matrix: the chain has {f} free units, and a dense operator over 2^{f} "

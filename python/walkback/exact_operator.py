@@ -67,6 +67,24 @@ def _halves(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return units[:cut], units[cut:]
 
 
+def parse_clamp(d: int, clamp, values) -> tuple[np.ndarray, np.ndarray]:
+    """The clamp mask (bool (d,)) and the clamped values (binary float64 (d,)), checked; no
+    clamp is an all-False mask."""
+    if clamp is None:
+        if values is not None:
+            raise ValueError("values: give it together with clamp")
+        return np.zeros(d, dtype=bool), np.zeros(d)
+    mask = np.asarray(clamp, dtype=bool)
+    if mask.shape != (d,):
+        raise ValueError(f"clamp: expected a bool mask of shape ({d},), got {mask.shape}")
+    if values is None:
+        raise ValueError("values: clamped units need their values (binary, shape (D,))")
+    v = np.asarray(values, dtype=np.float64)
+    if v.shape != (d,) or not np.all((v == 0) | (v == 1)):
+        raise ValueError(f"values: expected binary values of shape ({d},)")
+    return mask, v
+
+
 class TransitionOperator:
     """T[s, s'] = P(x_{t+1} = s' | x_t = s) of a binary DAE's chain over its free units, kept
     as factors: ``step(pi)`` is pi T, ``columns(j0, j1)`` the dense columns T[:, j0:j1].
@@ -79,20 +97,7 @@ class TransitionOperator:
     def __init__(self, model, clamp=None, values=None):
         d = model.visible
         k = corruption_channel(model)
-        if clamp is None:
-            if values is not None:
-                raise ValueError("values: give it together with clamp")
-            mask = np.zeros(d, dtype=bool)
-            v = np.zeros(d)
-        else:
-            mask = np.asarray(clamp, dtype=bool)
-            if mask.shape != (d,):
-                raise ValueError(f"clamp: expected a bool mask of shape ({d},), got {mask.shape}")
-            if values is None:
-                raise ValueError("values: clamped units need their values (binary, shape (D,))")
-            v = np.asarray(values, dtype=np.float64)
-            if v.shape != (d,) or not np.all((v == 0) | (v == 1)):
-                raise ValueError(f"values: expected binary values of shape ({d},)")
+        mask, v = parse_clamp(d, clamp, values)
         self.visible = d
         self.free = np.flatnonzero(~mask)
         self.n = 2 ** len(self.free)
