@@ -1,6 +1,7 @@
 import io
 
 import walkback as wb
+from walkback import _backend
 
 
 def test_show_config_reports_blas_threads_and_cuda():
@@ -9,6 +10,8 @@ def test_show_config_reports_blas_threads_and_cuda():
     text = buf.getvalue()
     assert "OpenBLAS" in info["blas"] and "OpenBLAS" in text
     assert info["threads"] == wb.get_num_threads() >= 1
+    supported = _backend.cpu().packed_gemm_supported()
+    assert info["packed_gemm"].startswith("AVX-512 kernel") == supported
     assert info["cuda_devices"] == (0 if not wb.cuda_built() else info["cuda_devices"])
     assert wb.cuda_available() == (wb.cuda_built() and info["cuda_devices"] > 0)
 

@@ -18,6 +18,7 @@
 #include "walkback/dae_train.h"
 #include "walkback/optimizers.h"
 #include "walkback/parallel_gemm.h"
+#include "walkback/workspace.h"
 #include "walkback/philox_simd.h"
 #include "walkback/random_ops.h"
 #include "walkback/thread_pool.h"
@@ -251,6 +252,34 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
     py::gil_scoped_release nogil;
     wb::gemm_columns<float>(trans_b, m, n, k, pa, k, pb, ldb, pc, n, 16, [](int64_t, int64_t) {});
   });
+  // The same product through walkback's own packed GEMM (packed_gemm.h): B packed, then C in
+  // column slices. For its tests against NumPy; raises where the processor lacks AVX-512.
+  mod.def("packed_gemm", [](py::array a, py::array b, py::array c, bool trans_b, bool accumulate) {
+    const auto dt = py::dtype::of<float>();
+    check_array(a, "a", dt, {-1, -1}, false);
+    const py::ssize_t k = a.shape(1);
+    check_array(b, "b", dt, trans_b ? std::vector<py::ssize_t>{-1, k} : std::vector<py::ssize_t>{k, -1}, false);
+    const py::ssize_t n = trans_b ? b.shape(0) : b.shape(1);
+    check_array(c, "c", dt, {a.shape(0), n}, true);
+    if (!wb::packed_gemm_supported())
+      throw std::runtime_error("packed_gemm: this processor has no AVX-512 (or it is switched off)");
+    const float* pa = in_ptr<float>(a);
+    const float* pb = in_ptr<float>(b);
+    float* pc = out_ptr<float>(c);
+    const int64_t m = a.shape(0), ldb = b.shape(1);
+    py::gil_scoped_release nogil;
+    wb::KeptWorkspace<wb::PackedLayer> kept;  // as the chain keeps it: timings see no page faults
+    wb::PackedWeights& w = kept->forward;
+    w.pack(pb, ldb, trans_b, k, n);
+    wb::parallel_columns(n, wb::PackedWeights::kPanel, 64, 4, [&](int64_t j0, int64_t j1) {
+      wb::packed_gemm(m, pa, k, w, pc, n, j0, j1, accumulate);
+    });
+  }, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("trans_b") = false,
+     py::arg("accumulate") = false);
+  mod.def("packed_gemm_supported", &wb::packed_gemm_supported);
+  mod.def("set_packed_gemm", &wb::set_packed_gemm, py::arg("on"),
+          "Switch walkback's own packed GEMM off or on for this process (A/B timings, tests); "
+          "returns whether it is now used.");
   bind_gsn(mod);
   bind_eval(mod);
   bind_diffusion(mod);

@@ -1,6 +1,7 @@
 #include "walkback/dae_chain.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "walkback/corrupt.h"
@@ -10,6 +11,7 @@
 #include "walkback/random_ops.h"
 #include "walkback/row_kernels.h"
 #include "walkback/simd.h"
+#include "walkback/workspace.h"
 
 namespace wb {
 namespace {
@@ -54,7 +56,19 @@ void encode_sparse_slice(const DaeModel<T>& m, const T* xt, T* h, const std::vec
   bias_activate<T, A>(hj, m.b1 + j0, n);
 }
 
+// Packing W costs about one pass over it per orientation; below these a call's products are
+// too few to repay it and the BLAS packs per call as before.
+constexpr int64_t kPackedMinChains = 8, kPackedMinRowSteps = 256;
+
 }  // namespace
+
+void pack_dae_weights(const DaeModel<float>& m, PackedWeights& enc, PackedWeights& dec) {
+  enc.pack(m.W, m.H, false, m.D, m.H);
+  if (m.U)
+    dec.pack(m.U, m.D, false, m.H, m.D);
+  else
+    dec.pack(m.W, m.H, true, m.H, m.D);
+}
 
 template <class T>
 void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* means) {
@@ -70,6 +84,15 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
 
   corrupt_batch<T>(m.corruption, m.corruption_param, x, xt.data(), B, D, a.seed, a.first_step,
                    a.first_chain);
+  // Many chains: W (and U) packed once for walkback's own GEMM, used by every step of the call.
+  KeptWorkspace<PackedLayer> packed;
+  PackedWeights &enc = packed->forward, &dec = packed->backward;
+  enc.clear();
+  dec.clear();
+  if constexpr (std::is_same_v<T, float>) {
+    if (B >= kPackedMinChains && total * B >= kPackedMinRowSteps && packed_gemm_supported())
+      pack_dae_weights(m, enc, dec);
+  }
   std::vector<int32_t> on;
   for (int64_t s = 0; s < total; ++s) {
     const uint32_t step = a.first_step + static_cast<uint32_t>(s);
@@ -92,11 +115,11 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
         });
         return;
       }
-      gemm_columns<T>(false, B, H, D, xt.data(), D, m.W, H, h.data(), H, kAlign,
-                      [&](int64_t j0, int64_t j1) {
-                        for (int64_t r = 0; r < B; ++r)
-                          bias_activate<T, A>(h.data() + r * H + j0, m.b1 + j0, j1 - j0);
-                      });
+      weight_gemm_columns<T>(&enc, false, B, H, D, xt.data(), D, m.W, H, h.data(), H, kAlign,
+                             [&](int64_t j0, int64_t j1) {
+                               for (int64_t r = 0; r < B; ++r)
+                                 bias_activate<T, A>(h.data() + r * H + j0, m.b1 + j0, j1 - j0);
+                             });
     });
     // Decode o = h W^T (tied) or h U, then per slice of visible units: sample, keep the clamped
     // units, record, and corrupt for the next step.
@@ -132,9 +155,11 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
         }
       };
       if (m.U)
-        gemm_columns<T>(false, B, D, H, h.data(), H, m.U, D, o.data(), D, kAlign, epilogue);
+        weight_gemm_columns<T>(&dec, false, B, D, H, h.data(), H, m.U, D, o.data(), D, kAlign,
+                               epilogue);
       else
-        gemm_columns<T>(true, B, D, H, h.data(), H, m.W, H, o.data(), D, kAlign, epilogue);
+        weight_gemm_columns<T>(&dec, true, B, D, H, h.data(), H, m.W, H, o.data(), D, kAlign,
+                               epilogue);
     });
   }
 }

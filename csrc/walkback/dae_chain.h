@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "walkback/common.h"
+#include "walkback/packed_gemm.h"
 
 namespace wb {
 
@@ -38,5 +39,9 @@ struct ChainArgs {
 // every > 0. means: (B, D) mean of the last step, or nullptr.
 template <class T>
 void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* means);
+
+// The encoder's weights (W, D x H) into `enc` and the decoder's (W^T, or U when untied; H x D)
+// into `dec`, for packed_gemm: one pass over them per orientation.
+void pack_dae_weights(const DaeModel<float>& m, PackedWeights& enc, PackedWeights& dec);
 
 }  // namespace wb

@@ -1,6 +1,7 @@
 #include "walkback/dense_mlp.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "walkback/blas.h"
 #include "walkback/dispatch.h"
@@ -53,6 +54,15 @@ void mlp_weight_grads(const std::vector<DenseLayer<T>>& layers, int64_t rows, co
                          accumulate);
 }
 
+void pack_layers(std::vector<DenseLayer<float>>& layers, PackedStack& store) {
+  store.layers.resize(layers.size());
+  for (size_t l = 0; l < layers.size(); ++l) {
+    DenseLayer<float>& L = layers[l];
+    store.layers[l].pack(L.W, L.out, false, L.in, L.out);
+    L.packed = &store.layers[l];
+  }
+}
+
 template <class T>
 void mlp_forward(const std::vector<DenseLayer<T>>& layers, Activation act, int64_t B, const T* x,
                  const std::vector<T*>& acts) {
@@ -62,7 +72,23 @@ void mlp_forward(const std::vector<DenseLayer<T>>& layers, Activation act, int64
     for (size_t l = 0; l < layers.size(); ++l) {
       const DenseLayer<T>& L = layers[l];
       T* out = acts[l];
-      if (B >= L.out) {
+      bool packed = false;
+      if constexpr (std::is_same_v<T, float>) packed = L.packed && !L.packed->empty() && B > 1;
+      if (packed && B >= L.out) {
+        // As below, each thread on its rows, with nothing packed per call.
+        pool().parallel_for(B, [&](int64_t r0, int64_t r1) {
+          if constexpr (std::is_same_v<T, float>)
+            packed_gemm(r1 - r0, in + r0 * L.in, L.in, *L.packed, out + r0 * L.out, L.out, 0,
+                        L.out, false);
+          for (int64_t r = r0; r < r1; ++r) bias_activate<T, A>(out + r * L.out, L.b, L.out);
+        }, 16);
+      } else if (packed) {
+        if constexpr (std::is_same_v<T, float>)
+          packed_gemm_columns(B, in, L.in, *L.packed, out, L.out, [&](int64_t j0, int64_t j1) {
+            for (int64_t r = 0; r < B; ++r)
+              bias_activate<T, A>(out + r * L.out + j0, L.b + j0, j1 - j0);
+          });
+      } else if (B >= L.out) {
         // At least as many rows as outputs: row slices, each thread packing only its rows.
         pool().parallel_for(B, [&](int64_t r0, int64_t r1) {
           blas::gemm(false, false, static_cast<int>(r1 - r0), static_cast<int>(L.out),

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "walkback/common.h"
+#include "walkback/packed_gemm.h"
 
 namespace wb {
 
@@ -15,7 +16,23 @@ struct DenseLayer {
   int64_t in = 0, out = 0;
   const T* W = nullptr;  // (in, out), row-major
   const T* b = nullptr;  // (out)
+  // W packed for walkback's own GEMM (float only; see pack_layers), used by mlp_forward.
+  const PackedWeights* packed = nullptr;
 };
+
+// A stack's weights packed, kept by a thread between calls (KeptWorkspace<PackedStack>).
+struct PackedStack {
+  std::vector<PackedWeights> layers;
+  size_t bytes() const {
+    size_t b = 0;
+    for (const auto& p : layers) b += p.bytes();
+    return b;
+  }
+};
+
+// Packs each layer's W into `store` and points the layer at it: for a caller that runs the
+// same layers forward many times (a chain's steps).
+void pack_layers(std::vector<DenseLayer<float>>& layers, PackedStack& store);
 
 // acts[l] (B x layers[l].out) = act(input_l W_l + b_l), input_0 = x (B x layers[0].in).
 template <class T>

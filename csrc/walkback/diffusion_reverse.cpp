@@ -1,5 +1,6 @@
 // The reverse chain of a diffusion model (see diffusion.h).
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "walkback/blas.h"
@@ -10,6 +11,7 @@
 #include "walkback/random_ops.h"
 #include "walkback/simd.h"
 #include "walkback/thread_pool.h"
+#include "walkback/workspace.h"
 
 namespace wb {
 
@@ -38,6 +40,9 @@ WB_SIMD_CLONES void binomial_sample_row(const DiffusionStep<T>& s, T* x, const T
     x[d] = T(rnd[d]) < p ? T(1) : T(0);
   }
 }
+// As for the DAE chain (dae_chain.cpp): packing pays from a few rows and a few hundred row
+// steps per call.
+constexpr int64_t kPackedMinChains = 8, kPackedMinRowSteps = 256;
 }  // namespace
 
 template <class T>
@@ -52,6 +57,14 @@ void diffusion_reverse(const DiffusionNet<T>& m, const ReverseArgs<T>& a, T* x) 
     acts.push_back(act_store[l].data());
   }
   std::vector<T> w_eff(H * cols), b_eff(cols), out(n * cols), g(J);
+  // The hidden layers stay fixed over all the steps: packed once for walkback's own GEMM.
+  std::vector<DenseLayer<T>> hidden = m.hidden;
+  KeptWorkspace<PackedStack> packed;
+  if constexpr (std::is_same_v<T, float>) {
+    const int64_t steps = a.t_hi - a.t_lo + 1;
+    if (n >= kPackedMinChains && steps * n >= kPackedMinRowSteps && packed_gemm_supported())
+      pack_layers(hidden, *packed);
+  }
   for (int64_t t = a.t_hi; t >= a.t_lo; --t) {
     const DiffusionStep<T> s = step_scalars(m, t);
     // The last step, p(x_0 | x_1), is the bound's: the forward step reversed at equilibrium,
@@ -83,7 +96,7 @@ void diffusion_reverse(const DiffusionNet<T>& m, const ReverseArgs<T>& a, T* x) 
     for (int64_t q = 0; q < cols; ++q) b_eff[q] = T(0);
     for (int64_t j = 0; j < J; ++j)
       for (int64_t q = 0; q < cols; ++q) b_eff[q] += g[j] * m.bout[j * cols + q];
-    mlp_forward<T>(m.hidden, Activation::LeakyRelu, n, x, acts);
+    mlp_forward<T>(hidden, Activation::LeakyRelu, n, x, acts);
     const uint32_t step = static_cast<uint32_t>(t);
     // The sample of units [d0, d1) of rows [r0, r1), from the readout's product in `out`.
     auto sample_block = [&](int64_t r0, int64_t r1, int64_t d0, int64_t d1) {

@@ -1,20 +1,35 @@
 #include "walkback/gsn_chain.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "walkback/gsn_layers.h"
 #include "walkback/gsn_visible.h"
 #include "walkback/thread_pool.h"
+#include "walkback/workspace.h"
 
 namespace wb {
 
+namespace {
+// As for the DAE chain (dae_chain.cpp): packing pays from a few rows and a few hundred row
+// steps per call.
+constexpr int64_t kPackedMinChains = 8, kPackedMinRowSteps = 256;
+}  // namespace
+
 template <class T>
-void gsn_chain(const GsnModel<T>& m, const ChainArgs& a, T* x, T* const* hidden, T* records,
+void gsn_chain(const GsnModel<T>& model, const ChainArgs& a, T* x, T* const* hidden, T* records,
                T* means, T* mean_sum) {
-  const int64_t B = a.chains, D = m.D();
+  const int64_t B = a.chains, D = model.D();
   const StreamKey key = stream_key(a.seed);
   const int64_t total = a.burn_in + a.steps;
+  // Many chains: every weight matrix packed once, in both orientations, for all the steps.
+  GsnModel<T> m = model;
+  KeptWorkspace<GsnPacked> packed;
+  if constexpr (std::is_same_v<T, float>) {
+    if (B >= kPackedMinChains && total * B >= kPackedMinRowSteps && packed_gemm_supported())
+      pack_gsn_weights(m, *packed);
+  }
   std::vector<T> xt(B * D), o(B * D);
   std::vector<std::vector<T>> y(m.L + 1);  // activation outputs: unused when sampling
   for (int l = 1; l <= m.L; ++l) y[l].resize(B * m.n[l]);

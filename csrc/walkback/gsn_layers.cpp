@@ -34,10 +34,27 @@ GemmTerm<T> down_term(const GsnModel<T>& m, int l, const T* h) {
     t.ldb = m.n[l];
     t.trans_b = true;
   }
+  if (!m.down.empty()) t.packed = m.down[l];
   return t;
 }
 
 }  // namespace
+
+void pack_gsn_weights(GsnModel<float>& m, GsnPacked& store) {
+  store.up.resize(m.L + 1);
+  store.down.resize(m.L + 1);
+  m.up.assign(m.L + 1, nullptr);
+  m.down.assign(m.L + 1, nullptr);
+  for (int l = 1; l <= m.L; ++l) {
+    store.up[l].pack(m.W[l], m.n[l], false, m.n[l - 1], m.n[l]);
+    if (m.U[l])
+      store.down[l].pack(m.U[l], m.n[l - 1], false, m.n[l], m.n[l - 1]);
+    else
+      store.down[l].pack(m.W[l], m.n[l], true, m.n[l], m.n[l - 1]);
+    m.up[l] = &store.up[l];
+    m.down[l] = &store.down[l];
+  }
+}
 
 template <class T>
 void gsn_update_hidden(const GsnModel<T>& m, int l, int64_t B, StreamKey key, uint32_t step,
@@ -48,6 +65,7 @@ void gsn_update_hidden(const GsnModel<T>& m, int l, int64_t B, StreamKey key, ui
   terms[0].lda = terms[0].k = m.n[l - 1];
   terms[0].b = m.W[l];
   terms[0].ldb = n;
+  if (!m.up.empty()) terms[0].packed = m.up[l];
   if (l < m.L) terms[1] = down_term(m, l + 1, above);
   const bool noisy = m.noisy(l);
   const T s_pre = noisy ? m.noise_pre : T(0), s_post = noisy ? m.noise_post : T(0);

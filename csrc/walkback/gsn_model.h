@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "walkback/common.h"
+#include "walkback/packed_gemm.h"
 
 namespace wb {
 
@@ -34,10 +35,27 @@ struct GsnModel {
   T noise_pre = 0, noise_post = 0;  // standard deviations of the hidden noise
   bool noiseless_h1 = false;        // no hidden noise on layer 1 (the original code's option)
   std::vector<VisibleSegment> segments;
+  // When set (float, AVX-512; see pack_gsn_weights): W_l packed as up[l] and D_l as down[l],
+  // for walkback's own GEMM. Empty: every product goes to the BLAS.
+  std::vector<const PackedWeights*> up, down;
 
   int64_t D() const { return n[0]; }
   bool noisy(int l) const { return !(l == 1 && noiseless_h1) && (noise_pre > 0 || noise_post > 0); }
 };
+
+// A GSN's weights in both orientations, kept by a thread between calls.
+struct GsnPacked {
+  std::vector<PackedWeights> up, down;
+  size_t bytes() const {
+    size_t b = 0;
+    for (const auto& p : up) b += p.bytes();
+    for (const auto& p : down) b += p.bytes();
+    return b;
+  }
+};
+
+// Packs every W_l (up) and D_l (down) of m into `store` and points m.up / m.down at them.
+void pack_gsn_weights(GsnModel<float>& m, GsnPacked& store);
 
 // Gradients named like the parameters; U entries are used only when untied.
 template <class T>

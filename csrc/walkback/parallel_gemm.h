@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <type_traits>
 
 #include "walkback/blas.h"
+#include "walkback/packed_gemm.h"
 #include "walkback/thread_pool.h"
 
 namespace wb {
@@ -63,8 +65,34 @@ void gemm_columns(bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int
   });
 }
 
+// C = A op(B) by weights packed once (packed_gemm.h), in column slices of whole panels, then
+// epilogue(j0, j1) on each slice while it is in cache. Nothing is packed per call, so slices
+// cost nothing extra: four per thread, handed out dynamically.
+template <class Epilogue>
+void packed_gemm_columns(int64_t m, const float* a, int64_t lda, const PackedWeights& w, float* c,
+                         int64_t ldc, Epilogue&& epilogue) {
+  parallel_columns(w.n(), PackedWeights::kPanel, 64, 4, [&](int64_t j0, int64_t j1) {
+    packed_gemm(m, a, lda, w, c, ldc, j0, j1, false);
+    epilogue(j0, j1);
+  });
+}
+
+// gemm_columns, through packed_gemm_columns when `packed` holds op(B) already packed (float
+// only; its panels are whole multiples of any align up to 32).
+template <class T, class Epilogue>
+void weight_gemm_columns(const PackedWeights* packed, bool trans_b, int64_t m, int64_t n,
+                         int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T* c,
+                         int64_t ldc, int64_t align, Epilogue&& epilogue) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (packed && !packed->empty() && m > 1 && PackedWeights::kPanel % align == 0)
+      return packed_gemm_columns(m, a, lda, *packed, c, ldc, epilogue);
+  }
+  gemm_columns<T>(trans_b, m, n, k, a, lda, b, ldb, c, ldc, align, epilogue);
+}
+
 // One term op(A) op(B) of a sum of products: A is m x k row-major (lda); B is k x n, or n x k
-// when trans_b. A null `a` is a zero term.
+// when trans_b. A null `a` is a zero term. `packed`, when set, holds op(B) packed for
+// packed_gemm (float only), which then does this term for more than one row.
 template <class T>
 struct GemmTerm {
   const T* a = nullptr;
@@ -72,20 +100,39 @@ struct GemmTerm {
   const T* b = nullptr;
   int64_t ldb = 0;
   bool trans_b = false;
+  const PackedWeights* packed = nullptr;
 };
 
+// Whether packed_gemm does this term: its weights are packed and there is more than one row
+// (one row takes the BLAS's GEMV, which streams the weights once).
+template <class T>
+bool packed_term(const GemmTerm<T>& g, int64_t m) {
+  return std::is_same_v<T, float> && g.packed && !g.packed->empty() && g.a && m > 1;
+}
+
 // C = sum of the terms (at most two), column slice by column slice, then epilogue(j0, j1) on
-// the slice while it is in cache; C is zero where every term is.
+// the slice while it is in cache; C is zero where every term is. With a packed term the slices
+// are whole panels.
 template <class T, class Epilogue>
 void gemm_sum_columns(int64_t m, int64_t n, const GemmTerm<T>* terms, int count, T* c,
                       int64_t ldc, int64_t align, Epilogue&& epilogue) {
-  parallel_columns(n, align, 64, slices_per_thread(m), [&](int64_t j0, int64_t j1) {
+  bool any_packed = false;
+  for (int t = 0; t < count; ++t) any_packed |= packed_term(terms[t], m);
+  if (any_packed) align = std::max<int64_t>(align, PackedWeights::kPanel);
+  parallel_columns(n, align, 64, any_packed ? 4 : slices_per_thread(m), [&](int64_t j0, int64_t j1) {
     T beta = T(0);
     for (int t = 0; t < count; ++t) {
       const GemmTerm<T>& g = terms[t];
       if (!g.a || g.k == 0) continue;
       const T* bj = g.trans_b ? g.b + j0 * g.ldb : g.b + j0;
       const int w = static_cast<int>(j1 - j0), k = static_cast<int>(g.k);
+      if constexpr (std::is_same_v<T, float>) {
+        if (packed_term(g, m)) {
+          packed_gemm(m, g.a, g.lda, *g.packed, c, ldc, j0, j1, beta != T(0));
+          beta = T(1);
+          continue;
+        }
+      }
       if (m == 1)  // one chain: a GEMV streams the weights once, without packing them
         blas::gemv(!g.trans_b, g.trans_b ? w : k, g.trans_b ? k : w, T(1), bj,
                    static_cast<int>(g.ldb), g.a, beta, c + j0);

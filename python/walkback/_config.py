@@ -33,6 +33,10 @@ def show_config(file=None) -> dict:
         "numpy": np.__version__,
         "blas": _backend.cpu().blas_info(),
         "threads": get_num_threads(),
+        # walkback's own GEMM for a chain's fixed weights (csrc/walkback/packed_gemm.h).
+        "packed_gemm": "AVX-512 kernel, used from 8 chains"
+        if _backend.cpu().packed_gemm_supported()
+        else "off (no AVX-512, or WALKBACK_PACKED_GEMM=0): the BLAS does every product",
         "cuda_extension": "built" if mod is not None else "not built (nvcc was not found)",
         "cuda_devices": mod.device_count() if mod is not None else 0,
     }

@@ -1,0 +1,163 @@
+"""walkback's own GEMM for fixed weights (csrc/walkback/packed_gemm.h): the product against
+NumPy in float64, and the chain and walk-back training through it against the BLAS path and
+the NumPy reference. Runs where the processor has AVX-512; elsewhere the library never takes
+this path and the BLAS path is what every other test checks."""
+
+import numpy as np
+import pytest
+
+import walkback as wb
+from walkback import _backend
+
+import reference as ref
+
+cpu = _backend.cpu()
+pytestmark = pytest.mark.skipif(
+    not cpu.packed_gemm_supported(), reason="packed GEMM needs AVX-512 (not on this processor)"
+)
+
+
+@pytest.fixture
+def packed_off():
+    """Runs the body with the packed GEMM switched off, and always switches it back on."""
+    cpu.set_packed_gemm(False)
+    yield
+    assert cpu.set_packed_gemm(True)
+
+
+def bound(a, b):
+    """float32 rounding bound of a @ b: k units of roundoff on the sum of |terms|."""
+    return 4 * a.shape[1] * np.finfo(np.float32).eps * (np.abs(a) @ np.abs(b)) + 1e-30
+
+
+# m: below, at and past the 12-row tile and the 192-row block; k: 1, odd, past the 1024 at
+# which k is cut in blocks; n: below, at and past the 32-column panel.
+@pytest.mark.parametrize("m", [1, 5, 12, 13, 200])
+@pytest.mark.parametrize("k", [1, 7, 1100])
+@pytest.mark.parametrize("n", [1, 17, 32, 33, 100, 257])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_product_matches_numpy(m, k, n, trans_b):
+    rng = np.random.default_rng(m * 1000 + k + n)
+    a = rng.normal(size=(m, k)).astype(np.float32)
+    b = rng.normal(size=(n, k) if trans_b else (k, n)).astype(np.float32)
+    c = np.full((m, n), np.nan, np.float32)
+    cpu.packed_gemm(a, b, c, trans_b)
+    op_b = b.T if trans_b else b
+    want = a.astype(np.float64) @ op_b.astype(np.float64)
+    assert np.all(np.abs(c - want) <= bound(a, op_b))
+
+
+def test_accumulate_adds_to_c():
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(30, 50)).astype(np.float32)
+    b = rng.normal(size=(50, 70)).astype(np.float32)
+    c0 = rng.normal(size=(30, 70)).astype(np.float32)
+    c = c0.copy()
+    cpu.packed_gemm(a, b, c, False, True)
+    want = c0 + a.astype(np.float64) @ b
+    assert np.all(np.abs(c - want) <= bound(a, b) + 1e-6 * np.abs(c0))
+
+
+def test_bad_shapes_are_refused():
+    a = np.zeros((4, 5), np.float32)
+    with pytest.raises(ValueError, match="b"):
+        cpu.packed_gemm(a, np.zeros((6, 3), np.float32), np.zeros((4, 3), np.float32), False)
+    with pytest.raises(ValueError, match="c"):
+        cpu.packed_gemm(a, np.zeros((5, 3), np.float32), np.zeros((4, 4), np.float32), False)
+
+
+def test_switching_it_off_is_reported(packed_off):
+    assert not cpu.packed_gemm_supported()
+    with pytest.raises(RuntimeError, match="AVX-512"):
+        cpu.packed_gemm(
+            np.zeros((2, 2), np.float32),
+            np.zeros((2, 2), np.float32),
+            np.zeros((2, 2), np.float32),
+            False,
+        )
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_packed_chain_step_matches_reference(tied):
+    # 256 chains: the chain packs W (it does from 8 chains and 256 chain steps a call).
+    m = wb.DAE(64, 48, corruption=wb.SaltAndPepper(0.3), tied=tied, seed=2, dtype=np.float32)
+    rng = np.random.default_rng(5)
+    x = (rng.random((256, 64)) < 0.3).astype(np.float32)
+    p = m.get_params()
+    kw = dict(
+        seed=3,
+        return_mean=True,
+        corruption=m.corruption,
+        activation=m.activation,
+        reconstruction=m.reconstruction,
+    )
+    got, mean = wb.ops.chain_step(x, p["W1"], p["b1"], p["b0"], U1=p.get("U1"), **kw)
+    params = {k: v.astype(np.float64) for k, v in p.items()}
+    want, want_mean = ref.dae_step(
+        x,
+        params,
+        activation="sigmoid",
+        corruption=("salt_and_pepper", 0.3),
+        recon="bernoulli",
+        sigma=1.0,
+        seed=3,
+        step=0,
+    )
+    np.testing.assert_allclose(mean, want_mean, rtol=2e-5, atol=2e-6)
+    assert np.mean(got != want) < 1e-3
+
+
+def test_packed_and_blas_chains_agree():
+    m = wb.DAE(300, 200, corruption=wb.BitFlip(0.1), seed=4, dtype=np.float32)
+    x = (np.random.default_rng(6).random((64, 300)) < 0.3).astype(np.float32)
+    kw = dict(x0=x, steps=4, seed=9, means=True)  # 256 chain steps: the chain packs W
+    packed = m.sample(**kw)
+    cpu.set_packed_gemm(False)
+    try:
+        blas = m.sample(**kw)
+    finally:
+        assert cpu.set_packed_gemm(True)
+    np.testing.assert_allclose(packed, blas, rtol=1e-5, atol=1e-6)
+
+
+def _on_and_off(run):
+    """run() with the packed GEMM on, then off (always switched back on)."""
+    on = run()
+    cpu.set_packed_gemm(False)
+    try:
+        off = run()
+    finally:
+        assert cpu.set_packed_gemm(True)
+    return on, off
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_packed_and_blas_gsn_chains_agree(tied):
+    # 64 chains x 4 steps: the GSN chain packs every layer's weights, both orientations.
+    g = wb.GSN(
+        100,
+        [70, 50],
+        input_noise=wb.SaltAndPepper(0.2),
+        hidden_noise=wb.GaussianNoise(0.5, 0.5),
+        tied=tied,
+        seed=3,
+    )
+    x = (np.random.default_rng(4).random((64, 100)) < 0.3).astype(np.float32)
+    on, off = _on_and_off(lambda: g.sample(x0=x, steps=4, seed=2, means=True))
+    np.testing.assert_allclose(on, off, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "binomial"])
+def test_packed_and_blas_diffusion_chains_agree(kind):
+    # 64 chains x 8 steps: the reverse chain packs its hidden layers once.
+    m = wb.Diffusion(6, steps=8, kind=kind, hidden=(40, 40), basis=3, seed=0)
+    # A readout that is not zero, so that the hidden layers' products reach the samples.
+    shapes = m.param_shapes()
+    m.set_params(Wout=np.random.default_rng(1).normal(0, 0.3, shapes["Wout"]))
+    if kind == "gaussian":
+        m.set_scaling(1.0, 0.0)
+    on, off = _on_and_off(lambda: m.sample(64, seed=5))
+    if kind == "binomial":
+        assert np.mean(on != off) < 1e-3  # a unit flips only where its uniform nearly ties
+    else:
+        np.testing.assert_allclose(on, off, rtol=1e-4, atol=1e-5)
