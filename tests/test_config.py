@@ -11,7 +11,7 @@ def test_show_config_reports_blas_threads_and_cuda():
     assert "OpenBLAS" in info["blas"] and "OpenBLAS" in text
     assert info["threads"] == wb.get_num_threads() >= 1
     supported = _backend.cpu().packed_gemm_supported()
-    assert info["packed_gemm"].startswith("AVX-512 kernel") == supported
+    assert ("kernel" in info["packed_gemm"]) == supported
     assert info["cuda_devices"] == (0 if not wb.cuda_built() else info["cuda_devices"])
     assert wb.cuda_available() == (wb.cuda_built() and info["cuda_devices"] > 0)
 

@@ -1,7 +1,7 @@
 """walkback's own GEMM for fixed weights (csrc/walkback/packed_gemm.h): the product against
-NumPy in float64, and the chain and walk-back training through it against the BLAS path and
-the NumPy reference. Runs where the processor has AVX-512; elsewhere the library never takes
-this path and the BLAS path is what every other test checks."""
+NumPy in float64, and the chains through it against the BLAS path and the NumPy reference.
+Every test runs once per instruction set the processor has (AVX-512, AVX2); where it has
+neither the library never takes this path and the BLAS path is what every other test checks."""
 
 import numpy as np
 import pytest
@@ -12,13 +12,23 @@ from walkback import _backend
 import reference as ref
 
 cpu = _backend.cpu()
+BEST = cpu.packed_gemm_isa()  # chosen when the library loaded
 pytestmark = pytest.mark.skipif(
-    not cpu.packed_gemm_supported(), reason="packed GEMM needs AVX-512 (not on this processor)"
+    BEST == "none", reason="packed GEMM needs AVX-512 or AVX2 (not on this processor)"
 )
 
 
+@pytest.fixture(autouse=True, params=["avx512", "avx2"])
+def isa(request):
+    """Runs each test with one kernel, and always puts the one chosen at load back."""
+    if not cpu.set_packed_gemm_isa(request.param):
+        pytest.skip(f"this processor has no {request.param}")
+    yield request.param
+    assert cpu.set_packed_gemm_isa(BEST)
+
+
 @pytest.fixture
-def packed_off():
+def packed_off(isa):
     """Runs the body with the packed GEMM switched off, and always switches it back on."""
     cpu.set_packed_gemm(False)
     yield
@@ -47,6 +57,26 @@ def test_product_matches_numpy(m, k, n, trans_b):
     assert np.all(np.abs(c - want) <= bound(a, op_b))
 
 
+def test_both_instruction_sets_give_the_same_bits(isa):
+    # One chain of FMAs per element in k order, in the same blocks, on either kernel.
+    if not cpu.set_packed_gemm_isa("avx2") or not cpu.set_packed_gemm_isa("avx512"):
+        pytest.skip("needs both AVX-512 and AVX2")
+    rng = np.random.default_rng(8)
+    a = rng.normal(size=(37, 1100)).astype(np.float32)
+    b = rng.normal(size=(1100, 83)).astype(np.float32)
+    out = {}
+    for name in ("avx512", "avx2"):
+        cpu.set_packed_gemm_isa(name)
+        out[name] = np.empty((37, 83), np.float32)
+        cpu.packed_gemm(a, b, out[name], False)
+    np.testing.assert_array_equal(out["avx512"], out["avx2"])
+
+
+def test_unknown_instruction_set_is_refused():
+    with pytest.raises(ValueError, match="avx512"):
+        cpu.set_packed_gemm_isa("sse9")
+
+
 def test_accumulate_adds_to_c():
     rng = np.random.default_rng(3)
     a = rng.normal(size=(30, 50)).astype(np.float32)
@@ -68,7 +98,7 @@ def test_bad_shapes_are_refused():
 
 def test_switching_it_off_is_reported(packed_off):
     assert not cpu.packed_gemm_supported()
-    with pytest.raises(RuntimeError, match="AVX-512"):
+    with pytest.raises(RuntimeError, match="switched off"):
         cpu.packed_gemm(
             np.zeros((2, 2), np.float32),
             np.zeros((2, 2), np.float32),

@@ -253,7 +253,7 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
     wb::gemm_columns<float>(trans_b, m, n, k, pa, k, pb, ldb, pc, n, 16, [](int64_t, int64_t) {});
   });
   // The same product through walkback's own packed GEMM (packed_gemm.h): B packed, then C in
-  // column slices. For its tests against NumPy; raises where the processor lacks AVX-512.
+  // column slices. For its tests against NumPy; raises where it is not available.
   mod.def("packed_gemm", [](py::array a, py::array b, py::array c, bool trans_b, bool accumulate) {
     const auto dt = py::dtype::of<float>();
     check_array(a, "a", dt, {-1, -1}, false);
@@ -262,7 +262,8 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
     const py::ssize_t n = trans_b ? b.shape(0) : b.shape(1);
     check_array(c, "c", dt, {a.shape(0), n}, true);
     if (!wb::packed_gemm_supported())
-      throw std::runtime_error("packed_gemm: this processor has no AVX-512 (or it is switched off)");
+      throw std::runtime_error(
+          "packed_gemm: this processor has neither AVX-512 nor AVX2 (or it is switched off)");
     const float* pa = in_ptr<float>(a);
     const float* pb = in_ptr<float>(b);
     float* pc = out_ptr<float>(c);
@@ -277,6 +278,20 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
   }, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("trans_b") = false,
      py::arg("accumulate") = false);
   mod.def("packed_gemm_supported", &wb::packed_gemm_supported);
+  mod.def("packed_gemm_isa", [] {
+    switch (wb::packed_gemm_isa()) {
+      case wb::PackedIsa::Avx512: return std::string("avx512");
+      case wb::PackedIsa::Avx2: return std::string("avx2");
+      default: return std::string("none");
+    }
+  });
+  mod.def("set_packed_gemm_isa", [](const std::string& isa) {
+    if (isa == "avx512") return wb::set_packed_gemm_isa(wb::PackedIsa::Avx512);
+    if (isa == "avx2") return wb::set_packed_gemm_isa(wb::PackedIsa::Avx2);
+    if (isa == "none") return wb::set_packed_gemm_isa(wb::PackedIsa::None);
+    throw py::value_error("isa must be 'avx512', 'avx2' or 'none', got '" + isa + "'");
+  }, py::arg("isa"), "Run walkback's packed GEMM with this instruction set (tests); returns "
+     "False, changing nothing, where the processor lacks it.");
   mod.def("set_packed_gemm", &wb::set_packed_gemm, py::arg("on"),
           "Switch walkback's own packed GEMM off or on for this process (A/B timings, tests); "
           "returns whether it is now used.");

@@ -56,10 +56,6 @@ void encode_sparse_slice(const DaeModel<T>& m, const T* xt, T* h, const std::vec
   bias_activate<T, A>(hj, m.b1 + j0, n);
 }
 
-// Packing W costs about one pass over it per orientation; below these a call's products are
-// too few to repay it and the BLAS packs per call as before.
-constexpr int64_t kPackedMinChains = 8, kPackedMinRowSteps = 256;
-
 }  // namespace
 
 void pack_dae_weights(const DaeModel<float>& m, PackedWeights& enc, PackedWeights& dec) {
@@ -90,7 +86,7 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
   enc.clear();
   dec.clear();
   if constexpr (std::is_same_v<T, float>) {
-    if (B >= kPackedMinChains && total * B >= kPackedMinRowSteps && packed_gemm_supported())
+    if (packed_gemm_pays(B, total * B))
       pack_dae_weights(m, enc, dec);
   }
   std::vector<int32_t> on;

@@ -40,9 +40,6 @@ WB_SIMD_CLONES void binomial_sample_row(const DiffusionStep<T>& s, T* x, const T
     x[d] = T(rnd[d]) < p ? T(1) : T(0);
   }
 }
-// As for the DAE chain (dae_chain.cpp): packing pays from a few rows and a few hundred row
-// steps per call.
-constexpr int64_t kPackedMinChains = 8, kPackedMinRowSteps = 256;
 }  // namespace
 
 template <class T>
@@ -62,7 +59,7 @@ void diffusion_reverse(const DiffusionNet<T>& m, const ReverseArgs<T>& a, T* x) 
   KeptWorkspace<PackedStack> packed;
   if constexpr (std::is_same_v<T, float>) {
     const int64_t steps = a.t_hi - a.t_lo + 1;
-    if (n >= kPackedMinChains && steps * n >= kPackedMinRowSteps && packed_gemm_supported())
+    if (packed_gemm_pays(n, steps * n))
       pack_layers(hidden, *packed);
   }
   for (int64_t t = a.t_hi; t >= a.t_lo; --t) {

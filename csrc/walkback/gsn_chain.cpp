@@ -11,12 +11,6 @@
 
 namespace wb {
 
-namespace {
-// As for the DAE chain (dae_chain.cpp): packing pays from a few rows and a few hundred row
-// steps per call.
-constexpr int64_t kPackedMinChains = 8, kPackedMinRowSteps = 256;
-}  // namespace
-
 template <class T>
 void gsn_chain(const GsnModel<T>& model, const ChainArgs& a, T* x, T* const* hidden, T* records,
                T* means, T* mean_sum) {
@@ -27,7 +21,7 @@ void gsn_chain(const GsnModel<T>& model, const ChainArgs& a, T* x, T* const* hid
   GsnModel<T> m = model;
   KeptWorkspace<GsnPacked> packed;
   if constexpr (std::is_same_v<T, float>) {
-    if (B >= kPackedMinChains && total * B >= kPackedMinRowSteps && packed_gemm_supported())
+    if (packed_gemm_pays(B, total * B))
       pack_gsn_weights(m, *packed);
   }
   std::vector<T> xt(B * D), o(B * D);

@@ -12,8 +12,9 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-#define WB_HAVE_AVX512_GEMM 1
+#define WB_HAVE_X86_GEMM 1
 #define WB_AVX512 __attribute__((target("avx512f,fma")))
+#define WB_AVX2 __attribute__((target("avx2,fma")))
 #endif
 
 namespace wb {
@@ -81,14 +82,18 @@ void PackedWeights::pack(const float* b, int64_t ldb, bool trans, int64_t k, int
   });
 }
 
-#ifdef WB_HAVE_AVX512_GEMM
+#ifdef WB_HAVE_X86_GEMM
 namespace {
 
-// An MR x 32 tile of C over kc rows of a panel: 2 MR accumulators, one broadcast of A per row
-// and unit of k, two loads of the panel per unit of k. MR = 12 uses 24 of the 32 registers.
+// An MR x 32 tile of C over kc rows of a panel (its first w columns): 2 MR accumulators, one
+// broadcast of A per row and unit of k, two loads of the panel per unit of k. MR = 12 uses 24
+// of the 32 registers. Every element of C is one chain of FMAs in k order, as in tile_avx2:
+// both give the same bits.
 template <int MR>
-WB_AVX512 void tile(int64_t kc, const float* a, int64_t lda, const float* bp, float* c,
-                    int64_t ldc, __mmask16 m0, __mmask16 m1, bool accumulate) {
+WB_AVX512 void tile_avx512(int64_t kc, const float* a, int64_t lda, const float* bp, float* c,
+                           int64_t ldc, int w, bool accumulate) {
+  const __mmask16 m0 = w >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << w) - 1);
+  const __mmask16 m1 = w >= 32 ? 0xFFFF : w > 16 ? static_cast<__mmask16>((1u << (w - 16)) - 1) : 0;
   __m512 c0[MR], c1[MR];
   for (int i = 0; i < MR; ++i) {
     c0[i] = _mm512_setzero_ps();
@@ -115,49 +120,142 @@ WB_AVX512 void tile(int64_t kc, const float* a, int64_t lda, const float* bp, fl
   }
 }
 
-constexpr int kMr = 12;
-using TileFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, __mmask16,
-                        __mmask16, bool);
-template <int... I>
-constexpr std::array<TileFn, sizeof...(I)> tiles(std::integer_sequence<int, I...>) {
-  return {&tile<I + 1>...};
+// Lanes [0, n) of 8 on.
+WB_AVX2 inline __m256i lanes_below(int n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
-constexpr auto kTiles = tiles(std::make_integer_sequence<int, kMr>{});
+
+// The AVX2 form (16 registers): the panel in two halves of 16 columns, each an MR x 16 tile
+// with 2 MR accumulators; MR = 6 uses 12, plus two of the panel and one broadcast.
+template <int MR>
+WB_AVX2 void tile_avx2(int64_t kc, const float* a, int64_t lda, const float* bp, float* c,
+                       int64_t ldc, int w, bool accumulate) {
+  for (int half = 0; half < 2 && 16 * half < w; ++half) {
+    const float* bh = bp + 16 * half;
+    float* ch = c + 16 * half;
+    const int wh = std::min(16, w - 16 * half);
+    __m256 c0[MR], c1[MR];
+    for (int i = 0; i < MR; ++i) {
+      c0[i] = _mm256_setzero_ps();
+      c1[i] = _mm256_setzero_ps();
+    }
+#pragma GCC unroll 4
+    for (int64_t kk = 0; kk < kc; ++kk) {
+      const __m256 b0 = _mm256_load_ps(bh + kk * 32), b1 = _mm256_load_ps(bh + kk * 32 + 8);
+#pragma GCC unroll 6
+      for (int i = 0; i < MR; ++i) {
+        const __m256 ai = _mm256_broadcast_ss(a + i * lda + kk);
+        c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
+        c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
+      }
+    }
+    if (wh == 16) {
+      for (int i = 0; i < MR; ++i) {
+        float* ci = ch + i * ldc;
+        if (accumulate) {
+          c0[i] = _mm256_add_ps(c0[i], _mm256_loadu_ps(ci));
+          c1[i] = _mm256_add_ps(c1[i], _mm256_loadu_ps(ci + 8));
+        }
+        _mm256_storeu_ps(ci, c0[i]);
+        _mm256_storeu_ps(ci + 8, c1[i]);
+      }
+    } else {
+      const __m256i k0 = lanes_below(wh), k1 = lanes_below(wh - 8);
+      for (int i = 0; i < MR; ++i) {
+        float* ci = ch + i * ldc;
+        if (accumulate) {
+          c0[i] = _mm256_add_ps(c0[i], _mm256_maskload_ps(ci, k0));
+          c1[i] = _mm256_add_ps(c1[i], _mm256_maskload_ps(ci + 8, k1));
+        }
+        _mm256_maskstore_ps(ci, k0, c0[i]);
+        _mm256_maskstore_ps(ci + 8, k1, c1[i]);
+      }
+    }
+  }
+}
+
+using TileFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, int, bool);
+template <int... I>
+constexpr std::array<TileFn, sizeof...(I)> avx512_tiles(std::integer_sequence<int, I...>) {
+  return {&tile_avx512<I + 1>...};
+}
+template <int... I>
+constexpr std::array<TileFn, sizeof...(I)> avx2_tiles(std::integer_sequence<int, I...>) {
+  return {&tile_avx2<I + 1>...};
+}
+constexpr int kMrAvx512 = 12, kMrAvx2 = 6;
+constexpr auto kTilesAvx512 = avx512_tiles(std::make_integer_sequence<int, kMrAvx512>{});
+constexpr auto kTilesAvx2 = avx2_tiles(std::make_integer_sequence<int, kMrAvx2>{});
 
 // Rows in blocks of kMc: a block of A (kMc x k) stays in L2 while every panel of the slice
 // passes over it. K in blocks of kKc only past kKcMax, so C is written once for the usual k.
+// The same blocks for both instruction sets, so that both sum in the same order.
 constexpr int64_t kMc = 192, kKcMax = 1024, kKc = 512;
 
 }  // namespace
 #endif
 
 namespace {
-bool detect() {
-#ifdef WB_HAVE_AVX512_GEMM
+// The instruction set packed_gemm runs: the widest the processor has, or the environment's
+// WALKBACK_PACKED_GEMM: "0" (off), "avx2" (AVX2 even where AVX-512 is there).
+PackedIsa detect() {
+#ifdef WB_HAVE_X86_GEMM
   const char* env = std::getenv("WALKBACK_PACKED_GEMM");
-  if (env && env[0] == '0') return false;
-  return __builtin_cpu_supports("avx512f");
+  if (env && std::strcmp(env, "0") == 0) return PackedIsa::None;
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (env && std::strcmp(env, "avx2") == 0) return avx2 ? PackedIsa::Avx2 : PackedIsa::None;
+  return avx512 ? PackedIsa::Avx512 : avx2 ? PackedIsa::Avx2 : PackedIsa::None;
 #else
-  return false;
+  return PackedIsa::None;
 #endif
 }
-const bool g_supported = detect();
-std::atomic<bool> g_enabled{true};
+bool cpu_has(PackedIsa isa) {
+#ifdef WB_HAVE_X86_GEMM
+  switch (isa) {
+    case PackedIsa::Avx512: return __builtin_cpu_supports("avx512f");
+    case PackedIsa::Avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case PackedIsa::None: return true;
+  }
+#endif
+  return isa == PackedIsa::None;
+}
+std::atomic<PackedIsa> g_isa{detect()};
 }  // namespace
 
-bool packed_gemm_supported() { return g_supported && g_enabled.load(std::memory_order_relaxed); }
+PackedIsa packed_gemm_isa() { return g_isa.load(std::memory_order_relaxed); }
+
+bool packed_gemm_supported() { return packed_gemm_isa() != PackedIsa::None; }
+
+bool packed_gemm_pays(int64_t rows, int64_t row_steps) {
+  const PackedIsa isa = packed_gemm_isa();
+  if (isa == PackedIsa::None || rows < 8 || row_steps < 256) return false;
+  return isa == PackedIsa::Avx512 || rows <= 256;
+}
+
+bool set_packed_gemm_isa(PackedIsa isa) {
+  if (!cpu_has(isa)) return false;
+  g_isa.store(isa, std::memory_order_relaxed);
+  return true;
+}
 
 bool set_packed_gemm(bool on) {
-  g_enabled.store(on, std::memory_order_relaxed);
+  static const PackedIsa best = detect();
+  g_isa.store(on ? best : PackedIsa::None, std::memory_order_relaxed);
   return packed_gemm_supported();
 }
 
 void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedWeights& b, float* c,
                  int64_t ldc, int64_t j0, int64_t j1, bool accumulate) {
-#ifdef WB_HAVE_AVX512_GEMM
   constexpr int64_t P = PackedWeights::kPanel;
   if (j0 % P != 0 || j1 > b.n() || j0 > j1)
     throw std::invalid_argument("packed_gemm: columns must start on a panel, within n");
+  const PackedIsa isa = packed_gemm_isa();
+  if (isa == PackedIsa::None)
+    throw std::logic_error("packed_gemm: not available on this processor (or switched off)");
+#ifdef WB_HAVE_X86_GEMM
+  const TileFn* tiles = isa == PackedIsa::Avx512 ? kTilesAvx512.data() : kTilesAvx2.data();
+  const int64_t mr_max = isa == PackedIsa::Avx512 ? kMrAvx512 : kMrAvx2;
   const int64_t k = b.k();
   const int64_t kc_step = k <= kKcMax ? std::max<int64_t>(k, 1) : kKc;
   if (k == 0) {
@@ -171,21 +269,17 @@ void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedWeights& b,
     for (int64_t i0 = 0; i0 < m; i0 += kMc) {
       const int64_t i1 = std::min(m, i0 + kMc);
       for (int64_t c0 = j0; c0 < j1; c0 += P) {
-        const int64_t w = std::min(P, j1 - c0);
-        const __mmask16 m0 = w >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << w) - 1);
-        const __mmask16 m1 =
-            w >= 32 ? 0xFFFF : w > 16 ? static_cast<__mmask16>((1u << (w - 16)) - 1) : 0;
+        const int w = static_cast<int>(std::min(P, j1 - c0));
         const float* bq = b.panel(c0 / P) + k0 * P;
-        for (int64_t i = i0; i < i1; i += kMr) {
-          const int64_t mr = std::min<int64_t>(kMr, i1 - i);
-          kTiles[mr - 1](kc, a + i * lda + k0, lda, bq, c + i * ldc + c0, ldc, m0, m1, acc);
+        for (int64_t i = i0; i < i1; i += mr_max) {
+          const int64_t mr = std::min<int64_t>(mr_max, i1 - i);
+          tiles[mr - 1](kc, a + i * lda + k0, lda, bq, c + i * ldc + c0, ldc, w, acc);
         }
       }
     }
   }
 #else
-  (void)m, (void)a, (void)lda, (void)b, (void)c, (void)ldc, (void)j0, (void)j1, (void)accumulate;
-  throw std::logic_error("packed_gemm: not built for this processor");
+  (void)m, (void)a, (void)lda, (void)c, (void)ldc, (void)accumulate;
 #endif
 }
 

@@ -4,8 +4,8 @@
 // packs anything. OpenBLAS packs both operands in every call, and walkback's column slices each
 // pack all of A again. Measured (benchmarks/RESULTS.md): a whole product about as fast as a
 // whole OpenBLAS call, a chain step at 16 chains 2-3x faster, at 256-1024 chains 0.9-1.4x.
-// AVX-512 only, chosen at run time; elsewhere `packed_gemm_supported()` is false and callers
-// use the BLAS.
+// AVX-512 or AVX2, chosen at run time (the two give the same bits); elsewhere
+// `packed_gemm_supported()` is false and callers use the BLAS.
 #pragma once
 #include <cstdint>
 #include <cstdlib>
@@ -46,12 +46,24 @@ struct PackedLayer {
   size_t bytes() const { return forward.bytes() + backward.bytes(); }
 };
 
-// Whether this machine runs packed_gemm (AVX-512F, checked when the library loads), and the
-// environment does not switch it off (WALKBACK_PACKED_GEMM=0, for A/B timings).
-bool packed_gemm_supported();
-// Switches packed_gemm off (or back on, where supported) for the whole process: A/B timings in
-// one process, and tests of both paths. Returns packed_gemm_supported().
+// The instruction set packed_gemm runs, chosen when the library loads: the widest of AVX-512F
+// and AVX2 + FMA the processor has. WALKBACK_PACKED_GEMM=0 switches it off (the BLAS then
+// does every product), =avx2 picks AVX2 where AVX-512 is there too (A/B timings).
+enum class PackedIsa { None = 0, Avx2 = 1, Avx512 = 2 };
+PackedIsa packed_gemm_isa();
+bool packed_gemm_supported();  // packed_gemm_isa() != None
+// Switches packed_gemm off, or back on at the instruction set chosen at load, for the whole
+// process (A/B timings in one process, tests of both paths). Returns packed_gemm_supported().
 bool set_packed_gemm(bool on);
+// Whether a call that runs products of `rows` rows by the same weights, `row_steps` rows in
+// all (rows x steps), should pack them: packing costs about one pass over the weights. Measured
+// in chain steps (benchmarks/RESULTS.md): from 8 rows and 256 row steps; with the AVX2 kernel
+// only up to 256 rows (at 1024 rows it was 8% slower than OpenBLAS's AVX2 kernels).
+bool packed_gemm_pays(int64_t rows, int64_t row_steps);
+
+// Runs packed_gemm with `isa` from now on, if the processor has it (tests of each kernel);
+// false, and nothing changed, where it does not.
+bool set_packed_gemm_isa(PackedIsa isa);
 
 // C[:, j0:j1] = A op(B)[:, j0:j1], or += when accumulate. A is m x k row-major (lda); C is
 // row-major (ldc); j0 is a multiple of kPanel; one thread (callers split the columns).

@@ -20,6 +20,14 @@ def get_num_threads() -> int:
     return _backend.cpu().get_num_threads()
 
 
+def _packed_gemm_line() -> str:
+    isa = _backend.cpu().packed_gemm_isa()
+    if isa == "none":
+        return "off (no AVX2, or WALKBACK_PACKED_GEMM=0): the BLAS does every product"
+    rows = "8 or more" if isa == "avx512" else "8 to 256"  # packed_gemm_pays in packed_gemm.h
+    return f"{isa} kernel, for chains of {rows} rows"
+
+
 def show_config(file=None) -> dict:
     """Prints (and returns) the version, the BLAS and its threads, and the CUDA status."""
     import numpy as np
@@ -34,9 +42,7 @@ def show_config(file=None) -> dict:
         "blas": _backend.cpu().blas_info(),
         "threads": get_num_threads(),
         # walkback's own GEMM for a chain's fixed weights (csrc/walkback/packed_gemm.h).
-        "packed_gemm": "AVX-512 kernel, used from 8 chains"
-        if _backend.cpu().packed_gemm_supported()
-        else "off (no AVX-512, or WALKBACK_PACKED_GEMM=0): the BLAS does every product",
+        "packed_gemm": _packed_gemm_line(),
         "cuda_extension": "built" if mod is not None else "not built (nvcc was not found)",
         "cuda_devices": mod.device_count() if mod is not None else 0,
     }
