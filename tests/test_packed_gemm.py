@@ -35,6 +35,14 @@ def packed_off(isa):
     assert cpu.set_packed_gemm(True)
 
 
+def packs(run):
+    """run()'s result, checking that it packed weights (took the packed path)."""
+    before = cpu.packed_weights_count()
+    out = run()
+    assert cpu.packed_weights_count() > before, "the call did not take the packed path"
+    return out
+
+
 def bound(a, b):
     """float32 rounding bound of a @ b: k units of roundoff on the sum of |terms|."""
     return 4 * a.shape[1] * np.finfo(np.float32).eps * (np.abs(a) @ np.abs(b)) + 1e-30
@@ -109,29 +117,34 @@ def test_switching_it_off_is_reported(packed_off):
 
 @pytest.mark.parametrize("tied", [True, False])
 def test_packed_chain_step_matches_reference(tied):
-    # 256 chains: the chain packs W (it does from 8 chains and 256 chain steps a call).
+    # 128 chains, two steps a call: the chain packs W (from 8 chains, 2 steps and 256 chain
+    # steps a call). The reference takes the second step from the state after the first (a
+    # one-step call, which does not pack).
     m = wb.DAE(64, 48, corruption=wb.SaltAndPepper(0.3), tied=tied, seed=2, dtype=np.float32)
     rng = np.random.default_rng(5)
-    x = (rng.random((256, 64)) < 0.3).astype(np.float32)
+    x = (rng.random((128, 64)) < 0.3).astype(np.float32)
     p = m.get_params()
     kw = dict(
         seed=3,
-        return_mean=True,
         corruption=m.corruption,
         activation=m.activation,
         reconstruction=m.reconstruction,
     )
-    got, mean = wb.ops.chain_step(x, p["W1"], p["b1"], p["b0"], U1=p.get("U1"), **kw)
+    args = (p["W1"], p["b1"], p["b0"])
+    first = wb.ops.chain_step(x, *args, U1=p.get("U1"), **kw)
+    got, mean = packs(
+        lambda: wb.ops.chain_step(x, *args, U1=p.get("U1"), steps=2, return_mean=True, **kw)
+    )
     params = {k: v.astype(np.float64) for k, v in p.items()}
     want, want_mean = ref.dae_step(
-        x,
+        first,
         params,
         activation="sigmoid",
         corruption=("salt_and_pepper", 0.3),
         recon="bernoulli",
         sigma=1.0,
         seed=3,
-        step=0,
+        step=1,
     )
     np.testing.assert_allclose(mean, want_mean, rtol=2e-5, atol=2e-6)
     assert np.mean(got != want) < 1e-3
@@ -140,8 +153,8 @@ def test_packed_chain_step_matches_reference(tied):
 def test_packed_and_blas_chains_agree():
     m = wb.DAE(300, 200, corruption=wb.BitFlip(0.1), seed=4, dtype=np.float32)
     x = (np.random.default_rng(6).random((64, 300)) < 0.3).astype(np.float32)
-    kw = dict(x0=x, steps=4, seed=9, means=True)  # 256 chain steps: the chain packs W
-    packed = m.sample(**kw)
+    kw = dict(x0=x, steps=4, seed=9, means=True)  # 4 x 64 chain steps: the chain packs W
+    packed = packs(lambda: m.sample(**kw))
     cpu.set_packed_gemm(False)
     try:
         blas = m.sample(**kw)
@@ -151,8 +164,8 @@ def test_packed_and_blas_chains_agree():
 
 
 def _on_and_off(run):
-    """run() with the packed GEMM on, then off (always switched back on)."""
-    on = run()
+    """run() with the packed GEMM on (checked to pack), then off (always switched back on)."""
+    on = packs(run)
     cpu.set_packed_gemm(False)
     try:
         off = run()
@@ -191,3 +204,15 @@ def test_packed_and_blas_diffusion_chains_agree(kind):
         assert np.mean(on != off) < 1e-3  # a unit flips only where its uniform nearly ties
     else:
         np.testing.assert_allclose(on, off, rtol=1e-4, atol=1e-5)
+
+
+def test_calls_too_small_to_repay_a_pack_use_the_blas(isa):
+    m = wb.DAE(64, 48, seed=1, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    before = cpu.packed_weights_count()
+    m.sample(x0=(rng.random((256, 64)) < 0.3).astype(np.float32), steps=1, seed=1)  # one step
+    m.sample(x0=(rng.random((4, 64)) < 0.3).astype(np.float32), steps=100, seed=1)  # 4 chains
+    m.sample(x0=(rng.random((16, 64)) < 0.3).astype(np.float32), steps=8, seed=1)  # 128 rows
+    assert cpu.packed_weights_count() == before
+    m.sample(x0=(rng.random((16, 64)) < 0.3).astype(np.float32), steps=16, seed=1)
+    assert cpu.packed_weights_count() == before + 2  # W and W^T

@@ -59,7 +59,7 @@ void diffusion_reverse(const DiffusionNet<T>& m, const ReverseArgs<T>& a, T* x) 
   KeptWorkspace<PackedStack> packed;
   if constexpr (std::is_same_v<T, float>) {
     const int64_t steps = a.t_hi - a.t_lo + 1;
-    if (packed_gemm_pays(n, steps * n))
+    if (packed_gemm_pays(n, steps))
       pack_layers(hidden, *packed);
   }
   for (int64_t t = a.t_hi; t >= a.t_lo; --t) {

@@ -58,7 +58,14 @@ void pack_transposed_panel(const float* b, int64_t ldb, int64_t w, int64_t k, fl
 
 }  // namespace
 
+namespace {
+std::atomic<int64_t> g_packs{0};
+}  // namespace
+
+int64_t packed_weights_count() { return g_packs.load(std::memory_order_relaxed); }
+
 void PackedWeights::pack(const float* b, int64_t ldb, bool trans, int64_t k, int64_t n) {
+  g_packs.fetch_add(1, std::memory_order_relaxed);
   const int64_t panels = (n + kPanel - 1) / kPanel;
   const int64_t need = panels * k * kPanel;
   if (need > capacity_) {
@@ -227,9 +234,9 @@ PackedIsa packed_gemm_isa() { return g_isa.load(std::memory_order_relaxed); }
 
 bool packed_gemm_supported() { return packed_gemm_isa() != PackedIsa::None; }
 
-bool packed_gemm_pays(int64_t rows, int64_t row_steps) {
+bool packed_gemm_pays(int64_t rows, int64_t steps) {
   const PackedIsa isa = packed_gemm_isa();
-  if (isa == PackedIsa::None || rows < 8 || row_steps < 256) return false;
+  if (isa == PackedIsa::None || rows < 8 || steps < 2 || rows * steps < 256) return false;
   return isa == PackedIsa::Avx512 || rows <= 256;
 }
 

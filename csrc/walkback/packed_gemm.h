@@ -55,11 +55,16 @@ bool packed_gemm_supported();  // packed_gemm_isa() != None
 // Switches packed_gemm off, or back on at the instruction set chosen at load, for the whole
 // process (A/B timings in one process, tests of both paths). Returns packed_gemm_supported().
 bool set_packed_gemm(bool on);
-// Whether a call that runs products of `rows` rows by the same weights, `row_steps` rows in
-// all (rows x steps), should pack them: packing costs about one pass over the weights. Measured
-// in chain steps (benchmarks/RESULTS.md): from 8 rows and 256 row steps; with the AVX2 kernel
-// only up to 256 rows (at 1024 rows it was 8% slower than OpenBLAS's AVX2 kernels).
-bool packed_gemm_pays(int64_t rows, int64_t row_steps);
+// Whether a call that multiplies `rows` rows by the same weights in each of `steps` steps
+// should pack them: packing costs about one pass over the weights. Measured in chain steps
+// (benchmarks/RESULTS.md): from 8 rows, 2 steps and 256 rows x steps (one step alone gains
+// nothing, and its pack slowed a chain step called between NumPy calls); with the AVX2 kernel
+// only up to 256 rows (at 1024 it was 8% slower than OpenBLAS's AVX2 kernels).
+bool packed_gemm_pays(int64_t rows, int64_t steps);
+
+// How many weight matrices PackedWeights::pack has packed in this process: tests check with it
+// that a call took the packed path.
+int64_t packed_weights_count();
 
 // Runs packed_gemm with `isa` from now on, if the processor has it (tests of each kernel);
 // false, and nothing changed, where it does not.
