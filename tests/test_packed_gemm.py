@@ -36,10 +36,11 @@ def packed_off(isa):
 
 
 def packs(run):
-    """run()'s result, checking that it packed weights (took the packed path)."""
-    before = cpu.packed_weights_count()
+    """run()'s result, checking that it packed weights and multiplied by them."""
+    packed, products = cpu.packed_weights_count(), cpu.packed_products_count()
     out = run()
-    assert cpu.packed_weights_count() > before, "the call did not take the packed path"
+    assert cpu.packed_weights_count() > packed, "the call packed nothing"
+    assert cpu.packed_products_count() > products, "the call multiplied by nothing packed"
     return out
 
 
@@ -94,6 +95,18 @@ def test_accumulate_adds_to_c():
     cpu.packed_gemm(a, b, c, False, True)
     want = c0 + a.astype(np.float64) @ b
     assert np.all(np.abs(c - want) <= bound(a, b) + 1e-6 * np.abs(c0))
+
+
+def test_accumulate_over_k_blocks():
+    # k past 1024 is summed in blocks of 512 added into C: with accumulate, on top of C's own.
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(13, 1500)).astype(np.float32)
+    b = rng.normal(size=(40, 1500)).astype(np.float32)
+    c0 = rng.normal(size=(13, 40)).astype(np.float32)
+    c = c0.copy()
+    cpu.packed_gemm(a, b, c, True, True)
+    want = c0 + a.astype(np.float64) @ b.T
+    assert np.all(np.abs(c - want) <= bound(a, b.T) + 1e-6 * np.abs(c0))
 
 
 def test_bad_shapes_are_refused():
@@ -193,7 +206,8 @@ def test_packed_and_blas_gsn_chains_agree(tied):
 @pytest.mark.parametrize("kind", ["gaussian", "binomial"])
 def test_packed_and_blas_diffusion_chains_agree(kind):
     # 64 chains x 8 steps: the reverse chain packs its hidden layers once.
-    m = wb.Diffusion(6, steps=8, kind=kind, hidden=(40, 40), basis=3, seed=0)
+    # Layer 1 (40 wide) splits its 64 rows over threads, layer 2 (100) its columns.
+    m = wb.Diffusion(6, steps=8, kind=kind, hidden=(40, 100), basis=3, seed=0)
     # A readout that is not zero, so that the hidden layers' products reach the samples.
     shapes = m.param_shapes()
     m.set_params(Wout=np.random.default_rng(1).normal(0, 0.3, shapes["Wout"]))
@@ -216,3 +230,29 @@ def test_calls_too_small_to_repay_a_pack_use_the_blas(isa):
     assert cpu.packed_weights_count() == before
     m.sample(x0=(rng.random((16, 64)) < 0.3).astype(np.float32), steps=16, seed=1)
     assert cpu.packed_weights_count() == before + 2  # W and W^T
+
+
+def test_switching_off_during_a_chain_does_not_break_it(isa):
+    # A chain decides to pack when it starts; its later steps multiply by that pack even if
+    # another thread switches the packed GEMM off meanwhile (the chain releases the GIL).
+    import threading
+
+    m = wb.DAE(784, 1000, seed=1, dtype=np.float32)
+    x = (np.random.default_rng(0).random((64, 784)) < 0.3).astype(np.float32)
+    errors = []
+
+    def run():
+        try:
+            m.sample(x0=x, steps=150, seed=1)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    import time
+
+    time.sleep(0.05)
+    cpu.set_packed_gemm(False)
+    t.join()
+    assert cpu.set_packed_gemm(True)
+    assert not errors, errors

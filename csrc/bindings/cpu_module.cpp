@@ -279,6 +279,7 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
      py::arg("accumulate") = false);
   mod.def("packed_gemm_supported", &wb::packed_gemm_supported);
   mod.def("packed_weights_count", &wb::packed_weights_count);
+  mod.def("packed_products_count", &wb::packed_products_count);
   mod.def("packed_gemm_isa", [] {
     switch (wb::packed_gemm_isa()) {
       case wb::PackedIsa::Avx512: return std::string("avx512");

@@ -35,7 +35,7 @@ struct GsnModel {
   T noise_pre = 0, noise_post = 0;  // standard deviations of the hidden noise
   bool noiseless_h1 = false;        // no hidden noise on layer 1 (the original code's option)
   std::vector<VisibleSegment> segments;
-  // When set (float, AVX-512; see pack_gsn_weights): W_l packed as up[l] and D_l as down[l],
+  // When set (float, AVX-512 or AVX2; see pack_gsn_weights): W_l packed as up[l] and D_l as down[l],
   // for walkback's own GEMM. Empty: every product goes to the BLAS.
   std::vector<const PackedWeights*> up, down;
 

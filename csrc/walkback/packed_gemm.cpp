@@ -20,6 +20,60 @@
 namespace wb {
 
 namespace {
+// The instruction set packed_gemm runs: the widest the processor has, or the environment's
+// WALKBACK_PACKED_GEMM: "0" (off), "avx2" (AVX2 even where AVX-512 is there).
+PackedIsa detect() {
+#ifdef WB_HAVE_X86_GEMM
+  __builtin_cpu_init();  // this runs in a static initialiser, perhaps before libgcc's own
+  const char* env = std::getenv("WALKBACK_PACKED_GEMM");
+  if (env && std::strcmp(env, "0") == 0) return PackedIsa::None;
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (env && std::strcmp(env, "avx2") == 0) return avx2 ? PackedIsa::Avx2 : PackedIsa::None;
+  return avx512 ? PackedIsa::Avx512 : avx2 ? PackedIsa::Avx2 : PackedIsa::None;
+#else
+  return PackedIsa::None;
+#endif
+}
+bool cpu_has(PackedIsa isa) {
+#ifdef WB_HAVE_X86_GEMM
+  switch (isa) {
+    case PackedIsa::Avx512: return __builtin_cpu_supports("avx512f");
+    case PackedIsa::Avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case PackedIsa::None: return true;
+  }
+#endif
+  return isa == PackedIsa::None;
+}
+// The processor's best, chosen once when the library loads; g_isa is what new packs use.
+const PackedIsa g_best = detect();
+std::atomic<PackedIsa> g_isa{g_best};
+std::atomic<int64_t> g_packs{0}, g_products{0};
+}  // namespace
+
+PackedIsa packed_gemm_isa() { return g_isa.load(std::memory_order_relaxed); }
+
+bool packed_gemm_supported() { return packed_gemm_isa() != PackedIsa::None; }
+
+bool packed_gemm_pays(int64_t rows, int64_t steps) {
+  const PackedIsa isa = packed_gemm_isa();
+  if (isa == PackedIsa::None || rows < 8 || steps < 2 || rows * steps < 256) return false;
+  return isa == PackedIsa::Avx512 || rows <= 256;
+}
+
+bool set_packed_gemm_isa(PackedIsa isa) {
+  if (!cpu_has(isa)) return false;
+  g_isa.store(isa, std::memory_order_relaxed);
+  return true;
+}
+
+bool set_packed_gemm(bool on) {
+  g_isa.store(on ? g_best : PackedIsa::None, std::memory_order_relaxed);
+  return packed_gemm_supported();
+}
+
+
+namespace {
 
 // Rows of B (k x n) into one panel: a fixed-width copy per row (no memcpy call per 128 bytes,
 // which took half of a pack).
@@ -58,23 +112,26 @@ void pack_transposed_panel(const float* b, int64_t ldb, int64_t w, int64_t k, fl
 
 }  // namespace
 
-namespace {
-std::atomic<int64_t> g_packs{0};
-}  // namespace
-
 int64_t packed_weights_count() { return g_packs.load(std::memory_order_relaxed); }
+int64_t packed_products_count() { return g_products.load(std::memory_order_relaxed); }
 
 void PackedWeights::pack(const float* b, int64_t ldb, bool trans, int64_t k, int64_t n) {
   g_packs.fetch_add(1, std::memory_order_relaxed);
   const int64_t panels = (n + kPanel - 1) / kPanel;
   const int64_t need = panels * k * kPanel;
   if (need > capacity_) {
+    // Emptied first, so that a failed allocation leaves nothing that looks packed.
     data_.reset();
+    capacity_ = k_ = n_ = 0;
     void* p = std::aligned_alloc(64, ((need * sizeof(float) + 63) / 64) * 64);
     if (!p) throw std::bad_alloc();
     data_.reset(static_cast<float*>(p));
     capacity_ = need;
   }
+  // The kernel is fixed here for the life of this pack: switching the process's choice while
+  // a chain runs must not leave its later steps without one.
+  isa_ = g_isa.load(std::memory_order_relaxed);
+  if (isa_ == PackedIsa::None) isa_ = g_best;
   k_ = k;
   n_ = n;
   float* out = data_.get();
@@ -202,64 +259,16 @@ constexpr int64_t kMc = 192, kKcMax = 1024, kKc = 512;
 }  // namespace
 #endif
 
-namespace {
-// The instruction set packed_gemm runs: the widest the processor has, or the environment's
-// WALKBACK_PACKED_GEMM: "0" (off), "avx2" (AVX2 even where AVX-512 is there).
-PackedIsa detect() {
-#ifdef WB_HAVE_X86_GEMM
-  const char* env = std::getenv("WALKBACK_PACKED_GEMM");
-  if (env && std::strcmp(env, "0") == 0) return PackedIsa::None;
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  const bool avx512 = __builtin_cpu_supports("avx512f");
-  if (env && std::strcmp(env, "avx2") == 0) return avx2 ? PackedIsa::Avx2 : PackedIsa::None;
-  return avx512 ? PackedIsa::Avx512 : avx2 ? PackedIsa::Avx2 : PackedIsa::None;
-#else
-  return PackedIsa::None;
-#endif
-}
-bool cpu_has(PackedIsa isa) {
-#ifdef WB_HAVE_X86_GEMM
-  switch (isa) {
-    case PackedIsa::Avx512: return __builtin_cpu_supports("avx512f");
-    case PackedIsa::Avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case PackedIsa::None: return true;
-  }
-#endif
-  return isa == PackedIsa::None;
-}
-std::atomic<PackedIsa> g_isa{detect()};
-}  // namespace
-
-PackedIsa packed_gemm_isa() { return g_isa.load(std::memory_order_relaxed); }
-
-bool packed_gemm_supported() { return packed_gemm_isa() != PackedIsa::None; }
-
-bool packed_gemm_pays(int64_t rows, int64_t steps) {
-  const PackedIsa isa = packed_gemm_isa();
-  if (isa == PackedIsa::None || rows < 8 || steps < 2 || rows * steps < 256) return false;
-  return isa == PackedIsa::Avx512 || rows <= 256;
-}
-
-bool set_packed_gemm_isa(PackedIsa isa) {
-  if (!cpu_has(isa)) return false;
-  g_isa.store(isa, std::memory_order_relaxed);
-  return true;
-}
-
-bool set_packed_gemm(bool on) {
-  static const PackedIsa best = detect();
-  g_isa.store(on ? best : PackedIsa::None, std::memory_order_relaxed);
-  return packed_gemm_supported();
-}
 
 void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedWeights& b, float* c,
                  int64_t ldc, int64_t j0, int64_t j1, bool accumulate) {
   constexpr int64_t P = PackedWeights::kPanel;
   if (j0 % P != 0 || j1 > b.n() || j0 > j1)
     throw std::invalid_argument("packed_gemm: columns must start on a panel, within n");
-  const PackedIsa isa = packed_gemm_isa();
+  const PackedIsa isa = b.isa();
   if (isa == PackedIsa::None)
-    throw std::logic_error("packed_gemm: not available on this processor (or switched off)");
+    throw std::logic_error("packed_gemm: this processor has neither AVX-512 nor AVX2");
+  g_products.fetch_add(1, std::memory_order_relaxed);
 #ifdef WB_HAVE_X86_GEMM
   const TileFn* tiles = isa == PackedIsa::Avx512 ? kTilesAvx512.data() : kTilesAvx2.data();
   const int64_t mr_max = isa == PackedIsa::Avx512 ? kMrAvx512 : kMrAvx2;

@@ -13,6 +13,9 @@
 
 namespace wb {
 
+// The instruction set of packed_gemm's kernel (see packed_gemm_isa).
+enum class PackedIsa { None = 0, Avx2 = 1, Avx512 = 2 };
+
 // op(B) (k x n) in panels of kPanel columns: panel q holds, for each of the k rows, the kPanel
 // values of columns q kPanel ..., zero past n. 64-byte aligned, so each row of a panel is one
 // AVX-512 load pair.
@@ -26,6 +29,9 @@ class PackedWeights {
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }
   bool empty() const { return n_ == 0; }
+  // The kernel that multiplies by this pack: the process's choice when it was packed (the
+  // processor's best if packed_gemm was switched off then).
+  PackedIsa isa() const { return isa_; }
   const float* panel(int64_t q) const { return data_.get() + q * k_ * kPanel; }
   size_t bytes() const { return static_cast<size_t>(capacity_) * sizeof(float); }
   // Marks it empty (callers then take the BLAS path); the memory is kept for the next pack.
@@ -37,6 +43,7 @@ class PackedWeights {
   };
   std::unique_ptr<float[], Free> data_;
   int64_t k_ = 0, n_ = 0, capacity_ = 0;
+  PackedIsa isa_ = PackedIsa::None;
 };
 
 // The two orientations of a layer's weights, kept by a thread between calls
@@ -46,10 +53,9 @@ struct PackedLayer {
   size_t bytes() const { return forward.bytes() + backward.bytes(); }
 };
 
-// The instruction set packed_gemm runs, chosen when the library loads: the widest of AVX-512F
+// The instruction set new packs use, chosen when the library loads: the widest of AVX-512F
 // and AVX2 + FMA the processor has. WALKBACK_PACKED_GEMM=0 switches it off (the BLAS then
 // does every product), =avx2 picks AVX2 where AVX-512 is there too (A/B timings).
-enum class PackedIsa { None = 0, Avx2 = 1, Avx512 = 2 };
 PackedIsa packed_gemm_isa();
 bool packed_gemm_supported();  // packed_gemm_isa() != None
 // Switches packed_gemm off, or back on at the instruction set chosen at load, for the whole
@@ -62,9 +68,11 @@ bool set_packed_gemm(bool on);
 // only up to 256 rows (at 1024 it was 8% slower than OpenBLAS's AVX2 kernels).
 bool packed_gemm_pays(int64_t rows, int64_t steps);
 
-// How many weight matrices PackedWeights::pack has packed in this process: tests check with it
-// that a call took the packed path.
+// How many weight matrices PackedWeights::pack has packed, and how many packed_gemm calls (each
+// a column slice of one product) ran, in this process: tests check with them that a call took
+// the packed path.
 int64_t packed_weights_count();
+int64_t packed_products_count();
 
 // Runs packed_gemm with `isa` from now on, if the processor has it (tests of each kernel);
 // false, and nothing changed, where it does not.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <stdexcept>
 #include <type_traits>
 
 #include "walkback/blas.h"
@@ -84,8 +85,11 @@ void weight_gemm_columns(const PackedWeights* packed, bool trans_b, int64_t m, i
                          int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T* c,
                          int64_t ldc, int64_t align, Epilogue&& epilogue) {
   if constexpr (std::is_same_v<T, float>) {
-    if (packed && !packed->empty() && m > 1 && PackedWeights::kPanel % align == 0)
+    if (packed && !packed->empty() && m > 1 && PackedWeights::kPanel % align == 0) {
+      if (packed->k() != k || packed->n() != n)
+        throw std::logic_error("weight_gemm_columns: the packed weights have another shape");
       return packed_gemm_columns(m, a, lda, *packed, c, ldc, epilogue);
+    }
   }
   gemm_columns<T>(trans_b, m, n, k, a, lda, b, ldb, c, ldc, align, epilogue);
 }
@@ -107,7 +111,10 @@ struct GemmTerm {
 // (one row takes the BLAS's GEMV, which streams the weights once).
 template <class T>
 bool packed_term(const GemmTerm<T>& g, int64_t m) {
-  return std::is_same_v<T, float> && g.packed && !g.packed->empty() && g.a && m > 1;
+  if (!(std::is_same_v<T, float> && g.packed && !g.packed->empty() && g.a && m > 1)) return false;
+  if (g.packed->k() != g.k)
+    throw std::logic_error("gemm_sum_columns: a term's packed weights have another k");
+  return true;
 }
 
 // C = sum of the terms (at most two), column slice by column slice, then epilogue(j0, j1) on
