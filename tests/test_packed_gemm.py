@@ -256,3 +256,23 @@ def test_switching_off_during_a_chain_does_not_break_it(isa):
     t.join()
     assert cpu.set_packed_gemm(True)
     assert not errors, errors
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_packed_and_blas_gsn_gradients_agree(tied):
+    # 64 rows x 4 walk-backs: a batch packs every layer, used forward and by the data gradients
+    # backward (tied: both orientations; untied: W_l only).
+    g = wb.GSN(
+        100,
+        [70, 50],
+        input_noise=wb.SaltAndPepper(0.2),
+        hidden_noise=wb.GaussianNoise(0.5, 0.5),
+        tied=tied,
+        walkbacks=4,
+        seed=3,
+    )
+    x = (np.random.default_rng(4).random((64, 100)) < 0.3).astype(np.float32)
+    (loss, grads), (loss_b, grads_b) = _on_and_off(lambda: g.loss_and_grad(x, seed=5))
+    assert loss == pytest.approx(loss_b, rel=1e-5)
+    for k in grads:
+        np.testing.assert_allclose(grads[k], grads_b[k], rtol=1e-4, atol=1e-5)

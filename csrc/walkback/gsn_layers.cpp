@@ -107,6 +107,7 @@ void gsn_backward_hidden(const GsnModel<T>& m, int l, int64_t B, const T* ga_bel
   } else {
     terms[0].b = m.W[l];
     terms[0].ldb = n;
+    if (!m.up.empty()) terms[0].packed = m.up[l];  // W_l as the forward pass packed it
   }
   // Layer l + 1 reads h_l through W_{l+1}: ga_above (B, n[l+1]) times W_{l+1}^T.
   if (l < m.L && ga_above) {
@@ -115,6 +116,8 @@ void gsn_backward_hidden(const GsnModel<T>& m, int l, int64_t B, const T* ga_bel
     terms[1].b = m.W[l + 1];
     terms[1].ldb = m.n[l + 1];
     terms[1].trans_b = true;
+    // Tied, W_{l+1}^T is D_{l+1}, packed for the forward pass; untied, it is packed nowhere.
+    if (!m.down.empty() && !m.U[l + 1]) terms[1].packed = m.down[l + 1];
   }
   with_activation(m.activation, [&](auto act) {
     constexpr Activation A = decltype(act)::value;

@@ -1,6 +1,7 @@
 #include "walkback/gsn_train.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "walkback/gsn_layers.h"
@@ -46,9 +47,16 @@ void add_column_sums(const T* a, int64_t rows, int64_t n, T* sum) {
 }  // namespace
 
 template <class T>
-double gsn_walkback(const GsnModel<T>& m, const WalkbackArgs& a, const T* x, const uint8_t* clamp,
-                    GsnGrads<T>* grads) {
-  const int64_t B = a.batch, D = m.D(), K = a.walkbacks;
+double gsn_walkback(const GsnModel<T>& model, const WalkbackArgs& a, const T* x,
+                    const uint8_t* clamp, GsnGrads<T>* grads) {
+  const int64_t B = a.batch, D = model.D(), K = a.walkbacks;
+  // Every weight matrix packed once per batch (both orientations) for walkback's own GEMM: the
+  // k steps forward and the data gradients backward all multiply by them.
+  GsnModel<T> m = model;
+  KeptWorkspace<GsnPacked> packed;
+  if constexpr (std::is_same_v<T, float>) {
+    if (packed_gemm_pays(B, K)) pack_gsn_weights(m, *packed);
+  }
   const int L = m.L;
   const StreamKey key = stream_key(a.seed);
   const T scale = T(1) / static_cast<T>(B);
