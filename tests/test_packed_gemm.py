@@ -276,3 +276,15 @@ def test_packed_and_blas_gsn_gradients_agree(tied):
     assert loss == pytest.approx(loss_b, rel=1e-5)
     for k in grads:
         np.testing.assert_allclose(grads[k], grads_b[k], rtol=1e-4, atol=1e-5)
+
+
+def test_packed_and_blas_shaped_gradients_agree():
+    # 64 rows x 4 steps: the generator packs its encoder's and decoder's layers, W and W^T,
+    # used by every step forward and by the gradients of each layer's input backward.
+    m = wb.ShapedChain(40, latent=5, hidden=(33, 70), chain_len=4, seed=0)
+    x = (np.random.default_rng(0).random((64, 40)) < 0.3).astype(np.float32)
+    (parts, grads), (parts_b, grads_b) = _on_and_off(lambda: m.generator_loss_and_grad(x, seed=3))
+    for k in parts:
+        assert parts[k] == pytest.approx(parts_b[k], rel=1e-5, abs=1e-7)
+    for k in grads:
+        np.testing.assert_allclose(grads[k], grads_b[k], rtol=1e-4, atol=1e-6)

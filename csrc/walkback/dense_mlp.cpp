@@ -54,12 +54,17 @@ void mlp_weight_grads(const std::vector<DenseLayer<T>>& layers, int64_t rows, co
                          accumulate);
 }
 
-void pack_layers(std::vector<DenseLayer<float>>& layers, PackedStack& store) {
-  store.layers.resize(layers.size());
+void pack_layers(std::vector<DenseLayer<float>>& layers, PackedStack& store,
+                 bool transposed_too) {
+  const size_t per = transposed_too ? 2 : 1;
+  store.layers.resize(per * layers.size());
   for (size_t l = 0; l < layers.size(); ++l) {
     DenseLayer<float>& L = layers[l];
-    store.layers[l].pack(L.W, L.out, false, L.in, L.out);
-    L.packed = &store.layers[l];
+    store.layers[per * l].pack(L.W, L.out, false, L.in, L.out);
+    L.packed = &store.layers[per * l];
+    if (!transposed_too) continue;
+    store.layers[per * l + 1].pack(L.W, L.out, true, L.out, L.in);
+    L.packed_t = &store.layers[per * l + 1];
   }
 }
 
@@ -137,8 +142,8 @@ void mlp_backward(const std::vector<DenseLayer<T>>& layers, Activation act, int6
       if (l == 0 && !d_x) break;
       // d (B x in) = d W^T, times act'(input) unless the input is x.
       T* next = l > 0 ? (deltas.empty() ? buf.data() + (l % 2) * B * widest : deltas[l - 1]) : d_x;
-      gemm_columns<T>(true, B, L.in, L.out, d, L.out, L.W, L.out, next, L.in, kAlign,
-                      [&](int64_t j0, int64_t j1) {
+      weight_gemm_columns<T>(L.packed_t, true, B, L.in, L.out, d, L.out, L.W, L.out, next, L.in,
+                             kAlign, [&](int64_t j0, int64_t j1) {
                         if (l == 0) return;
                         for (int64_t r = 0; r < B; ++r)
                           mul_activation_grad<T, A>(next + r * L.in + j0, in + r * L.in + j0,

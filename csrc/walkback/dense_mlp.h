@@ -16,8 +16,10 @@ struct DenseLayer {
   int64_t in = 0, out = 0;
   const T* W = nullptr;  // (in, out), row-major
   const T* b = nullptr;  // (out)
-  // W packed for walkback's own GEMM (float only; see pack_layers), used by mlp_forward.
+  // W packed for walkback's own GEMM (float only; see pack_layers), used by mlp_forward; and
+  // W^T, used by mlp_backward for the gradient with respect to the layer's input.
   const PackedWeights* packed = nullptr;
+  const PackedWeights* packed_t = nullptr;
 };
 
 // A stack's weights packed, kept by a thread between calls (KeptWorkspace<PackedStack>).
@@ -30,9 +32,10 @@ struct PackedStack {
   }
 };
 
-// Packs each layer's W into `store` and points the layer at it: for a caller that runs the
-// same layers forward many times (a chain's steps).
-void pack_layers(std::vector<DenseLayer<float>>& layers, PackedStack& store);
+// Packs each layer's W (and W^T when `transposed_too`) into `store` and points the layer at
+// them: for a caller that runs the same layers many times (a chain's steps, forward and back).
+void pack_layers(std::vector<DenseLayer<float>>& layers, PackedStack& store,
+                 bool transposed_too = false);
 
 // acts[l] (B x layers[l].out) = act(input_l W_l + b_l), input_0 = x (B x layers[0].in).
 template <class T>

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <type_traits>
 
 #include "walkback/elementwise.h"
 #include "walkback/random_ops.h"
@@ -53,6 +54,22 @@ struct GuideWork {
   std::vector<T> in;
   size_t bytes() const { return p.bytes() + dp.bytes() + total_bytes(in); }
 };
+
+// Packed copies of the generator's two nets (pack_net), kept per thread between calls.
+struct NetsPacked {
+  PackedStack enc_body, enc_head, dec_body, dec_head;
+  size_t bytes() const {
+    return enc_body.bytes() + enc_head.bytes() + dec_body.bytes() + dec_head.bytes();
+  }
+};
+
+// Packs a net's layers, W and W^T, and points them at the packs.
+void pack_net(Net<float>& n, PackedStack& body, PackedStack& head) {
+  pack_layers(n.body, body, true);
+  std::vector<DenseLayer<float>> h{n.head};
+  pack_layers(h, head, true);
+  n.head = h[0];
+}
 
 // Rows [r0, r0 + B) of p from the B rows of x.
 template <class T>
@@ -118,10 +135,21 @@ WB_SIMD_CLONES void d_logits_row(T* d_o, const T* o, const T* t, const T* xn, co
 }  // namespace
 
 template <class T>
-std::array<double, 3> shaped_generator(const ShapedModel<T>& m, const ShapedArgs& a, const T* x,
-                                       NetGrads<T>* genc, NetGrads<T>* gdec, T* states) {
-  const int64_t B = a.B, S = a.steps, D = m.D, Z = m.latent, BD = a.B * m.D;
+std::array<double, 3> shaped_generator(const ShapedModel<T>& model, const ShapedArgs& a,
+                                       const T* x, NetGrads<T>* genc, NetGrads<T>* gdec,
+                                       T* states) {
+  const int64_t B = a.B, S = a.steps, D = model.D, Z = model.latent, BD = a.B * model.D;
   if (B < 1 || S < 1) throw std::invalid_argument("shaped chain: empty batch or no steps");
+  // The encoder's and decoder's layers packed once per call, both orientations: every step
+  // multiplies by them forward, and again backward for the gradients of their inputs.
+  ShapedModel<T> m = model;
+  KeptWorkspace<NetsPacked> packed;
+  if constexpr (std::is_same_v<T, float>) {
+    if (packed_gemm_pays(B, S)) {
+      pack_net(m.enc, packed->enc_body, packed->enc_head);
+      pack_net(m.dec, packed->dec_body, packed->dec_head);
+    }
+  }
   const StreamKey key = stream_key(a.seed);
   std::vector<T> weights(S);
   for (int64_t i = 0; i < S; ++i) weights[i] = i == 0 ? T(1) : weights[i - 1] * m.decay;
