@@ -288,3 +288,17 @@ def test_packed_and_blas_shaped_gradients_agree():
         assert parts[k] == pytest.approx(parts_b[k], rel=1e-5, abs=1e-7)
     for k in grads:
         np.testing.assert_allclose(grads[k], grads_b[k], rtol=1e-4, atol=1e-6)
+
+
+def test_the_gsn_backward_pass_multiplies_by_the_packs(isa):
+    # The same sizes, tied and untied: a tied GSN's backward data gradients multiply by both
+    # packed orientations, an untied one's by neither (U^T is packed nowhere), while their
+    # forward passes make the same products. So the tied batch runs more packed products.
+    x = (np.random.default_rng(4).random((64, 100)) < 0.3).astype(np.float32)
+    counts = {}
+    for tied in (True, False):
+        g = wb.GSN(100, [70, 50], tied=tied, walkbacks=4, seed=3)
+        n = cpu.packed_products_count()
+        g.loss_and_grad(x, seed=5)
+        counts[tied] = cpu.packed_products_count() - n
+    assert counts[True] > counts[False] > 0
