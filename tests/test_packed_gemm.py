@@ -176,6 +176,21 @@ def test_packed_and_blas_chains_agree():
     np.testing.assert_allclose(packed, blas, rtol=1e-5, atol=1e-6)
 
 
+def small_gsn(tied):
+    """A two-layer GSN with noise everywhere, 4 walk-backs, and 64 binary rows for it: enough
+    rows and steps for its chain and its training to pack."""
+    g = wb.GSN(
+        100,
+        [70, 50],
+        input_noise=wb.SaltAndPepper(0.2),
+        hidden_noise=wb.GaussianNoise(0.5, 0.5),
+        tied=tied,
+        walkbacks=4,
+        seed=3,
+    )
+    return g, (np.random.default_rng(4).random((64, 100)) < 0.3).astype(np.float32)
+
+
 def _on_and_off(run):
     """run() with the packed GEMM on (checked to pack), then off (always switched back on)."""
     on = packs(run)
@@ -190,15 +205,7 @@ def _on_and_off(run):
 @pytest.mark.parametrize("tied", [True, False])
 def test_packed_and_blas_gsn_chains_agree(tied):
     # 64 chains x 4 steps: the GSN chain packs every layer's weights, both orientations.
-    g = wb.GSN(
-        100,
-        [70, 50],
-        input_noise=wb.SaltAndPepper(0.2),
-        hidden_noise=wb.GaussianNoise(0.5, 0.5),
-        tied=tied,
-        seed=3,
-    )
-    x = (np.random.default_rng(4).random((64, 100)) < 0.3).astype(np.float32)
+    g, x = small_gsn(tied)
     on, off = _on_and_off(lambda: g.sample(x0=x, steps=4, seed=2, means=True))
     np.testing.assert_allclose(on, off, rtol=1e-5, atol=1e-6)
 
@@ -262,16 +269,7 @@ def test_switching_off_during_a_chain_does_not_break_it(isa):
 def test_packed_and_blas_gsn_gradients_agree(tied):
     # 64 rows x 4 walk-backs: a batch packs every layer, used forward and by the data gradients
     # backward (tied: both orientations; untied: W_l only).
-    g = wb.GSN(
-        100,
-        [70, 50],
-        input_noise=wb.SaltAndPepper(0.2),
-        hidden_noise=wb.GaussianNoise(0.5, 0.5),
-        tied=tied,
-        walkbacks=4,
-        seed=3,
-    )
-    x = (np.random.default_rng(4).random((64, 100)) < 0.3).astype(np.float32)
+    g, x = small_gsn(tied)
     (loss, grads), (loss_b, grads_b) = _on_and_off(lambda: g.loss_and_grad(x, seed=5))
     assert loss == pytest.approx(loss_b, rel=1e-5)
     for k in grads:
@@ -294,10 +292,9 @@ def test_the_gsn_backward_pass_multiplies_by_the_packs(isa):
     # The same sizes, tied and untied: a tied GSN's backward data gradients multiply by both
     # packed orientations, an untied one's by neither (U^T is packed nowhere), while their
     # forward passes make the same products. So the tied batch runs more packed products.
-    x = (np.random.default_rng(4).random((64, 100)) < 0.3).astype(np.float32)
     counts = {}
     for tied in (True, False):
-        g = wb.GSN(100, [70, 50], tied=tied, walkbacks=4, seed=3)
+        g, x = small_gsn(tied)
         n = cpu.packed_products_count()
         g.loss_and_grad(x, seed=5)
         counts[tied] = cpu.packed_products_count() - n

@@ -183,6 +183,24 @@ void optimizer_t(int kind, py::array p, py::array g, py::array s1, std::optional
 
 bool is_f64(const py::array& x) { return x.dtype().is(py::dtype::of<double>()); }
 
+// C = A @ op(B) in float32, checked: A (m, k); B (k, n), or (n, k) when trans_b; C (m, n),
+// writable. The benchmarks' and tests' raw products.
+struct Product {
+  int64_t m, n, k, ldb;
+  const float* a;
+  const float* b;
+  float* c;
+};
+Product checked_product(py::array a, py::array b, py::array c, bool trans_b) {
+  const auto dt = py::dtype::of<float>();
+  check_array(a, "a", dt, {-1, -1}, false);
+  const py::ssize_t k = a.shape(1);
+  check_array(b, "b", dt, trans_b ? std::vector<py::ssize_t>{-1, k} : std::vector<py::ssize_t>{k, -1}, false);
+  const py::ssize_t n = trans_b ? b.shape(0) : b.shape(1);
+  check_array(c, "c", dt, {a.shape(0), n}, true);
+  return {a.shape(0), n, k, b.shape(1), in_ptr<float>(a), in_ptr<float>(b), out_ptr<float>(c)};
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_walkback_cpu, mod) {
@@ -239,41 +257,24 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
   // C = A @ B (or A @ B^T) through walkback's parallel GEMM path, nothing fused: the benchmarks'
   // roofline.
   mod.def("gemm", [](py::array a, py::array b, py::array c, bool trans_b) {
-    const auto dt = py::dtype::of<float>();
-    check_array(a, "a", dt, {-1, -1}, false);
-    const py::ssize_t k = a.shape(1);
-    check_array(b, "b", dt, trans_b ? std::vector<py::ssize_t>{-1, k} : std::vector<py::ssize_t>{k, -1}, false);
-    const py::ssize_t n = trans_b ? b.shape(0) : b.shape(1);
-    check_array(c, "c", dt, {a.shape(0), n}, true);
-    const float* pa = in_ptr<float>(a);
-    const float* pb = in_ptr<float>(b);
-    float* pc = out_ptr<float>(c);
-    const int64_t m = a.shape(0), ldb = b.shape(1);
+    const Product p = checked_product(a, b, c, trans_b);
     py::gil_scoped_release nogil;
-    wb::gemm_columns<float>(trans_b, m, n, k, pa, k, pb, ldb, pc, n, 16, [](int64_t, int64_t) {});
+    wb::gemm_columns<float>(trans_b, p.m, p.n, p.k, p.a, p.k, p.b, p.ldb, p.c, p.n, 16,
+                            [](int64_t, int64_t) {});
   });
   // The same product through walkback's own packed GEMM (packed_gemm.h): B packed, then C in
   // column slices. For its tests against NumPy; raises where it is not available.
   mod.def("packed_gemm", [](py::array a, py::array b, py::array c, bool trans_b, bool accumulate) {
-    const auto dt = py::dtype::of<float>();
-    check_array(a, "a", dt, {-1, -1}, false);
-    const py::ssize_t k = a.shape(1);
-    check_array(b, "b", dt, trans_b ? std::vector<py::ssize_t>{-1, k} : std::vector<py::ssize_t>{k, -1}, false);
-    const py::ssize_t n = trans_b ? b.shape(0) : b.shape(1);
-    check_array(c, "c", dt, {a.shape(0), n}, true);
+    const Product p = checked_product(a, b, c, trans_b);
     if (!wb::packed_gemm_supported())
       throw std::runtime_error(
           "packed_gemm: this processor has neither AVX-512 nor AVX2 (or it is switched off)");
-    const float* pa = in_ptr<float>(a);
-    const float* pb = in_ptr<float>(b);
-    float* pc = out_ptr<float>(c);
-    const int64_t m = a.shape(0), ldb = b.shape(1);
     py::gil_scoped_release nogil;
     wb::KeptWorkspace<wb::PackedLayer> kept;  // as the chain keeps it: timings see no page faults
     wb::PackedWeights& w = kept->forward;
-    w.pack(pb, ldb, trans_b, k, n);
-    wb::parallel_columns(n, wb::PackedWeights::kPanel, 64, 4, [&](int64_t j0, int64_t j1) {
-      wb::packed_gemm(m, pa, k, w, pc, n, j0, j1, accumulate);
+    w.pack(p.b, p.ldb, trans_b, p.k, p.n);
+    wb::parallel_columns(p.n, wb::PackedWeights::kPanel, 64, 4, [&](int64_t j0, int64_t j1) {
+      wb::packed_gemm(p.m, p.a, p.k, w, p.c, p.n, j0, j1, accumulate);
     });
   }, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("trans_b") = false,
      py::arg("accumulate") = false);

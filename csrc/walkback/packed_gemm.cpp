@@ -20,21 +20,6 @@
 namespace wb {
 
 namespace {
-// The instruction set packed_gemm runs: the widest the processor has, or the environment's
-// WALKBACK_PACKED_GEMM: "0" (off), "avx2" (AVX2 even where AVX-512 is there).
-PackedIsa detect() {
-#ifdef WB_HAVE_X86_GEMM
-  __builtin_cpu_init();  // this runs in a static initialiser, perhaps before libgcc's own
-  const char* env = std::getenv("WALKBACK_PACKED_GEMM");
-  if (env && std::strcmp(env, "0") == 0) return PackedIsa::None;
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  const bool avx512 = __builtin_cpu_supports("avx512f");
-  if (env && std::strcmp(env, "avx2") == 0) return avx2 ? PackedIsa::Avx2 : PackedIsa::None;
-  return avx512 ? PackedIsa::Avx512 : avx2 ? PackedIsa::Avx2 : PackedIsa::None;
-#else
-  return PackedIsa::None;
-#endif
-}
 bool cpu_has(PackedIsa isa) {
 #ifdef WB_HAVE_X86_GEMM
   switch (isa) {
@@ -44,6 +29,18 @@ bool cpu_has(PackedIsa isa) {
   }
 #endif
   return isa == PackedIsa::None;
+}
+// The instruction set new packs use: the widest the processor has, or the environment's
+// WALKBACK_PACKED_GEMM: "0" (off), "avx2" (AVX2 even where AVX-512 is there).
+PackedIsa detect() {
+#ifdef WB_HAVE_X86_GEMM
+  __builtin_cpu_init();  // this runs in a static initialiser, perhaps before libgcc's own
+#endif
+  const char* env = std::getenv("WALKBACK_PACKED_GEMM");
+  if (env && std::strcmp(env, "0") == 0) return PackedIsa::None;
+  const bool avx2 = cpu_has(PackedIsa::Avx2);
+  if (env && std::strcmp(env, "avx2") == 0) return avx2 ? PackedIsa::Avx2 : PackedIsa::None;
+  return cpu_has(PackedIsa::Avx512) ? PackedIsa::Avx512 : avx2 ? PackedIsa::Avx2 : PackedIsa::None;
 }
 // The processor's best, chosen once when the library loads; g_isa is what new packs use.
 const PackedIsa g_best = detect();
@@ -71,7 +68,6 @@ bool set_packed_gemm(bool on) {
   g_isa.store(on ? g_best : PackedIsa::None, std::memory_order_relaxed);
   return packed_gemm_supported();
 }
-
 
 namespace {
 
