@@ -1,8 +1,8 @@
 """The ABC-shaped chain (wb.ShapedChain, issue 8 part 2), two measurements:
 
---speed    training examples/s (one shaping step: the generator's chain with its loss,
-           gradients and Adam step, and the guide's) against the same model, step for step,
-           in PyTorch eager (autograd, clip_grad_norm_, torch.optim.Adam).
+--speed    training examples/s (one shaping step, as fit takes it: the generator's chain with
+           its loss, gradients and Adam step, and the guide's) against the same model, step
+           for step, in PyTorch eager (autograd, clip_grad_norm_, torch.optim.Adam).
 --mixture  on a 2-D mixture of 8 Gaussians, the fraction of chain samples (50 steps from the
            prior) more than 3 sigma from every component, shaped against unshaped, over seeds
            (paired: seed s trains both from the same start).
@@ -73,14 +73,17 @@ def torch_runner(torch, m, x):
 
 
 def walkback_runner(m, x):
+    """fit's shaping-phase step: both networks' gradients from one call (loss_and_grads shares
+    the guide's forward pass), then each network's clipped Adam step."""
     opt_g, opt_d = wb.Adam(1e-3), wb.Adam(1e-3)
     seeds = iter(range(10**9))
+    guide = [k for k in m.get_params() if k.startswith("guide")]
+    gen = [k for k in m.get_params() if not k.startswith("guide")]
 
     def run():
-        parts, g, st = m.generator_loss_and_grad(x, seed=next(seeds), states=True)
-        dl, dg = m.guide_loss_and_grad(x, st)
-        opt_d.step({k: m._params[k] for k in dg}, dg, max_grad_norm=10.0)
-        opt_g.step({k: m._params[k] for k in g}, g, max_grad_norm=10.0)
+        parts, g = m.loss_and_grads(x, seed=next(seeds))
+        opt_d.step({k: m._params[k] for k in guide}, {k: g[k] for k in guide}, max_grad_norm=10.0)
+        opt_g.step({k: m._params[k] for k in gen}, {k: g[k] for k in gen}, max_grad_norm=10.0)
 
     return run
 

@@ -3,6 +3,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -83,11 +84,13 @@ ShapedModel<T> model_from(const py::dict& c, const py::list& enc, const py::list
   return m;
 }
 
+// (NLL, KL, shaping, the guide's loss: NaN unless gguide asked for the guide's step too).
 template <class T>
-std::array<double, 3> generator_t(py::array x, py::list enc, py::list dec,
+std::array<double, 4> generator_t(py::array x, py::list enc, py::list dec,
                                   std::optional<py::list> guide, py::dict c,
                                   std::optional<py::list> genc, std::optional<py::list> gdec,
-                                  std::optional<py::array> states) {
+                                  std::optional<py::array> states,
+                                  std::optional<py::list> gguide) {
   const ShapedModel<T> m = model_from<T>(c, enc, dec, guide);
   check_array(x, "x", py::dtype::of<T>(), {-1, m.D}, false);
   ShapedArgs a;
@@ -97,6 +100,8 @@ std::array<double, 3> generator_t(py::array x, py::list enc, py::list dec,
   a.first_chain = c["first_chain"].cast<uint32_t>();
   auto ge = grads_from<T>(genc, m.enc, "enc grads");
   auto gd = grads_from<T>(gdec, m.dec, "dec grads");
+  if (gguide && !guide) throw py::value_error("the guide's gradients need its parameters");
+  auto gg = grads_from<T>(gguide, m.guide, "guide grads");
   T* ps = nullptr;
   if (states) {
     check_array(*states, "states", py::dtype::of<T>(), {a.steps, a.B, m.D}, true);
@@ -104,7 +109,10 @@ std::array<double, 3> generator_t(py::array x, py::list enc, py::list dec,
   }
   const T* px = in_ptr<T>(x);
   py::gil_scoped_release nogil;
-  return shaped_generator<T>(m, a, px, ge ? &*ge : nullptr, gd ? &*gd : nullptr, ps);
+  double guide_loss = std::numeric_limits<double>::quiet_NaN();
+  const auto p = shaped_generator<T>(m, a, px, ge ? &*ge : nullptr, gd ? &*gd : nullptr, ps,
+                                     gg ? &*gg : nullptr, &guide_loss);
+  return {p[0], p[1], p[2], guide_loss};
 }
 
 template <class T>
@@ -137,9 +145,9 @@ void bind_shaped(py::module_& mod) {
   mod.def("shaped_generator", [](py::array x, py::list enc, py::list dec,
                                  std::optional<py::list> guide, py::dict c,
                                  std::optional<py::list> genc, std::optional<py::list> gdec,
-                                 std::optional<py::array> states) {
-    return is_f64(x) ? generator_t<double>(x, enc, dec, guide, c, genc, gdec, states)
-                     : generator_t<float>(x, enc, dec, guide, c, genc, gdec, states);
+                                 std::optional<py::array> states, std::optional<py::list> gguide) {
+    return is_f64(x) ? generator_t<double>(x, enc, dec, guide, c, genc, gdec, states, gguide)
+                     : generator_t<float>(x, enc, dec, guide, c, genc, gdec, states, gguide);
   });
   mod.def("shaped_guide", [](py::array x, py::array states, py::list enc, py::list dec,
                              py::list guide, py::dict c, std::optional<py::list> g) {

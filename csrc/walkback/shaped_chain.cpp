@@ -39,11 +39,11 @@ struct Pass {
 // shaped_generator's buffers, kept per thread between calls (workspace.h).
 template <class T>
 struct GeneratorWork {
-  Pass<T> pe, pd, pg, dg, de, dd;
+  Pass<T> pe, pd, pg, dg, dq, de, dd;
   std::vector<T> xall, eps, z, d_shape, dx_next, dx_prev, dz;
   size_t bytes() const {
-    return pe.bytes() + pd.bytes() + pg.bytes() + dg.bytes() + de.bytes() + dd.bytes() +
-           total_bytes(xall, eps, z, d_shape, dx_next, dx_prev, dz);
+    return pe.bytes() + pd.bytes() + pg.bytes() + dg.bytes() + dq.bytes() + de.bytes() +
+           dd.bytes() + total_bytes(xall, eps, z, d_shape, dx_next, dx_prev, dz);
   }
 };
 
@@ -132,12 +132,26 @@ WB_SIMD_CLONES void d_logits_row(T* d_o, const T* o, const T* t, const T* xn, co
   }
 }
 
+// The guide's logistic loss over its outputs `out` for B data rows (labelled 1) then M chain
+// states (0), each kind averaged over its rows; d_out gets d loss / d out.
+template <class T>
+double guide_logistic(const T* out, T* d_out, int64_t B, int64_t M) {
+  double loss[2] = {0.0, 0.0};
+  for (int64_t r = 0; r < B + M; ++r) {
+    const bool data = r < B;
+    const T s = out[r], label = data ? T(1) : T(0), n = data ? T(B) : T(M);
+    loss[data ? 0 : 1] += double(reconstruction_nll<T>(Reconstruction::Bernoulli, s, label, T(1)));
+    d_out[r] = reconstruction_nll_grad<T>(Reconstruction::Bernoulli, s, label, T(1)) / n;
+  }
+  return loss[0] / double(B) + loss[1] / double(M);
+}
+
 }  // namespace
 
 template <class T>
 std::array<double, 3> shaped_generator(const ShapedModel<T>& model, const ShapedArgs& a,
                                        const T* x, NetGrads<T>* genc, NetGrads<T>* gdec,
-                                       T* states) {
+                                       T* states, NetGrads<T>* gguide, double* guide_loss) {
   const int64_t B = a.B, S = a.steps, D = model.D, Z = model.latent, BD = a.B * model.D;
   if (B < 1 || S < 1) throw std::invalid_argument("shaped chain: empty batch or no steps");
   // The encoder's and decoder's layers packed once per call, both orientations: every step
@@ -208,14 +222,28 @@ std::array<double, 3> shaped_generator(const ShapedModel<T>& model, const Shaped
     nll += row_nll[b];
     kl += row_kl[b];
   }
-  // pg: the guide over x_1 .. x_S.
-  if (m.shaping > T(0)) {
-    pg.resize(m.guide, S * B);
-    net_forward(m.guide, S * B, xs(1), pg, 0);
-    for (int64_t r = 0; r < S * B; ++r) {
+  // pg: the guide over x_1 .. x_S, from row g0. With the guide's own step (gguide) the data
+  // x_0 come first, rows [0, B): x_0 .. x_S lie back to back in xall, so one pass serves the
+  // shaping term and the guide's loss (the same parameters), as shaped_guide would on
+  // [x; states].
+  const bool guide_step = gguide != nullptr;
+  const int64_t g0 = guide_step ? B : 0;
+  if (m.shaping > T(0) || guide_step) {
+    pg.resize(m.guide, g0 + S * B);
+    net_forward(m.guide, g0 + S * B, xs(1) - g0 * D, pg, 0);
+  }
+  if (m.shaping > T(0))
+    for (int64_t r = g0; r < g0 + S * B; ++r) {
       T d_s;
       shape += double(m.shaping) * double(shaping_penalty<T>(pg.out[r], d_s));
     }
+  if (guide_step) {
+    Pass<T>& dq = w.dq;
+    dq.resize(m.guide, B + S * B);
+    const double gl = guide_logistic<T>(pg.out.data(), dq.out.data(), B, S * B);
+    if (guide_loss) *guide_loss = gl;
+    net_backward_data<T>(m.guide, B + S * B, xs(0), pg, dq, 0, nullptr);
+    net_weight_grads<T>(m.guide, B + S * B, xs(0), pg, dq, *gguide);
   }
   if (states) std::copy(xs(1), xs(1) + S * BD, states);
   const std::array<double, 3> parts{nll / double(B), kl / double(B), shape / double(B)};
@@ -225,13 +253,13 @@ std::array<double, 3> shaped_generator(const ShapedModel<T>& model, const Shaped
   // d loss / d x_j from the shaping term, for every j at once (the guide's input gradient).
   std::vector<T>& d_shape = w.d_shape;
   if (m.shaping > T(0)) {
-    dg.resize(m.guide, S * B);
-    for (int64_t r = 0; r < S * B; ++r) {
+    dg.resize(m.guide, g0 + S * B);
+    for (int64_t r = g0; r < g0 + S * B; ++r) {
       shaping_penalty<T>(pg.out[r], dg.out[r]);
       dg.out[r] *= m.shaping * invB;
     }
     d_shape.resize(S * BD);
-    net_backward_data<T>(m.guide, S * B, xs(1), pg, dg, 0, d_shape.data());
+    net_backward_data<T>(m.guide, S * B, xs(1), pg, dg, g0, d_shape.data());
   }
   // de, dd: the pre-activation gradients, stacked like pe and pd.
   de.resize(m.enc, S * B);
@@ -301,20 +329,12 @@ double shaped_guide(const ShapedModel<T>& m, int64_t B, const T* x, int64_t M, c
   p.resize(m.guide, rows);
   net_forward(m.guide, rows, in.data(), p, 0);
   dp.resize(m.guide, rows);
-  // The logistic loss: data labelled 1, chain states 0 (a Bernoulli NLL of the label), each
-  // kind averaged over its rows.
-  double loss[2] = {0.0, 0.0};
-  for (int64_t r = 0; r < rows; ++r) {
-    const bool data = r < B;
-    const T s = p.out[r], label = data ? T(1) : T(0), n = data ? T(B) : T(M);
-    loss[data ? 0 : 1] += double(reconstruction_nll<T>(Reconstruction::Bernoulli, s, label, T(1)));
-    dp.out[r] = reconstruction_nll_grad<T>(Reconstruction::Bernoulli, s, label, T(1)) / n;
-  }
+  const double loss = guide_logistic<T>(p.out.data(), dp.out.data(), B, M);
   if (g) {
     net_backward_data<T>(m.guide, rows, in.data(), p, dp, 0, nullptr);
     net_weight_grads<T>(m.guide, rows, in.data(), p, dp, *g);
   }
-  return loss[0] / double(B) + loss[1] / double(M);
+  return loss;
 }
 
 template <class T>
@@ -348,7 +368,7 @@ void shaped_sample(const ShapedModel<T>& m, int64_t n, int64_t steps, uint64_t s
 #define WB_SHAPED(T)                                                                         \
   template std::array<double, 3> shaped_generator<T>(const ShapedModel<T>&, const ShapedArgs&, \
                                                      const T*, NetGrads<T>*, NetGrads<T>*,   \
-                                                     T*);                                    \
+                                                     T*, NetGrads<T>*, double*);             \
   template double shaped_guide<T>(const ShapedModel<T>&, int64_t, const T*, int64_t,          \
                                   const T*, NetGrads<T>*);                                   \
   template void shaped_sample<T>(const ShapedModel<T>&, int64_t, int64_t, uint64_t, uint32_t, \

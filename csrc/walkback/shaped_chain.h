@@ -48,10 +48,15 @@ struct ShapedArgs {
 
 // The generator's loss parts per row (NLL, KL, shaping; each already weighted, summed over
 // steps, averaged over rows), gradients for enc and dec when given, and the
-// chain states x_1 .. x_steps into `states` (steps x B x D) when given.
+// chain states x_1 .. x_steps into `states` (steps x B x D) when given. With gguide, also the
+// guide's own step on x and these states: its loss into *guide_loss (when given) and its
+// gradients, as shaped_guide gives them, with the guide's forward pass shared with the
+// shaping term (one training step of both networks, as fit takes it).
 template <class T>
 std::array<double, 3> shaped_generator(const ShapedModel<T>& m, const ShapedArgs& a, const T* x,
-                                       NetGrads<T>* genc, NetGrads<T>* gdec, T* states);
+                                       NetGrads<T>* genc, NetGrads<T>* gdec, T* states,
+                                       NetGrads<T>* gguide = nullptr,
+                                       double* guide_loss = nullptr);
 
 // The guide's loss on B data rows and M chain-state rows, gradients when given.
 template <class T>

@@ -156,7 +156,7 @@ class ShapedChain(ParamModel):
         genc = [np.empty_like(p) for p in self._list("enc")]
         gdec = [np.empty_like(p) for p in self._list("dec")]
         st = np.empty((steps, len(x), self.visible), self.dtype) if states else None
-        nll, kl, shape = _backend.cpu().shaped_generator(
+        nll, kl, shape, _ = _backend.cpu().shaped_generator(
             x,
             self._list("enc"),
             self._list("dec"),
@@ -165,10 +165,44 @@ class ShapedChain(ParamModel):
             genc,
             gdec,
             st,
+            None,
         )
         grads = dict(zip(self._names("enc") + self._names("dec"), genc + gdec, strict=True))
         parts = {"nll": nll, "kl": kl, "shaping": shape, "total": nll + kl + shape}
         return (parts, grads, st) if states else (parts, grads)
+
+    def loss_and_grads(self, x, seed=None):
+        """One training step's losses and gradients for both networks, as ``fit`` takes it in
+        the shaping phase: the generator's (``chain_len`` steps, the model's shaping weight)
+        and the guide's on x and this call's chain states, all from the same parameters.
+
+        The same numbers as ``generator_loss_and_grad(x, states=True)`` followed by
+        ``guide_loss_and_grad(x, states)``, but the guide's forward pass over the data and the
+        chain states runs once, shared by the shaping term and the guide's own loss.
+
+        Returns (parts, grads): parts as generator_loss_and_grad's plus "guide" (the guide's
+        loss, not part of "total"); grads for every parameter (enc_*, dec_*, guide_*)."""
+        x = self._x("x", x)
+        seed = self._seed(seed)
+        genc = [np.empty_like(p) for p in self._list("enc")]
+        gdec = [np.empty_like(p) for p in self._list("dec")]
+        gguide = [np.empty_like(p) for p in self._list("guide")]
+        nll, kl, shape, guide = _backend.cpu().shaped_generator(
+            x,
+            self._list("enc"),
+            self._list("dec"),
+            self._list("guide"),
+            self._cfg(self.chain_len, seed, self.shaping),
+            genc,
+            gdec,
+            None,
+            gguide,
+        )
+        names = self._names("enc") + self._names("dec") + self._names("guide")
+        grads = dict(zip(names, genc + gdec + gguide, strict=True))
+        parts = {"nll": nll, "kl": kl, "shaping": shape, "total": nll + kl + shape}
+        parts["guide"] = guide
+        return parts, grads
 
     def guide_loss_and_grad(self, x, states):
         """The guide's logistic loss (data positive, chain states negative) and its
@@ -219,6 +253,7 @@ class ShapedChain(ParamModel):
         batches = (n + batch_size - 1) // batch_size
         bar = progress_bar((pre + shp) * batches, progress, "training", "batch")
         gen_names = self._names("enc") + self._names("dec")
+        guide_names = self._names("guide")
         try:
             for epoch in range(pre + shp):
                 shaping_phase = epoch >= pre
@@ -228,24 +263,30 @@ class ShapedChain(ParamModel):
                 for b in range(batches):
                     xb = x[order[b * batch_size : (b + 1) * batch_size]]
                     s = int(rng.integers(0, 2**63))
-                    parts, g, st = self.generator_loss_and_grad(
-                        xb,
-                        chain_len=self.chain_len if shaping_phase else 1,
-                        shaping=self.shaping if shaping_phase else 0.0,
-                        seed=s,
-                        states=True,
-                    )
+                    if shaping_phase:
+                        parts, g = self.loss_and_grads(xb, seed=s)
+                    else:
+                        parts, g = self.generator_loss_and_grad(
+                            xb, chain_len=1, shaping=0.0, seed=s
+                        )
                     if not np.isfinite(parts["total"]):
                         raise TrainingDiverged(
                             f"fit: the loss became {parts['total']} at epoch {epoch + 1}, "
                             f"batch {b + 1} (try a smaller learning rate)"
                         )
                     if shaping_phase:
-                        dl, dg = self.guide_loss_and_grad(xb, st)
-                        opt_d.step({k: self._params[k] for k in dg}, dg, max_grad_norm=clip)
-                        tot_d += dl * len(xb)
+                        opt_d.step(
+                            {k: self._params[k] for k in guide_names},
+                            {k: g[k] for k in guide_names},
+                            max_grad_norm=clip,
+                        )
+                        tot_d += parts["guide"] * len(xb)
                         tot_s += parts["shaping"] * len(xb)
-                    opt_g.step({k: self._params[k] for k in gen_names}, g, max_grad_norm=clip)
+                    opt_g.step(
+                        {k: self._params[k] for k in gen_names},
+                        {k: g[k] for k in gen_names},
+                        max_grad_norm=clip,
+                    )
                     tot += parts["total"] * len(xb)
                     bar.update(1)
                 hist.train_loss.append(tot / n)
