@@ -150,7 +150,8 @@ def mixture(args):
             for n in lengths:
                 d = np.sqrt(((chain[n - 1][:, None, :] - centers[None]) ** 2).sum(-1))
                 far = float(np.mean(d.min(1) > 3 * sigma))
-                covered = int(np.sum(np.bincount(d.argmin(1), minlength=k) >= 40))
+                counts = np.bincount(d.argmin(1), minlength=k)
+                covered = int(np.sum(counts >= 0.01 * len(d)))
                 res[shaping][n].append((far, covered))
                 print(
                     f"kld {args.kld} seed {seed} shaping {shaping} steps {n}: far {far:.3f}, "

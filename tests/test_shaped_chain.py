@@ -163,11 +163,13 @@ def test_gradients_are_written_not_added(monkeypatch):
 @pytest.mark.parametrize("shaping,target", [(0.0, "walkback"), (2.0, "walkback"), (2.0, "walkout")])
 def test_one_step_of_both_networks_is_the_two_calls(dtype, shaping, target):
     """loss_and_grads (what fit takes in the shaping phase) shares the guide's forward pass
-    between the shaping term and the guide's loss: the same losses as the generator's call and
-    then the guide's on its states, the same gradients to the last bits, and every gradient
-    array written (they start as NaN). Not bitwise: the shaping term's backward pass reads the
-    guide's rows after the data's, and OpenBLAS rounds a few products differently there
-    (measured: at most 7e-7 relative in float32, 1 ulp in float64)."""
+    between the shaping term and the guide's loss: the guide's loss and gradients bitwise those
+    of the generator's call and then the guide's on its states, the rest to the last bits, and
+    every gradient array written (they start as NaN). Not bitwise: the shared pass runs over
+    the data's rows and the states', the shaping term's only over the states', and OpenBLAS
+    rounds some products differently (measured by a review over 200 shapes: the shaping loss
+    to 1.9e-8 relative in float32 and 4.3e-16 in float64, the generator's gradients to 7e-7
+    and 1 ulp)."""
     m = tiny(shaping=shaping, target=target, dtype=dtype, hidden=(40, 30), guide_hidden=(50,))
     x = batch(9).astype(dtype)
     parts, g, st = m.generator_loss_and_grad(x, seed=6, states=True)
@@ -178,27 +180,48 @@ def test_one_step_of_both_networks_is_the_two_calls(dtype, shaping, target):
         both, grads = m.loss_and_grads(x, seed=6)
     finally:
         np.empty_like = nan_like
-    assert both == {**parts, "guide": guide}
-    assert sorted(grads) == sorted({**g, **gg})
+    assert both["guide"] == guide
+    assert sorted(both) == sorted({**parts, "guide": guide})
     rtol = 1e-12 if dtype == np.float64 else 1e-5
-    for k, v in {**g, **gg}.items():
+    for k, v in parts.items():
+        assert both[k] == pytest.approx(v, rel=rtol / 10, abs=1e-30), k
+    assert sorted(grads) == sorted({**g, **gg})
+    for k, v in gg.items():
+        np.testing.assert_array_equal(grads[k], v, err_msg=k)
+    for k, v in g.items():
         assert np.all(np.isfinite(grads[k])), k
         np.testing.assert_allclose(grads[k], v, rtol=rtol, atol=rtol * np.abs(v).max(), err_msg=k)
 
 
-def test_fit_takes_the_shared_step_in_the_shaping_phase():
-    # The guide's loss in fit's history is the shared step's (loss_and_grads' "guide").
+def test_fit_takes_the_shared_step_in_the_shaping_phase(monkeypatch):
+    # Pretraining batches take the generator's call alone; every shaping batch takes one
+    # loss_and_grads call (no separate guide call), and the history holds its losses.
     rng = np.random.default_rng(0)
     x = (rng.random((60, 7)) < 0.3).astype(np.float32)
     m = wb.ShapedChain(7, latent=2, hidden=(16,), guide_hidden=(8,), chain_len=3, seed=0)
-    ref = wb.ShapedChain(7, latent=2, hidden=(16,), guide_hidden=(8,), chain_len=3, seed=0)
-    h = m.fit(x, pretrain_epochs=0, shaping_epochs=1, batch_size=60, progress=False, seed=5)
-    rng5 = np.random.default_rng(5)
-    order = rng5.permutation(60)
-    s = int(rng5.integers(0, 2**63))
-    parts, _ = ref.loss_and_grads(x[order], seed=s)
-    assert h.guide_loss[0] == pytest.approx(parts["guide"], rel=1e-12)
-    assert h.train_loss[0] == pytest.approx(parts["total"], rel=1e-12)
+    calls = {"shared": [], "generator": 0, "guide": 0}
+    shared, generator = wb.ShapedChain.loss_and_grads, wb.ShapedChain.generator_loss_and_grad
+
+    def count_shared(self, *args, **kw):
+        out = shared(self, *args, **kw)
+        calls["shared"].append(out[0])
+        return out
+
+    def count_generator(self, *args, **kw):
+        calls["generator"] += 1
+        return generator(self, *args, **kw)
+
+    def count_guide(self, *args, **kw):
+        calls["guide"] += 1
+
+    monkeypatch.setattr(wb.ShapedChain, "loss_and_grads", count_shared)
+    monkeypatch.setattr(wb.ShapedChain, "generator_loss_and_grad", count_generator)
+    monkeypatch.setattr(wb.ShapedChain, "guide_loss_and_grad", count_guide)
+    h = m.fit(x, pretrain_epochs=2, shaping_epochs=1, batch_size=20, progress=False, seed=5)
+    assert (len(calls["shared"]), calls["generator"], calls["guide"]) == (3, 6, 0)
+    assert h.guide_loss[2] == pytest.approx(np.mean([p["guide"] for p in calls["shared"]]))
+    assert h.train_loss[2] == pytest.approx(np.mean([p["total"] for p in calls["shared"]]))
+    assert h.shaping_loss[2] == pytest.approx(np.mean([p["shaping"] for p in calls["shared"]]))
 
 
 def test_states_are_the_chain_and_sampling_runs_it():

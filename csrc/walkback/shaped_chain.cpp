@@ -238,12 +238,14 @@ std::array<double, 3> shaped_generator(const ShapedModel<T>& model, const Shaped
       shape += double(m.shaping) * double(shaping_penalty<T>(pg.out[r], d_s));
     }
   if (guide_step) {
+    // The guide's gradients are written here, before the shaping term's backward pass reads
+    // the guide's W: they must not alias its parameters (the Python side passes fresh arrays).
     Pass<T>& dq = w.dq;
-    dq.resize(m.guide, B + S * B);
+    dq.resize(m.guide, g0 + S * B);
     const double gl = guide_logistic<T>(pg.out.data(), dq.out.data(), B, S * B);
     if (guide_loss) *guide_loss = gl;
-    net_backward_data<T>(m.guide, B + S * B, xs(0), pg, dq, 0, nullptr);
-    net_weight_grads<T>(m.guide, B + S * B, xs(0), pg, dq, *gguide);
+    net_backward_data<T>(m.guide, g0 + S * B, xs(0), pg, dq, 0, nullptr);
+    net_weight_grads<T>(m.guide, g0 + S * B, xs(0), pg, dq, *gguide);
   }
   if (states) std::copy(xs(1), xs(1) + S * BD, states);
   const std::array<double, 3> parts{nll / double(B), kl / double(B), shape / double(B)};
