@@ -14,7 +14,8 @@ import reference as ref
 cpu = _backend.cpu()
 BEST = cpu.packed_gemm_isa()  # chosen when the library loaded
 pytestmark = pytest.mark.skipif(
-    BEST == "none", reason="packed GEMM needs AVX-512 or AVX2 (not on this processor)"
+    BEST == "none",
+    reason="packed GEMM off: WALKBACK_PACKED_GEMM=0, or a processor without AVX-512 or AVX2",
 )
 
 
