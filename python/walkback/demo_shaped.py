@@ -15,7 +15,11 @@ from .optim import Adam
 from .shaped_chain import ShapedChain
 
 
-def ring_chain(shaping: float, seed: int, kld: float = 0.05) -> ShapedChain:
+# The mixture chain's KL weight: where its unshaped chain falls off the ring (ring_chain).
+RING_KLD = 0.05
+
+
+def ring_chain(shaping: float, seed: int, kld: float = RING_KLD) -> ShapedChain:
     """The 2-D mixture's chain: the demo's, and the one benchmarks/shaped.py --mixture
     measures (64-64 relu units, latent 2, 6 steps).
 
@@ -52,7 +56,8 @@ def fit_ring_chain(model: ShapedChain, x, epochs: int, seed: int, progress: bool
 def demo_shaped(args) -> int:
     print(
         "walkback demo --model shaped: VAE chains with and without ABC shaping "
-        "(Bachman & Precup 2015) on a 2-D mixture of 8 Gaussians"
+        f"(Bachman & Precup 2015) on a 2-D mixture of 8 Gaussians; KL weight {RING_KLD}, where "
+        "the unshaped chain tends to fall off the ring"
     )
     k, sigma = 8, 0.03
     x, centers = make_ring_mixture(4000, k, sigma, seed=args.seed)
