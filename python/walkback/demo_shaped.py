@@ -14,7 +14,6 @@ from .images import save_scatter_panels
 from .optim import Adam
 from .shaped_chain import ShapedChain
 
-
 # The mixture chain's KL weight: where its unshaped chain falls off the ring (ring_chain).
 RING_KLD = 0.05
 
