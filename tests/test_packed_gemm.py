@@ -87,27 +87,24 @@ def test_unknown_instruction_set_is_refused():
         cpu.set_packed_gemm_isa("sse9")
 
 
-def test_accumulate_adds_to_c():
-    rng = np.random.default_rng(3)
-    a = rng.normal(size=(30, 50)).astype(np.float32)
-    b = rng.normal(size=(50, 70)).astype(np.float32)
-    c0 = rng.normal(size=(30, 70)).astype(np.float32)
+@pytest.mark.parametrize(
+    "seed,m,k,n,trans_b",
+    [
+        (3, 30, 50, 70, False),
+        # k past 1024 is summed in blocks of 512 added into C: with accumulate, on top of C's own.
+        (4, 13, 1500, 40, True),
+    ],
+)
+def test_accumulate_adds_to_c(seed, m, k, n, trans_b):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(m, k)).astype(np.float32)
+    b = rng.normal(size=(n, k) if trans_b else (k, n)).astype(np.float32)
+    c0 = rng.normal(size=(m, n)).astype(np.float32)
     c = c0.copy()
-    cpu.packed_gemm(a, b, c, False, True)
-    want = c0 + a.astype(np.float64) @ b
-    assert np.all(np.abs(c - want) <= bound(a, b) + 1e-6 * np.abs(c0))
-
-
-def test_accumulate_over_k_blocks():
-    # k past 1024 is summed in blocks of 512 added into C: with accumulate, on top of C's own.
-    rng = np.random.default_rng(4)
-    a = rng.normal(size=(13, 1500)).astype(np.float32)
-    b = rng.normal(size=(40, 1500)).astype(np.float32)
-    c0 = rng.normal(size=(13, 40)).astype(np.float32)
-    c = c0.copy()
-    cpu.packed_gemm(a, b, c, True, True)
-    want = c0 + a.astype(np.float64) @ b.T
-    assert np.all(np.abs(c - want) <= bound(a, b.T) + 1e-6 * np.abs(c0))
+    cpu.packed_gemm(a, b, c, trans_b, True)
+    op_b = b.T if trans_b else b
+    want = c0 + a.astype(np.float64) @ op_b
+    assert np.all(np.abs(c - want) <= bound(a, op_b) + 1e-6 * np.abs(c0))
 
 
 def test_bad_shapes_are_refused():

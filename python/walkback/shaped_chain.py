@@ -152,23 +152,7 @@ class ShapedChain(ParamModel):
             self.chain_len if chain_len is None else _checks.check_int("chain_len", chain_len, 1)
         )
         shaping = self.shaping if shaping is None else self._nonneg("shaping", shaping)
-        seed = self._seed(seed)
-        genc = [np.empty_like(p) for p in self._list("enc")]
-        gdec = [np.empty_like(p) for p in self._list("dec")]
-        st = np.empty((steps, len(x), self.visible), self.dtype) if states else None
-        nll, kl, shape, _ = _backend.cpu().shaped_generator(
-            x,
-            self._list("enc"),
-            self._list("dec"),
-            self._list("guide"),
-            self._cfg(steps, seed, shaping),
-            genc,
-            gdec,
-            st,
-            None,
-        )
-        grads = dict(zip(self._names("enc") + self._names("dec"), genc + gdec, strict=True))
-        parts = {"nll": nll, "kl": kl, "shaping": shape, "total": nll + kl + shape}
+        parts, grads, st = self._generator_call(x, steps, shaping, seed, states, guide=False)
         return (parts, grads, st) if states else (parts, grads)
 
     def loss_and_grads(self, x, seed=None):
@@ -186,26 +170,36 @@ class ShapedChain(ParamModel):
         Returns (parts, grads): parts as generator_loss_and_grad's plus "guide" (the guide's
         loss, not part of "total"); grads for every parameter (enc_*, dec_*, guide_*)."""
         x = self._x("x", x)
-        seed = self._seed(seed)
+        parts, grads, _ = self._generator_call(
+            x, self.chain_len, self.shaping, seed, states=False, guide=True
+        )
+        return parts, grads
+
+    def _generator_call(self, x, steps, shaping, seed, states, guide):
+        """The C++ generator call on a checked x: (parts, grads, states or None), with the
+        guide's step too when `guide` (parts["guide"], guide_* in grads)."""
         genc = [np.empty_like(p) for p in self._list("enc")]
         gdec = [np.empty_like(p) for p in self._list("dec")]
-        gguide = [np.empty_like(p) for p in self._list("guide")]
-        nll, kl, shape, guide = _backend.cpu().shaped_generator(
+        gguide = [np.empty_like(p) for p in self._list("guide")] if guide else None
+        st = np.empty((steps, len(x), self.visible), self.dtype) if states else None
+        nll, kl, shape, guide_loss = _backend.cpu().shaped_generator(
             x,
             self._list("enc"),
             self._list("dec"),
             self._list("guide"),
-            self._cfg(self.chain_len, seed, self.shaping),
+            self._cfg(steps, self._seed(seed), shaping),
             genc,
             gdec,
-            None,
+            st,
             gguide,
         )
-        names = self._names("enc") + self._names("dec") + self._names("guide")
-        grads = dict(zip(names, genc + gdec + gguide, strict=True))
+        names = self._names("enc") + self._names("dec")
+        arrays = genc + gdec
         parts = {"nll": nll, "kl": kl, "shaping": shape, "total": nll + kl + shape}
-        parts["guide"] = guide
-        return parts, grads
+        if guide:
+            names, arrays = names + self._names("guide"), arrays + gguide
+            parts["guide"] = guide_loss
+        return parts, dict(zip(names, arrays, strict=True)), st
 
     def guide_loss_and_grad(self, x, states):
         """The guide's logistic loss (data positive, chain states negative) and its
