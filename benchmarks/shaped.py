@@ -74,16 +74,31 @@ def torch_runner(torch, m, x):
 
 def walkback_runner(m, x):
     """fit's shaping-phase step: both networks' gradients from one call (loss_and_grads shares
-    the guide's forward pass), then each network's clipped Adam step."""
+    the guide's forward pass), then each network's clipped Adam step, which also writes fit's
+    backup of the parameters."""
     opt_g, opt_d = wb.Adam(1e-3), wb.Adam(1e-3)
     seeds = iter(range(10**9))
     guide = [k for k in m.get_params() if k.startswith("guide")]
     gen = [k for k in m.get_params() if not k.startswith("guide")]
+    # fit's backup of the parameters, written by the optimizers in their pass.
+    backups = [{k: v.copy() for k, v in m.get_params().items()} for _ in range(2)]
+    steps = iter(range(10**9))
 
     def run():
         parts, g = m.loss_and_grads(x, seed=next(seeds))
-        opt_d.step({k: m._params[k] for k in guide}, {k: g[k] for k in guide}, max_grad_norm=10.0)
-        opt_g.step({k: m._params[k] for k in gen}, {k: g[k] for k in gen}, max_grad_norm=10.0)
+        backup = backups[next(steps) % 2]
+        opt_d.step(
+            {k: m._params[k] for k in guide},
+            {k: g[k] for k in guide},
+            max_grad_norm=10.0,
+            backup=backup,
+        )
+        opt_g.step(
+            {k: m._params[k] for k in gen},
+            {k: g[k] for k in gen},
+            max_grad_norm=10.0,
+            backup=backup,
+        )
 
     return run
 

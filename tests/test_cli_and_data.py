@@ -261,3 +261,38 @@ def test_binarize():
         wb.data.binarize(x * 2)
     with pytest.raises(ValueError, match="method"):
         wb.data.binarize(x, "otsu")
+
+
+def test_cli_failures_are_clear_and_come_before_training(tmp_path, capsys):
+    x = (np.random.default_rng(0).random((30, 9)) < 0.3).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    base = ["train", "--data", str(tmp_path / "x.npy"), "--hidden", "4", "--quiet"]
+    # A folder that does not exist, and a folder as the file: refused before training.
+    for out in (str(tmp_path / "missing" / "m.safetensors"), str(tmp_path)):
+        assert cli.main(base + ["--epochs", "1", "--out", out]) == 2
+        assert "--out" in capsys.readouterr().err
+    # No epoch: the initial model is saved and said so.
+    assert cli.main(base + ["--epochs", "0", "--out", str(tmp_path / "m0.safetensors")]) == 0
+    assert "no epoch trained" in capsys.readouterr().out
+    # Data files without examples.
+    np.savez(tmp_path / "empty.npz")
+    np.save(tmp_path / "empty.npy", np.zeros((0, 9), np.float32))
+    for f in ("empty.npz", "empty.npy"):
+        assert cli.main(["train", "--data", str(tmp_path / f), "--quiet"]) == 2
+        assert "--data" in capsys.readouterr().err
+    # A corruption level out of range says why.
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--corruption", "salt_and_pepper:2"])
+    assert "[0, 1]" in capsys.readouterr().err
+
+
+def test_sample_command_for_shaped_and_sequence_models(tmp_path, capsys):
+    shaped = tmp_path / "shaped.safetensors"
+    wb.ShapedChain(16, latent=2, hidden=(8,), guide_hidden=(4,), chain_len=2).save(shaped)
+    args = ["sample", "--model", str(shaped), "--n", "3", "--steps", "4"]
+    assert cli.main(args + ["--out", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (3, 16)
+    seq = tmp_path / "seq.safetensors"
+    wb.SequenceGSN(3, 4, channels=(5, 6), width=3, pool=2, walkbacks=2).save(seq)
+    assert cli.main(["sample", "--model", str(seq), "--out", str(tmp_path / "q.npy")]) == 2
+    assert "predict" in capsys.readouterr().err

@@ -128,3 +128,128 @@ def test_bindings_reject_bad_arrays_without_crashing():
 def test_thread_count_errors():
     with pytest.raises(ValueError, match="n"):
         wb.set_num_threads(0)
+
+
+def _seq_model():
+    return wb.SequenceGSN(3, 4, channels=(5, 6), width=3, pool=2, walkbacks=2)
+
+
+def test_sequence_gsn_argument_errors():
+    m = _seq_model()
+    x = np.random.default_rng(0).random((4, 7, 3))
+    y = np.zeros((4, 7), np.int64)
+    for bad in (-1, 0):
+        with pytest.raises(ValueError, match="batch_size"):
+            m.predict_proba(x, batch_size=bad)
+        with pytest.raises(ValueError, match="batch_size"):
+            m.single_pass_proba(x, batch_size=bad)
+    with pytest.raises(TypeError, match="batch_size"):
+        m.predict(x, batch_size=2.0)
+    with pytest.raises(ValueError, match="walkbacks"):
+        m.loss_and_grad(x, y, walkbacks=10**7)
+    with pytest.raises(ValueError, match="steps"):
+        m.predict_proba(x, steps=2**63)
+    with pytest.raises(TypeError, match="x: expected a real"):
+        m.predict_proba(x + 1j)
+    with pytest.raises(ValueError, match="validation"):
+        m.fit(x, y, epochs=1, validation=(x,), progress=False)
+    for bad in (5, (5, 6, 7)):
+        with pytest.raises(ValueError, match="channels: expected 2 layer sizes"):
+            wb.SequenceGSN(3, 4, channels=bad)
+    with pytest.raises(TypeError, match="channels"):
+        wb.SequenceGSN(3, 4, channels="wide")
+    with pytest.raises(TypeError, match="noise"):
+        wb.SequenceGSN(3, 4, noise="loud")
+
+
+def test_layer_widths_dtypes_and_numbers_are_checked_alike():
+    # An int is one layer everywhere; anything else that is not a sequence of ints is named.
+    assert wb.ShapedChain(6, latent=2, hidden=5, guide_hidden=4).hidden == (5,)
+    assert wb.GSN(6, hidden=7).hidden == [7]
+    for make in (
+        lambda: wb.ShapedChain(6, hidden=None),
+        lambda: wb.GSN(6, hidden=None),
+        lambda: wb.Diffusion(4, steps=5, hidden="500"),
+    ):
+        with pytest.raises(TypeError, match="hidden"):
+            make()
+    for make in (
+        lambda: wb.DAE(5, 5, dtype="banana"),
+        lambda: wb.GSN(5, hidden=[3], dtype="banana"),
+        lambda: wb.Diffusion(5, steps=5, dtype="banana"),
+    ):
+        with pytest.raises(TypeError, match="dtype"):
+            make()
+    with pytest.raises(ValueError, match="activation"):
+        wb.DAE(5, 5, activation=["tanh"])
+    with pytest.raises(ValueError, match="kind"):
+        wb.Diffusion(5, steps=5, kind=["gaussian"])
+    with pytest.raises(TypeError, match="step1_beta"):
+        wb.Diffusion(5, steps=5, step1_beta="small")
+    with pytest.raises(TypeError, match="kld"):
+        wb.ShapedChain(6, kld="1")
+    with pytest.raises(ValueError, match="steps \\* basis"):
+        wb.Diffusion(5, steps=10**7, basis=1000)
+    # NumPy scalars are numbers.
+    g = wb.GSN(6, hidden=[3], hidden_noise=np.float32(0.5))
+    assert g.hidden_noise == wb.GaussianNoise(0.5, 0.5)
+
+
+def test_gsn_float_labels_are_named_as_labels():
+    m = wb.GSN.hybrid(8, 3, hidden=[5])
+    x = np.zeros((4, 8))
+    with pytest.raises(TypeError, match="class labels must be integers"):
+        m.fit({"x": x, "y": np.array([0.0, 1.0, 2.0, 1.0])}, epochs=1, progress=False)
+
+
+def test_diffusion_fit_with_a_bad_argument_leaves_the_model_unscaled():
+    m = wb.Diffusion(4, steps=5, hidden=6, basis=3)
+    x = np.random.default_rng(0).random((20, 4))
+    with pytest.raises(ValueError, match="batch_size"):
+        m.fit(x, batch_size=0, progress=False)
+    assert m.scale is None and m.shift is None
+    m.fit(x * 3.0, epochs=1, batch_size=10, progress=False)
+    assert m.scale == pytest.approx(1.0 / (x * 3.0).std())
+
+
+def test_ops_counters_never_wrap():
+    x = np.full((2, 64), 0.5, np.float32)
+    with pytest.raises(ValueError, match="first_chain \\+ chains"):
+        wb.ops.corrupt(x, wb.SaltAndPepper(1.0), seed=0, first_chain=2**32 - 1)
+    W, b1, b0 = np.zeros((64, 3), np.float32), np.zeros(3, np.float32), np.zeros(64, np.float32)
+    xb = np.zeros((2, 64), np.float32)
+    with pytest.raises(ValueError, match="first_chain \\+ chains"):
+        wb.ops.chain_step(xb, W, b1, b0, seed=0, first_chain=2**32 - 1)
+    with pytest.raises(ValueError, match="step \\+ steps"):
+        wb.ops.chain_step(xb, W, b1, b0, seed=0, step=2**32 - 1, steps=2)
+    with pytest.raises(ValueError, match="first_chain \\+ chains"):
+        wb.ops.walkback_grad(xb, W, b1, b0, seed=0, first_chain=2**32 - 1)
+    with pytest.raises(ValueError, match="at least one row"):
+        wb.ops.walkback_grad(np.zeros((0, 64), np.float32), W, b1, b0, seed=0)
+    # The last chain index and the last step still work.
+    wb.ops.corrupt(x[:1], wb.SaltAndPepper(1.0), seed=0, first_chain=2**32 - 1)
+    wb.ops.chain_step(xb, W, b1, b0, seed=0, step=2**32 - 1)
+
+
+def test_corrupt_out_may_be_x_but_not_overlap_it():
+    rng = np.random.default_rng(0)
+    buf = np.zeros(30, np.float32)
+    buf[:24] = rng.random(24)
+    xx, o = buf[:24].reshape(4, 6), buf[6:30].reshape(4, 6)
+    with pytest.raises(ValueError, match="overlaps x"):
+        wb.ops.corrupt(xx, wb.GaussianCorruption(0.5), seed=0, out=o)
+    ref = wb.ops.corrupt(xx.copy(), wb.GaussianCorruption(0.5), seed=0)
+    assert wb.ops.corrupt(xx, wb.GaussianCorruption(0.5), seed=0, out=xx) is xx
+    np.testing.assert_array_equal(xx, ref)
+
+
+def test_evaluation_input_errors():
+    m = wb.DAE(4, 3, seed=0)
+    with pytest.raises(ValueError, match="binary"):
+        wb.eval.csl(m, np.array([[0, 1, 0, 7.0]]), n_samples=20, chains=2, seed=0)
+    with pytest.raises(ValueError, match="means"):
+        wb.eval.csl_from_means(np.full(4, 0.5), np.zeros((1, 4)))
+    with pytest.raises(ValueError, match="samples"):
+        wb.eval.energy_distance(1.0, 2.0)
+    with pytest.raises(TypeError, match="samples"):
+        wb.ops.parzen_logpdf(np.ones((3, 2)) + 1j, np.ones((2, 2)), 0.5)

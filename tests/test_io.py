@@ -90,3 +90,31 @@ def test_foreign_and_tampered_files(tmp_path):
         wb.load(text)
     with pytest.raises(FileNotFoundError):
         wb.load(os.path.join(tmp_path, "missing.safetensors"))
+
+
+def test_crafted_configurations_raise_value_error(tmp_path):
+    from safetensors.numpy import save_file
+
+    g = wb.GSN(6, hidden=[4], seed=0)
+    cfg = g.to_config()
+    cfg["input_noise"] = None
+    path = tmp_path / "g.safetensors"
+    meta = {"format": "walkback-model", "version": "1", "model": "GSN"}
+    save_file(g.get_params(), str(path), metadata={**meta, "config": json.dumps(cfg)})
+    with pytest.raises(ValueError, match="damaged configuration"):
+        wb.load(path)
+    d = wb.Diffusion(4, steps=5, hidden=6, basis=3)
+    dcfg = d.to_config()
+    dcfg.update(steps=10**7, basis=1000)
+    meta["model"] = "Diffusion"
+    save_file(d.get_params(), str(path), metadata={**meta, "config": json.dumps(dcfg)})
+    with pytest.raises(ValueError, match="damaged configuration"):
+        wb.load(path)
+
+
+def test_save_to_a_missing_folder_or_a_folder_says_so(tmp_path):
+    m = wb.DAE(6, 4, seed=0)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        m.save(tmp_path / "missing" / "m.safetensors")
+    with pytest.raises(IsADirectoryError, match="folder"):
+        m.save(tmp_path)

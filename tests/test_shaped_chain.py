@@ -231,6 +231,10 @@ def test_states_are_the_chain_and_sampling_runs_it():
     s = m.sample(4, steps=5, every=1, seed=2)
     assert s.shape == (5, 4, 7)
     np.testing.assert_array_equal(m.sample(4, steps=5, seed=2), s[-1])
+    # Recording every second step keeps steps 2 and 4, and needs no buffer for the others.
+    np.testing.assert_array_equal(m.sample(4, steps=5, every=2, seed=2), s[1::2][:2])
+    with pytest.raises(ValueError, match="every"):
+        m.sample(4, steps=5, every=6)
 
 
 def test_fit_pretrains_then_shapes(tmp_path):
@@ -306,3 +310,30 @@ def test_shaping_pulls_a_fallen_chain_back_toward_the_mixture():
     assert unshaped.mean() > 0.5, unshaped  # the unshaped chain did fall off the ring
     assert unshaped.mean() - shaped.mean() >= 0.1, (unshaped, shaped)
     assert np.sum(shaped < unshaped) > np.sum(shaped > unshaped), (unshaped, shaped)
+
+
+def test_a_diverged_fit_keeps_the_last_good_parameters():
+    x = (np.random.default_rng(0).random((40, 7)) < 0.3).astype(np.float32)
+    m = wb.ShapedChain(7, latent=2, hidden=(16,), guide_hidden=(8,), chain_len=2, seed=0)
+    with pytest.raises(wb.TrainingDiverged, match="restored"):
+        m.fit(
+            x,
+            pretrain_epochs=3,
+            shaping_epochs=3,
+            batch_size=10,
+            optimizer=wb.SGD(lr=1e12),
+            clip=0,
+            progress=False,
+            seed=0,
+        )
+    parts, _ = m.generator_loss_and_grad(x, chain_len=1, shaping=0.0, seed=0)
+    assert np.isfinite(parts["total"])
+    assert all(np.all(np.isfinite(v)) for v in m.get_params().values())
+
+
+def test_guide_states_and_chain_len_are_checked():
+    m = tiny()
+    with pytest.raises(ValueError, match="states"):
+        m.guide_loss_and_grad(batch(), np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="chain_len"):
+        m.generator_loss_and_grad(batch(), chain_len=2**63)

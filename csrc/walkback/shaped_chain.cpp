@@ -340,8 +340,8 @@ double shaped_guide(const ShapedModel<T>& m, int64_t B, const T* x, int64_t M, c
 }
 
 template <class T>
-void shaped_sample(const ShapedModel<T>& m, int64_t n, int64_t steps, uint64_t seed,
-                   uint32_t first_chain, T* out) {
+void shaped_sample(const ShapedModel<T>& m, int64_t n, int64_t steps, int64_t every,
+                   uint64_t seed, uint32_t first_chain, T* out) {
   const int64_t D = m.D, Z = m.latent;
   const StreamKey key = stream_key(seed);
   std::vector<T> z(n * Z), x(n * D);
@@ -363,8 +363,10 @@ void shaped_sample(const ShapedModel<T>& m, int64_t n, int64_t steps, uint64_t s
     });
     net_forward(m.dec, n, z.data(), pd, 0);
     for (int64_t j = 0; j < n * D; ++j) x[j] = sigmoid<T>(pd.out[j]);
-    std::copy(x.begin(), x.end(), out + i * n * D);
+    if (every > 0 && (i + 1) % every == 0)
+      std::copy(x.begin(), x.end(), out + ((i + 1) / every - 1) * n * D);
   }
+  if (every == 0) std::copy(x.begin(), x.end(), out);
 }
 
 #define WB_SHAPED(T)                                                                         \
@@ -373,8 +375,8 @@ void shaped_sample(const ShapedModel<T>& m, int64_t n, int64_t steps, uint64_t s
                                                      T*, NetGrads<T>*, double*);             \
   template double shaped_guide<T>(const ShapedModel<T>&, int64_t, const T*, int64_t,          \
                                   const T*, NetGrads<T>*);                                   \
-  template void shaped_sample<T>(const ShapedModel<T>&, int64_t, int64_t, uint64_t, uint32_t, \
-                                 T*);
+  template void shaped_sample<T>(const ShapedModel<T>&, int64_t, int64_t, int64_t, uint64_t,  \
+                                 uint32_t, T*);
 WB_SHAPED(float)
 WB_SHAPED(double)
 #undef WB_SHAPED

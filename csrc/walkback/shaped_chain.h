@@ -63,10 +63,11 @@ template <class T>
 double shaped_guide(const ShapedModel<T>& m, int64_t B, const T* x, int64_t M, const T* states,
                     NetGrads<T>* g);
 
-// n chains started from prior draws z ~ N(0, I): out (steps x n x D) gets x_1 .. x_steps,
-// the decoder's means (x_1 = dec(z)).
+// n chains started from prior draws z ~ N(0, I), x_1 = dec(z) (the decoder's means), then
+// steps - 1 more steps. every > 0: out (steps / every x n x D) gets x_every, x_2every, ...;
+// every = 0: out (n x D) gets x_steps alone.
 template <class T>
-void shaped_sample(const ShapedModel<T>& m, int64_t n, int64_t steps, uint64_t seed,
-                   uint32_t first_chain, T* out);
+void shaped_sample(const ShapedModel<T>& m, int64_t n, int64_t steps, int64_t every,
+                   uint64_t seed, uint32_t first_chain, T* out);
 
 }  // namespace wb

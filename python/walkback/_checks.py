@@ -26,12 +26,48 @@ def check_int(name: str, v, minimum: int | None = None, maximum: int | None = No
     return v
 
 
+def check_widths(name: str, v, count: int | None = None) -> tuple:
+    """Layer widths: an int (one layer) or a sequence of positive ints; `count`, when given, is
+    the number of layers required."""
+    if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+        v = (v,)
+    elif isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
+        raise TypeError(f"{name}: expected an int or a sequence of ints, got {v!r}")
+    widths = tuple(check_int(name, h, 1, 2**31 - 1) for h in v)
+    if count is not None and len(widths) != count:
+        raise ValueError(f"{name}: expected {count} layer sizes, got {widths}")
+    if not widths:
+        raise ValueError(f"{name}: expected at least one hidden layer")
+    return widths
+
+
+def check_float(name: str, v) -> float:
+    """A real number (NaN and inf pass: the caller checks the range)."""
+    if isinstance(v, (str, bytes, bool, np.bool_)) or np.iscomplexobj(v):
+        raise TypeError(f"{name}: expected a real number, got {v!r}")
+    try:
+        return float(v)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name}: expected a real number, got {v!r}") from e
+
+
+def check_dtype(dtype) -> np.dtype:
+    """A model's dtype: float32 or float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from e
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"dtype: expected float32 or float64, got {dt}")
+    return dt
+
+
 def check_seed(name: str, seed) -> int:
     return check_int(name, seed, 0, 2**64 - 1)
 
 
 def check_activation(a) -> int:
-    if a not in _codes.ACTIVATIONS:
+    if not isinstance(a, str) or a not in _codes.ACTIVATIONS:
         raise ValueError(f"activation: expected one of {sorted(_codes.ACTIVATIONS)}, got {a!r}")
     return _codes.ACTIVATIONS[a]
 

@@ -31,7 +31,10 @@ def _corruption(spec: str):
             f"--corruption: expected KIND:VALUE with KIND one of salt_and_pepper, masking, "
             f"bit_flip, gaussian (e.g. salt_and_pepper:0.3), got {spec!r}"
         )
-    return cls(float(val))
+    try:
+        return cls(float(val))
+    except ValueError as e:  # argparse would print only "invalid _corruption value"
+        raise argparse.ArgumentTypeError(f"--corruption {spec!r}: {e}") from e
 
 
 def _load_data(spec: str, binarize: str | None):
@@ -46,12 +49,17 @@ def _load_data(spec: str, binarize: str | None):
             x, _ = wbdata.load_mnist(spec)
         except KeyError:
             with np.load(spec, allow_pickle=False) as z:
+                if not z.files:
+                    raise ValueError(f"--data {spec}: the .npz file holds no arrays") from None
                 x = z[z.files[0]]
         side = None
     else:
         x, _ = wbdata.load_mnist(spec)
         side = 28
-    x = np.asarray(x, np.float32).reshape(len(x), -1)
+    x = np.asarray(x, np.float32)
+    if x.ndim == 0 or x.size == 0:
+        raise ValueError(f"--data {spec}: expected examples in rows, got shape {x.shape}")
+    x = x.reshape(len(x), -1)
     if side is None:
         r = int(round(np.sqrt(x.shape[1])))
         side = r if r * r == x.shape[1] else None
@@ -228,7 +236,17 @@ def demo_gsn(args) -> int:
     return 0
 
 
+def _check_out(path: str) -> None:
+    """Fails before any work when the output file could not be written."""
+    if os.path.isdir(path):
+        raise ValueError(f"--out {path}: is a folder; expected a file name")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise ValueError(f"--out {path}: the folder {folder} does not exist")
+
+
 def train(args) -> int:
+    _check_out(args.out)
     x, _ = _load_data(args.data, args.binarize)
     model = DAE(
         x.shape[1],
@@ -249,17 +267,29 @@ def train(args) -> int:
         seed=args.seed,
     )
     model.save(args.out)
-    print(f"loss {hist.train_loss[-1]:.3f} after {len(hist)} epochs; model: {args.out}")
+    if len(hist):
+        print(f"loss {hist.train_loss[-1]:.3f} after {len(hist)} epochs; model: {args.out}")
+    else:
+        print(f"no epoch trained (--epochs 0); the initial model: {args.out}")
     return 0
 
 
 def sample(args) -> int:
+    _check_out(args.out)
     model = load(args.model)
     from .diffusion import Diffusion
+    from .shaped_chain import ShapedChain
 
+    if not hasattr(model, "sample"):
+        raise ValueError(
+            f"--model {args.model}: a {type(model).__name__} has no chain to sample from "
+            "(it predicts labels: use its predict() from Python)"
+        )
     if isinstance(model, Diffusion):  # its chain has a fixed length: T reverse steps
         x = model.sample(args.n, seed=args.seed, progress=True)
         args.steps = model.steps
+    elif isinstance(model, ShapedChain):  # its states are the decoder's means already
+        x = model.sample(args.n, steps=args.steps, seed=args.seed)
     else:
         x = model.sample(args.n, steps=args.steps, seed=args.seed, means=args.means)
     if args.out.endswith(".npy"):
@@ -330,7 +360,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     try:
         return args.fn(args)
-    except (ValueError, TypeError, FileNotFoundError) as e:
+    except (ValueError, TypeError, OSError) as e:
         print(f"walkback {args.command}: error: {e}", file=sys.stderr)
         return 2
 

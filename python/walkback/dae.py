@@ -59,9 +59,7 @@ class DAE(ChainModel):
             raise TypeError(f"tied: expected True or False, got {tied!r}")
         self.tied = bool(tied)
         self.seed = _checks.check_seed("seed", seed)
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in _checks.FLOAT_DTYPES:
-            raise TypeError(f"dtype: expected float32 or float64, got {self.dtype}")
+        self.dtype = _checks.check_dtype(dtype)
         self._rng = np.random.default_rng(self.seed)
         d, h = self.visible, self.hidden
         r = np.sqrt(6.0 / (d + h))

@@ -92,6 +92,8 @@ def binarize(x, method="threshold", seed=0):
     if method == "threshold":
         return (a > 0.5).astype(np.float32)
     if method == "stochastic":
+        if a.size == 0:
+            return np.zeros(a.shape, np.float32)
         flat = a.reshape(len(a), -1) if a.ndim > 1 else a.reshape(1, -1)
         u = ops.uniform(
             flat.shape[0], flat.shape[1], seed=_checks.check_seed("seed", seed), stream="user"

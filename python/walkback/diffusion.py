@@ -27,6 +27,8 @@ from .diffusion_schedule import (
 from .optim import RMSprop, as_optimizer
 
 _KINDS = {"gaussian": 0, "binomial": 1}
+# The temporal basis is a (steps, basis) float64 table: 1e8 values is 800 MB.
+MAX_BASIS_VALUES = 10**8
 _LOG2 = math.log(2.0)
 
 
@@ -126,29 +128,29 @@ class Diffusion(ParamModel):
     ):
         self.visible = _checks.check_int("visible", visible, 1, 2**31 - 1)
         self.steps = _checks.check_int("steps", steps, 3, 10**7)
-        if kind not in _KINDS:
+        if not isinstance(kind, str) or kind not in _KINDS:
             raise ValueError(f"kind: expected 'gaussian' or 'binomial', got {kind!r}")
         self.kind = kind
-        widths = (hidden,) if isinstance(hidden, (int, np.integer)) else tuple(hidden)
-        if not widths:
-            raise ValueError("hidden: expected at least one hidden layer")
-        self.hidden = tuple(_checks.check_int("hidden", h, 1, 2**31 - 1) for h in widths)
+        self.hidden = _checks.check_widths("hidden", hidden)
         self.basis = _checks.check_int("basis", basis, 1, 1000)
-        self.step1_beta = float(step1_beta)
+        if self.steps * self.basis > MAX_BASIS_VALUES:
+            raise ValueError(
+                f"steps * basis: the temporal basis would hold {self.steps * self.basis} values; "
+                f"expected at most {MAX_BASIS_VALUES}"
+            )
+        self.step1_beta = _checks.check_float("step1_beta", step1_beta)
         if not 0 <= self.step1_beta < 0.5:
             raise ValueError(f"step1_beta: expected a value in [0, 0.5), got {step1_beta}")
-        self.dequantize = float(dequantize)
+        self.dequantize = _checks.check_float("dequantize", dequantize)
         if not (math.isfinite(self.dequantize) and self.dequantize >= 0):
             raise ValueError(f"dequantize: expected a width >= 0, got {dequantize}")
-        if schedule not in ("fixed", "learned"):
+        if not isinstance(schedule, str) or schedule not in ("fixed", "learned"):
             raise ValueError(f"schedule: expected 'fixed' or 'learned', got {schedule!r}")
         if schedule == "learned" and kind != "gaussian":
             raise ValueError("schedule: the binomial schedule is fixed (beta_t = 1 / (T - t + 1))")
         self.schedule = schedule
         self.seed = _checks.check_seed("seed", seed)
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in _checks.FLOAT_DTYPES:
-            raise TypeError(f"dtype: expected float32 or float64, got {self.dtype}")
+        self.dtype = _checks.check_dtype(dtype)
         self.scale = 1.0 if kind == "binomial" else None
         self.shift = 0.0 if kind == "binomial" else None
         self.temporal_basis = temporal_basis(self.steps, self.basis)
@@ -201,7 +203,7 @@ class Diffusion(ParamModel):
         """Sets the Gaussian model's data scaling: the model sees x * scale + shift."""
         if self.kind != "gaussian":
             raise ValueError("set_scaling: only a Gaussian diffusion scales its data")
-        scale, shift = float(scale), float(shift)
+        scale, shift = _checks.check_float("scale", scale), _checks.check_float("shift", shift)
         if not (math.isfinite(scale) and scale > 0 and math.isfinite(shift)):
             raise ValueError(
                 f"set_scaling: expected a positive scale and a finite shift, got {scale}, {shift}"
@@ -323,7 +325,7 @@ class Diffusion(ParamModel):
         """
         self._need_scaling("log_likelihood_bound")
         x = self._check_data("x", x)
-        if t not in ("sample", "all"):
+        if not isinstance(t, str) or t not in ("sample", "all"):
             raise ValueError(f"t: expected 'sample' or 'all', got {t!r}")
         repeats = _checks.check_int("repeats", repeats, 1, 10**6)
         batch_size = _checks.check_int("batch_size", batch_size, 1, 2**31 - 1)
@@ -414,29 +416,37 @@ class Diffusion(ParamModel):
             _checks.check_binary("x", x)
         if self.kind == "gaussian" and binarize is not None:
             raise ValueError("binarize: only the binomial kind takes binary data")
-        if self.kind == "gaussian" and self.scale is None:
+        first_scaling = self.kind == "gaussian" and self.scale is None
+        if first_scaling:
             mean, std = float(x.mean(dtype=np.float64)), float(x.std(dtype=np.float64))
             if not std > 0:
                 raise ValueError("x: the training data have zero variance")
             self.set_scaling(1.0 / std, -mean / std)
-        xs = self._to_model(x)
-        xv = None
-        if validation is not None:
-            xv = self._to_model(self._check_data("validation", validation))
-        return _training.fit(
-            self,
-            xs,
-            batch_loss=lambda xb, s, grads: self._bound_call(xb, s, grads=grads),
-            valid_loss=self._mean_loss,
-            epochs=epochs,
-            batch_size=batch_size,
-            optimizer=as_optimizer(optimizer, default=RMSprop(lr=1e-3)),
-            xv=xv,
-            shuffle=shuffle,
-            binarize=binarize,
-            progress=progress,
-            seed=seed,
-        )
+        try:
+            xs = self._to_model(x)
+            xv = None
+            if validation is not None:
+                xv = self._to_model(self._check_data("validation", validation))
+            return _training.fit(
+                self,
+                xs,
+                batch_loss=lambda xb, s, grads: self._bound_call(xb, s, grads=grads),
+                valid_loss=self._mean_loss,
+                epochs=epochs,
+                batch_size=batch_size,
+                optimizer=as_optimizer(optimizer, default=RMSprop(lr=1e-3)),
+                xv=xv,
+                shuffle=shuffle,
+                binarize=binarize,
+                progress=progress,
+                seed=seed,
+            )
+        except (ValueError, TypeError):
+            # A bad argument stops fit before any training: the model is left as it was, so
+            # that a later fit sets the scaling from its own data.
+            if first_scaling:
+                self.scale = self.shift = None
+            raise
 
     # ------------------------------------------------------------------ sampling
     def _start(self, n, seed, clamp, x0):
@@ -518,7 +528,7 @@ class Diffusion(ParamModel):
         if self.kind != "gaussian":
             raise ValueError("denoise: a Gaussian observation needs the Gaussian kind")
         ys = _checks.as_state("y", y, self.dtype, self.visible)
-        sigma = float(noise_sigma)
+        sigma = _checks.check_float("noise_sigma", noise_sigma)
         if not (math.isfinite(sigma) and sigma > 0):
             raise ValueError(f"noise_sigma: expected a positive number, got {noise_sigma}")
         if every is not None:

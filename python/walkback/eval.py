@@ -86,7 +86,13 @@ def csl_from_means(means, x, eps=1e-7):
     mu = np.asarray(means, dtype=np.float64)
     if mu.ndim == 3:
         mu = mu.reshape(-1, mu.shape[-1])
+    if mu.ndim != 2 or mu.shape[0] == 0:
+        raise ValueError(f"means: expected shape (S, D) or (steps, chains, D), got {mu.shape}")
+    if not np.all(np.isfinite(mu)):
+        raise ValueError("means: contains NaN or infinite values")
     xx = _checks.as_state("x", x, np.float64, mu.shape[1])
+    # Bernoulli likelihoods: x must be binary (grey levels give a number, not a log-probability).
+    _checks.check_binary("x", xx)
     mu = np.clip(mu, eps, 1.0 - eps)
     logit = np.ascontiguousarray(np.log(mu) - np.log1p(-mu))
     col = np.ascontiguousarray(np.log1p(-mu).sum(axis=1))
@@ -120,6 +126,8 @@ def energy_distance(a, b, batch_size=2048):
     2 E|a - b| - E|a - a'| - E|b - b'|, with the within-sample means over distinct pairs. It is
     0 in expectation when both come from one distribution. Pairwise distances are taken in
     blocks of ``batch_size`` rows, so memory stays bounded."""
+    if np.ndim(a) == 0 or np.ndim(b) == 0:
+        raise ValueError("energy_distance: a and b must be samples, arrays of shape (n, d)")
     a = _checks.as_state("a", a, np.float64, np.shape(a)[-1])
     b = _checks.as_state("b", b, np.float64, a.shape[1])
     if len(a) < 2 or len(b) < 2:

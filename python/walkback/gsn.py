@@ -79,11 +79,7 @@ class GSN(ChainModel):
         )
         self.offsets = offsets(self.segments)
         self.visible = sum(s.size for s in self.segments)
-        if isinstance(hidden, (int, np.integer)):
-            hidden = [hidden]
-        self.hidden = [_checks.check_int("hidden", h, 1, 2**31 - 1) for h in hidden]
-        if not self.hidden:
-            raise ValueError("hidden: expected at least one hidden layer")
+        self.hidden = list(_checks.check_widths("hidden", hidden))
         _checks.check_activation(activation)
         self.activation = activation
         self.hidden_noise = as_hidden_noise(hidden_noise)
@@ -98,9 +94,7 @@ class GSN(ChainModel):
             2 * L if walkbacks is None else _checks.check_int("walkbacks", walkbacks, 1, 10_000)
         )
         self.seed = _checks.check_seed("seed", seed)
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in _checks.FLOAT_DTYPES:
-            raise TypeError(f"dtype: expected float32 or float64, got {self.dtype}")
+        self.dtype = _checks.check_dtype(dtype)
         self._rng = np.random.default_rng(self.seed)
         self._params = {}
         sizes = self.layer_sizes
@@ -197,6 +191,11 @@ class GSN(ChainModel):
             if np.any(a < 0) or np.any(a >= seg.size):
                 raise ValueError(f"{name}[{seg.name!r}]: class labels must lie in [0, {seg.size})")
             a = np.eye(seg.size, dtype=self.dtype)[a]
+        elif seg.categorical and a.ndim == 1 and a.size != seg.size:
+            raise TypeError(
+                f"{name}[{seg.name!r}]: class labels must be integers, got dtype {a.dtype} "
+                f"(or pass one-hot rows of shape (n, {seg.size}))"
+            )
         block = _checks.as_state(f"{name}[{seg.name!r}]", a, self.dtype, seg.size)
         if n is not None and block.shape[0] != n:
             raise ValueError(

@@ -30,6 +30,7 @@ def _models() -> dict:
 
 def save(model, path) -> None:
     """Saves ``model`` to ``path`` (a .safetensors file)."""
+    from safetensors import SafetensorError
     from safetensors.numpy import save_file
 
     kind = type(model).__name__
@@ -41,11 +42,20 @@ def save(model, path) -> None:
         "model": kind,
         "config": json.dumps(model.to_config()),
     }
-    save_file(
-        {k: np.ascontiguousarray(v) for k, v in model._host_params().items()},
-        os.fspath(path),
-        metadata=meta,
-    )
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"save: {path} is a folder; expected a file name")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"save: the folder {folder} does not exist")
+    try:
+        save_file(
+            {k: np.ascontiguousarray(v) for k, v in model._host_params().items()},
+            path,
+            metadata=meta,
+        )
+    except SafetensorError as e:  # safetensors' own error says little about the cause
+        raise OSError(f"save: could not write {path}: {e}") from e
 
 
 def load(path):
@@ -72,8 +82,10 @@ def load(path):
     try:
         cfg = json.loads(meta["config"])
         model = cls.from_config(cfg)
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
-        raise ValueError(f"load: {path} has a damaged configuration ({e})") from e
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, MemoryError) as e:
+        # Whatever a damaged or crafted configuration makes the constructor raise (JSON errors
+        # are ValueErrors); a configuration too large to build is damaged too.
+        raise ValueError(f"load: {path} has a damaged configuration ({e!r})") from e
     expected = model.param_shapes()
     if set(tensors) != set(expected):
         raise ValueError(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from . import _codes
 
 
@@ -145,8 +147,8 @@ def as_hidden_noise(h) -> GaussianNoise:
         return GaussianNoise(0.0, 0.0)
     if isinstance(h, GaussianNoise):
         return h
-    if isinstance(h, (int, float)) and not isinstance(h, bool):
-        return GaussianNoise(h, h)
+    if isinstance(h, (int, float, np.integer, np.floating)) and not isinstance(h, (bool, np.bool_)):
+        return GaussianNoise(float(h), float(h))
     raise TypeError(
         f"hidden_noise: expected walkback.GaussianNoise(pre, post), a number or None, got {h!r}"
     )

@@ -8,6 +8,11 @@ The random stream is Philox4x32-10 keyed by the seed with counter (unit // 4, ch
 stream): the numbers of a chain depend only on (seed, step, chain, unit, stream), never on the
 batch split, the thread count or the device. ``first_chain`` names the chain index of row 0, so
 a batch split over calls draws the same numbers as one call.
+
+Inputs (states, data) are checked: shapes, dtypes, finiteness. Parameters are checked for
+shape and dtype but not for finiteness: that is one more pass over W per call, as long as a
+whole chain step for one chain. NaN weights give NaN or meaningless results, as in NumPy;
+the models' ``set_params`` and ``fit`` check them.
 """
 
 from __future__ import annotations
@@ -104,6 +109,21 @@ def _check_batch(name: str, x, allow_1d: bool = True):
     return x, device
 
 
+def _check_counters(step: int, steps: int, first_chain: int, chains: int) -> None:
+    """The stream's counters are 32-bit: past them, chains and steps would reuse the numbers of
+    others."""
+    if first_chain + chains > 2**32:
+        raise ValueError("first_chain + chains: the chain index must stay below 2**32")
+    if step + steps > 2**32:
+        raise ValueError("step + steps: the step index must stay below 2**32")
+
+
+def _data_range(a):
+    """The bytes [start, end) of a C-contiguous NumPy or CuPy array."""
+    start = a.__array_interface__["data"][0] if isinstance(a, np.ndarray) else a.data.ptr
+    return start, start + a.nbytes
+
+
 def _check_finite(name: str, x):
     if not isinstance(x, np.ndarray):
         _gpu.check_values(name, x)  # one kernel, one synchronization
@@ -128,6 +148,7 @@ def corrupt(x, corruption, *, seed, step=0, first_chain=0, out=None):
     seed = _checks.check_seed("seed", seed)
     step = _checks.check_int("step", step, 0, 2**32 - 1)
     first_chain = _checks.check_int("first_chain", first_chain, 0, 2**32 - 1)
+    _check_counters(step, 1, first_chain, x.shape[0])
     _check_finite("x", x)
     if out is None:
         result = result_view = x.copy()
@@ -144,6 +165,9 @@ def corrupt(x, corruption, *, seed, step=0, first_chain=0, out=None):
             raise ValueError("out: expected a writeable array")
         if not result.flags.c_contiguous:
             raise ValueError("out: expected a C-contiguous array")
+        (x0, x1), (o0, o1) = _data_range(x), _data_range(result)
+        if o0 != x0 and o0 < x1 and x0 < o1:
+            raise ValueError("out: overlaps x without being x itself; pass x, or a separate array")
         result_view = result.reshape(x.shape)
     if device == "cpu":
         _backend.cpu().corrupt(x, result_view, c.code, c.param, seed, step, first_chain)
@@ -209,6 +233,7 @@ def chain_step(
     step = _checks.check_int("step", step, 0, 2**32 - 1)
     first_chain = _checks.check_int("first_chain", first_chain, 0, 2**32 - 1)
     steps = _checks.check_int("steps", steps, 1, 2**31 - 1)
+    _check_counters(step, steps, first_chain, n)
     xp = _backend.array_module(x)
     state = x.copy()
     cl = None if clamp is None else _clamp_mask(clamp, n, d, device)
@@ -305,6 +330,8 @@ def walkback_grad(
     x, kw, device = _dae_arrays(
         "walkback_grad", x, W1, b1, b0, U1, activation, corruption, reconstruction, False
     )
+    if x.shape[0] == 0:
+        raise ValueError(f"x: expected at least one row, got shape {x.shape}")
     if device == "cpu":
         _check_finite("x", x)
         if kw["reconstruction"] == _codes.RECONSTRUCTIONS["bernoulli"] and (
@@ -321,6 +348,7 @@ def walkback_grad(
         walkbacks=_checks.check_int("walkbacks", walkbacks, 1, 10_000),
         last_only=reconstruct == "last",
     )
+    _check_counters(0, run["walkbacks"], run["first_chain"], x.shape[0])
     if device == "cuda":
         loss = _gpu.dae_walkback(x, kw, grads=grads, wait=bool(wait), **run)
     else:
@@ -351,8 +379,10 @@ def parzen_logpdf(samples, x, sigma, batch_size=None, progress=False):
     CuPy (or other CUDA) arrays run on the GPU and give a CuPy array."""
     if _backend.is_gpu_array(samples) or _backend.is_gpu_array(x):
         return _parzen_gpu(samples, x, sigma)
-    s = np.asarray(samples)
-    xx = np.asarray(x)
+    try:
+        s, xx = np.asarray(samples), np.asarray(x)
+    except Exception as e:  # noqa: BLE001 - anything NumPy cannot read is a type error here
+        raise TypeError("parzen_logpdf: samples and x must be arrays") from e
     _parzen_shapes(s, xx)
     dt = np.float64 if np.float64 in (s.dtype, xx.dtype) else np.float32
     s = np.ascontiguousarray(s, dtype=dt)
@@ -373,6 +403,9 @@ def parzen_logpdf(samples, x, sigma, batch_size=None, progress=False):
 
 
 def _parzen_shapes(s, xx):
+    for name, a in (("samples", s), ("x", xx)):
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"parzen_logpdf: {name}: expected a real numeric array, got {a.dtype}")
     if s.ndim != 2 or xx.ndim != 2 or s.shape[1] != xx.shape[1]:
         raise ValueError(
             f"parzen_logpdf: expected samples (N, D) and x (M, D), got {s.shape} and {xx.shape}"

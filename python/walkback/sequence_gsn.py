@@ -13,6 +13,10 @@ from ._model import ParamModel
 from ._progress import progress_bar
 from .optim import Adam, as_optimizer
 
+# Walk-back steps per training sequence, in the constructor and in loss_and_grad: the chain
+# keeps every step's activations for the backward pass, so this bounds its memory.
+MAX_WALKBACKS = 1000
+
 
 class SequenceGSN(ParamModel):
     """A 1-D convolutional discriminant GSN: per-position class probabilities for sequences.
@@ -70,25 +74,20 @@ class SequenceGSN(ParamModel):
     ):
         self.in_channels = _checks.check_int("in_channels", in_channels, 1)
         self.classes = _checks.check_int("classes", classes, 2)
-        channels = tuple(channels)
-        if len(channels) != 2:
-            raise ValueError(f"channels: expected two layer sizes (C1, C2), got {channels}")
-        self.channels = tuple(_checks.check_int("channels", c, 1) for c in channels)
+        self.channels = _checks.check_widths("channels", channels, 2)
         self.width = _checks.check_int("width", width, 1)
         if self.width % 2 == 0:
             raise ValueError(f"width: expected an odd number of taps, got {width}")
         self.pool = _checks.check_int("pool", pool, 1)
-        self.walkbacks = _checks.check_int("walkbacks", walkbacks, 1, 1000)
-        self.noise = float(noise)
+        self.walkbacks = _checks.check_int("walkbacks", walkbacks, 1, MAX_WALKBACKS)
+        self.noise = _checks.check_float("noise", noise)
         if not (self.noise >= 0 and np.isfinite(self.noise)):
             raise ValueError(f"noise: expected a finite number >= 0, got {noise}")
-        self.corruption = float(corruption)
+        self.corruption = _checks.check_float("corruption", corruption)
         if not 0 <= self.corruption <= 1:
             raise ValueError(f"corruption: expected a probability, got {corruption}")
         self.seed = _checks.check_seed("seed", seed)
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in _checks.FLOAT_DTYPES:
-            raise TypeError(f"dtype: expected float32 or float64, got {self.dtype}")
+        self.dtype = _checks.check_dtype(dtype)
         self._rng = np.random.default_rng(self.seed)
         self._params = self._glorot_params()
 
@@ -106,7 +105,12 @@ class SequenceGSN(ParamModel):
     def _x(self, x) -> np.ndarray:
         if _backend.is_gpu_array(x):
             raise NotImplementedError("SequenceGSN runs on the CPU only in this version")
-        a = np.asarray(x)
+        try:
+            a = np.asarray(x)
+        except Exception as e:  # noqa: BLE001 - anything NumPy cannot read is a type error here
+            raise TypeError(f"x: expected an array, got {type(x).__name__}") from e
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"x: expected a real numeric array, got dtype {a.dtype}")
         if a.ndim != 3 or a.shape[2] != self.in_channels:
             raise ValueError(f"x: expected shape (N, L, {self.in_channels}), got {a.shape}")
         if a.shape[0] == 0 or a.shape[1] == 0:
@@ -176,7 +180,11 @@ class SequenceGSN(ParamModel):
         x = self._x(x)
         y = self._y(y, x)
         lens = self._lengths(x, y, lengths)
-        k = self.walkbacks if walkbacks is None else _checks.check_int("walkbacks", walkbacks, 1)
+        k = (
+            self.walkbacks
+            if walkbacks is None
+            else _checks.check_int("walkbacks", walkbacks, 1, MAX_WALKBACKS)
+        )
         grads = {k_: np.empty_like(v) for k_, v in self._params.items()}
         loss = self._loss(x, y, lens, k, self._seed(seed), 0, grads)
         return loss, grads
@@ -201,6 +209,8 @@ class SequenceGSN(ParamModel):
         y = self._y(y, x)
         lens = self._lengths(x, y, lengths)
         if validation is not None:
+            if not isinstance(validation, (tuple, list)) or len(validation) not in (2, 3):
+                raise ValueError("validation: expected (x, y) or (x, y, lengths)")
             vx = self._x(validation[0])
             vy = self._y(validation[1], vx)
             vl = self._lengths(vx, vy, validation[2] if len(validation) > 2 else None)
@@ -243,7 +253,9 @@ class SequenceGSN(ParamModel):
         length."""
         x = self._x(x)
         lens = self._lengths(x, None, lengths)
-        steps = 2 * self.walkbacks if steps is None else _checks.check_int("steps", steps, 1)
+        steps = (
+            2 * self.walkbacks if steps is None else _checks.check_int("steps", steps, 1, 2**31 - 1)
+        )
         if burn_in is None:
             burn = min(self.walkbacks // 2, steps - 1)
         else:
@@ -260,6 +272,7 @@ class SequenceGSN(ParamModel):
         return self._proba(x, lens, 1, 0, 0, False, batch_size, False)
 
     def _proba(self, x, lens, steps, burn, seed, noise, batch_size, progress):
+        batch_size = _checks.check_int("batch_size", batch_size, 1, 2**31 - 1)
         out = np.zeros((*x.shape[:2], self.classes), self.dtype)
         bar = progress_bar((len(x) + batch_size - 1) // batch_size, progress, "predict", "batch")
         try:

@@ -15,6 +15,10 @@ from ._progress import progress_bar
 from .optim import Adam, as_optimizer
 from .training import History, TrainingDiverged
 
+# Chain steps per training batch (the constructor's chain_len and generator_loss_and_grad's):
+# every step's activations are kept for the backward pass.
+MAX_CHAIN_LEN = 1000
+
 
 class ShapedChain(ParamModel):
     """A VAE chain with collaborative (ABC) shaping.
@@ -63,11 +67,9 @@ class ShapedChain(ParamModel):
     ):
         self.visible = _checks.check_int("visible", visible, 1)
         self.latent = _checks.check_int("latent", latent, 1)
-        self.hidden = tuple(_checks.check_int("hidden", h, 1) for h in hidden)
-        self.guide_hidden = tuple(_checks.check_int("guide_hidden", h, 1) for h in guide_hidden)
-        if not self.hidden or not self.guide_hidden:
-            raise ValueError("hidden, guide_hidden: every network needs a hidden layer")
-        self.chain_len = _checks.check_int("chain_len", chain_len, 1, 1000)
+        self.hidden = _checks.check_widths("hidden", hidden)
+        self.guide_hidden = _checks.check_widths("guide_hidden", guide_hidden)
+        self.chain_len = _checks.check_int("chain_len", chain_len, 1, MAX_CHAIN_LEN)
         self.kld = self._nonneg("kld", kld)
         self.decay = self._nonneg("decay", decay)
         self.shaping = self._nonneg("shaping", shaping)
@@ -77,15 +79,13 @@ class ShapedChain(ParamModel):
         self.activation = activation
         self._act = _checks.check_activation(activation)
         self.seed = _checks.check_seed("seed", seed)
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in _checks.FLOAT_DTYPES:
-            raise TypeError(f"dtype: expected float32 or float64, got {self.dtype}")
+        self.dtype = _checks.check_dtype(dtype)
         self._rng = np.random.default_rng(self.seed)
         self._params = self._glorot_params()
 
     @staticmethod
     def _nonneg(name, v) -> float:
-        v = float(v)
+        v = _checks.check_float(name, v)
         if not (v >= 0 and np.isfinite(v)):
             raise ValueError(f"{name}: expected a finite number >= 0, got {v}")
         return v
@@ -149,7 +149,9 @@ class ShapedChain(ParamModel):
         get_params() (enc_* and dec_*); states (chain_len, n, D) the chain's x_1 .. x_S."""
         x = self._x("x", x)
         steps = (
-            self.chain_len if chain_len is None else _checks.check_int("chain_len", chain_len, 1)
+            self.chain_len
+            if chain_len is None
+            else _checks.check_int("chain_len", chain_len, 1, MAX_CHAIN_LEN)
         )
         shaping = self.shaping if shaping is None else self._nonneg("shaping", shaping)
         parts, grads, st = self._generator_call(x, steps, shaping, seed, states, guide=False)
@@ -205,7 +207,13 @@ class ShapedChain(ParamModel):
         """The guide's logistic loss (data positive, chain states negative) and its
         gradients (guide_*)."""
         x = self._x("x", x)
-        st = self._x("states", np.reshape(states, (-1, self.visible)))
+        st = np.asarray(states)
+        if st.ndim not in (2, 3) or st.shape[-1] != self.visible:
+            raise ValueError(
+                f"states: expected shape (m, {self.visible}) or (steps, n, {self.visible}), "
+                f"got {st.shape}"
+            )
+        st = self._x("states", st.reshape(-1, self.visible))
         g = [np.empty_like(p) for p in self._list("guide")]
         loss = _backend.cpu().shaped_guide(
             x,
@@ -235,7 +243,12 @@ class ShapedChain(ParamModel):
         the chain (``chain_len`` steps, shaping weight ``shaping``) and the guide together for
         ``shaping_epochs``. Default optimizers: Adam(1e-3) each. Returns a History whose
         train_loss is the generator's total per epoch; ``history.guide_loss`` and
-        ``history.shaping_loss`` hold the rest (None during pretraining)."""
+        ``history.shaping_loss`` hold the rest (None during pretraining).
+
+        Raises:
+            TrainingDiverged naming the epoch and batch where the loss stopped being finite;
+            the model keeps the last parameters that gave a finite loss, as the other models'
+            fit does."""
         x = self._x("x", x)
         pre = _checks.check_int("pretrain_epochs", pretrain_epochs, 0)
         shp = _checks.check_int("shaping_epochs", shaping_epochs, 0)
@@ -251,6 +264,12 @@ class ShapedChain(ParamModel):
         bar = progress_bar((pre + shp) * batches, progress, "training", "batch")
         gen_names = self._names("enc") + self._names("dec")
         guide_names = self._names("guide")
+        # backups[i % 2]: every parameter before optimizer step i, written by the optimizers in
+        # the same pass as the update (the guide's only while it trains; before that it keeps
+        # its first values). Step i's loss is read before step i: a non-finite one restores
+        # the parameters before step i - 1, the last ones with a finite loss.
+        backups = [{k: v.copy() for k, v in self._params.items()} for _ in range(2)]
+        step = 0
         try:
             for epoch in range(pre + shp):
                 shaping_phase = epoch >= pre
@@ -267,23 +286,35 @@ class ShapedChain(ParamModel):
                             xb, chain_len=1, shaping=0.0, seed=s
                         )
                     if not np.isfinite(parts["total"]):
+                        if step > 0:
+                            for k, v in backups[(step - 1) % 2].items():
+                                np.copyto(self._params[k], v)
                         raise TrainingDiverged(
                             f"fit: the loss became {parts['total']} at epoch {epoch + 1}, "
-                            f"batch {b + 1} (try a smaller learning rate)"
+                            f"batch {b + 1}; the parameters were restored to the last ones "
+                            "with a finite loss (try a smaller learning rate)"
                         )
+                    backup = backups[step % 2]
                     if shaping_phase:
                         opt_d.step(
                             {k: self._params[k] for k in guide_names},
                             {k: g[k] for k in guide_names},
                             max_grad_norm=clip,
+                            backup=backup,
                         )
                         tot_d += parts["guide"] * len(xb)
                         tot_s += parts["shaping"] * len(xb)
+                    else:
+                        # The guide does not move: its backup must still be its current value.
+                        for k in guide_names:
+                            np.copyto(backup[k], self._params[k])
                     opt_g.step(
                         {k: self._params[k] for k in gen_names},
                         {k: g[k] for k in gen_names},
                         max_grad_norm=clip,
+                        backup=backup,
                     )
+                    step += 1
                     tot += parts["total"] * len(xb)
                     bar.update(1)
                 hist.train_loss.append(tot / n)
@@ -300,22 +331,22 @@ class ShapedChain(ParamModel):
         """n chains from prior draws z ~ N(0, I): x_1 = the decoder's mean of z, then
         ``steps`` - 1 more steps (default chain_len). Returns the final states (n, D), or with
         ``every`` = k the states after every k-th step, (steps // k, n, D)."""
-        n = _checks.check_int("n", n, 1)
-        steps = self.chain_len if steps is None else _checks.check_int("steps", steps, 1)
-        out = np.empty((steps, n, self.visible), self.dtype)
+        n = _checks.check_int("n", n, 1, 2**31 - 1)
+        steps = self.chain_len if steps is None else _checks.check_int("steps", steps, 1, 2**31 - 1)
+        every = 0 if every is None else _checks.check_int("every", every, 1, steps)
+        records = steps // every if every else 1
+        out = np.empty((records, n, self.visible), self.dtype)
         _backend.cpu().shaped_sample(
             self._list("enc"),
             self._list("dec"),
             self._cfg(steps, 0, 0.0),
             n,
             steps,
+            every,
             self._seed(seed),
             out,
         )
-        if every is None:
-            return out[-1]
-        every = _checks.check_int("every", every, 1, steps)
-        return out[every - 1 :: every][: steps // every]
+        return out if every else out[0]
 
     # ------------------------------------------------------------------ files
     def to_config(self) -> dict:
