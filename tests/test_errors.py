@@ -1,5 +1,7 @@
 """Bad input gives a clear ValueError/TypeError that names the argument, never a crash."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -128,6 +130,17 @@ def test_bindings_reject_bad_arrays_without_crashing():
 def test_thread_count_errors():
     with pytest.raises(ValueError, match="n"):
         wb.set_num_threads(0)
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "100000", "2x"])
+def test_a_bad_thread_count_in_the_environment_is_an_error(value):
+    import subprocess
+    import sys
+
+    code = "import walkback as wb, numpy as np; wb.DAE(4, 3).sample(n=2, steps=1)"
+    env = {**os.environ, "WALKBACK_NUM_THREADS": value}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 1 and "WALKBACK_NUM_THREADS" in r.stderr
 
 
 def _seq_model():

@@ -118,3 +118,29 @@ def test_save_to_a_missing_folder_or_a_folder_says_so(tmp_path):
         m.save(tmp_path / "missing" / "m.safetensors")
     with pytest.raises(IsADirectoryError, match="folder"):
         m.save(tmp_path)
+
+
+def test_damaged_tensor_bytes_and_missing_config_keys_are_found(tmp_path):
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "m.safetensors"
+    wb.DAE(8, 4, seed=0).save(path)
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 0x40  # the last byte of the last tensor
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="checksum"):
+        wb.load(bad)
+    s = wb.ShapedChain(6, latent=2, hidden=4, guide_hidden=3, chain_len=3)
+    cfg = s.to_config()
+    del cfg["chain_len"]  # would silently become the default, 6
+    meta = {"format": "walkback-model", "version": "1", "model": "ShapedChain"}
+    save_file(s.get_params(), str(path), metadata={**meta, "config": json.dumps(cfg)})
+    with pytest.raises(ValueError, match="chain_len"):
+        wb.load(path)
+    deep = "[" * 5000 + "]" * 5000
+    save_file(s.get_params(), str(path), metadata={**meta, "config": deep})
+    with pytest.raises(ValueError, match="damaged configuration"):
+        wb.load(path)
+    with pytest.raises(IsADirectoryError):
+        wb.load(tmp_path)

@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -130,8 +131,14 @@ void ThreadPool::run(int jobs, JobFn fn, void* ctx) {
 
 int default_threads() {
   if (const char* env = std::getenv("WALKBACK_NUM_THREADS")) {
-    const int n = std::atoi(env);
-    if (n >= 1) return n;
+    // A bad value is an error, not ignored: the user asked for something we would not do.
+    char* end = nullptr;
+    errno = 0;
+    const long n = std::strtol(env, &end, 10);
+    if (errno != 0 || end == env || *end != '\0' || n < 1 || n > kMaxThreads)
+      throw std::invalid_argument("WALKBACK_NUM_THREADS: expected an integer in [1, " +
+                                  std::to_string(kMaxThreads) + "], got '" + env + "'");
+    return static_cast<int>(n);
   }
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) {
@@ -149,7 +156,9 @@ ThreadPool& pool() {
 }
 
 void set_num_threads(int n) {
-  if (n < 1) throw std::invalid_argument("set_num_threads: n must be >= 1, got " + std::to_string(n));
+  if (n < 1 || n > kMaxThreads)
+    throw std::invalid_argument("set_num_threads: expected n in [1, " +
+                                std::to_string(kMaxThreads) + "], got " + std::to_string(n));
   std::lock_guard<std::mutex> lock(g_pool_mutex);
   g_pool = std::make_unique<ThreadPool>(n);
 }

@@ -66,12 +66,16 @@ class ThreadPool {
   std::exception_ptr error_;
 };
 
+// The most threads a pool may have (set_num_threads, WALKBACK_NUM_THREADS).
+constexpr int kMaxThreads = 1024;
+
 // The process-wide pool, created on first use with default_threads() threads.
 ThreadPool& pool();
 // Replaces the pool with one of n threads (n >= 1); not while a run is in progress.
 void set_num_threads(int n);
 int num_threads();
-// The CPUs this process may run on (sched_getaffinity), or WALKBACK_NUM_THREADS if set.
+// The CPUs this process may run on (sched_getaffinity), or WALKBACK_NUM_THREADS if set
+// (std::invalid_argument unless it is an integer in [1, kMaxThreads]).
 int default_threads();
 
 }  // namespace wb

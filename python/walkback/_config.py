@@ -11,7 +11,11 @@ def set_num_threads(n: int) -> None:
     """Sets walkback's thread count (its pool runs our loops and our BLAS's parallel parts).
 
     The default is the number of CPUs this process may use, or ``WALKBACK_NUM_THREADS``.
-    Results do not depend on it: the random stream is keyed by chain and unit, not thread.
+    The random numbers do not depend on it: the stream is keyed by chain and unit, not
+    thread. Most results are bitwise the same for any thread count; where a product is cut
+    into BLAS calls whose shapes follow the thread count, OpenBLAS's kernels (chosen by
+    shape) can round differently, and results move in the last bits (seen: ShapedChain, and
+    Diffusion's gradients at some sizes, about 1e-7 relative).
     """
     _backend.cpu().set_num_threads(_checks.check_int("n", n, 1, 1024))
 

@@ -7,6 +7,8 @@ burn_in, every, seed, means, progress)``."""
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from . import _backend, _checks, _gpu
@@ -103,7 +105,14 @@ class ParamModel:
     @classmethod
     def from_config(cls, cfg: dict):
         """The model a file's configuration describes (to_config's keys are the constructor's
-        arguments unless a model says otherwise)."""
+        arguments unless a model says otherwise). Every argument must be there: a missing one
+        would silently take its default."""
+        expected = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        if not isinstance(cfg, dict) or set(cfg) != expected:
+            got = set(cfg) if isinstance(cfg, dict) else cfg
+            raise ValueError(
+                f"{cls.__name__} configuration: expected keys {sorted(expected)}, got {got}"
+            )
         return cls(**{**cfg, "dtype": np.dtype(cfg["dtype"])})
 
     def _draw_seed(self) -> int:

@@ -1,8 +1,10 @@
-"""Model files: safetensors (tensors plus a JSON configuration in the metadata). Loading
-parses the header and the tensors; it never runs code."""
+"""Model files: safetensors (tensors plus a JSON configuration in the metadata, and a SHA-256
+of the tensors' bytes so that a damaged file is found). Loading parses the header and the
+tensors; it never runs code."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -10,6 +12,16 @@ import numpy as np
 
 FORMAT = "walkback-model"
 VERSION = "1"
+
+
+def _digest(tensors: dict) -> str:
+    """SHA-256 over the tensors in name order: each name, dtype, shape and bytes."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = np.ascontiguousarray(tensors[name])
+        h.update(f"{name}|{t.dtype.str}|{t.shape}|".encode())
+        h.update(t.tobytes())
+    return h.hexdigest()
 
 
 def _models() -> dict:
@@ -36,11 +48,13 @@ def save(model, path) -> None:
     kind = type(model).__name__
     if kind not in _models():
         raise TypeError(f"save: cannot save a {kind}")
+    tensors = {k: np.ascontiguousarray(v) for k, v in model._host_params().items()}
     meta = {
         "format": FORMAT,
         "version": VERSION,
         "model": kind,
         "config": json.dumps(model.to_config()),
+        "sha256": _digest(tensors),
     }
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -49,11 +63,7 @@ def save(model, path) -> None:
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"save: the folder {folder} does not exist")
     try:
-        save_file(
-            {k: np.ascontiguousarray(v) for k, v in model._host_params().items()},
-            path,
-            metadata=meta,
-        )
+        save_file(tensors, path, metadata=meta)
     except SafetensorError as e:  # safetensors' own error says little about the cause
         raise OSError(f"save: could not write {path}: {e}") from e
 
@@ -64,8 +74,12 @@ def load(path):
     from safetensors import SafetensorError, safe_open
 
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"load: {path} is a folder, not a model file")
+    if not os.path.exists(path):
         raise FileNotFoundError(f"load: no such file: {path}")
+    if not os.path.isfile(path):
+        raise ValueError(f"load: {path} is not a regular file")
     try:
         with safe_open(path, framework="numpy") as f:
             meta = f.metadata() or {}
@@ -79,10 +93,21 @@ def load(path):
     cls = _models().get(meta.get("model"))
     if cls is None:
         raise ValueError(f"load: unknown model kind {meta.get('model')!r}")
+    # Files written before the checksum (walkback 0.1.0's first sessions) have none.
+    if "sha256" in meta and meta["sha256"] != _digest(tensors):
+        raise ValueError(f"load: {path} is damaged: its tensors do not match their checksum")
     try:
         cfg = json.loads(meta["config"])
         model = cls.from_config(cfg)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError, MemoryError) as e:
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        IndexError,
+        MemoryError,
+        RecursionError,
+    ) as e:
         # Whatever a damaged or crafted configuration makes the constructor raise (JSON errors
         # are ValueErrors); a configuration too large to build is damaged too.
         raise ValueError(f"load: {path} has a damaged configuration ({e!r})") from e
@@ -93,6 +118,11 @@ def load(path):
         )
     for k, t in tensors.items():
         if t.dtype != model.dtype:
-            raise ValueError(f"load: tensor {k} has dtype {t.dtype}, expected {model.dtype}")
-    model.set_params(**tensors)  # checks shapes and finiteness
+            raise ValueError(
+                f"load: {path}: tensor {k} has dtype {t.dtype}, expected {model.dtype}"
+            )
+    try:
+        model.set_params(**tensors)  # checks shapes and finiteness
+    except ValueError as e:
+        raise ValueError(f"load: {path}: {e}") from e
     return model

@@ -72,13 +72,13 @@ class SequenceGSN(ParamModel):
         seed=0,
         dtype=np.float32,
     ):
-        self.in_channels = _checks.check_int("in_channels", in_channels, 1)
-        self.classes = _checks.check_int("classes", classes, 2)
+        self.in_channels = _checks.check_int("in_channels", in_channels, 1, 2**31 - 1)
+        self.classes = _checks.check_int("classes", classes, 2, 2**31 - 1)
         self.channels = _checks.check_widths("channels", channels, 2)
-        self.width = _checks.check_int("width", width, 1)
+        self.width = _checks.check_int("width", width, 1, 2**31 - 1)
         if self.width % 2 == 0:
             raise ValueError(f"width: expected an odd number of taps, got {width}")
-        self.pool = _checks.check_int("pool", pool, 1)
+        self.pool = _checks.check_int("pool", pool, 1, 2**31 - 1)
         self.walkbacks = _checks.check_int("walkbacks", walkbacks, 1, MAX_WALKBACKS)
         self.noise = _checks.check_float("noise", noise)
         if not (self.noise >= 0 and np.isfinite(self.noise)):

@@ -65,8 +65,8 @@ class ShapedChain(ParamModel):
         seed=0,
         dtype=np.float32,
     ):
-        self.visible = _checks.check_int("visible", visible, 1)
-        self.latent = _checks.check_int("latent", latent, 1)
+        self.visible = _checks.check_int("visible", visible, 1, 2**31 - 1)
+        self.latent = _checks.check_int("latent", latent, 1, 2**31 - 1)
         self.hidden = _checks.check_widths("hidden", hidden)
         self.guide_hidden = _checks.check_widths("guide_hidden", guide_hidden)
         self.chain_len = _checks.check_int("chain_len", chain_len, 1, MAX_CHAIN_LEN)
