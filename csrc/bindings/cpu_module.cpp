@@ -305,5 +305,7 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
   bind_shaped(mod);
   mod.def("set_num_threads", &wb::blas::set_num_threads);
   mod.def("get_num_threads", &wb::num_threads);
+  mod.def("set_reproducible", &wb::set_reproducible);
+  mod.def("get_reproducible", &wb::reproducible);
   mod.def("blas_info", &wb::blas::describe);
 }

@@ -28,12 +28,12 @@ template <class T, class Epilogue>
 void gemm_rows_or_columns(bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, const T* b,
                           T* c, Epilogue&& epilogue) {
   if (m >= 4 * n) {
-    pool().parallel_for(m, [&](int64_t r0, int64_t r1) {
+    parallel_rows(m, 64, [&](int64_t r0, int64_t r1) {
       blas::gemm(false, trans_b, static_cast<int>(r1 - r0), static_cast<int>(n),
                  static_cast<int>(k), T(1), a + r0 * k, static_cast<int>(k), b,
                  static_cast<int>(trans_b ? k : n), T(0), c + r0 * n, static_cast<int>(n));
       epilogue(r0, r1, int64_t(0), n);
-    }, 64);
+    });
   } else {
     gemm_columns<T>(trans_b, m, n, k, a, k, b, trans_b ? k : n, c, n, 16,
                     [&](int64_t j0, int64_t j1) { epilogue(int64_t(0), m, j0, j1); });

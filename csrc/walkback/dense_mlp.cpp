@@ -19,7 +19,7 @@ void column_sums(const T* a, int64_t rows, int64_t n, int64_t ld, T* sum) {
     for (int64_t j = j0; j < j1; ++j) sum[j] = T(0);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = j0; j < j1; ++j) sum[j] += a[r * ld + j];
-  });
+  }, false);
 }
 
 namespace {
@@ -95,12 +95,12 @@ void mlp_forward(const std::vector<DenseLayer<T>>& layers, Activation act, int64
           });
       } else if (B >= L.out) {
         // At least as many rows as outputs: row slices, each thread packing only its rows.
-        pool().parallel_for(B, [&](int64_t r0, int64_t r1) {
+        parallel_rows(B, 16, [&](int64_t r0, int64_t r1) {
           blas::gemm(false, false, static_cast<int>(r1 - r0), static_cast<int>(L.out),
                      static_cast<int>(L.in), T(1), in + r0 * L.in, static_cast<int>(L.in), L.W,
                      static_cast<int>(L.out), T(0), out + r0 * L.out, static_cast<int>(L.out));
           for (int64_t r = r0; r < r1; ++r) bias_activate<T, A>(out + r * L.out, L.b, L.out);
-        }, 16);
+        });
       } else {
         gemm_columns<T>(false, B, L.out, L.in, in, L.in, L.W, L.out, out, L.out, kAlign,
                         [&](int64_t j0, int64_t j1) {

@@ -258,7 +258,7 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
     parallel_columns(DK, 16 * K, 64, slices_per_thread(B),
                      [&](int64_t c0, int64_t c1) { readout_block(0, B, c0, c1); });
   else  // a few units: row slices, or one thread would do it all
-    pool().parallel_for(B, [&](int64_t i0, int64_t i1) { readout_block(i0, i1, 0, DK); }, 16);
+    parallel_rows(B, 16, [&](int64_t i0, int64_t i1) { readout_block(i0, i1, 0, DK); });
   const double constant = diffusion_bound_constant(m);
   double total = 0;
   for (int64_t i = 0; i < B; ++i) {
@@ -279,7 +279,7 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
                             dc + lo[j] * DK, DK, grads->Wout + j * DK, cols, T(0));
   } else {  // narrow: slices of W's rows
     std::memset(grads->Wout, 0, sizeof(T) * H * cols);
-    pool().parallel_for(H, [&](int64_t h0, int64_t h1) {
+    parallel_rows(H, 16, [&](int64_t h0, int64_t h1) {
       for (int64_t j = 0; j < J; ++j)
         if (hi[j] > lo[j])
           blas::gemm(true, false, static_cast<int>(h1 - h0), static_cast<int>(DK),
@@ -287,7 +287,7 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
                      ws.scaled.data() + off[j] * H + h0, static_cast<int>(H), dc + lo[j] * DK,
                      static_cast<int>(DK), T(0), grads->Wout + h0 * cols + j * DK,
                      static_cast<int>(cols));
-    }, 16);
+    });
   }
   parallel_columns(DK, 16, 64, 1, [&](int64_t q0, int64_t q1) {
     for (int64_t j = 0; j < J; ++j) {

@@ -124,13 +124,13 @@ void diffusion_reverse(const DiffusionNet<T>& m, const ReverseArgs<T>& a, T* x) 
                       4 * K, [&](int64_t c0, int64_t c1) { sample_block(0, n, c0 / K, c1 / K); });
     } else {
       // Narrow ones (a few units): row slices, or one thread would do all the work.
-      pool().parallel_for(n, [&](int64_t r0, int64_t r1) {
+      parallel_rows(n, 16, [&](int64_t r0, int64_t r1) {
         blas::gemm(false, false, static_cast<int>(r1 - r0), static_cast<int>(cols),
                    static_cast<int>(H), T(1), acts.back() + r0 * H, static_cast<int>(H),
                    w_eff.data(), static_cast<int>(cols), T(0), out.data() + r0 * cols,
                    static_cast<int>(cols));
         sample_block(r0, r1, 0, D);
-      }, 16);
+      });
     }
   }
 }

@@ -41,7 +41,7 @@ void add_column_sums(const T* a, int64_t rows, int64_t n, T* sum) {
   parallel_columns(n, 16, 64, 1, [&](int64_t j0, int64_t j1) {
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = j0; j < j1; ++j) sum[j] += a[r * n + j];
-  });
+  }, false);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <type_traits>
+#include <utility>
 
 #include "walkback/blas.h"
 #include "walkback/packed_gemm.h"
@@ -18,12 +19,17 @@ namespace wb {
 // slice never splits a Philox block of 4 units when align is a multiple of 4). The slices are
 // handed out dynamically, a few per thread: a thread whose core is shared (with NumPy's
 // spinning BLAS workers, say) takes fewer, instead of holding the others at the barrier.
+// by_shape (for slices that make BLAS calls): the slices depend on n and slicing_threads()
+// only, not on the pool's size (thread_pool.h). Loops whose result does not depend on the
+// cut (walkback's own kernels, sums over rows in order) pass false and use every thread.
 template <class F>
-void parallel_columns(int64_t n, int64_t align, int64_t min_cols, int64_t per_thread, F&& f) {
+void parallel_columns(int64_t n, int64_t align, int64_t min_cols, int64_t per_thread, F&& f,
+                      bool by_shape = true) {
   ThreadPool& tp = pool();
   const int64_t blocks = (n + align - 1) / align;
   int64_t chunks = n / (min_cols > 0 ? min_cols : 1);
-  const int64_t most = tp.size() > 1 ? per_thread * tp.size() : 1;
+  const int64_t threads = by_shape ? slicing_threads() : tp.size();
+  const int64_t most = threads > 1 ? per_thread * threads : 1;
   if (chunks > most) chunks = most;
   if (chunks > blocks) chunks = blocks;
   if (chunks < 1) chunks = 1;
@@ -37,6 +43,14 @@ void parallel_columns(int64_t n, int64_t align, int64_t min_cols, int64_t per_th
       if (c1 > c0) f(c0, c1);
     }
   });
+}
+
+// f(r0, r1) on contiguous slices of the rows [0, n), at least min_rows each, cut by shape as
+// parallel_columns cuts: for row slices whose work makes BLAS calls (pool().parallel_for's
+// slices follow the pool's size).
+template <class F>
+void parallel_rows(int64_t n, int64_t min_rows, F&& f) {
+  parallel_columns(n, 1, min_rows, 1, std::forward<F>(f));
 }
 
 // How many column slices per thread: more than one balances the load, but each slice's call
@@ -75,7 +89,7 @@ void packed_gemm_columns(int64_t m, const float* a, int64_t lda, const PackedWei
   parallel_columns(w.n(), PackedWeights::kPanel, 64, 4, [&](int64_t j0, int64_t j1) {
     packed_gemm(m, a, lda, w, c, ldc, j0, j1, false);
     epilogue(j0, j1);
-  });
+  }, false);
 }
 
 // gemm_columns, through packed_gemm_columns when `packed` holds op(B) already packed (float
@@ -167,7 +181,7 @@ void gemm_tn_accumulate(int64_t rows, int64_t ma, int64_t n, const T* a, int64_t
         for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = T(0);
     return;
   }
-  if (n < 64 * pool().size() && ma >= 128) {
+  if (n < 64 * slicing_threads() && ma >= 128) {
     // Too few columns of C to share (a network's narrow head): slices of its rows instead.
     parallel_columns(ma, 16, 64, 1, [&](int64_t i0, int64_t i1) {
       blas::gemm(true, false, static_cast<int>(i1 - i0), static_cast<int>(n),

@@ -165,4 +165,14 @@ void set_num_threads(int n) {
 
 int num_threads() { return pool().size(); }
 
+namespace {
+std::atomic<bool> g_reproducible{true};
+}
+
+int slicing_threads() {
+  return g_reproducible.load(std::memory_order_relaxed) ? kSliceThreads : pool().size();
+}
+void set_reproducible(bool on) { g_reproducible.store(on, std::memory_order_relaxed); }
+bool reproducible() { return g_reproducible.load(std::memory_order_relaxed); }
+
 }  // namespace wb

@@ -69,6 +69,16 @@ class ThreadPool {
 // The most threads a pool may have (set_num_threads, WALKBACK_NUM_THREADS).
 constexpr int kMaxThreads = 1024;
 
+// How many threads the slicing of a BLAS product assumes (parallel_gemm.h). OpenBLAS picks
+// its kernel by the shape of each call, and its kernels round differently; so in reproducible
+// mode (the default) a product is cut as for kSliceThreads threads whatever the pool's size:
+// every thread count makes the same calls and gets the same bits. Off, the cut follows the
+// pool's size (more slices on many cores; results can then move in the last bits).
+constexpr int kSliceThreads = 2;
+int slicing_threads();
+void set_reproducible(bool on);
+bool reproducible();
+
 // The process-wide pool, created on first use with default_threads() threads.
 ThreadPool& pool();
 // Replaces the pool with one of n threads (n >= 1); not while a run is in progress.

@@ -12,7 +12,13 @@ from . import (
     ops,
 )
 from ._backend import cuda_available, cuda_built
-from ._config import get_num_threads, set_num_threads, show_config
+from ._config import (
+    get_num_threads,
+    get_reproducible,
+    set_num_threads,
+    set_reproducible,
+    show_config,
+)
 from .dae import DAE
 from .diffusion import BoundResult, Diffusion
 from .gsn import GSN
@@ -65,5 +71,7 @@ __all__ = [
     "get_num_threads",
     "ops",
     "set_num_threads",
+    "set_reproducible",
+    "get_reproducible",
     "show_config",
 ]

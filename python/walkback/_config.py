@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
+
 from . import _backend, _checks
 
 
@@ -11,17 +13,35 @@ def set_num_threads(n: int) -> None:
     """Sets walkback's thread count (its pool runs our loops and our BLAS's parallel parts).
 
     The default is the number of CPUs this process may use, or ``WALKBACK_NUM_THREADS``.
-    The random numbers do not depend on it: the stream is keyed by chain and unit, not
-    thread. Most results are bitwise the same for any thread count; where a product is cut
-    into BLAS calls whose shapes follow the thread count, OpenBLAS's kernels (chosen by
-    shape) can round differently, and results move in the last bits (seen: ShapedChain, and
-    Diffusion's gradients at some sizes, about 1e-7 relative).
+    Results do not depend on it while ``set_reproducible(True)`` holds (the default): the
+    random stream is keyed by chain and unit, not thread, and every product is cut into the
+    same BLAS calls whatever the thread count.
     """
     _backend.cpu().set_num_threads(_checks.check_int("n", n, 1, 1024))
 
 
 def get_num_threads() -> int:
     return _backend.cpu().get_num_threads()
+
+
+def set_reproducible(on: bool = True) -> None:
+    """Whether results are bitwise the same for any thread count (the default: True).
+
+    OpenBLAS picks its kernel by the shape of each call, and its kernels round differently.
+    So, by default, walkback cuts a product into the BLAS calls it would make on two threads,
+    whatever the pool's size: every thread count makes the same calls and gets the same bits.
+    The cost is on machines with more than two cores: a product made by OpenBLAS uses at
+    most 8 of them (2 from 1,024 rows); walkback's own kernel and loops use every thread.
+    ``set_reproducible(False)`` cuts by the pool's size instead: faster there, and results
+    can then move in the last bits (about 1e-7 relative) from one thread count to another.
+    """
+    if not isinstance(on, (bool, np.bool_)):
+        raise TypeError(f"on: expected True or False, got {on!r}")
+    _backend.cpu().set_reproducible(bool(on))
+
+
+def get_reproducible() -> bool:
+    return bool(_backend.cpu().get_reproducible())
 
 
 def _packed_gemm_line() -> str:
@@ -34,8 +54,6 @@ def _packed_gemm_line() -> str:
 
 def show_config(file=None) -> dict:
     """Prints (and returns) the version, the BLAS and its threads, and the CUDA status."""
-    import numpy as np
-
     from . import __version__
 
     mod = _backend.cuda()
@@ -45,6 +63,7 @@ def show_config(file=None) -> dict:
         "numpy": np.__version__,
         "blas": _backend.cpu().blas_info(),
         "threads": get_num_threads(),
+        "reproducible": get_reproducible(),
         # walkback's own GEMM for a chain's fixed weights (csrc/walkback/packed_gemm.h).
         "packed_gemm": _packed_gemm_line(),
         "cuda_extension": "built" if mod is not None else "not built (nvcc was not found)",
