@@ -144,3 +144,29 @@ def test_damaged_tensor_bytes_and_missing_config_keys_are_found(tmp_path):
         wb.load(path)
     with pytest.raises(IsADirectoryError):
         wb.load(tmp_path)
+
+
+def test_a_crafted_size_in_the_configuration_allocates_nothing(tmp_path):
+    import tracemalloc
+
+    from safetensors.numpy import save_file
+
+    m = wb.DAE(24, 4, seed=0)
+    cfg = m.to_config()
+    cfg["hidden"] = 40_000_000  # 3.8 GB of weights, in a file of a few KB
+    path = tmp_path / "big.safetensors"
+    meta = {"format": "walkback-model", "version": "1", "model": "DAE"}
+    save_file(m.get_params(), str(path), metadata={**meta, "config": json.dumps(cfg)})
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="expected shape"):
+            wb.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000
+    # A loaded model is whole: every parameter, and it samples as the saved one.
+    m.save(path)
+    back = wb.load(path)
+    assert set(back.get_params()) == set(m.get_params())
+    np.testing.assert_array_equal(back.sample(n=3, steps=2, seed=1), m.sample(n=3, steps=2, seed=1))

@@ -7,12 +7,33 @@ burn_in, every, seed, means, progress)``."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import threading
 
 import numpy as np
 
 from . import _backend, _checks, _gpu
 from . import training as _training
+
+_loading = threading.local()
+
+
+@contextlib.contextmanager
+def params_from_file():
+    """Models built inside take their parameters from a file (io.load): their constructors
+    allocate none, so a crafted configuration cannot make loading allocate memory that the
+    file's tensors do not hold; load then checks the tensors against param_shapes()."""
+    _loading.active = True
+    try:
+        yield
+    finally:
+        _loading.active = False
+
+
+def loading() -> bool:
+    """Whether a constructor runs inside params_from_file (and must leave _params empty)."""
+    return getattr(_loading, "active", False)
 
 
 class ParamModel:

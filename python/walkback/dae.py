@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _backend, _checks, _gpu, ops
+from . import _backend, _checks, _gpu, _model, ops
 from ._model import ChainModel
 from ._sampling import run_chain_chunks
 from .noise import SaltAndPepper, as_corruption, corruption_from_config
@@ -61,6 +61,9 @@ class DAE(ChainModel):
         self.seed = _checks.check_seed("seed", seed)
         self.dtype = _checks.check_dtype(dtype)
         self._rng = np.random.default_rng(self.seed)
+        self._params = {}
+        if _model.loading():
+            return
         d, h = self.visible, self.hidden
         r = np.sqrt(6.0 / (d + h))
         self._params = {

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _backend, _checks, ops
+from . import _backend, _checks, _model, ops
 from . import training as _training
 from ._model import ParamModel
 from ._progress import progress_bar
@@ -161,6 +161,8 @@ class Diffusion(ParamModel):
         )
         self._rng = np.random.default_rng(self.seed)
         self._params = {}
+        if _model.loading():
+            return
         for name, shape in self.param_shapes().items():
             if name.startswith("W") and name != "Wout":
                 r = math.sqrt(6.0 / (shape[0] + shape[1]))

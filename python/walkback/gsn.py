@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _backend, _checks, _codes, ops
+from . import _backend, _checks, _codes, _model, ops
 from ._model import ChainModel
 from ._sampling import run_chain_chunks
 from .noise import (
@@ -97,6 +97,8 @@ class GSN(ChainModel):
         self.dtype = _checks.check_dtype(dtype)
         self._rng = np.random.default_rng(self.seed)
         self._params = {}
+        if _model.loading():
+            return
         sizes = self.layer_sizes
         for layer in range(1, L + 1):
             lo, hi = sizes[layer - 1], sizes[layer]

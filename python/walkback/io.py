@@ -10,6 +10,8 @@ import os
 
 import numpy as np
 
+from . import _model
+
 FORMAT = "walkback-model"
 VERSION = "1"
 
@@ -98,7 +100,8 @@ def load(path):
         raise ValueError(f"load: {path} is damaged: its tensors do not match their checksum")
     try:
         cfg = json.loads(meta["config"])
-        model = cls.from_config(cfg)
+        with _model.params_from_file():
+            model = cls.from_config(cfg)
     except (
         KeyError,
         TypeError,

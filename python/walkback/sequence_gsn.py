@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _backend, _checks
+from . import _backend, _checks, _model
 from . import training as _training
 from ._model import ParamModel
 from ._progress import progress_bar
@@ -89,7 +89,7 @@ class SequenceGSN(ParamModel):
         self.seed = _checks.check_seed("seed", seed)
         self.dtype = _checks.check_dtype(dtype)
         self._rng = np.random.default_rng(self.seed)
-        self._params = self._glorot_params()
+        self._params = {} if _model.loading() else self._glorot_params()
 
     def param_shapes(self) -> dict:
         c1, c2 = self.channels

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from . import _backend, _checks
+from . import _backend, _checks, _model
 from ._model import ParamModel
 from ._progress import progress_bar
 from .optim import Adam, as_optimizer
@@ -81,7 +81,7 @@ class ShapedChain(ParamModel):
         self.seed = _checks.check_seed("seed", seed)
         self.dtype = _checks.check_dtype(dtype)
         self._rng = np.random.default_rng(self.seed)
-        self._params = self._glorot_params()
+        self._params = {} if _model.loading() else self._glorot_params()
 
     @staticmethod
     def _nonneg(name, v) -> float:
