@@ -232,6 +232,9 @@ def test_load_mnist_idx_files(tmp_path, compress):
         wb.data.load_mnist(tmp_path, split="train")
     np.savez(tmp_path / "m.npz", x_train=x, y_train=y, x_test=x, y_test=y)
     nx, ny = wb.data.load_mnist(tmp_path / "m.npz", split="train")
+    np.savez(tmp_path / "other.npz", images=x)
+    with pytest.raises(ValueError, match="x_train"):
+        wb.data.load_mnist(tmp_path / "other.npz")
     np.testing.assert_allclose(nx, gx)
 
 

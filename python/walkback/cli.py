@@ -47,7 +47,7 @@ def _load_data(spec: str, binarize: str | None):
     elif spec.endswith(".npz"):
         try:
             x, _ = wbdata.load_mnist(spec)
-        except KeyError:
+        except wbdata.MnistArraysMissing:  # any .npz: its first array
             with np.load(spec, allow_pickle=False) as z:
                 if not z.files:
                     raise ValueError(f"--data {spec}: the .npz file holds no arrays") from None

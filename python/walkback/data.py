@@ -51,6 +51,10 @@ _FILES = {
 }
 
 
+class MnistArraysMissing(ValueError):
+    """An .npz file given to load_mnist without its x_<split> / y_<split> arrays."""
+
+
 def load_mnist(path, split="train"):
     """MNIST from the four IDX files (gzipped or not) in a folder, or from an .npz file with
     arrays x_train, y_train, x_test, y_test. Returns (x, y): x (n, 784) float32 in [0, 1]
@@ -60,6 +64,11 @@ def load_mnist(path, split="train"):
     path = os.fspath(path)
     if path.endswith(".npz"):
         with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in (f"x_{split}", f"y_{split}") if k not in z.files]
+            if missing:
+                raise MnistArraysMissing(
+                    f"load_mnist: {path} has no array {missing[0]!r} (it holds {z.files})"
+                )
             x, y = z[f"x_{split}"], z[f"y_{split}"]
         x = np.asarray(x).reshape(len(x), -1)
         scale = 255.0 if x.dtype == np.uint8 or x.max() > 1 else 1.0
