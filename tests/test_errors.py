@@ -132,15 +132,21 @@ def test_thread_count_errors():
         wb.set_num_threads(0)
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "100000", "2x"])
-def test_a_bad_thread_count_in_the_environment_is_an_error(value):
+@pytest.mark.parametrize(
+    "value, threads",
+    [("abc", None), ("0", None), ("100000", None), ("2x", None), ("", 0), (" 3 ", 3)],
+)
+def test_the_thread_count_in_the_environment(value, threads):
     import subprocess
     import sys
 
-    code = "import walkback as wb, numpy as np; wb.DAE(4, 3).sample(n=2, steps=1)"
+    code = "import walkback as wb; wb.DAE(4, 3).sample(n=2, steps=1); print(wb.get_num_threads())"
     env = {**os.environ, "WALKBACK_NUM_THREADS": value}
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert r.returncode == 1 and "WALKBACK_NUM_THREADS" in r.stderr
+    if threads is None:  # a bad value is an error
+        assert r.returncode == 1 and "WALKBACK_NUM_THREADS" in r.stderr
+    else:  # empty means unset (the CPUs the process may use); blanks around a number pass
+        assert r.returncode == 0 and int(r.stdout) == (threads or len(os.sched_getaffinity(0)))
 
 
 def _seq_model():
@@ -201,6 +207,8 @@ def test_layer_widths_dtypes_and_numbers_are_checked_alike():
         wb.Diffusion(5, steps=5, step1_beta="small")
     with pytest.raises(TypeError, match="kld"):
         wb.ShapedChain(6, kld="1")
+    with pytest.raises(ValueError, match="kld"):
+        wb.ShapedChain(6, kld=10**400)
     with pytest.raises(ValueError, match="steps \\* basis"):
         wb.Diffusion(5, steps=10**7, basis=1000)
     # NumPy scalars are numbers.

@@ -170,3 +170,38 @@ def test_a_crafted_size_in_the_configuration_allocates_nothing(tmp_path):
     back = wb.load(path)
     assert set(back.get_params()) == set(m.get_params())
     np.testing.assert_array_equal(back.sample(n=3, steps=2, seed=1), m.sample(n=3, steps=2, seed=1))
+
+
+def test_the_checksum_covers_the_configuration_and_loading_keeps_the_seed_stream(tmp_path):
+    path = tmp_path / "s.safetensors"
+    wb.ShapedChain(6, latent=2, hidden=4, guide_hidden=3, chain_len=3).save(path)
+    raw = path.read_bytes()
+    altered = raw.replace(b'\\"chain_len\\": 3', b'\\"chain_len\\": 9')
+    assert altered != raw
+    (tmp_path / "t.safetensors").write_bytes(altered)
+    with pytest.raises(ValueError, match="checksum"):
+        wb.load(tmp_path / "t.safetensors")
+    # A loaded model draws seed=None calls as a fresh one does.
+    wb.DAE(6, 4, seed=3).save(path)
+    np.testing.assert_array_equal(wb.load(path).sample(n=3), wb.DAE(6, 4, seed=3).sample(n=3))
+
+
+def test_a_crafted_diffusion_length_allocates_nothing_before_the_check(tmp_path):
+    import tracemalloc
+
+    from safetensors.numpy import save_file
+
+    d = wb.Diffusion(4, steps=5, hidden=6, basis=3)
+    cfg = d.to_config()
+    cfg.update(steps=10**7, basis=10, hidden=[7])  # the tensors no longer fit the config
+    path = tmp_path / "d.safetensors"
+    meta = {"format": "walkback-model", "version": "1", "model": "Diffusion"}
+    save_file(d.get_params(), str(path), metadata={**meta, "config": json.dumps(cfg)})
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="expected shape"):
+            wb.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000

@@ -312,23 +312,54 @@ def test_shaping_pulls_a_fallen_chain_back_toward_the_mixture():
     assert np.sum(shaped < unshaped) > np.sum(shaped > unshaped), (unshaped, shaped)
 
 
-def test_a_diverged_fit_keeps_the_last_good_parameters():
-    x = (np.random.default_rng(0).random((40, 7)) < 0.3).astype(np.float32)
-    m = wb.ShapedChain(7, latent=2, hidden=(16,), guide_hidden=(8,), chain_len=2, seed=0)
-    with pytest.raises(wb.TrainingDiverged, match="restored"):
+def _fit_with_a_nan_at(m, x, nan_step, field, shaping_epochs=2):
+    """fit with one batch per epoch, 2 pretraining epochs, and `field` of the losses made NaN
+    at optimizer step `nan_step`; returns the parameters seen before each step."""
+    seen, calls = [], [0]
+    gen, both = m.generator_loss_and_grad, m.loss_and_grads
+
+    def hook(parts_grads):
+        seen.append(m.get_params())
+        if calls[0] == nan_step:
+            parts_grads[0][field] = float("nan")
+        calls[0] += 1
+        return parts_grads
+
+    m.generator_loss_and_grad = lambda *a, **k: hook(gen(*a, **k))
+    m.loss_and_grads = lambda *a, **k: hook(both(*a, **k))
+    with pytest.raises(wb.TrainingDiverged, match="restored") as e:
         m.fit(
             x,
-            pretrain_epochs=3,
-            shaping_epochs=3,
-            batch_size=10,
-            optimizer=wb.SGD(lr=1e12),
-            clip=0,
+            pretrain_epochs=2,
+            shaping_epochs=shaping_epochs,
+            batch_size=len(x),
             progress=False,
             seed=0,
         )
-    parts, _ = m.generator_loss_and_grad(x, chain_len=1, shaping=0.0, seed=0)
-    assert np.isfinite(parts["total"])
-    assert all(np.all(np.isfinite(v)) for v in m.get_params().values())
+    return seen, str(e.value)
+
+
+@pytest.mark.parametrize("nan_step", [1, 2, 3])
+def test_a_diverged_fit_restores_the_parameters_before_the_last_step(nan_step):
+    # Steps 0-1 pretrain, 2-3 shape: step 2 is the first shaping step, restored to the
+    # parameters before step 1, a pretraining one.
+    x = (np.random.default_rng(0).random((40, 7)) < 0.3).astype(np.float32)
+    m = wb.ShapedChain(7, latent=2, hidden=(16,), guide_hidden=(8,), chain_len=2, seed=0)
+    seen, _ = _fit_with_a_nan_at(m, x, nan_step, "total")
+    after = m.get_params()
+    for k, v in seen[nan_step - 1].items():
+        np.testing.assert_array_equal(after[k], v, err_msg=k)
+    assert any(not np.array_equal(after[k], seen[nan_step][k]) for k in after)
+
+
+def test_a_diverged_guide_stops_fit_even_without_shaping():
+    x = (np.random.default_rng(0).random((40, 7)) < 0.3).astype(np.float32)
+    m = wb.ShapedChain(7, latent=2, hidden=(16,), guide_hidden=(8,), chain_len=2, shaping=0.0)
+    seen, msg = _fit_with_a_nan_at(m, x, 3, "guide")
+    assert "guide's loss" in msg
+    after = m.get_params()
+    for k, v in seen[2].items():
+        np.testing.assert_array_equal(after[k], v, err_msg=k)
 
 
 def test_guide_states_and_chain_len_are_checked():

@@ -130,11 +130,13 @@ void ThreadPool::run(int jobs, JobFn fn, void* ctx) {
 }
 
 int default_threads() {
-  if (const char* env = std::getenv("WALKBACK_NUM_THREADS")) {
+  const char* env = std::getenv("WALKBACK_NUM_THREADS");
+  if (env && *env != '\0') {  // set and not empty (empty means unset, as in shells)
     // A bad value is an error, not ignored: the user asked for something we would not do.
     char* end = nullptr;
     errno = 0;
-    const long n = std::strtol(env, &end, 10);
+    const long n = std::strtol(env, &end, 10);  // leading blanks skipped
+    while (*end == ' ' || *end == '\t' || *end == '\n') ++end;  // and trailing ones
     if (errno != 0 || end == env || *end != '\0' || n < 1 || n > kMaxThreads)
       throw std::invalid_argument("WALKBACK_NUM_THREADS: expected an integer in [1, " +
                                   std::to_string(kMaxThreads) + "], got '" + env + "'");

@@ -49,6 +49,8 @@ def check_float(name: str, v) -> float:
         return float(v)
     except (TypeError, ValueError) as e:
         raise TypeError(f"{name}: expected a real number, got {v!r}") from e
+    except OverflowError as e:
+        raise ValueError(f"{name}: {v!r} is too large for a float") from e
 
 
 def check_dtype(dtype) -> np.dtype:

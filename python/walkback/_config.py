@@ -30,8 +30,9 @@ def set_reproducible(on: bool = True) -> None:
     OpenBLAS picks its kernel by the shape of each call, and its kernels round differently.
     So, by default, walkback cuts a product into the BLAS calls it would make on two threads,
     whatever the pool's size: every thread count makes the same calls and gets the same bits.
-    The cost is on machines with more than two cores: a product made by OpenBLAS uses at
-    most 8 of them (2 from 1,024 rows); walkback's own kernel and loops use every thread.
+    The cost is on machines with more than two cores: a product made by OpenBLAS uses 2 to
+    8 of them (8 for column slices of 16-256 rows, 2 for row slices and from 1,024 rows);
+    walkback's own kernel and loops use every thread.
     ``set_reproducible(False)`` cuts by the pool's size instead: faster there, and results
     can then move in the last bits (about 1e-7 relative) from one thread count to another.
     """

@@ -360,7 +360,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     try:
         return args.fn(args)
-    except (ValueError, TypeError, OSError) as e:
+    except (ValueError, TypeError, OSError, OverflowError) as e:
         print(f"walkback {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -153,12 +153,10 @@ class Diffusion(ParamModel):
         self.dtype = _checks.check_dtype(dtype)
         self.scale = 1.0 if kind == "binomial" else None
         self.shift = 0.0 if kind == "binomial" else None
-        self.temporal_basis = temporal_basis(self.steps, self.basis)
-        self._fixed_betas = (
-            gaussian_betas(self.steps, self.step1_beta)
-            if kind == "gaussian"
-            else binomial_betas(self.steps)
-        )
+        # Both (steps)-long tables are made on first use: a model built by load to check a
+        # file's tensors against its configuration allocates neither.
+        self._basis_table = None
+        self._betas_table = None
         self._rng = np.random.default_rng(self.seed)
         self._params = {}
         if _model.loading():
@@ -171,6 +169,23 @@ class Diffusion(ParamModel):
                 self._params[name] = np.zeros(shape, self.dtype)
 
     # ------------------------------------------------------------------ parameters
+    @property
+    def temporal_basis(self) -> np.ndarray:
+        """The (steps, basis) temporal basis functions (float64), rows summing to 1."""
+        if self._basis_table is None:
+            self._basis_table = temporal_basis(self.steps, self.basis)
+        return self._basis_table
+
+    @property
+    def _fixed_betas(self) -> np.ndarray:
+        if self._betas_table is None:
+            self._betas_table = (
+                gaussian_betas(self.steps, self.step1_beta)
+                if self.kind == "gaussian"
+                else binomial_betas(self.steps)
+            )
+        return self._betas_table
+
     @property
     def _k(self) -> int:
         return 2 if self.kind == "gaussian" else 1

@@ -16,14 +16,37 @@ FORMAT = "walkback-model"
 VERSION = "1"
 
 
-def _digest(tensors: dict) -> str:
-    """SHA-256 over the tensors in name order: each name, dtype, shape and bytes."""
+def _digest(tensors: dict, kind, config) -> str:
+    """SHA-256 over the model's kind, its configuration (the JSON text) and the tensors in
+    name order: each name, dtype, shape and bytes."""
     h = hashlib.sha256()
+    h.update(f"{kind}|{config}|".encode())
     for name in sorted(tensors):
         t = np.ascontiguousarray(tensors[name])
         h.update(f"{name}|{t.dtype.str}|{t.shape}|".encode())
         h.update(t.tobytes())
     return h.hexdigest()
+
+
+class _TensorMismatch(ValueError):
+    """A file's tensors do not match its configuration."""
+
+
+def _check_tensors(path, model, tensors: dict) -> None:
+    expected = model.param_shapes()
+    if set(tensors) != set(expected):
+        raise _TensorMismatch(
+            f"load: {path} holds tensors {sorted(tensors)}, expected {sorted(expected)}"
+        )
+    for k, t in tensors.items():
+        if t.dtype != model.dtype:
+            raise _TensorMismatch(
+                f"load: {path}: tensor {k} has dtype {t.dtype}, expected {model.dtype}"
+            )
+        if tuple(t.shape) != tuple(expected[k]):
+            raise _TensorMismatch(
+                f"load: {path}: {k}: expected shape {tuple(expected[k])}, got {tuple(t.shape)}"
+            )
 
 
 def _models() -> dict:
@@ -51,12 +74,13 @@ def save(model, path) -> None:
     if kind not in _models():
         raise TypeError(f"save: cannot save a {kind}")
     tensors = {k: np.ascontiguousarray(v) for k, v in model._host_params().items()}
+    config = json.dumps(model.to_config())
     meta = {
         "format": FORMAT,
         "version": VERSION,
         "model": kind,
-        "config": json.dumps(model.to_config()),
-        "sha256": _digest(tensors),
+        "config": config,
+        "sha256": _digest(tensors, kind, config),
     }
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -96,12 +120,20 @@ def load(path):
     if cls is None:
         raise ValueError(f"load: unknown model kind {meta.get('model')!r}")
     # Files written before the checksum (walkback 0.1.0's first sessions) have none.
-    if "sha256" in meta and meta["sha256"] != _digest(tensors):
-        raise ValueError(f"load: {path} is damaged: its tensors do not match their checksum")
+    if "sha256" in meta and meta["sha256"] != _digest(tensors, meta["model"], meta.get("config")):
+        raise ValueError(
+            f"load: {path} is damaged or altered: its tensors and configuration do not match "
+            "their checksum"
+        )
     try:
         cfg = json.loads(meta["config"])
+        # First without parameters: the configuration's sizes are checked against the file's
+        # tensors before anything of those sizes is allocated.
         with _model.params_from_file():
-            model = cls.from_config(cfg)
+            _check_tensors(path, cls.from_config(cfg), tensors)
+        # Then as the constructor builds it (its generator draws the initial weights, so a
+        # loaded model's seed=None calls go as a fresh one's would).
+        model = cls.from_config(cfg)
     except (
         KeyError,
         TypeError,
@@ -109,21 +141,14 @@ def load(path):
         AttributeError,
         IndexError,
         MemoryError,
+        OverflowError,
         RecursionError,
     ) as e:
+        if isinstance(e, _TensorMismatch):
+            raise
         # Whatever a damaged or crafted configuration makes the constructor raise (JSON errors
         # are ValueErrors); a configuration too large to build is damaged too.
         raise ValueError(f"load: {path} has a damaged configuration ({e!r})") from e
-    expected = model.param_shapes()
-    if set(tensors) != set(expected):
-        raise ValueError(
-            f"load: {path} holds tensors {sorted(tensors)}, expected {sorted(expected)}"
-        )
-    for k, t in tensors.items():
-        if t.dtype != model.dtype:
-            raise ValueError(
-                f"load: {path}: tensor {k} has dtype {t.dtype}, expected {model.dtype}"
-            )
     try:
         model.set_params(**tensors)  # checks shapes and finiteness
     except ValueError as e:

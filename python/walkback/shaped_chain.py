@@ -265,9 +265,10 @@ class ShapedChain(ParamModel):
         gen_names = self._names("enc") + self._names("dec")
         guide_names = self._names("guide")
         # backups[i % 2]: every parameter before optimizer step i, written by the optimizers in
-        # the same pass as the update (the guide's only while it trains; before that it keeps
-        # its first values). Step i's loss is read before step i: a non-finite one restores
-        # the parameters before step i - 1, the last ones with a finite loss.
+        # the same pass as the update. The guide's are written only while it trains; during
+        # pretraining it does not move, so its first copy stays right. Step i's loss is read
+        # before step i: a non-finite one restores the parameters before step i - 1, the last
+        # ones with a finite loss.
         backups = [{k: v.copy() for k, v in self._params.items()} for _ in range(2)]
         step = 0
         try:
@@ -285,12 +286,16 @@ class ShapedChain(ParamModel):
                         parts, g = self.generator_loss_and_grad(
                             xb, chain_len=1, shaping=0.0, seed=s
                         )
-                    if not np.isfinite(parts["total"]):
+                    # The guide's loss stays outside the total when shaping is 0: check both.
+                    what, value = "loss", parts["total"]
+                    if shaping_phase and np.isfinite(value) and not np.isfinite(parts["guide"]):
+                        what, value = "guide's loss", parts["guide"]
+                    if not np.isfinite(value):
                         if step > 0:
                             for k, v in backups[(step - 1) % 2].items():
                                 np.copyto(self._params[k], v)
                         raise TrainingDiverged(
-                            f"fit: the loss became {parts['total']} at epoch {epoch + 1}, "
+                            f"fit: the {what} became {value} at epoch {epoch + 1}, "
                             f"batch {b + 1}; the parameters were restored to the last ones "
                             "with a finite loss (try a smaller learning rate)"
                         )
@@ -304,10 +309,6 @@ class ShapedChain(ParamModel):
                         )
                         tot_d += parts["guide"] * len(xb)
                         tot_s += parts["shaping"] * len(xb)
-                    else:
-                        # The guide does not move: its backup must still be its current value.
-                        for k in guide_names:
-                            np.copyto(backup[k], self._params[k])
                     opt_g.step(
                         {k: self._params[k] for k in gen_names},
                         {k: g[k] for k in gen_names},
