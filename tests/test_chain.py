@@ -262,3 +262,29 @@ def test_default_start_and_seed_draws():
     np.testing.assert_array_equal(m.sample(50, steps=2, seed=5), m.sample(50, steps=2, seed=5))
     g = wb.DAE(12, 8, reconstruction="gaussian", seed=1).sample(5, steps=2)
     assert np.all(np.isfinite(g)) and len(np.unique(g)) > 2
+
+
+def test_first_chain_splits_a_run_over_calls():
+    # One call of 128 chains against two of 64 with first_chain: the same bits (each call of
+    # 64 chains and 4 steps takes the same kind of product as the call of 128).
+    def split(sample):
+        whole = sample(128, 0)
+        return whole, np.concatenate([sample(64, 0), sample(64, 64)], axis=-2)
+
+    dae = wb.DAE(784, 500, seed=1)
+    gsn = wb.GSN.hybrid(64, 10, hidden=[50])
+    diff = wb.Diffusion(20, steps=30, kind="binomial", hidden=(64,), basis=4, seed=1)
+    shaped = wb.ShapedChain(784, latent=20, hidden=(200,), guide_hidden=(8,), chain_len=3)
+    for name, sample in [
+        ("dae", lambda n, f: dae.sample(n=n, steps=4, seed=2, means=True, first_chain=f)),
+        ("gsn", lambda n, f: gsn.sample(n=n, steps=4, seed=2, means=True, first_chain=f)),
+        ("diffusion", lambda n, f: diff.sample(n, seed=2, first_chain=f)),
+        ("shaped", lambda n, f: shaped.sample(n, seed=2, first_chain=f)),
+    ]:
+        whole, halves = split(sample)
+        np.testing.assert_array_equal(whole, halves, err_msg=name)
+        assert not np.array_equal(whole[..., :64, :], whole[..., 64:, :])
+    with pytest.raises(ValueError, match="first_chain \\+ chains"):
+        dae.sample(n=2, first_chain=2**32 - 1)
+    with pytest.raises(ValueError, match="first_chain"):
+        shaped.sample(2, first_chain=-1)

@@ -131,7 +131,7 @@ double guide_t(py::array x, py::array states, py::list enc, py::list dec, py::li
 
 template <class T>
 void sample_t(py::list enc, py::list dec, py::dict c, int64_t n, int64_t steps, int64_t every,
-              uint64_t seed, py::array out) {
+              uint64_t seed, uint32_t first_chain, py::array out) {
   const ShapedModel<T> m = model_from<T>(c, enc, dec, std::nullopt);
   if (n < 1 || steps < 1 || every < 0 || every > steps)
     throw std::invalid_argument("shaped_sample: expected n >= 1, steps >= 1, 0 <= every <= steps");
@@ -139,7 +139,7 @@ void sample_t(py::list enc, py::list dec, py::dict c, int64_t n, int64_t steps, 
   check_array(out, "out", py::dtype::of<T>(), {records, n, m.D}, true);
   T* po = out_ptr<T>(out);
   py::gil_scoped_release nogil;
-  shaped_sample<T>(m, n, steps, every, seed, 0, po);
+  shaped_sample<T>(m, n, steps, every, seed, first_chain, po);
 }
 
 }  // namespace
@@ -158,9 +158,9 @@ void bind_shaped(py::module_& mod) {
                      : guide_t<float>(x, states, enc, dec, guide, c, g);
   });
   mod.def("shaped_sample", [](py::list enc, py::list dec, py::dict c, int64_t n, int64_t steps,
-                              int64_t every, uint64_t seed, py::array out) {
-    is_f64(out) ? sample_t<double>(enc, dec, c, n, steps, every, seed, out)
-                : sample_t<float>(enc, dec, c, n, steps, every, seed, out);
+                              int64_t every, uint64_t seed, uint32_t first_chain, py::array out) {
+    is_f64(out) ? sample_t<double>(enc, dec, c, n, steps, every, seed, first_chain, out)
+                : sample_t<float>(enc, dec, c, n, steps, every, seed, first_chain, out);
   });
 }
 

@@ -64,6 +64,15 @@ def check_dtype(dtype) -> np.dtype:
     return dt
 
 
+def check_first_chain(first_chain, chains: int) -> int:
+    """The random stream's index of a call's first chain: chains first_chain ..
+    first_chain + chains - 1 must fit the stream's 32-bit chain counter."""
+    first_chain = check_int("first_chain", first_chain, 0, 2**32 - 1)
+    if first_chain + chains > 2**32:
+        raise ValueError("first_chain + chains: the chain index must stay below 2**32")
+    return first_chain
+
+
 def check_seed(name: str, seed) -> int:
     return check_int(name, seed, 0, 2**64 - 1)
 

@@ -82,7 +82,7 @@ class DAE(ChainModel):
         return shapes
 
     # ------------------------------------------------------------------ sampling
-    def _start_state(self, x0, seed):
+    def _start_state(self, x0, seed, first_chain=0):
         x = _checks.as_state("x0", x0, self.dtype, self.visible)
         if self.reconstruction.name == "bernoulli":
             _checks.check_binary("x0", x)
@@ -91,11 +91,11 @@ class DAE(ChainModel):
     def _clamp_mask(self, clamp, n):
         return None if clamp is None else _checks.as_clamp(clamp, n, self.visible)
 
-    def _initial_state(self, n: int, seed: int) -> np.ndarray:
+    def _initial_state(self, n: int, seed: int, first_chain: int = 0) -> np.ndarray:
+        kw = dict(seed=seed, stream="init", first_chain=first_chain)
         if self.reconstruction.name == "bernoulli":
-            u = ops.uniform(n, self.visible, seed=seed, stream="init")
-            return (u < 0.5).astype(self.dtype)
-        return ops.normal(n, self.visible, seed=seed, stream="init").astype(self.dtype)
+            return (ops.uniform(n, self.visible, **kw) < 0.5).astype(self.dtype)
+        return ops.normal(n, self.visible, **kw).astype(self.dtype)
 
     def _kernel_kwargs(self) -> dict:
         p = self._params
@@ -111,14 +111,14 @@ class DAE(ChainModel):
             corruption_param=self.corruption.param,
         )
 
-    def _run_chain(self, x, clamp, steps, burn_in, every, seed, means, progress):
+    def _run_chain(self, x, clamp, steps, burn_in, every, seed, means, progress, first_chain=0):
         kw = self._kernel_kwargs()
 
         def call(first_step, count, every_, records, final_means):
             run = dict(
                 seed=seed,
                 first_step=first_step,
-                first_chain=0,
+                first_chain=first_chain,
                 steps=count,
                 burn_in=0,
                 every=every_,

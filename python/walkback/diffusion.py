@@ -466,11 +466,12 @@ class Diffusion(ParamModel):
             raise
 
     # ------------------------------------------------------------------ sampling
-    def _start(self, n, seed, clamp, x0):
+    def _start(self, n, seed, clamp, x0, first_chain=0):
+        kw = dict(seed=seed, stream="init", first_chain=first_chain)
         if self.kind == "gaussian":
-            x = ops.normal(n, self.visible, seed=seed, stream="init").astype(self.dtype)
+            x = ops.normal(n, self.visible, **kw).astype(self.dtype)
         else:
-            u = ops.uniform(n, self.visible, seed=seed, stream="init")
+            u = ops.uniform(n, self.visible, **kw)
             x = (u < 0.5).astype(self.dtype)
         if clamp is None:
             if x0 is not None:
@@ -488,7 +489,9 @@ class Diffusion(ParamModel):
         x = np.where(mask.astype(bool), known, x).astype(self.dtype)
         return x, mask, np.ascontiguousarray(known)
 
-    def _reverse(self, x, seed, every, progress, clamp=None, known=None, y=None, obs_var=0.0):
+    def _reverse(
+        self, x, seed, every, progress, clamp=None, known=None, y=None, obs_var=0.0, first_chain=0
+    ):
         net = self._net()
         records = []
         stops = list(range(self.steps, 0, -(every or self.steps)))
@@ -500,7 +503,7 @@ class Diffusion(ParamModel):
                 for h in range(hi, lo - 1, -50):
                     l_ = max(lo, h - 49)
                     _backend.cpu().diffusion_reverse(
-                        x, h, l_, seed, 0, clamp, known, y, obs_var, **net
+                        x, h, l_, seed, first_chain, clamp, known, y, obs_var, **net
                     )
                     bar.update(h - l_ + 1)
                 if every:
@@ -509,7 +512,9 @@ class Diffusion(ParamModel):
             bar.close()
         return np.stack(records) if every else self._from_model(x)
 
-    def sample(self, n=None, every=None, seed=None, clamp=None, x0=None, progress=False):
+    def sample(
+        self, n=None, every=None, seed=None, clamp=None, x0=None, progress=False, first_chain=0
+    ):
         """Runs ``n`` reverse chains from x_T ~ pi (N(0, I) or Bernoulli(0.5)) to x_0.
 
         Args:
@@ -521,6 +526,9 @@ class Diffusion(ParamModel):
                 at every step, the rest are sampled.
             seed: the random stream; None draws one.
             progress: show a progress bar over the T steps.
+            first_chain: the random stream's index of the first chain (chain c draws chain
+                first_chain + c's numbers), so a run split over calls draws what one call
+                draws.
         Returns:
             Samples in the data's units (the scaling undone), the model's dtype.
         """
@@ -533,14 +541,17 @@ class Diffusion(ParamModel):
         if every is not None:
             every = _checks.check_int("every", every, 1, self.steps)
         seed = self._seed(seed)
-        x, mask, known = self._start(n, seed, clamp, x0)
-        return self._reverse(x, seed, every, progress, clamp=mask, known=known)
+        first_chain = _checks.check_first_chain(first_chain, n)
+        x, mask, known = self._start(n, seed, clamp, x0, first_chain)
+        return self._reverse(
+            x, seed, every, progress, clamp=mask, known=known, first_chain=first_chain
+        )
 
-    def denoise(self, y, noise_sigma, seed=None, every=None, progress=False):
+    def denoise(self, y, noise_sigma, seed=None, every=None, progress=False, first_chain=0):
         """Samples p(x_0 | y) for a Gaussian observation y = x_0 + N(0, noise_sigma^2) (the
         paper's section 2.5): every reverse step's Gaussian is multiplied by the observation's,
         sigma' = (sigma^-2 + sigma_d^-2)^-1/2, mu' = sigma'^2 (mu / sigma^2 + y / sigma_d^2),
-        in the model's scaled units. One chain per row of y."""
+        in the model's scaled units. One chain per row of y; ``first_chain`` as in sample."""
         self._need_scaling("denoise")
         if self.kind != "gaussian":
             raise ValueError("denoise: a Gaussian observation needs the Gaussian kind")
@@ -551,9 +562,18 @@ class Diffusion(ParamModel):
         if every is not None:
             every = _checks.check_int("every", every, 1, self.steps)
         seed = self._seed(seed)
-        x, _, _ = self._start(ys.shape[0], seed, None, None)
+        first_chain = _checks.check_first_chain(first_chain, ys.shape[0])
+        x, _, _ = self._start(ys.shape[0], seed, None, None, first_chain)
         obs_var = (sigma * self.scale) ** 2
-        return self._reverse(x, seed, every, progress, y=self._to_model(ys), obs_var=obs_var)
+        return self._reverse(
+            x,
+            seed,
+            every,
+            progress,
+            y=self._to_model(ys),
+            obs_var=obs_var,
+            first_chain=first_chain,
+        )
 
     # ------------------------------------------------------------------ files
     def to_config(self) -> dict:

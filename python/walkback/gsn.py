@@ -252,14 +252,15 @@ class GSN(ChainModel):
     def _check_data(self, name, x) -> np.ndarray:
         return self._assemble(name, x)
 
-    def _initial_block(self, n, seg, off, seed):
-        u = ops.uniform(n, self.visible, seed=seed, stream="init")[:, off : off + seg.size]
+    def _initial_block(self, n, seg, off, seed, first_chain=0):
+        kw = dict(seed=seed, stream="init", first_chain=first_chain)
+        u = ops.uniform(n, self.visible, **kw)[:, off : off + seg.size]
         if seg.categorical:
             k = np.minimum((u[:, 0] * seg.size).astype(np.int64), seg.size - 1)
             return np.eye(seg.size, dtype=self.dtype)[k]
         if seg.reconstruction.name == "bernoulli":
             return (u < 0.5).astype(self.dtype)
-        z = ops.normal(n, self.visible, seed=seed, stream="init")[:, off : off + seg.size]
+        z = ops.normal(n, self.visible, **kw)[:, off : off + seg.size]
         return z.astype(self.dtype)
 
     def _clamp_mask(self, clamp, n):
@@ -284,15 +285,17 @@ class GSN(ChainModel):
         return m
 
     # ------------------------------------------------------------------ sampling
-    def _initial_state(self, n, seed):
+    def _initial_state(self, n, seed, first_chain=0):
         blocks = [
-            self._initial_block(n, s, off, seed)
+            self._initial_block(n, s, off, seed, first_chain)
             for s, off in zip(self.segments, self.offsets, strict=True)
         ]
         return np.ascontiguousarray(np.concatenate(blocks, axis=1), dtype=self.dtype)
 
-    def _start_state(self, x0, seed):
-        return self._assemble("x0", x0, fill=lambda m, s, off: self._initial_block(m, s, off, seed))
+    def _start_state(self, x0, seed, first_chain=0):
+        return self._assemble(
+            "x0", x0, fill=lambda m, s, off: self._initial_block(m, s, off, seed, first_chain)
+        )
 
     def _run_chain(
         self,

@@ -328,13 +328,16 @@ class ShapedChain(ParamModel):
         return hist
 
     # ------------------------------------------------------------------ sampling
-    def sample(self, n, steps=None, every=None, seed=None):
+    def sample(self, n, steps=None, every=None, seed=None, first_chain=0):
         """n chains from prior draws z ~ N(0, I): x_1 = the decoder's mean of z, then
         ``steps`` - 1 more steps (default chain_len). Returns the final states (n, D), or with
-        ``every`` = k the states after every k-th step, (steps // k, n, D)."""
+        ``every`` = k the states after every k-th step, (steps // k, n, D). Chain c draws the
+        random stream's chain first_chain + c, so a run split over calls draws what one call
+        draws."""
         n = _checks.check_int("n", n, 1, 2**31 - 1)
         steps = self.chain_len if steps is None else _checks.check_int("steps", steps, 1, 2**31 - 1)
         every = 0 if every is None else _checks.check_int("every", every, 1, steps)
+        first_chain = _checks.check_first_chain(first_chain, n)
         records = steps // every if every else 1
         out = np.empty((records, n, self.visible), self.dtype)
         _backend.cpu().shaped_sample(
@@ -345,6 +348,7 @@ class ShapedChain(ParamModel):
             steps,
             every,
             self._seed(seed),
+            first_chain,
             out,
         )
         return out if every else out[0]
