@@ -90,3 +90,25 @@ def test_a_bad_w_layout_names_its_variable(monkeypatch, value):
     for name, code in (("auto", 0), ("stored", 1), ("transposed", 2)):
         monkeypatch.setattr(_gpu, "W_LAYOUT", name)
         assert _gpu._w_layout() == code
+
+
+class _FakeGpuArray:
+    """Looks like a CUDA array to walkback's checks; it must never be read."""
+
+    __cuda_array_interface__ = {"shape": (3, 4), "typestr": "<f4", "version": 3}
+
+
+def test_cpu_only_models_refuse_gpu_data_by_name():
+    g = _FakeGpuArray()
+    d = wb.Diffusion(4, steps=5, hidden=6, basis=3)
+    d.set_scaling(1.0, 0.0)
+    for call in (
+        lambda: d.fit(g, epochs=1, progress=False),
+        lambda: d.sample(x0=g, clamp=np.ones(4, bool)),
+        lambda: d.denoise(g, noise_sigma=0.1),
+        lambda: wb.ShapedChain(4, latent=2, hidden=3, guide_hidden=3).guide_loss_and_grad(
+            np.zeros((2, 4)), g
+        ),
+    ):
+        with pytest.raises(NotImplementedError, match="CPU only"):
+            call()

@@ -192,10 +192,12 @@ class ChainModel(ParamModel):
             first_chain: the random stream's index of the first chain. Chain c draws the
                 numbers of chain first_chain + c, so ``sample(n=64, first_chain=64)`` draws
                 what ``sample(n=128)``'s second half draws: a run split over calls or machines
-                draws the same numbers as one call. The results are the same bits when every
-                call takes the same kind of product: 64 chains or more a call, and one step or
-                256 chain-steps or more a call (walkback's own kernel from 8 chains and 256
-                chain-steps, OpenBLAS below); else they agree to about 1e-7.
+                draws the same numbers as one call. On the CPU the results are the same bits
+                when every call takes the same kind of product: 64 chains or more a call, and
+                one step or 256 chain-steps or more a call (walkback's own kernel from 8 chains
+                and 256 chain-steps, OpenBLAS below); else they agree to about 1e-7. On the GPU
+                cuBLAS's kernels and the chain's layout follow the batch size, so splits agree
+                to rounding only.
         Returns:
             An array of the model's dtype: NumPy, or CuPy when the model is on the GPU.
         """

@@ -241,8 +241,13 @@ class Diffusion(ParamModel):
     def _from_model(self, x):
         return ((x - self.shift) / self.scale).astype(self.dtype, copy=False)
 
+    def _state(self, name, x) -> np.ndarray:
+        if _backend.is_gpu_array(x):
+            raise NotImplementedError("Diffusion runs on the CPU only in this version")
+        return _checks.as_state(name, x, self.dtype, self.visible)
+
     def _check_data(self, name, x) -> np.ndarray:
-        x = _checks.as_state(name, x, self.dtype, self.visible)
+        x = self._state(name, x)
         if self.kind == "binomial":
             _checks.check_binary(name, x)
         return x
@@ -428,7 +433,7 @@ class Diffusion(ParamModel):
         Raises:
             TrainingDiverged naming the epoch and batch where the loss stopped being finite.
         """
-        x = _checks.as_state("x", x, self.dtype, self.visible)
+        x = self._state("x", x)
         if self.kind == "binomial" and binarize is None:
             _checks.check_binary("x", x)
         if self.kind == "gaussian" and binarize is not None:
@@ -555,7 +560,7 @@ class Diffusion(ParamModel):
         self._need_scaling("denoise")
         if self.kind != "gaussian":
             raise ValueError("denoise: a Gaussian observation needs the Gaussian kind")
-        ys = _checks.as_state("y", y, self.dtype, self.visible)
+        ys = self._state("y", y)
         sigma = _checks.check_float("noise_sigma", noise_sigma)
         if not (math.isfinite(sigma) and sigma > 0):
             raise ValueError(f"noise_sigma: expected a positive number, got {noise_sigma}")

@@ -14,6 +14,11 @@ from . import _backend, _checks, ops
 from ._progress import progress_bar
 
 
+def _host(a, name):
+    """A NumPy copy of a GPU array (CuPy, or CUDA tensors through DLPack); others pass."""
+    return _backend.to_backend_array(a, name)[0].get() if _backend.is_gpu_array(a) else a
+
+
 def _mean_sem(values) -> tuple:
     if not isinstance(values, np.ndarray):  # a CuPy array from the GPU kernel
         values = values.get()
@@ -83,7 +88,9 @@ def csl_from_means(means, x, eps=1e-7):
     eps = float(eps)
     if not (0.0 < eps < 0.5):
         raise ValueError(f"eps: expected 0 < eps < 0.5, got {eps}")
-    mu = np.asarray(means, dtype=np.float64)
+    # A model on the GPU gives CuPy means: this estimate runs on the CPU.
+    mu = np.asarray(_host(means, "means"), dtype=np.float64)
+    x = _host(x, "x")
     if mu.ndim == 3:
         mu = mu.reshape(-1, mu.shape[-1])
     if mu.ndim != 2 or mu.shape[0] == 0:

@@ -207,6 +207,8 @@ class ShapedChain(ParamModel):
         """The guide's logistic loss (data positive, chain states negative) and its
         gradients (guide_*)."""
         x = self._x("x", x)
+        if _backend.is_gpu_array(states):
+            raise NotImplementedError("ShapedChain runs on the CPU only in this version")
         st = np.asarray(states)
         if st.ndim not in (2, 3) or st.shape[-1] != self.visible:
             raise ValueError(
