@@ -274,3 +274,51 @@ def test_evaluation_input_errors():
         wb.eval.energy_distance(1.0, 2.0)
     with pytest.raises(TypeError, match="samples"):
         wb.ops.parzen_logpdf(np.ones((3, 2)) + 1j, np.ones((2, 2)), 0.5)
+
+
+def test_data_exact_images_and_energy_distance_inputs(tmp_path):
+    m = wb.DAE(4, 3, seed=0)
+    with pytest.raises(ValueError, match="n >= 1"):
+        wb.exact.kl(np.zeros((0, 4)), m)
+    with pytest.raises(ValueError, match="n >= 1"):
+        wb.exact.log_likelihood(m, np.zeros((0, 4)))
+    with pytest.raises(TypeError, match="bool mask"):
+        wb.exact.transition_matrix(m, clamp=[0.5, 0, 0, 0], values=[1, 0, 0, 0])
+    with pytest.raises(ValueError, match="62"):
+        wb.exact.state_index(np.ones((1, 70)))
+    pi = wb.exact.stationary_distribution([[0.5, 0.5], [0.2, 0.8]])  # nested lists
+    np.testing.assert_allclose(pi, [2 / 7, 5 / 7])
+    assert list(wb.exact.local_maxima([0.1, 0.2, 0.3, 0.4])) == [3]
+    # MNIST as .npz: labels must match, values must be grey levels or [0, 1].
+    imgs = np.zeros((5, 28, 28), np.uint8)
+    np.savez(tmp_path / "a.npz", x_train=imgs, y_train=np.zeros(3, np.int64))
+    with pytest.raises(ValueError, match="5 images"):
+        wb.data.load_mnist(tmp_path / "a.npz")
+    np.savez(tmp_path / "b.npz", x_train=np.ones((2, 784), np.uint8), y_train=np.zeros(2, int))
+    assert wb.data.load_mnist(tmp_path / "b.npz")[0].max() == 1.0  # binary stays binary
+    np.savez(tmp_path / "c.npz", x_train=np.full((2, 784), 1020.0), y_train=np.zeros(2, int))
+    with pytest.raises(ValueError, match="grey levels"):
+        wb.data.load_mnist(tmp_path / "c.npz")
+    for kw in (dict(sigma=np.nan), dict(sigma=-1.0)):
+        with pytest.raises(ValueError, match="sigma"):
+            wb.data.make_ring_mixture(5, **kw)
+    with pytest.raises(ValueError, match="mean_segment"):
+        wb.data.make_hmm_sequences(3, mean_segment=(2, np.inf))
+    assert wb.data.make_hmm_sequences(3, mean_segment=5, seed=0).x.shape[0] == 3
+    # Images: clear errors, and a panel of one point still draws it.
+    from walkback import images
+
+    with pytest.raises(ValueError, match="cols"):
+        images.save_grid(np.zeros((2, 3, 3)), tmp_path / "g.png", cols=0)
+    with pytest.raises(ValueError, match="frames"):
+        images.save_chain_gif(np.zeros((0, 3, 3)), tmp_path / "c.gif")
+    images.save_scatter_panels([np.zeros((1, 2))], ["a"], tmp_path / "p.png")
+    from PIL import Image
+
+    assert np.asarray(Image.open(tmp_path / "p.png").convert("L")).min() < 128
+    # Energy distance: 1-D samples are scalars, and a far shift changes nothing.
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(200, 2)), rng.normal(size=(200, 2)) + 0.3
+    e = wb.eval.energy_distance(a, b)
+    assert wb.eval.energy_distance(a + 1e7, b + 1e7) == pytest.approx(e, rel=1e-6)
+    assert wb.eval.energy_distance(a[:, 0], b[:, 0]) > 0

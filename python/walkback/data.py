@@ -70,9 +70,19 @@ def load_mnist(path, split="train"):
                     f"load_mnist: {path} has no array {missing[0]!r} (it holds {z.files})"
                 )
             x, y = z[f"x_{split}"], z[f"y_{split}"]
-        x = np.asarray(x).reshape(len(x), -1)
-        scale = 255.0 if x.dtype == np.uint8 or x.max() > 1 else 1.0
-        return (x / scale).astype(np.float32), np.asarray(y).astype(np.int64)
+        x, y = np.asarray(x), np.asarray(y)
+        if x.ndim < 2 or len(x) == 0 or x.size == 0:
+            raise ValueError(f"load_mnist: x_{split} holds no images (shape {x.shape})")
+        if y.shape != (len(x),):
+            raise ValueError(f"load_mnist: {len(x)} images but labels of shape {y.shape}")
+        if x.dtype.kind not in "biuf" or y.dtype.kind not in "biu":
+            raise TypeError(f"load_mnist: expected numeric images and integer labels in {path}")
+        x = x.reshape(len(x), -1).astype(np.float64)
+        # Grey levels 0-255 (as MNIST's files), or values already in [0, 1] (binary too).
+        if x.min() < 0 or x.max() > 255:
+            raise ValueError("load_mnist: expected grey levels in [0, 255] or values in [0, 1]")
+        scale = 255.0 if x.max() > 1 else 1.0
+        return (x / scale).astype(np.float32), y.astype(np.int64)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"load_mnist: {path} is neither a folder nor an .npz file")
     out = []
@@ -139,6 +149,10 @@ def make_ring_mixture(n, components=8, sigma=0.03, radius=0.35, seed=0):
     Bernoulli means): x (n, 2) float32, and the centres (components, 2)."""
     n = _checks.check_int("n", n, 1)
     components = _checks.check_int("components", components, 1)
+    for name, v in (("sigma", sigma), ("radius", radius)):
+        v = _checks.check_float(name, v)
+        if not (np.isfinite(v) and v >= 0):
+            raise ValueError(f"{name}: expected a finite number >= 0, got {v}")
     ang = 2 * np.pi * np.arange(components) / components
     centers = 0.5 + radius * np.stack([np.cos(ang), np.sin(ang)], 1)
     r = np.random.default_rng(seed)

@@ -133,10 +133,18 @@ def make_hmm_sequences(
     states = _checks.check_int("states", states, 2, 1000)
     min_length = _checks.check_int("min_length", min_length, 1, 10**6)
     max_length = _checks.check_int("max_length", max_length, min_length, 10**6)
-    lo, hi = float(mean_segment[0]), float(mean_segment[1])
-    if not 1 <= lo <= hi:
-        raise ValueError(f"mean_segment: expected 1 <= low <= high, got {mean_segment}")
-    if not profile_sigma > 0:
+    if isinstance(mean_segment, (int, float, np.integer, np.floating)):
+        mean_segment = (mean_segment, mean_segment)  # one mean length for every state
+    try:
+        lo, hi = float(mean_segment[0]), float(mean_segment[1])
+    except (TypeError, ValueError, IndexError) as e:
+        raise TypeError(
+            f"mean_segment: expected a number or (low, high), got {mean_segment!r}"
+        ) from e
+    if not 1 <= lo <= hi < np.inf:
+        raise ValueError(f"mean_segment: expected finite 1 <= low <= high, got {mean_segment}")
+    profile_sigma = _checks.check_float("profile_sigma", profile_sigma)
+    if not 0 < profile_sigma < np.inf:
         raise ValueError(f"profile_sigma: expected a positive number, got {profile_sigma}")
     rng = np.random.default_rng(seed)
     seg = np.linspace(lo, hi, states)

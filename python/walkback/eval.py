@@ -132,14 +132,21 @@ def energy_distance(a, b, batch_size=2048):
     """The energy distance between two samples (Szekely & Rizzo 2013), a two-sample statistic:
     2 E|a - b| - E|a - a'| - E|b - b'|, with the within-sample means over distinct pairs. It is
     0 in expectation when both come from one distribution. Pairwise distances are taken in
-    blocks of ``batch_size`` rows, so memory stays bounded."""
+    blocks of ``batch_size`` rows, so memory stays bounded. 1-D arrays are samples of
+    scalars."""
     if np.ndim(a) == 0 or np.ndim(b) == 0:
         raise ValueError("energy_distance: a and b must be samples, arrays of shape (n, d)")
+    a = np.reshape(a, (-1, 1)) if np.ndim(a) == 1 else a
+    b = np.reshape(b, (-1, 1)) if np.ndim(b) == 1 else b
     a = _checks.as_state("a", a, np.float64, np.shape(a)[-1])
     b = _checks.as_state("b", b, np.float64, a.shape[1])
     if len(a) < 2 or len(b) < 2:
         raise ValueError("energy_distance: each sample needs at least two rows")
     batch_size = _checks.check_int("batch_size", batch_size, 1)
+    # Distances do not move with a shift, but |p|^2 + |q|^2 - 2 p.q loses digits far from 0:
+    # centre both samples on their pooled mean first.
+    centre = np.concatenate([a, b]).mean(axis=0)
+    a, b = a - centre, b - centre
 
     def mean_dist(p, q, same):
         total = 0.0

@@ -52,6 +52,8 @@ def state_index(x) -> np.ndarray:
     if not np.all((x == 0) | (x == 1)):
         raise ValueError("state_index: expected binary rows (0 or 1)")
     d = x.shape[-1]
+    if d > 62:
+        raise ValueError(f"state_index: a row of {d} units has no int64 index (at most 62)")
     return (x.astype(np.int64) @ (1 << np.arange(d - 1, -1, -1))).astype(np.int64)
 
 
@@ -199,11 +201,15 @@ def stationary_distribution(model_or_t, clamp=None, values=None) -> np.ndarray:
     cannot fix pi; given matrices over 2,048 states skip this check), and |pi T - pi|_1 must be
     at most 1e-9 (or 10x how far a given matrix's rows are from summing to 1).
     """
+    if isinstance(model_or_t, (list, tuple)):  # a matrix as nested lists
+        model_or_t = np.asarray(model_or_t, dtype=np.float64)
     if not isinstance(model_or_t, np.ndarray):
         return _stationary_of_operator(transition_operator(model_or_t, clamp, values))
     t = np.asarray(model_or_t, dtype=np.float64)
-    if t.ndim != 2 or t.shape[0] != t.shape[1]:
-        raise ValueError(f"stationary_distribution: expected a square matrix, got {t.shape}")
+    if t.ndim != 2 or t.shape[0] != t.shape[1] or t.shape[0] == 0:
+        raise ValueError(
+            f"stationary_distribution: expected a nonempty square matrix, got {t.shape}"
+        )
     if not np.all(np.isfinite(t)) or t.min() < 0:
         raise ValueError("stationary_distribution: expected finite, nonnegative entries")
     row_error = float(np.abs(t.sum(1) - 1.0).max())
@@ -216,8 +222,8 @@ def stationary_distribution(model_or_t, clamp=None, values=None) -> np.ndarray:
 
 def _data_distribution(x, d) -> np.ndarray:
     x = np.asarray(x)
-    if x.ndim != 2 or x.shape[1] != d:
-        raise ValueError(f"x: expected binary rows of shape (n, {d}), got {x.shape}")
+    if x.ndim != 2 or x.shape[1] != d or x.shape[0] == 0:
+        raise ValueError(f"x: expected binary rows of shape (n, {d}), n >= 1, got {x.shape}")
     counts = np.bincount(state_index(x), minlength=2**d).astype(np.float64)
     return counts / counts.sum()
 
@@ -225,8 +231,10 @@ def _data_distribution(x, d) -> np.ndarray:
 def log_likelihood(model, x) -> float:
     """Mean log pi(x) over the binary rows of x under the chain's stationary distribution."""
     x = np.asarray(x)
-    if x.ndim != 2 or x.shape[1] != model.visible:
-        raise ValueError(f"x: expected binary rows of shape (n, {model.visible}), got {x.shape}")
+    if x.ndim != 2 or x.shape[1] != model.visible or x.shape[0] == 0:
+        raise ValueError(
+            f"x: expected binary rows of shape (n, {model.visible}), n >= 1, got {x.shape}"
+        )
     index = state_index(x)
     pi = stationary_distribution(model)
     with np.errstate(divide="ignore"):
@@ -249,7 +257,7 @@ def local_maxima(model_or_pi) -> np.ndarray:
     neighbours (the chain's modes), most probable first, as indices (see :func:`states`).
     Takes a DAE or a stationary distribution over 2^D states. Modes away from every data
     state are the spurious modes that walk-back training is meant to remove."""
-    if isinstance(model_or_pi, np.ndarray):
+    if isinstance(model_or_pi, (np.ndarray, list, tuple)):
         pi = np.asarray(model_or_pi, dtype=np.float64)
         d = int(np.log2(len(pi))) if pi.ndim == 1 and len(pi) > 1 else -1
         if d < 1 or len(pi) != 2**d:

@@ -24,8 +24,10 @@ def save_grid(images, path, cols=10, scale=4):
     from PIL import Image
 
     images = np.asarray(images, np.float32)
-    if images.ndim != 3:
-        raise ValueError(f"images: expected (n, h, w), got shape {images.shape}")
+    if images.ndim != 3 or len(images) == 0:
+        raise ValueError(f"images: expected (n, h, w) with n >= 1, got shape {images.shape}")
+    if isinstance(cols, bool) or not isinstance(cols, (int, np.integer)) or cols < 1:
+        raise ValueError(f"cols: expected an integer >= 1, got {cols!r}")
     Image.fromarray(_tile(images, cols, scale=scale)).save(path)
 
 
@@ -34,6 +36,8 @@ def save_chain_gif(frames, path, scale=8, ms_per_frame=80):
     from PIL import Image
 
     frames = np.asarray(frames, np.float32)
+    if frames.ndim != 3 or len(frames) == 0:
+        raise ValueError(f"frames: expected (T, h, w) with T >= 1, got shape {frames.shape}")
     pics = [Image.fromarray(_tile(f[None], 1, pad=0, scale=scale)) for f in frames]
     pics[0].save(path, save_all=True, append_images=pics[1:], duration=ms_per_frame, loop=0)
 
@@ -42,6 +46,12 @@ def save_inpainting(original, clamp_mask, completed, path, scale=4):
     """Three rows per example: the original, the clamped part alone (free units grey) and the
     chain's completion. original, completed: (n, h, w); clamp_mask: (h, w) bool."""
     original = np.asarray(original, np.float32)
+    clamp_mask = np.asarray(clamp_mask, bool)
+    if original.ndim != 3 or clamp_mask.shape != original.shape[1:]:
+        raise ValueError(
+            f"original (n, h, w) and clamp_mask (h, w) do not fit: {original.shape}, "
+            f"{clamp_mask.shape}"
+        )
     shown = np.where(clamp_mask[None], original, 0.5)
     rows = np.concatenate([original, shown, np.asarray(completed, np.float32)])
     save_grid(rows, path, cols=len(original), scale=scale)
@@ -58,8 +68,13 @@ def save_scatter_panels(panels, titles, path, size=220, limits=None):
         raise ValueError("panels: expected (n, 2) arrays")
     if limits is None:
         allp = np.concatenate(pts)
+        allp = allp[np.isfinite(allp).all(axis=1)]
+        if len(allp) == 0:
+            raise ValueError("panels: no finite point to draw")
         limits = (float(allp.min()), float(allp.max()))
     lo, hi = limits
+    if not hi > lo:  # one point, or all equal: a unit-wide window around them
+        lo, hi = lo - 0.5, hi + 0.5
     head, pad = 18, 6
     img = Image.new("RGB", (len(pts) * (size + pad) + pad, size + head + pad), "white")
     draw = ImageDraw.Draw(img)
@@ -69,6 +84,7 @@ def save_scatter_panels(panels, titles, path, size=220, limits=None):
         x0 = pad + k * (size + pad)
         draw.rectangle([x0, head, x0 + size - 1, head + size - 1], outline=(160, 160, 160))
         draw.text((x0 + 4, 3), str(title), fill="black")
+        p = p[np.isfinite(p).all(axis=1)]
         uv = (np.clip((p - lo) / (hi - lo), 0, 1) * (size - 3)).astype(int) + 1
         for u, v in uv:
             draw.point((x0 + u, head + size - 1 - v), fill=(20, 60, 160))
