@@ -561,3 +561,17 @@ def test_chain_rejects_bad_states_in_one_check():
     want = wb.ops.chain_step(x, **p64, seed=0, steps=40)
     got = wb.ops.chain_step(cupy.asarray(x), **on_gpu(p64), seed=0, steps=40)
     np.testing.assert_array_equal(cupy.asnumpy(got), want)
+
+
+def test_first_chain_splits_a_gpu_run_as_the_cpu_does():
+    # The GPU chain draws chain first_chain + c's numbers, as the CPU does: a split run
+    # follows one call's chains. float64, where the layouts and kernels agree to rounding.
+    m = wb.DAE(D, H, seed=3, dtype=np.float64)
+    cpu = m.sample(n=32, steps=6, seed=4, means=True, first_chain=100)
+    m.to("cuda")
+    whole = m.sample(n=64, steps=6, seed=4, means=True, first_chain=68).get()
+    part = m.sample(n=32, steps=6, seed=4, means=True, first_chain=100).get()
+    np.testing.assert_allclose(part, cpu, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(whole[32:], cpu, rtol=1e-9, atol=1e-12)
+    x = cupy.zeros((0, D), cupy.float32)
+    assert wb.ops.corrupt(x, wb.SaltAndPepper(0.3), seed=0).shape == (0, D)
