@@ -54,7 +54,7 @@ bool packed_gemm_supported() { return packed_gemm_isa() != PackedIsa::None; }
 
 bool packed_gemm_pays(int64_t rows, int64_t steps) {
   const PackedIsa isa = packed_gemm_isa();
-  if (isa == PackedIsa::None || rows < 8 || steps < 2 || rows * steps < 256) return false;
+  if (isa == PackedIsa::None || rows < 8 || steps < 2) return false;
   return isa == PackedIsa::Avx512 || rows <= 256;
 }
 

@@ -63,9 +63,10 @@ bool packed_gemm_supported();  // packed_gemm_isa() != None
 bool set_packed_gemm(bool on);
 // Whether a call that multiplies `rows` rows by the same weights in each of `steps` steps
 // should pack them: packing costs about one pass over the weights. Measured in chain steps
-// (benchmarks/RESULTS.md): from 8 rows, 2 steps and 256 rows x steps (one step alone gains
-// nothing, and its pack slowed a chain step called between NumPy calls); with the AVX2 kernel
-// only up to 256 rows (at 1024 it was 8% slower than OpenBLAS's AVX2 kernels).
+// (benchmarks/RESULTS.md): from 8 rows and 2 steps (one step alone gains nothing, and its
+// pack slowed a chain step called between NumPy calls; from 2 steps even 8 rows gain); with
+// the AVX2 kernel only up to 256 rows (at 1024 it was 8% slower than OpenBLAS's AVX2
+// kernels). A rule on rows alone and steps alone also keeps batch splits on one kernel.
 bool packed_gemm_pays(int64_t rows, int64_t steps);
 
 // How many weight matrices PackedWeights::pack has packed, and how many packed_gemm calls (each

@@ -193,9 +193,9 @@ class ChainModel(ParamModel):
                 numbers of chain first_chain + c, so ``sample(n=64, first_chain=64)`` draws
                 what ``sample(n=128)``'s second half draws: a run split over calls or machines
                 draws the same numbers as one call. On the CPU the results are the same bits
-                when every call takes the same kind of product: 64 chains or more a call, and
-                one step or 256 chain-steps or more a call (walkback's own kernel from 8 chains
-                and 256 chain-steps, OpenBLAS below); else they agree to about 1e-7. On the GPU
+                when every call takes the same kind of product: 8 chains or more and 2 steps or
+                more a call (walkback's own kernel; with AVX2 only, up to 256 chains), or 64
+                chains or more and one step (OpenBLAS); else they agree to about 1e-7. On the GPU
                 cuBLAS's kernels and the chain's layout follow the batch size, so splits agree
                 to rounding only.
         Returns:
