@@ -322,3 +322,14 @@ def test_data_exact_images_and_energy_distance_inputs(tmp_path):
     e = wb.eval.energy_distance(a, b)
     assert wb.eval.energy_distance(a + 1e7, b + 1e7) == pytest.approx(e, rel=1e-6)
     assert wb.eval.energy_distance(a[:, 0], b[:, 0]) > 0
+
+
+def test_generators_take_the_same_seeds_and_short_idx_files_say_so(tmp_path):
+    for make in (wb.data.make_swiss_roll, wb.data.make_heartbeat):
+        with pytest.raises(TypeError, match="seed"):
+            make(10, seed=None)
+        np.testing.assert_array_equal(make(10, seed=2**40), make(10, seed=2**40))
+    (tmp_path / "train-images-idx3-ubyte").write_bytes((2051).to_bytes(4, "big") + b"\0" * 6)
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes((2049).to_bytes(4, "big") + b"\0" * 4)
+    with pytest.raises(ValueError, match="too short"):
+        wb.data.load_mnist(tmp_path)

@@ -29,6 +29,8 @@ def _read_idx(path):
         raise ValueError(f"load_mnist: {path} is too short to be an IDX file")
     magic = int.from_bytes(raw[:4], "big")
     if magic == 2051:
+        if len(raw) < 16:
+            raise ValueError(f"load_mnist: {path} is too short for an IDX image header")
         n, rows, cols = (int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(3))
         body = np.frombuffer(raw, np.uint8, offset=16)
         if body.size != n * rows * cols:
@@ -127,7 +129,8 @@ def make_swiss_roll(n, noise=0.0, seed=0):
     from sklearn.datasets import make_swiss_roll as sk_roll
 
     n = _checks.check_int("n", n, 1, 2**31 - 1)
-    x, _ = sk_roll(n_samples=n, noise=float(noise), random_state=int(seed))
+    seed = _checks.check_seed("seed", seed)
+    x, _ = sk_roll(n_samples=n, noise=float(noise), random_state=seed % 2**32)
     return np.ascontiguousarray(x[:, [0, 2]], dtype=np.float32)
 
 
@@ -138,7 +141,7 @@ def make_heartbeat(n, length=20, period=5, seed=0):
     n = _checks.check_int("n", n, 1, 2**31 - 1)
     length = _checks.check_int("length", length, 1, 10**6)
     period = _checks.check_int("period", period, 1, length)
-    phase = np.random.default_rng(seed).integers(0, period, size=n)
+    phase = np.random.default_rng(_checks.check_seed("seed", seed)).integers(0, period, size=n)
     i = np.arange(length)
     return ((i[None, :] - phase[:, None]) % period == 0).astype(np.float32)
 
