@@ -137,8 +137,13 @@ bool packed_term(const GemmTerm<T>& g, int64_t m) {
 template <class T, class Epilogue>
 void gemm_sum_columns(int64_t m, int64_t n, const GemmTerm<T>* terms, int count, T* c,
                       int64_t ldc, int64_t align, Epilogue&& epilogue) {
-  bool any_packed = false;
-  for (int t = 0; t < count; ++t) any_packed |= packed_term(terms[t], m);
+  bool any_packed = false, all_packed = true;
+  for (int t = 0; t < count; ++t) {
+    if (!terms[t].a || terms[t].k == 0) continue;  // a zero term makes no call
+    const bool p = packed_term(terms[t], m);
+    any_packed |= p;
+    all_packed &= p;
+  }
   if (any_packed) align = std::max<int64_t>(align, PackedWeights::kPanel);
   parallel_columns(n, align, 64, any_packed ? 4 : slices_per_thread(m), [&](int64_t j0, int64_t j1) {
     T beta = T(0);
@@ -167,7 +172,7 @@ void gemm_sum_columns(int64_t m, int64_t n, const GemmTerm<T>* terms, int count,
       for (int64_t r = 0; r < m; ++r)
         for (int64_t j = j0; j < j1; ++j) c[r * ldc + j] = T(0);
     epilogue(j0, j1);
-  });
+  }, /*by_shape=*/!all_packed);  // walkback's kernel gives the same bits for any cut
 }
 
 // C = A^T G + beta C over `rows` stacked rows (A: rows x ma, G: rows x n), column slices in
