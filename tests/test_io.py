@@ -7,6 +7,29 @@ import pytest
 import walkback as wb
 
 
+def _write_crafted(path, model, cfg):
+    """A model file holding `model`'s tensors under the configuration `cfg` (a dict, or the
+    JSON text itself), without a checksum, as files written before it."""
+    from safetensors.numpy import save_file
+
+    text = cfg if isinstance(cfg, str) else json.dumps(cfg)
+    meta = {"format": "walkback-model", "version": "1", "model": type(model).__name__}
+    save_file(model.get_params(), str(path), metadata={**meta, "config": text})
+
+
+def _peak_bytes_of_a_refused_load(path) -> int:
+    """The most memory Python allocated while load refused the file's tensors."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="expected shape"):
+            wb.load(path)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 @pytest.mark.parametrize("tied", [True, False])
 def test_save_load_round_trip(tmp_path, tied):
     m = wb.DAE(
@@ -93,21 +116,13 @@ def test_foreign_and_tampered_files(tmp_path):
 
 
 def test_crafted_configurations_raise_value_error(tmp_path):
-    from safetensors.numpy import save_file
-
     g = wb.GSN(6, hidden=[4], seed=0)
-    cfg = g.to_config()
-    cfg["input_noise"] = None
     path = tmp_path / "g.safetensors"
-    meta = {"format": "walkback-model", "version": "1", "model": "GSN"}
-    save_file(g.get_params(), str(path), metadata={**meta, "config": json.dumps(cfg)})
+    _write_crafted(path, g, dict(g.to_config(), input_noise=None))
     with pytest.raises(ValueError, match="damaged configuration"):
         wb.load(path)
     d = wb.Diffusion(4, steps=5, hidden=6, basis=3)
-    dcfg = d.to_config()
-    dcfg.update(steps=10**7, basis=1000)
-    meta["model"] = "Diffusion"
-    save_file(d.get_params(), str(path), metadata={**meta, "config": json.dumps(dcfg)})
+    _write_crafted(path, d, dict(d.to_config(), steps=10**7, basis=1000))
     with pytest.raises(ValueError, match="damaged configuration"):
         wb.load(path)
 
@@ -121,8 +136,6 @@ def test_save_to_a_missing_folder_or_a_folder_says_so(tmp_path):
 
 
 def test_damaged_tensor_bytes_and_missing_config_keys_are_found(tmp_path):
-    from safetensors.numpy import save_file
-
     path = tmp_path / "m.safetensors"
     wb.DAE(8, 4, seed=0).save(path)
     raw = bytearray(path.read_bytes())
@@ -134,12 +147,10 @@ def test_damaged_tensor_bytes_and_missing_config_keys_are_found(tmp_path):
     s = wb.ShapedChain(6, latent=2, hidden=4, guide_hidden=3, chain_len=3)
     cfg = s.to_config()
     del cfg["chain_len"]  # would silently become the default, 6
-    meta = {"format": "walkback-model", "version": "1", "model": "ShapedChain"}
-    save_file(s.get_params(), str(path), metadata={**meta, "config": json.dumps(cfg)})
+    _write_crafted(path, s, cfg)
     with pytest.raises(ValueError, match="chain_len"):
         wb.load(path)
-    deep = "[" * 5000 + "]" * 5000
-    save_file(s.get_params(), str(path), metadata={**meta, "config": deep})
+    _write_crafted(path, s, "[" * 5000 + "]" * 5000)
     with pytest.raises(ValueError, match="damaged configuration"):
         wb.load(path)
     with pytest.raises(IsADirectoryError):
@@ -147,24 +158,11 @@ def test_damaged_tensor_bytes_and_missing_config_keys_are_found(tmp_path):
 
 
 def test_a_crafted_size_in_the_configuration_allocates_nothing(tmp_path):
-    import tracemalloc
-
-    from safetensors.numpy import save_file
-
     m = wb.DAE(24, 4, seed=0)
-    cfg = m.to_config()
-    cfg["hidden"] = 40_000_000  # 3.8 GB of weights, in a file of a few KB
     path = tmp_path / "big.safetensors"
-    meta = {"format": "walkback-model", "version": "1", "model": "DAE"}
-    save_file(m.get_params(), str(path), metadata={**meta, "config": json.dumps(cfg)})
-    tracemalloc.start()
-    try:
-        with pytest.raises(ValueError, match="expected shape"):
-            wb.load(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 10_000_000
+    # 3.8 GB of weights, in a file of a few KB
+    _write_crafted(path, m, dict(m.to_config(), hidden=40_000_000))
+    assert _peak_bytes_of_a_refused_load(path) < 10_000_000
     # A loaded model is whole: every parameter, and it samples as the saved one.
     m.save(path)
     back = wb.load(path)
@@ -187,21 +185,8 @@ def test_the_checksum_covers_the_configuration_and_loading_keeps_the_seed_stream
 
 
 def test_a_crafted_diffusion_length_allocates_nothing_before_the_check(tmp_path):
-    import tracemalloc
-
-    from safetensors.numpy import save_file
-
     d = wb.Diffusion(4, steps=5, hidden=6, basis=3)
-    cfg = d.to_config()
-    cfg.update(steps=10**7, basis=10, hidden=[7])  # the tensors no longer fit the config
     path = tmp_path / "d.safetensors"
-    meta = {"format": "walkback-model", "version": "1", "model": "Diffusion"}
-    save_file(d.get_params(), str(path), metadata={**meta, "config": json.dumps(cfg)})
-    tracemalloc.start()
-    try:
-        with pytest.raises(ValueError, match="expected shape"):
-            wb.load(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 10_000_000
+    # The tensors no longer fit the configuration, whose T-long tables would be 800 MB.
+    _write_crafted(path, d, dict(d.to_config(), steps=10**7, basis=10, hidden=[7]))
+    assert _peak_bytes_of_a_refused_load(path) < 10_000_000

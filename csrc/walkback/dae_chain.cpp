@@ -106,9 +106,10 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
     with_activation(m.activation, [&](auto act) {
       constexpr Activation A = decltype(act)::value;
       if (sparse) {
+        // Each unit's sum is the same for any cut: every thread may take a slice.
         parallel_columns(H, kAlign, 128, 1, [&](int64_t j0, int64_t j1) {
           encode_sparse_slice<T, A>(m, xt.data(), h.data(), on, j0, j1);
-        });
+        }, false);
         return;
       }
       weight_gemm_columns<T>(&enc, false, B, H, D, xt.data(), D, m.W, H, h.data(), H, kAlign,

@@ -298,7 +298,7 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
         for (int64_t q = q0; q < q1; ++q) gb[q] += g * dc[i * DK + q];
       }
     }
-  });
+  }, false);  // sums over rows in order: the same for any cut
   // d h_i = sum_j g_j(t_i) dc_i W_j^T, column slices of h over the pool.
   ws.d_top.resize(B * H);
   T* d_top = ws.d_top.data();

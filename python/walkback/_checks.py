@@ -66,11 +66,18 @@ def check_dtype(dtype) -> np.dtype:
 
 def check_first_chain(first_chain, chains: int) -> int:
     """The random stream's index of a call's first chain: chains first_chain ..
-    first_chain + chains - 1 must fit the stream's 32-bit chain counter."""
+    first_chain + chains - 1 must fit the stream's 32-bit chain counter (past it, chains would
+    reuse the numbers of others)."""
     first_chain = check_int("first_chain", first_chain, 0, 2**32 - 1)
     if first_chain + chains > 2**32:
         raise ValueError("first_chain + chains: the chain index must stay below 2**32")
     return first_chain
+
+
+def check_steps_fit(step: int, steps: int) -> None:
+    """Steps step .. step + steps - 1 must fit the stream's 32-bit step counter."""
+    if step + steps > 2**32:
+        raise ValueError("step + steps: the step index must stay below 2**32")
 
 
 def check_seed(name: str, seed) -> int:
@@ -90,20 +97,29 @@ def float_dtype(name: str, x) -> np.dtype:
     return dt
 
 
+def as_numeric(name: str, x) -> np.ndarray:
+    """np.asarray(x), which must hold real numbers (bool, int or float): anything else is a
+    TypeError naming the argument."""
+    try:
+        a = np.asarray(x)
+    except Exception as e:  # noqa: BLE001 - anything NumPy cannot read is a type error here
+        raise TypeError(f"{name}: expected an array, got {type(x).__name__}") from e
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
+    return a
+
+
 def as_state(name: str, x, dtype: np.dtype, width: int):
     """A fresh C-contiguous (n, width) copy of x in `dtype`; 1-D input is one chain. GPU
     arrays (CuPy, or CUDA tensors through DLPack) give a CuPy copy on the same device."""
     if _backend.is_gpu_array(x):
         a, _ = _backend.to_backend_array(x, name)
         xp = _backend.array_module(a)
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
     else:
         xp = np
-        try:
-            a = np.asarray(x)
-        except Exception as e:  # noqa: BLE001 - anything NumPy cannot read is a type error here
-            raise TypeError(f"{name}: expected an array, got {type(x).__name__}") from e
-    if a.dtype.kind not in "biuf":
-        raise TypeError(f"{name}: expected a numeric array, got dtype {a.dtype}")
+        a = as_numeric(name, x)
     if a.ndim == 1:
         a = a[None, :]
     if a.ndim != 2 or a.shape[1] != width:

@@ -208,21 +208,22 @@ class ChainModel(ParamModel):
         if every is not None:
             every = _checks.check_int("every", every, 1, steps)
         seed = self._seed(seed)
-        first_chain = _checks.check_int("first_chain", first_chain, 0, 2**32 - 1)  # range below
         if x0 is None:
             if n is None:
                 raise ValueError("sample: give n (the number of chains) or x0 (start states)")
             n = _checks.check_int("n", n, 1, 2**31 - 1)
             if clamp is not None:
                 raise ValueError("clamp: clamped sampling needs x0 to give the clamped values")
+            first_chain = _checks.check_first_chain(first_chain, n)
             x = self._initial_state(n, seed, first_chain)
             if self.device == "cuda":
                 x = _gpu.require("sample").asarray(x)
         else:
+            # (A GSN's missing segments draw their start through ops, which checks first_chain.)
             x = self._start_state(self._device_data("x0", x0), seed, first_chain)
             if n is not None and _checks.check_int("n", n, 1) != x.shape[0]:
                 raise ValueError(f"n: x0 has {x.shape[0]} rows but n = {n}")
-        _checks.check_first_chain(first_chain, x.shape[0])
+            first_chain = _checks.check_first_chain(first_chain, x.shape[0])
         if _backend.is_gpu_array(clamp):
             clamp = _backend.to_backend_array(clamp, "clamp")[0].get()
         cl = self._clamp_mask(clamp, x.shape[0])

@@ -13,7 +13,7 @@ import numpy as np
 from . import data as wbdata
 from . import images
 from .dae import DAE
-from .io import load
+from .io import check_save_path, load
 from .noise import BitFlip, GaussianCorruption, Masking, SaltAndPepper
 from .optim import SGD, Adam
 
@@ -238,11 +238,10 @@ def demo_gsn(args) -> int:
 
 def _check_out(path: str) -> None:
     """Fails before any work when the output file could not be written."""
-    if os.path.isdir(path):
-        raise ValueError(f"--out {path}: is a folder; expected a file name")
-    folder = os.path.dirname(path) or "."
-    if not os.path.isdir(folder):
-        raise ValueError(f"--out {path}: the folder {folder} does not exist")
+    try:
+        check_save_path(path)
+    except OSError as e:
+        raise ValueError(f"--out {e}") from e
 
 
 def train(args) -> int:

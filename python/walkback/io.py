@@ -28,23 +28,19 @@ def _digest(tensors: dict, kind, config) -> str:
     return h.hexdigest()
 
 
-class _TensorMismatch(ValueError):
-    """A file's tensors do not match its configuration."""
-
-
 def _check_tensors(path, model, tensors: dict) -> None:
     expected = model.param_shapes()
     if set(tensors) != set(expected):
-        raise _TensorMismatch(
+        raise ValueError(
             f"load: {path} holds tensors {sorted(tensors)}, expected {sorted(expected)}"
         )
     for k, t in tensors.items():
         if t.dtype != model.dtype:
-            raise _TensorMismatch(
+            raise ValueError(
                 f"load: {path}: tensor {k} has dtype {t.dtype}, expected {model.dtype}"
             )
         if tuple(t.shape) != tuple(expected[k]):
-            raise _TensorMismatch(
+            raise ValueError(
                 f"load: {path}: {k}: expected shape {tuple(expected[k])}, got {tuple(t.shape)}"
             )
 
@@ -65,6 +61,18 @@ def _models() -> dict:
     }
 
 
+def check_save_path(path) -> str:
+    """The path as a string, if a file can be written there: not a folder, in a folder that
+    exists (else IsADirectoryError or FileNotFoundError)."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"save: {path} is a folder; expected a file name")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"save: the folder {folder} does not exist")
+    return path
+
+
 def save(model, path) -> None:
     """Saves ``model`` to ``path`` (a .safetensors file)."""
     from safetensors import SafetensorError
@@ -82,12 +90,7 @@ def save(model, path) -> None:
         "config": config,
         "sha256": _digest(tensors, kind, config),
     }
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"save: {path} is a folder; expected a file name")
-    folder = os.path.dirname(path) or "."
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"save: the folder {folder} does not exist")
+    path = check_save_path(path)
     try:
         save_file(tensors, path, metadata=meta)
     except SafetensorError as e:  # safetensors' own error says little about the cause
@@ -130,10 +133,7 @@ def load(path):
         # First without parameters: the configuration's sizes are checked against the file's
         # tensors before anything of those sizes is allocated.
         with _model.params_from_file():
-            _check_tensors(path, cls.from_config(cfg), tensors)
-        # Then as the constructor builds it (its generator draws the initial weights, so a
-        # loaded model's seed=None calls go as a fresh one's would).
-        model = cls.from_config(cfg)
+            shell = cls.from_config(cfg)
     except (
         KeyError,
         TypeError,
@@ -144,11 +144,13 @@ def load(path):
         OverflowError,
         RecursionError,
     ) as e:
-        if isinstance(e, _TensorMismatch):
-            raise
         # Whatever a damaged or crafted configuration makes the constructor raise (JSON errors
         # are ValueErrors); a configuration too large to build is damaged too.
         raise ValueError(f"load: {path} has a damaged configuration ({e!r})") from e
+    _check_tensors(path, shell, tensors)
+    # Then as the constructor builds it (its generator draws the initial weights, so a loaded
+    # model's seed=None calls go as a fresh one's would); the sizes are the file's now.
+    model = cls.from_config(cfg)
     try:
         model.set_params(**tensors)  # checks shapes and finiteness
     except ValueError as e:

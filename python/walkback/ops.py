@@ -54,9 +54,7 @@ def _random(normal: bool, chains, units, seed, step, first_chain, stream, device
     units = _checks.check_int("units", units, 0, 2**31 - 1)
     seed = _checks.check_seed("seed", seed)
     step = _checks.check_int("step", step, 0, 2**32 - 1)
-    first_chain = _checks.check_int("first_chain", first_chain, 0, 2**32 - 1)
-    if first_chain + chains > 2**32:
-        raise ValueError("first_chain + chains: the chain index must stay below 2**32")
+    first_chain = _checks.check_first_chain(first_chain, chains)
     sid = _stream_id(stream)
     if device == "cpu":
         out = np.empty((chains, units), dtype=np.float32)
@@ -110,12 +108,9 @@ def _check_batch(name: str, x, allow_1d: bool = True):
 
 
 def _check_counters(step: int, steps: int, first_chain: int, chains: int) -> None:
-    """The stream's counters are 32-bit: past them, chains and steps would reuse the numbers of
-    others."""
-    if first_chain + chains > 2**32:
-        raise ValueError("first_chain + chains: the chain index must stay below 2**32")
-    if step + steps > 2**32:
-        raise ValueError("step + steps: the step index must stay below 2**32")
+    """The stream's 32-bit counters hold the call's steps and chains."""
+    _checks.check_first_chain(first_chain, chains)
+    _checks.check_steps_fit(step, steps)
 
 
 def _data_range(a):
@@ -379,10 +374,7 @@ def parzen_logpdf(samples, x, sigma, batch_size=None, progress=False):
     CuPy (or other CUDA) arrays run on the GPU and give a CuPy array."""
     if _backend.is_gpu_array(samples) or _backend.is_gpu_array(x):
         return _parzen_gpu(samples, x, sigma)
-    try:
-        s, xx = np.asarray(samples), np.asarray(x)
-    except Exception as e:  # noqa: BLE001 - anything NumPy cannot read is a type error here
-        raise TypeError("parzen_logpdf: samples and x must be arrays") from e
+    s, xx = _checks.as_numeric("samples", samples), _checks.as_numeric("x", x)
     _parzen_shapes(s, xx)
     dt = np.float64 if np.float64 in (s.dtype, xx.dtype) else np.float32
     s = np.ascontiguousarray(s, dtype=dt)
@@ -403,9 +395,6 @@ def parzen_logpdf(samples, x, sigma, batch_size=None, progress=False):
 
 
 def _parzen_shapes(s, xx):
-    for name, a in (("samples", s), ("x", xx)):
-        if a.dtype.kind not in "biuf":
-            raise TypeError(f"parzen_logpdf: {name}: expected a real numeric array, got {a.dtype}")
     if s.ndim != 2 or xx.ndim != 2 or s.shape[1] != xx.shape[1]:
         raise ValueError(
             f"parzen_logpdf: expected samples (N, D) and x (M, D), got {s.shape} and {xx.shape}"

@@ -105,12 +105,7 @@ class SequenceGSN(ParamModel):
     def _x(self, x) -> np.ndarray:
         if _backend.is_gpu_array(x):
             raise NotImplementedError("SequenceGSN runs on the CPU only in this version")
-        try:
-            a = np.asarray(x)
-        except Exception as e:  # noqa: BLE001 - anything NumPy cannot read is a type error here
-            raise TypeError(f"x: expected an array, got {type(x).__name__}") from e
-        if a.dtype.kind not in "biuf":
-            raise TypeError(f"x: expected a real numeric array, got dtype {a.dtype}")
+        a = _checks.as_numeric("x", x)
         if a.ndim != 3 or a.shape[2] != self.in_channels:
             raise ValueError(f"x: expected shape (N, L, {self.in_channels}), got {a.shape}")
         if a.shape[0] == 0 or a.shape[1] == 0:
