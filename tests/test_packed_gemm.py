@@ -82,6 +82,32 @@ def test_both_instruction_sets_give_the_same_bits(isa):
     np.testing.assert_array_equal(out["avx512"], out["avx2"])
 
 
+# k within one block (the callback runs on blocks of a few rows by the panels that stay in L2:
+# 784 x 32 floats a panel, ten to a group at n = 1000, so groups of 10, 10, 10 and 2 panels),
+# and past it (one callback on the whole slice at the end).
+@pytest.mark.parametrize("m,k,n", [(1, 784, 1000), (29, 784, 1000), (13, 7, 40), (25, 1100, 70)])
+def test_block_callback_tiles_c_once_final(m, k, n):
+    rng = np.random.default_rng(m + k + n)
+    a = rng.normal(size=(m, k)).astype(np.float32)
+    b = rng.normal(size=(k, n)).astype(np.float32)
+    c = np.empty((m, n), np.float32)
+    seen = np.full((m, n), np.nan, np.float32)
+    blocks = cpu.packed_gemm_blocks(a, b, c, seen, False)
+    # Each block copied C where it was final: seen is the whole product, bit for bit.
+    np.testing.assert_array_equal(seen, c)
+    want = np.empty_like(c)
+    cpu.packed_gemm(a, b, want, False)
+    np.testing.assert_array_equal(c, want)
+    cover = np.zeros((m, n), int)
+    for r0, r1, c0, c1 in blocks:
+        assert 0 <= r0 < r1 <= m and 0 <= c0 < c1 <= n
+        assert c0 % 32 == 0 and (c1 % 32 == 0 or c1 == n)
+        cover[r0:r1, c0:c1] += 1
+    assert np.all(cover == 1), "the blocks do not tile C exactly once"
+    if k <= 1024 and m > 12:
+        assert max(r1 - r0 for r0, r1, _, _ in blocks) <= 12, "blocks of a few rows expected"
+
+
 def test_unknown_instruction_set_is_refused():
     with pytest.raises(ValueError, match="avx512"):
         cpu.set_packed_gemm_isa("sse9")

@@ -3,7 +3,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <optional>
+#include <vector>
 
 #include "bindings/array_checks.h"
 #include "bindings/chain_args.h"
@@ -278,6 +280,31 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
     });
   }, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("trans_b") = false,
      py::arg("accumulate") = false);
+  // The product with packed_gemm's block callback, one thread, the whole width as one slice:
+  // each callback copies its block of C into `seen` (so seen == C only if the blocks tile C and
+  // each ran once C was final there); returns the blocks (r0, r1, c0, c1). For its tests.
+  mod.def("packed_gemm_blocks", [](py::array a, py::array b, py::array c, py::array seen,
+                                    bool trans_b) {
+    const Product p = checked_product(a, b, c, trans_b);
+    check_array(seen, "seen", py::dtype::of<float>(), {p.m, p.n}, true);
+    if (!wb::packed_gemm_supported())
+      throw std::runtime_error("packed_gemm_blocks: the packed GEMM is not available");
+    float* out = static_cast<float*>(seen.mutable_data());
+    std::vector<std::array<int64_t, 4>> blocks;
+    {
+      py::gil_scoped_release nogil;
+      wb::PackedWeights w;
+      w.pack(p.b, p.ldb, trans_b, p.k, p.n);
+      auto copy = [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+        blocks.push_back({r0, r1, c0, c1});
+        for (int64_t r = r0; r < r1; ++r)
+          std::copy(p.c + r * p.n + c0, p.c + r * p.n + c1, out + r * p.n + c0);
+      };
+      const wb::BlockDone done = wb::BlockDone::of(copy);
+      wb::packed_gemm(p.m, p.a, p.k, w, p.c, p.n, 0, p.n, false, &done);
+    }
+    return blocks;
+  });
   mod.def("packed_gemm_supported", &wb::packed_gemm_supported);
   mod.def("packed_weights_count", &wb::packed_weights_count);
   mod.def("packed_products_count", &wb::packed_products_count);

@@ -113,8 +113,8 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
         return;
       }
       weight_gemm_columns<T>(&enc, false, B, H, D, xt.data(), D, m.W, H, h.data(), H, kAlign,
-                             [&](int64_t j0, int64_t j1) {
-                               for (int64_t r = 0; r < B; ++r)
+                             [&](int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
+                               for (int64_t r = r0; r < r1; ++r)
                                  bias_activate<T, A>(h.data() + r * H + j0, m.b1 + j0, j1 - j0);
                              });
     });
@@ -127,10 +127,12 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
       rec = records + (past / a.every - 1) * B * D;
     with_reconstruction(m.reconstruction, [&](auto rc) {
       constexpr Reconstruction R = decltype(rc)::value;
-      auto epilogue = [&](int64_t d0, int64_t d1) {
+      auto epilogue = [&](int64_t r0, int64_t r1, int64_t d0, int64_t d1) {
         const int64_t w = d1 - d0;
-        std::vector<float> scratch(w);
-        for (int64_t r = 0; r < B; ++r) {
+        // Called for a few rows at a time: the slice's scratch is kept by its thread.
+        thread_local std::vector<float> scratch;
+        if (scratch.size() < static_cast<size_t>(w)) scratch.resize(w);
+        for (int64_t r = r0; r < r1; ++r) {
           const uint32_t chain = a.first_chain + static_cast<uint32_t>(r);
           T* xr = x + r * D + d0;
           T* orow = o.data() + r * D + d0;

@@ -82,17 +82,24 @@ void mlp_forward(const std::vector<DenseLayer<T>>& layers, Activation act, int64
       if (packed && B >= L.out) {
         // As below, each thread on its rows, with nothing packed per call.
         pool().parallel_for(B, [&](int64_t r0, int64_t r1) {
-          if constexpr (std::is_same_v<T, float>)
-            packed_gemm(r1 - r0, in + r0 * L.in, L.in, *L.packed, out + r0 * L.out, L.out, 0,
-                        L.out, false);
-          for (int64_t r = r0; r < r1; ++r) bias_activate<T, A>(out + r * L.out, L.b, L.out);
+          if constexpr (std::is_same_v<T, float>) {
+            T* o = out + r0 * L.out;
+            auto block = [&](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+              for (int64_t r = i0; r < i1; ++r)
+                bias_activate<T, A>(o + r * L.out + j0, L.b + j0, j1 - j0);
+            };
+            const BlockDone done = BlockDone::of(block);
+            packed_gemm(r1 - r0, in + r0 * L.in, L.in, *L.packed, o, L.out, 0, L.out, false,
+                        &done);
+          }
         }, 16);
       } else if (packed) {
         if constexpr (std::is_same_v<T, float>)
-          packed_gemm_columns(B, in, L.in, *L.packed, out, L.out, [&](int64_t j0, int64_t j1) {
-            for (int64_t r = 0; r < B; ++r)
-              bias_activate<T, A>(out + r * L.out + j0, L.b + j0, j1 - j0);
-          });
+          packed_gemm_columns(B, in, L.in, *L.packed, out, L.out,
+                              [&](int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
+                                for (int64_t r = r0; r < r1; ++r)
+                                  bias_activate<T, A>(out + r * L.out + j0, L.b + j0, j1 - j0);
+                              });
       } else if (B >= L.out) {
         // At least as many rows as outputs: row slices, each thread packing only its rows.
         parallel_rows(B, 16, [&](int64_t r0, int64_t r1) {
@@ -143,9 +150,9 @@ void mlp_backward(const std::vector<DenseLayer<T>>& layers, Activation act, int6
       // d (B x in) = d W^T, times act'(input) unless the input is x.
       T* next = l > 0 ? (deltas.empty() ? buf.data() + (l % 2) * B * widest : deltas[l - 1]) : d_x;
       weight_gemm_columns<T>(L.packed_t, true, B, L.in, L.out, d, L.out, L.W, L.out, next, L.in,
-                             kAlign, [&](int64_t j0, int64_t j1) {
+                             kAlign, [&](int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
                         if (l == 0) return;
-                        for (int64_t r = 0; r < B; ++r)
+                        for (int64_t r = r0; r < r1; ++r)
                           mul_activation_grad<T, A>(next + r * L.in + j0, in + r * L.in + j0,
                                                     j1 - j0);
                       });

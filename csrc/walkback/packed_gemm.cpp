@@ -291,13 +291,15 @@ constexpr auto kTilesAvx2 = avx2_tiles(std::make_integer_sequence<int, kMrAvx2>{
 // passes over it. K in blocks of kKc only past kKcMax, so C is written once for the usual k.
 // The same blocks for both instruction sets, so that both sum in the same order.
 constexpr int64_t kMc = 192, kKcMax = 1024, kKc = 512;
+// With a callback (BlockDone), the panels that one pass of row groups reads: half of a 2 MB L2.
+constexpr int64_t kGroupBytes = 1 << 20;
 
 }  // namespace
 #endif
 
 
 void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedWeights& b, float* c,
-                 int64_t ldc, int64_t j0, int64_t j1, bool accumulate) {
+                 int64_t ldc, int64_t j0, int64_t j1, bool accumulate, const BlockDone* done) {
   constexpr int64_t P = PackedWeights::kPanel;
   if (j0 % P != 0 || j1 > b.n() || j0 > j1)
     throw std::invalid_argument("packed_gemm: columns must start on a panel, within n");
@@ -313,6 +315,29 @@ void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedWeights& b,
   if (k == 0) {
     if (!accumulate)
       for (int64_t r = 0; r < m; ++r) std::fill(c + r * ldc + j0, c + r * ldc + j1, 0.0f);
+    if (done && m > 0) (*done)(0, m, j0, j1);
+    return;
+  }
+  if (done && kc_step == k) {
+    // One block of k: the slice in groups of panels that stay in L2 (kGroupBytes); in each,
+    // every group of rows goes through the panels, then its callback runs while that block of
+    // C (a few KB) is still in L1. Each element is the same chain of FMAs as below. Measured
+    // (benchmarks/RESULTS.md): the chain's bias + sigmoid and sampling passes had read C back
+    // from L2 or memory.
+    const int64_t panel_bytes = k * P * static_cast<int64_t>(sizeof(float));
+    const int64_t group = P * std::max<int64_t>(1, kGroupBytes / panel_bytes);
+    for (int64_t g0 = j0; g0 < j1; g0 += group) {
+      const int64_t g1 = std::min(j1, g0 + group);
+      for (int64_t i = 0; i < m; i += mr_max) {
+        const int64_t mr = std::min<int64_t>(mr_max, m - i);
+        for (int64_t c0 = g0; c0 < g1; c0 += P) {
+          const int w = static_cast<int>(std::min(P, g1 - c0));
+          tiles[mr - 1](k, a + i * lda, lda, b.panel(c0 / P), c + i * ldc + c0, ldc, w,
+                        accumulate);
+        }
+        (*done)(i, i + mr, g0, g1);
+      }
+    }
     return;
   }
   for (int64_t k0 = 0; k0 < k; k0 += kc_step) {
@@ -330,8 +355,9 @@ void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedWeights& b,
       }
     }
   }
+  if (done && m > 0) (*done)(0, m, j0, j1);
 #else
-  (void)m, (void)a, (void)lda, (void)c, (void)ldc, (void)accumulate;
+  (void)m, (void)a, (void)lda, (void)c, (void)ldc, (void)accumulate, (void)done;
 #endif
 }
 

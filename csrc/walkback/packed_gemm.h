@@ -79,9 +79,33 @@ int64_t packed_products_count();
 // false, and nothing changed, where it does not.
 bool set_packed_gemm_isa(PackedIsa isa);
 
+// A callback on a block of packed_gemm's output, rows [r0, r1) and columns [c0, c1), once it
+// is final: a function pointer and its context (no allocation, unlike std::function).
+struct BlockDone {
+  void (*fn)(void* ctx, int64_t r0, int64_t r1, int64_t c0, int64_t c1) = nullptr;
+  void* ctx = nullptr;
+  void operator()(int64_t r0, int64_t r1, int64_t c0, int64_t c1) const {
+    fn(ctx, r0, r1, c0, c1);
+  }
+  // Wraps a callable f(r0, r1, c0, c1), which must outlive the BlockDone.
+  template <class F>
+  static BlockDone of(F& f) {
+    return {[](void* p, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+              (*static_cast<F*>(p))(r0, r1, c0, c1);
+            },
+            &f};
+  }
+};
+
 // C[:, j0:j1] = A op(B)[:, j0:j1], or += when accumulate. A is m x k row-major (lda); C is
 // row-major (ldc); j0 is a multiple of kPanel; one thread (callers split the columns).
+// With `done`, done(r0, r1, c0, c1) runs on blocks that tile C[:, j0:j1] as soon as each is
+// final (a few rows by a few panels, while the block is in L1, where k fits one block of the
+// kernel; else once, on the whole slice, at the end): bias + activation, sampling. The
+// product's bits are the same either way; column bounds inside the slice are multiples of
+// kPanel.
 void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedWeights& b, float* c,
-                 int64_t ldc, int64_t j0, int64_t j1, bool accumulate);
+                 int64_t ldc, int64_t j0, int64_t j1, bool accumulate,
+                 const BlockDone* done = nullptr);
 
 }  // namespace wb

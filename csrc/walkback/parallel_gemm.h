@@ -81,19 +81,22 @@ void gemm_columns(bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int
 }
 
 // C = A op(B) by weights packed once (packed_gemm.h), in column slices of whole panels, then
-// epilogue(j0, j1) on each slice while it is in cache. Nothing is packed per call, so slices
-// cost nothing extra: four per thread, handed out dynamically.
+// epilogue(r0, r1, j0, j1) on each block of C as soon as it is final, while it is in L1
+// (packed_gemm's BlockDone). Nothing is packed per
+// call, so slices cost nothing extra: four per thread, handed out dynamically.
 template <class Epilogue>
 void packed_gemm_columns(int64_t m, const float* a, int64_t lda, const PackedWeights& w, float* c,
                          int64_t ldc, Epilogue&& epilogue) {
+  const BlockDone done = BlockDone::of(epilogue);
   parallel_columns(w.n(), PackedWeights::kPanel, 64, 4, [&](int64_t j0, int64_t j1) {
-    packed_gemm(m, a, lda, w, c, ldc, j0, j1, false);
-    epilogue(j0, j1);
+    packed_gemm(m, a, lda, w, c, ldc, j0, j1, false, &done);
   }, false);
 }
 
 // gemm_columns, through packed_gemm_columns when `packed` holds op(B) already packed (float
-// only; its panels are whole multiples of any align up to 32).
+// only; its panels are whole multiples of any align up to 32). epilogue(r0, r1, j0, j1) runs
+// on blocks that tile C, each once it is final: whole column slices after the BLAS's
+// product, a few rows by a few panels after walkback's kernel.
 template <class T, class Epilogue>
 void weight_gemm_columns(const PackedWeights* packed, bool trans_b, int64_t m, int64_t n,
                          int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T* c,
@@ -105,7 +108,8 @@ void weight_gemm_columns(const PackedWeights* packed, bool trans_b, int64_t m, i
       return packed_gemm_columns(m, a, lda, *packed, c, ldc, epilogue);
     }
   }
-  gemm_columns<T>(trans_b, m, n, k, a, lda, b, ldb, c, ldc, align, epilogue);
+  gemm_columns<T>(trans_b, m, n, k, a, lda, b, ldb, c, ldc, align,
+                  [&](int64_t j0, int64_t j1) { epilogue(int64_t(0), m, j0, j1); });
 }
 
 // One term op(A) op(B) of a sum of products: A is m x k row-major (lda); B is k x n, or n x k
