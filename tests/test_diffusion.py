@@ -347,6 +347,37 @@ def test_inpainting_keeps_the_known_units_and_records_every_k_steps():
     assert np.ptp(s[-1][:, ~mask], axis=0).min() > 0
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_inpainting_returns_the_known_values_bit_for_bit(dtype):
+    # The scaling's round trip (x s + t - t) / s moves values in the last bits: the known
+    # units are the user's own numbers, in the last state and in every record.
+    m = wb.Diffusion(visible=4, steps=10, hidden=8, basis=3, seed=0, dtype=dtype)
+    m.set_scaling(0.3, -1.7)
+    x0 = (np.random.default_rng(0).normal(size=(200, 4)) * 3 + 5).astype(dtype)
+    mask = np.array([True, False, True, False])
+    s = m.sample(x0=x0, clamp=mask, seed=0)
+    np.testing.assert_array_equal(s[:, mask], x0[:, mask])
+    r = m.sample(x0=x0, clamp=mask, seed=0, every=5)
+    np.testing.assert_array_equal(r[:, :, mask], np.broadcast_to(x0[:, mask], (2, 200, 2)))
+
+
+def test_binarized_fit_binarizes_grey_validation_data_once():
+    grey = np.random.default_rng(0).random((64, 6))
+    m = wb.Diffusion(visible=6, steps=8, kind="binomial", hidden=8, basis=3, seed=0)
+    h = m.fit(
+        grey,
+        epochs=2,
+        batch_size=32,
+        binarize="stochastic",
+        validation=grey,
+        progress=False,
+        seed=1,
+    )
+    assert all(np.isfinite(h.valid_loss))
+    with pytest.raises(ValueError, match="validation: binarize='stochastic' needs values"):
+        m.fit(grey, epochs=1, binarize="stochastic", validation=grey + 1, progress=False)
+
+
 def test_binomial_samples_are_binary():
     m = make("binomial", D=7, T=10)
     s = m.sample(50, seed=2)

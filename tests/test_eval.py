@@ -118,3 +118,16 @@ def test_energy_distance_is_zero_for_one_distribution_and_grows_with_a_shift():
     assert wb.eval.energy_distance(a, b, batch_size=7) == pytest.approx(same, rel=1e-9)
     with pytest.raises(ValueError, match="two rows"):
         wb.eval.energy_distance(a[:1], b)
+
+
+def test_csl_refuses_means_outside_0_1_and_models_it_cannot_score():
+    x = np.zeros((3, 4))
+    for bad in (-1.0, 2.0):
+        with pytest.raises(ValueError, match=r"means: Bernoulli means must lie in \[0, 1\]"):
+            wb.eval.csl_from_means(np.full((3, 4), bad), x)
+    d = wb.Diffusion(visible=4, steps=4, hidden=4, basis=2, seed=0)
+    for model in (d, "m"):
+        with pytest.raises(TypeError, match="csl: expected a walkback.DAE or GSN"):
+            wb.eval.csl(model, x)
+    with pytest.raises(TypeError, match="sigmas: expected real numbers"):
+        wb.eval.select_parzen_sigma(np.zeros((4, 2)), np.zeros((3, 2)), ["a"])

@@ -134,3 +134,18 @@ def test_exact_rejects_what_it_cannot_enumerate():
         wb.exact.transition_matrix(wb.DAE(4, 3), clamp=np.ones(4, bool))
     with pytest.raises(ValueError, match="binary"):
         wb.exact.state_index(np.array([[0.5, 1.0]]))
+
+
+def test_model_arguments_are_checked_first_and_integer_masks_pass():
+    dae = wb.DAE(4, 3, seed=0)
+    x = np.array([[0, 1, 0, 1]], np.float32)
+    with pytest.raises(TypeError, match="expected a walkback.DAE"):
+        wb.exact.kl(dae, x)  # arguments swapped
+    with pytest.raises(TypeError, match="expected a walkback.DAE"):
+        wb.exact.log_likelihood("m", x)
+    values = np.array([1.0, 0, 0, 0])
+    a = wb.exact.transition_matrix(dae, clamp=np.array([1, 0, 0, 0]), values=values)
+    b = wb.exact.transition_matrix(dae, clamp=np.array([True, False, False, False]), values=values)
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match="clamp: expected a bool mask"):
+        wb.exact.transition_matrix(dae, clamp=np.array([2, 0, 0, 0]), values=values)

@@ -213,3 +213,46 @@ def test_bad_data():
         m.predict_proba({"x": x, "y": np.array([0, 1])})
     with pytest.raises(ValueError, match="no categorical segment"):
         wb.GSN(4, [3]).predict_proba(x)
+
+
+def test_stochastic_binarization_leaves_categorical_and_gaussian_segments_alone():
+    rng = np.random.default_rng(0)
+    x = rng.random((6, 4)).astype(np.float32)
+    soft = np.full((6, 3), 1 / 3, np.float32)
+    m = wb.GSN.hybrid(4, 3, hidden=[5], seed=0)
+    seen = []
+    call = m._walkback_call
+
+    def spy(xb, *a, **kw):
+        seen.append(np.array(xb))
+        return call(xb, *a, **kw)
+
+    m._walkback_call = spy
+    m.fit(
+        {"x": x, "y": soft}, epochs=2, batch_size=3, binarize="stochastic", progress=False, seed=0
+    )
+    batches = np.concatenate(seen)
+    assert set(np.unique(batches[:, :4])) <= {0.0, 1.0}  # x: drawn
+    np.testing.assert_array_equal(batches[:, 4:], np.float32(1 / 3))  # y: kept as given
+    g = wb.GSN([wb.Segment("x", 4), wb.Segment("z", 2, "gaussian")], [5], seed=0)
+    with pytest.raises(ValueError, match="segment 'x'"):
+        g.fit({"x": x + 1, "z": x[:, :2] * 9}, epochs=1, binarize="stochastic", progress=False)
+    gauss = wb.GSN([wb.Segment("z", 2, "gaussian")], [5], seed=0)
+    with pytest.raises(ValueError, match="no Bernoulli units"):
+        gauss.fit(x[:, :2], epochs=1, binarize="stochastic", progress=False)
+
+
+def test_clamping_a_segment_that_x0_leaves_out_is_an_error():
+    m = wb.GSN.hybrid(4, 3, hidden=[5], seed=0)
+    x = np.random.default_rng(0).random((2, 4))
+    with pytest.raises(ValueError, match="segment 'y' is clamped, but x0 does not give"):
+        m.sample(x0={"x": x}, clamp="y", steps=1)
+    with pytest.raises(ValueError, match="segment 'y' is clamped"):
+        m.sample(x0={"x": x}, clamp=[0, 0, 0, 0, 1, 1, 1], steps=1)
+    assert m.sample(x0={"x": x}, clamp="x", steps=1).shape == (2, 7)  # x given: fine
+
+
+def test_means_is_a_flag():
+    m = wb.GSN.hybrid(4, 3, hidden=[5], seed=0)
+    with pytest.raises(TypeError, match="means: expected True or False"):
+        m.sample(n=2, steps=1, means="no")

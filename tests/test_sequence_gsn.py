@@ -116,6 +116,9 @@ def test_bad_inputs_say_what_is_wrong():
         m.loss_and_grad(x, bad)
     with pytest.raises(ValueError, match="lengths"):
         m.predict_proba(x, lengths=[8, 2])
+    full = [x.shape[1]] * x.shape[0]
+    with pytest.raises(ValueError, match="within a sequence's length is -1"):
+        m.loss_and_grad(x, bad, lengths=full)  # bad: a -1 inside the sequence
     with pytest.raises(ValueError, match="burn_in"):
         m.predict_proba(x, steps=3, burn_in=3)
     with pytest.raises(TypeError, match="integer labels"):

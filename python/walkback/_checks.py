@@ -53,6 +53,13 @@ def check_float(name: str, v) -> float:
         raise ValueError(f"{name}: {v!r} is too large for a float") from e
 
 
+def check_bool(name: str, v) -> bool:
+    """A flag: True or False (NumPy's bools too); "no" or 2 is not a yes or a no."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {v!r}")
+    return bool(v)
+
+
 def check_dtype(dtype) -> np.dtype:
     """A model's dtype: float32 or float64."""
     try:

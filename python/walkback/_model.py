@@ -227,10 +227,19 @@ class ChainModel(ParamModel):
         if _backend.is_gpu_array(clamp):
             clamp = _backend.to_backend_array(clamp, "clamp")[0].get()
         cl = self._clamp_mask(clamp, x.shape[0])
+        self._check_clamp_given(x0, cl)
         if self.device == "cuda":
             cl = _gpu.clamp_to_device(cl, _gpu.require("sample"))
         return self._run_chain(
-            x, cl, steps, burn_in, every, seed, bool(means), bool(progress), first_chain=first_chain
+            x,
+            cl,
+            steps,
+            burn_in,
+            every,
+            seed,
+            _checks.check_bool("means", means),
+            bool(progress),
+            first_chain=first_chain,
         )
 
     # ------------------------------------------------------------------ walk-back loss
@@ -305,7 +314,7 @@ class ChainModel(ParamModel):
             optimizer: walkback.SGD(...) or walkback.Adam(...); default SGD(0.1, momentum 0.5).
             validation: optional data (like x) whose loss is reported after each epoch.
             binarize: None, or "stochastic" to redraw a binary sample of grey-level data each
-                epoch (dynamic binarization).
+                epoch (dynamic binarization); a GSN's Bernoulli segments only.
             seed: the training run's random stream (batches, corruption, samples).
         Raises:
             TrainingDiverged (a FloatingPointError) naming the epoch and batch where the loss
@@ -333,6 +342,14 @@ class ChainModel(ParamModel):
             xv=xv,
             shuffle=shuffle,
             binarize=binarize,
+            binary_columns=self._binary_columns(),
             progress=progress,
             seed=seed,
         )
+
+    def _check_clamp_given(self, x0, clamp):
+        """Raises if a clamped unit is not given by x0 (a GSN's dict may leave segments out)."""
+
+    def _binary_columns(self):
+        """The units fit's ``binarize`` applies to: None for all of them (a DAE)."""
+        return None

@@ -429,7 +429,8 @@ class Diffusion(ParamModel):
             optimizer: default RMSprop(lr=1e-3) with batches of 512, the original's;
                 walkback.Adam(...) and SGD(...) work too.
             validation: optional data whose loss (same estimate, fixed draws) is reported.
-            binarize: None, or "stochastic" (binomial kind, grey-level data in [0, 1]).
+            binarize: None, or "stochastic" (binomial kind, grey-level data in [0, 1]); grey
+                validation data are then binarized once, by a fixed draw.
         Raises:
             TrainingDiverged naming the epoch and batch where the loss stopped being finite.
         """
@@ -447,7 +448,15 @@ class Diffusion(ParamModel):
         try:
             xs = self._to_model(x)
             xv = None
-            if validation is not None:
+            if validation is not None and binarize == "stochastic":
+                # Grey levels like x: binarized once (a fixed draw), so that the validation
+                # loss compares between epochs.
+                v = self._state("validation", validation)
+                if v.size and (float(v.min()) < 0 or float(v.max()) > 1):
+                    raise ValueError("validation: binarize='stochastic' needs values in [0, 1]")
+                u = ops.uniform(v.shape[0], v.shape[1], seed=0, stream="user")
+                xv = self._to_model((u < v).astype(self.dtype))
+            elif validation is not None:
                 xv = self._to_model(self._check_data("validation", validation))
             return _training.fit(
                 self,
@@ -481,18 +490,19 @@ class Diffusion(ParamModel):
         if clamp is None:
             if x0 is not None:
                 raise ValueError("x0: give clamp= to say which units of x0 are known")
-            return x, None, None
+            return x, None, None, None
         if x0 is None:
             raise ValueError("clamp: clamped sampling needs x0 to give the known values")
-        known = self._to_model(self._check_data("x0", x0))
-        if known.shape[0] == 1 and n > 1:
-            known = np.repeat(known, n, axis=0)
-        if known.shape[0] != n:
-            raise ValueError(f"x0: expected 1 or {n} rows, got {known.shape[0]}")
+        given = self._check_data("x0", x0)
+        if given.shape[0] == 1 and n > 1:
+            given = np.repeat(given, n, axis=0)
+        if given.shape[0] != n:
+            raise ValueError(f"x0: expected 1 or {n} rows, got {given.shape[0]}")
+        known = self._to_model(given)
         mask = _checks.as_clamp(clamp, n, self.visible)
         mask = np.ascontiguousarray(np.broadcast_to(mask, (n, self.visible)))
         x = np.where(mask.astype(bool), known, x).astype(self.dtype)
-        return x, mask, np.ascontiguousarray(known)
+        return x, mask, np.ascontiguousarray(known), given
 
     def _reverse(
         self, x, seed, every, progress, clamp=None, known=None, y=None, obs_var=0.0, first_chain=0
@@ -547,10 +557,15 @@ class Diffusion(ParamModel):
             every = _checks.check_int("every", every, 1, self.steps)
         seed = self._seed(seed)
         first_chain = _checks.check_first_chain(first_chain, n)
-        x, mask, known = self._start(n, seed, clamp, x0, first_chain)
-        return self._reverse(
+        x, mask, known, given = self._start(n, seed, clamp, x0, first_chain)
+        out = self._reverse(
             x, seed, every, progress, clamp=mask, known=known, first_chain=first_chain
         )
+        if mask is not None:
+            # The known units exactly as given: the scaling's round trip (x s + t - t) / s
+            # moves them in the last bits.
+            np.copyto(out, given.astype(out.dtype, copy=False), where=mask.astype(bool))
+        return out
 
     def denoise(self, y, noise_sigma, seed=None, every=None, progress=False, first_chain=0):
         """Samples p(x_0 | y) for a Gaussian observation y = x_0 + N(0, noise_sigma^2) (the
@@ -568,7 +583,7 @@ class Diffusion(ParamModel):
             every = _checks.check_int("every", every, 1, self.steps)
         seed = self._seed(seed)
         first_chain = _checks.check_first_chain(first_chain, ys.shape[0])
-        x, _, _ = self._start(ys.shape[0], seed, None, None, first_chain)
+        x, _, _, _ = self._start(ys.shape[0], seed, None, None, first_chain)
         obs_var = (sigma * self.scale) ** 2
         return self._reverse(
             x,

@@ -58,7 +58,10 @@ def select_parzen_sigma(samples, x_valid, sigmas=None, progress=False):
     the reference Parzen script's grid (Goodfellow et al. 2014)."""
     if sigmas is None:
         sigmas = np.logspace(-1.0, 0.0, 10)
-    sigmas = [float(s) for s in np.atleast_1d(np.asarray(sigmas, dtype=np.float64))]
+    try:
+        sigmas = [float(s) for s in np.atleast_1d(np.asarray(sigmas, dtype=np.float64))]
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"sigmas: expected real numbers, got {sigmas!r}") from e
     if not sigmas or not all(s > 0 and np.isfinite(s) for s in sigmas):
         raise ValueError(f"sigmas: expected positive finite values, got {sigmas}")
     table = []
@@ -75,6 +78,11 @@ def select_parzen_sigma(samples, x_valid, sigmas=None, progress=False):
 
 
 def _bernoulli_visible(model) -> None:
+    from .dae import DAE
+    from .gsn import GSN
+
+    if not isinstance(model, (DAE, GSN)):
+        raise TypeError(f"csl: expected a walkback.DAE or GSN, got {type(model).__name__}")
     segs = getattr(model, "segments", None)
     names = [s.reconstruction.name for s in segs] if segs else [model.reconstruction.name]
     if any(n != "bernoulli" for n in names):
@@ -97,6 +105,8 @@ def csl_from_means(means, x, eps=1e-7):
         raise ValueError(f"means: expected shape (S, D) or (steps, chains, D), got {mu.shape}")
     if not np.all(np.isfinite(mu)):
         raise ValueError("means: contains NaN or infinite values")
+    if mu.min() < 0 or mu.max() > 1:
+        raise ValueError("means: Bernoulli means must lie in [0, 1]")
     xx = _checks.as_state("x", x, np.float64, mu.shape[1])
     # Bernoulli likelihoods: x must be binary (grey levels give a number, not a log-probability).
     _checks.check_binary("x", xx)

@@ -230,6 +230,7 @@ def _data_distribution(x, d) -> np.ndarray:
 
 def log_likelihood(model, x) -> float:
     """Mean log pi(x) over the binary rows of x under the chain's stationary distribution."""
+    _check_model(model)
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[1] != model.visible or x.shape[0] == 0:
         raise ValueError(
@@ -245,6 +246,7 @@ def kl(data, model) -> float:
     """KL(p_data || pi) in nats, p_data the empirical distribution of the binary rows of
     ``data`` and pi the chain's stationary distribution: 0 when the chain's equilibrium is the
     data distribution; large when the chain puts little mass on the data (spurious modes)."""
+    _check_model(model)
     p = _data_distribution(data, model.visible)
     pi = stationary_distribution(model)
     on = p > 0

@@ -177,6 +177,24 @@ class GSN(ChainModel):
             segments=segs,
         )
 
+    def _check_clamp_given(self, x0, clamp):
+        if clamp is None or not isinstance(x0, dict):
+            return
+        for s, off in zip(self.segments, self.offsets, strict=True):
+            if s.name not in x0 and np.any(clamp[..., off : off + s.size]):
+                raise ValueError(
+                    f"clamp: segment {s.name!r} is clamped, but x0 does not give its values"
+                )
+
+    def _binary_columns(self):
+        """fit's ``binarize`` applies to the Bernoulli segments only: a categorical or Gaussian
+        segment drawn unit by unit would not be data of its kind."""
+        return [
+            (s.name, off, off + s.size)
+            for s, off in zip(self.segments, self.offsets, strict=True)
+            if s.reconstruction.name == "bernoulli"
+        ]
+
     # ------------------------------------------------------------------ data
     def segment(self, name) -> tuple:
         """(Segment, offset) of the segment called ``name``."""

@@ -131,6 +131,8 @@ class SequenceGSN(ParamModel):
             raise ValueError(f"lengths: expected ({n},) integers, got {lens.shape} {lens.dtype}")
         if lens.min() < 1 or lens.max() > length:
             raise ValueError(f"lengths: expected values in [1, {length}]")
+        if y is not None and np.any((y < 0) & (np.arange(length)[None, :] < lens[:, None])):
+            raise ValueError("y: a label within a sequence's length is -1 (padding); check lengths")
         return np.ascontiguousarray(lens, dtype=np.int32)
 
     def _y(self, y, x) -> np.ndarray:

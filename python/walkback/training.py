@@ -47,9 +47,10 @@ class TrainingDiverged(FloatingPointError):
     parameters (those that gave the previous finite loss)."""
 
 
-def stochastic_binarize(x, seed: int, epoch: int, first_row: int):
+def stochastic_binarize(x, seed: int, epoch: int, first_row: int, columns=None):
     """Binary sample with P(1) = x, from walkback's stream (dynamic binarization); on the
-    device x lives on."""
+    device x lives on. ``columns``: the (start, stop) ranges of units to binarize (a GSN's
+    Bernoulli segments), or None for every unit; the others are returned as they are."""
     u = ops.uniform(
         x.shape[0],
         x.shape[1],
@@ -59,7 +60,28 @@ def stochastic_binarize(x, seed: int, epoch: int, first_row: int):
         stream="user",
         device=_backend.device_of(x),
     )
-    return (u < x).astype(x.dtype)
+    if columns is None:
+        return (u < x).astype(x.dtype)
+    out = x.copy()
+    for a, b in columns:
+        out[:, a:b] = u[:, a:b] < x[:, a:b]
+    return out
+
+
+def check_binarize(binarize, x, columns):
+    """The checks of fit's ``binarize`` on the training data x; ``columns``: None (every unit)
+    or [(name, start, stop)] of the units that are binarized."""
+    if binarize not in (None, "stochastic"):
+        raise ValueError(f"binarize: expected None or 'stochastic', got {binarize!r}")
+    if binarize is None:
+        return
+    if columns is not None and not columns:
+        raise ValueError("binarize: the model has no Bernoulli units to binarize")
+    for name, a, b in [(None, 0, x.shape[1])] if columns is None else columns:
+        part = x[:, a:b]
+        if part.size and (float(part.min()) < 0 or float(part.max()) > 1):
+            where = "" if name is None else f" (segment {name!r})"
+            raise ValueError(f"x: binarize='stochastic' needs values in [0, 1]{where}")
 
 
 def fit(
@@ -73,18 +95,18 @@ def fit(
     optimizer=None,
     shuffle=True,
     binarize=None,
+    binary_columns=None,
     progress=True,
     seed=None,
     xv=None,
 ):
-    """``x`` and ``xv`` (the validation data, or None) come checked by the model."""
+    """``x`` and ``xv`` (the validation data, or None) come checked by the model.
+    ``binary_columns``: None, or [(name, start, stop)], the units ``binarize`` applies to."""
     n = x.shape[0]
     epochs = _checks.check_int("epochs", epochs, 0, 10**9)
     batch_size = _checks.check_int("batch_size", batch_size, 1, 2**31 - 1)
-    if binarize not in (None, "stochastic"):
-        raise ValueError(f"binarize: expected None or 'stochastic', got {binarize!r}")
-    if binarize == "stochastic" and (float(x.min()) < 0 or float(x.max()) > 1):
-        raise ValueError("x: binarize='stochastic' needs values in [0, 1]")
+    check_binarize(binarize, x, binary_columns)
+    ranges = None if binary_columns is None else [(a, b) for _, a, b in binary_columns]
     opt = as_optimizer(optimizer)
     seed = model._draw_seed() if seed is None else _checks.check_seed("seed", seed)
     rng = np.random.default_rng(seed)
@@ -145,7 +167,7 @@ def fit(
                     rows = idx if xp is np else device_order[b * batch_size : (b + 1) * batch_size]
                     xb = xp.ascontiguousarray(x[rows])
                 if binarize == "stochastic":
-                    xb = stochastic_binarize(xb, seed, epoch, b * batch_size)
+                    xb = stochastic_binarize(xb, seed, epoch, b * batch_size, ranges)
                 loss = batch_loss(xb, int(rng.integers(0, 2**63)), grads)
                 if _backend.is_gpu_array(loss):
                     loss = _gpu.PendingScalar(loss)  # its copy to the host queued now
