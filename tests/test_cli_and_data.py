@@ -274,6 +274,10 @@ def test_cli_failures_are_clear_and_come_before_training(tmp_path, capsys):
     for out in (str(tmp_path / "missing" / "m.safetensors"), str(tmp_path)):
         assert cli.main(base + ["--epochs", "1", "--out", out]) == 2
         assert "--out" in capsys.readouterr().err
+    # The demo trains at least one epoch.
+    with pytest.raises(SystemExit) as e:
+        cli.main(["demo", "--epochs", "0", "--out", str(tmp_path / "d")])
+    assert e.value.code == 2 and "--epochs: expected a positive" in capsys.readouterr().err
     # No epoch: the initial model is saved and said so.
     assert cli.main(base + ["--epochs", "0", "--out", str(tmp_path / "m0.safetensors")]) == 0
     assert "no epoch trained" in capsys.readouterr().out

@@ -161,3 +161,51 @@ def test_backup_must_be_like_the_parameters_and_is_checked_before_any_update():
         assert opt.t == 0
     with pytest.raises(ValueError, match="no array for parameter 'w'"):
         wb.SGD().step({"w": p}, {"w": grads[0]}, backup={})
+
+
+@pytest.mark.parametrize("make", [lambda: wb.SGD(lr=1.0), lambda: wb.Adam(lr=0.1)])
+def test_bad_arrays_are_refused_before_any_parameter_moves(make):
+    opt = make()
+    a = np.zeros(3, np.float32)
+    # A gradient of the wrong shape for the second parameter: the first must not move.
+    with pytest.raises(ValueError, match="gradient 'b' is float32 \\(5,\\)"):
+        opt.step(
+            {"a": a, "b": np.zeros(4, np.float32)},
+            {"a": np.ones(3, np.float32), "b": np.ones(5, np.float32)},
+        )
+    assert not a.any() and opt.t == 0
+    # The same size in another shape is not the parameter's gradient.
+    with pytest.raises(ValueError, match="expected float32 \\(2, 3\\)"):
+        opt.step({"w": np.zeros((2, 3), np.float32)}, {"w": np.ones((3, 2), np.float32)})
+    with pytest.raises(ValueError, match="no gradient for parameter 'w'"):
+        opt.step({"w": np.zeros(2, np.float32)}, {})
+    with pytest.raises(TypeError, match="parameter 'w' must be a NumPy or CuPy array"):
+        opt.step({"w": [0.0, 0.0]}, {"w": np.ones(2, np.float32)})
+    # Transposed and Fortran-ordered parameters: an update into a copy would be lost.
+    w = np.zeros((3, 4), np.float32)
+    for p in (w.T, np.asfortranarray(w)):
+        with pytest.raises(ValueError, match="writeable C-contiguous"):
+            opt.step({"w": p}, {"w": np.ones(p.shape, np.float32)})
+    assert not w.any()
+    with pytest.raises(TypeError, match="lr: expected a number"):
+        wb.SGD(lr=True)
+
+
+def test_state_follows_the_parameters_not_their_names():
+    rng = np.random.default_rng(0)
+    g = {"w": rng.normal(size=4).astype(np.float32)}
+    opt = wb.Adam(lr=0.01)
+    first = {"w": np.zeros(4, np.float32)}
+    for _ in range(3):
+        opt.step(first, g)
+    assert opt.t == 3
+    # Another model's array of the same name: a fresh state, as with a new optimizer.
+    other, fresh = np.ones(4, np.float32), np.ones(4, np.float32)
+    opt.step({"w": other}, g)
+    wb.Adam(lr=0.01).step({"w": fresh}, g)
+    np.testing.assert_array_equal(other, fresh)
+    assert opt.t == 1
+    # The same arrays again continue their own state.
+    before = other.copy()
+    opt.step({"w": other}, g)
+    assert opt.t == 2 and not np.array_equal(other, before)

@@ -224,3 +224,19 @@ def test_fit_argument_errors():
         m.loss_and_grad(x, reconstruct="first")
     with pytest.raises(ValueError, match="validation"):
         m.fit(x, validation=np.zeros((2, D + 1)))
+
+
+def test_a_last_step_that_breaks_the_parameters_raises_and_restores_them(tmp_path):
+    # The loss is read before its step, so only a look at the parameters sees the last one.
+    x = (np.random.default_rng(0).random((10, 16)) < 0.5).astype(np.float32)
+    m = wb.DAE(16, 8, seed=0)
+    before = {k: v.copy() for k, v in m.get_params().items()}
+    with pytest.raises(wb.TrainingDiverged, match="last step of epoch 1"):
+        m.fit(x, epochs=1, batch_size=10, optimizer=wb.SGD(lr=1e300), progress=False, seed=0)
+    for k, v in m.get_params().items():
+        np.testing.assert_array_equal(v, before[k])
+    bad = wb.DAE(16, 8, seed=0)
+    bad._params["W1"][0, 0] = np.inf
+    with pytest.raises(ValueError, match="save: parameter W1 contains NaN or infinite"):
+        bad.save(tmp_path / "bad.safetensors")
+    assert not (tmp_path / "bad.safetensors").exists()

@@ -18,6 +18,17 @@ from .noise import BitFlip, GaussianCorruption, Masking, SaltAndPepper
 from .optim import SGD, Adam
 
 
+def _positive_int(spec: str) -> int:
+    """An argparse type: an integer of at least 1 (a demo trains for at least one epoch)."""
+    try:
+        v = int(spec)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {spec!r}")
+    return v
+
+
 def _corruption(spec: str):
     kind, _, val = spec.partition(":")
     cls = {
@@ -319,7 +330,7 @@ def main(argv=None) -> int:
     d.add_argument("--out", default="walkback-demo", help="output folder")
     d.add_argument(
         "--epochs",
-        type=int,
+        type=_positive_int,
         default=None,
         help="default 300 (dae), 150 (gsn), 300 + 150 (diffusion), 6 (sequence), 40 + 40 (shaped)",
     )

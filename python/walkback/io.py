@@ -82,6 +82,9 @@ def save(model, path) -> None:
     if kind not in _models():
         raise TypeError(f"save: cannot save a {kind}")
     tensors = {k: np.ascontiguousarray(v) for k, v in model._host_params().items()}
+    for k, v in tensors.items():  # load refuses them: a file that cannot be read back
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"save: parameter {k} contains NaN or infinite values")
     config = json.dumps(model.to_config())
     meta = {
         "format": FORMAT,

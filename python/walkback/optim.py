@@ -4,6 +4,7 @@ call per parameter array, in place, on the device the parameters live on."""
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
@@ -11,6 +12,8 @@ from . import _backend, _gpu
 
 
 def _positive(name, v, allow_zero=False):
+    if isinstance(v, (bool, np.bool_, str, bytes)):
+        raise TypeError(f"{name}: expected a number, got {v!r}")
     try:
         v = float(v)
     except (TypeError, ValueError) as e:
@@ -29,9 +32,13 @@ class Optimizer:
     def __init__(self):
         self._state: dict[str, tuple] = {}
         self.t = 0
+        # The parameter arrays the state belongs to (weak references): another model's
+        # parameters start a fresh state, the same model's continue it.
+        self._owner: dict[str, weakref.ref] = {}
 
     def reset(self):
         self._state.clear()
+        self._owner.clear()
         self.t = 0
 
     def _save_state(self, store: dict) -> None:
@@ -90,8 +97,17 @@ class Optimizer:
         before this step (on the CPU in the same pass as the update): what ``fit`` restores
         when a later loss is not finite."""
         max_grad_norm = _positive("max_grad_norm", max_grad_norm, allow_zero=True)
-        if backup is not None:  # all checked before any parameter moves
+        # Everything is checked before any parameter moves.
+        _check_step_arrays(params, grads)
+        if backup is not None:
             flat_backup = {name: _backup_view(backup, name, p) for name, p in params.items()}
+        if self._owner and (
+            self._owner.keys() != params.keys()
+            or any(self._owner[name]() is not p for name, p in params.items())
+        ):
+            self.reset()  # another model's parameters: its own moments and step count
+        if not self._owner:
+            self._owner = {name: weakref.ref(p) for name, p in params.items()}
         norm = None
         if max_grad_norm > 0:  # before the step count moves: this may raise on bad gradients
             norm = grad_norm(grads[name] for name in params)
@@ -102,19 +118,10 @@ class Optimizer:
         on_gpu = []
         for name, p in params.items():
             g = grads[name]
-            pdev, gdev = _backend.device_of(p), _backend.device_of(g)
-            if pdev != gdev:
-                raise ValueError(
-                    f"optimizer: parameter {name!r} is on {pdev} but its gradient on {gdev}"
-                )
+            pdev = _backend.device_of(p)
             slots = self._slots(name, p, self._nslots)
             s2 = slots[1] if len(slots) > 1 else None
             if pdev == "cuda":
-                if g.size != p.size or g.dtype != p.dtype:
-                    raise ValueError(
-                        f"optimizer: gradient {name!r} is {g.dtype} {g.shape}, "
-                        f"expected {p.dtype} {p.shape}"
-                    )
                 # The kernel reads the gradient as a flat array: a strided view is copied.
                 g = _backend.array_module(g).ascontiguousarray(g)
                 if "grad_scale" in hyper:
@@ -126,7 +133,7 @@ class Optimizer:
                 _backend.cpu().optimizer_update(
                     self._kind,
                     p.reshape(-1),
-                    g.reshape(-1),
+                    np.ascontiguousarray(g).reshape(-1),
                     slots[0].reshape(-1),
                     None if s2 is None else s2.reshape(-1),
                     hyper,
@@ -195,7 +202,10 @@ class Adam(Optimizer):
         return h
 
     def __repr__(self):
-        return f"Adam(lr={self.lr}, beta1={self.beta1}, beta2={self.beta2}, eps={self.eps})"
+        return (
+            f"Adam(lr={self.lr}, beta1={self.beta1}, beta2={self.beta2}, eps={self.eps}, "
+            f"weight_decay={self.weight_decay})"
+        )
 
 
 class RMSprop(Optimizer):
@@ -217,7 +227,45 @@ class RMSprop(Optimizer):
         return {"lr": self.lr, "rho": self.rho, "eps": self.eps, "weight_decay": self.weight_decay}
 
     def __repr__(self):
-        return f"RMSprop(lr={self.lr}, rho={self.rho}, eps={self.eps})"
+        return (
+            f"RMSprop(lr={self.lr}, rho={self.rho}, eps={self.eps}, "
+            f"weight_decay={self.weight_decay})"
+        )
+
+
+def _check_step_arrays(params, grads) -> None:
+    """Every parameter a writeable C-contiguous float array (updated in place: a copy would
+    take the update in vain), every gradient there, of its parameter's shape and dtype."""
+    if not isinstance(params, dict) or not isinstance(grads, dict):
+        raise TypeError("optimizer: params and grads must be dicts of arrays")
+    for name, p in params.items():
+        if not _backend.is_gpu_array(p) and not isinstance(p, np.ndarray):
+            raise TypeError(
+                f"optimizer: parameter {name!r} must be a NumPy or CuPy array, got "
+                f"{type(p).__name__}"
+            )
+        if p.dtype not in (np.float32, np.float64):
+            raise TypeError(
+                f"optimizer: parameter {name!r} must be float32 or float64, got {p.dtype}"
+            )
+        if not p.flags.c_contiguous or not getattr(p.flags, "writeable", True):
+            raise ValueError(
+                f"optimizer: parameter {name!r} must be a writeable C-contiguous array (it is "
+                "updated in place)"
+            )
+        if name not in grads:
+            raise ValueError(f"optimizer: no gradient for parameter {name!r}")
+        g = grads[name]
+        pdev, gdev = _backend.device_of(p), _backend.device_of(g)
+        if pdev != gdev:
+            raise ValueError(
+                f"optimizer: parameter {name!r} is on {pdev} but its gradient on {gdev}"
+            )
+        if not hasattr(g, "shape") or g.shape != p.shape or g.dtype != p.dtype:
+            desc = f"{g.dtype} {g.shape}" if hasattr(g, "shape") else type(g).__name__
+            raise ValueError(
+                f"optimizer: gradient {name!r} is {desc}, expected {p.dtype} {p.shape}"
+            )
 
 
 def _backup_view(backup, name, p):

@@ -68,6 +68,11 @@ def stochastic_binarize(x, seed: int, epoch: int, first_row: int, columns=None):
     return out
 
 
+def _all_finite(arrays) -> bool:
+    """Whether every value of the arrays is finite (on the device each lives on)."""
+    return all(bool(_backend.array_module(a).isfinite(a).all()) for a in arrays)
+
+
 def check_binarize(binarize, x, columns):
     """The checks of fit's ``binarize`` on the training data x; ``columns``: None (every unit)
     or [(name, start, stop)] of the units that are binarized."""
@@ -188,6 +193,18 @@ def fit(
             if pending is not None:  # the epoch's last loss, read after its step
                 settle(pending, backups[step % 2], opt_backups[(step - 1) % 2])
                 pending = None
+            if step and not _all_finite(params.values()):
+                # The epoch's last step made them so (an earlier one would have given a
+                # non-finite loss): back to the parameters before it.
+                for k, v in backups[(step - 1) % 2].items():
+                    xp.copyto(params[k], v)
+                if late:
+                    opt._load_state(opt_backups[(step - 1) % 2])
+                raise TrainingDiverged(
+                    f"fit: the parameters became NaN or infinite at the last step of epoch "
+                    f"{epoch + 1}; they were restored to those before it (try a smaller "
+                    "learning rate)"
+                )
             history.train_loss.append(total / n)
             history.valid_loss.append(None if xv is None else valid_loss(xv, valid_seed))
             history.seconds.append(time.perf_counter() - t0)
