@@ -247,6 +247,33 @@ def test_load_mnist_rejects_bad_files(tmp_path):
         wb.data.load_mnist(tmp_path, split="test")
 
 
+def test_load_mnist_names_swapped_corrupt_and_non_finite_files(tmp_path):
+    x = np.zeros((2, 784), np.uint8)
+    y = np.array([1, 2], np.uint8)
+    write_idx(tmp_path, x, y, "t10k", False)
+    # A label file where the images should be: said so, not loaded as 1-pixel images.
+    img = tmp_path / "t10k-images-idx3-ubyte"
+    lab = tmp_path / "t10k-labels-idx1-ubyte"
+    img_bytes, lab_bytes = img.read_bytes(), lab.read_bytes()
+    img.write_bytes(lab_bytes)
+    with pytest.raises(ValueError, match="should hold images but holds labels"):
+        wb.data.load_mnist(tmp_path, split="test")
+    img.unlink()
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(b"no gzip here")
+    with pytest.raises(ValueError, match="images-idx3-ubyte.gz is not a valid gzip file"):
+        wb.data.load_mnist(tmp_path, split="test")
+    np.savez(tmp_path / "nan.npz", x_train=np.full((2, 4), np.nan), y_train=np.zeros(2, int))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        wb.data.load_mnist(tmp_path / "nan.npz")
+    np.savez(tmp_path / "obj.npz", x_train=np.array([None, 1], object), y_train=np.zeros(2, int))
+    with pytest.raises(ValueError, match="cannot read the arrays"):
+        wb.data.load_mnist(tmp_path / "obj.npz")
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="not a readable .npz"):
+        wb.data.load_mnist(tmp_path / "junk.npz")
+    del img_bytes
+
+
 @pytest.mark.skipif(not os.path.isdir(SHARED_MNIST), reason="shared MNIST not present")
 def test_real_mnist_test_split():
     x, y = wb.data.load_mnist(SHARED_MNIST, split="test")

@@ -333,3 +333,30 @@ def test_generators_take_the_same_seeds_and_short_idx_files_say_so(tmp_path):
     (tmp_path / "train-labels-idx1-ubyte").write_bytes((2049).to_bytes(4, "big") + b"\0" * 4)
     with pytest.raises(ValueError, match="too short"):
         wb.data.load_mnist(tmp_path)
+
+
+def test_generator_seeds_images_and_one_row_chain_steps(tmp_path):
+    a = wb.data.make_swiss_roll(50, seed=0)
+    np.testing.assert_array_equal(a, wb.data.make_swiss_roll(50, seed=0))
+    assert not np.array_equal(a, wb.data.make_swiss_roll(50, seed=2**32))
+    for bad, err in ((None, TypeError), (-1, ValueError), (1.5, TypeError)):
+        with pytest.raises(err, match="seed"):
+            wb.data.make_ring_mixture(10, seed=bad)
+    imgs = np.zeros((2, 3, 3))
+    for scale in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="scale: expected an integer >= 1"):
+            wb.images.save_grid(imgs, tmp_path / "g.png", scale=scale)
+    with pytest.raises(ValueError, match="images: contains NaN"):
+        wb.images.save_grid(np.full((1, 3, 3), np.nan), tmp_path / "g.png")
+    with pytest.raises(ValueError, match="completed: expected the shape of original"):
+        wb.images.save_inpainting(imgs, np.ones((3, 3), bool), imgs[:1], tmp_path / "i.png")
+    for bad in (True, "0.3"):
+        with pytest.raises(TypeError, match="expected a number"):
+            wb.SaltAndPepper(bad)
+    m = wb.DAE(16, 8, seed=0)
+    p = m.get_params()
+    x = np.zeros(16, np.float32)
+    out = wb.ops.chain_step(x, W1=p["W1"], b1=p["b1"], b0=p["b0"], seed=1)
+    assert out.shape == (16,) == wb.ops.corrupt(x, wb.SaltAndPepper(0.3), seed=1).shape
+    with pytest.raises(ValueError, match=r"b1: expected shape \(8,\), got \(16,\)"):
+        wb.ops.chain_step(x, W1=p["W1"], b1=np.zeros(16, np.float32), b0=p["b0"], seed=1)

@@ -311,7 +311,8 @@ class ChainModel(ParamModel):
                 segments, a categorical segment as integer labels or one-hot rows.
             walkbacks: k, the chain steps per example; default the model's (1 for a DAE,
                 ordinary denoising training; 2L for a GSN, the paper's choice).
-            optimizer: walkback.SGD(...) or walkback.Adam(...); default SGD(0.1, momentum 0.5).
+            optimizer: walkback.SGD(...), walkback.Adam(...) or walkback.RMSprop(...); default
+                SGD(0.1, momentum 0.5).
             validation: optional data (like x) whose loss is reported after each epoch.
             binarize: None, or "stochastic" to redraw a binary sample of grey-level data each
                 epoch (dynamic binarization); a GSN's Bernoulli segments only.

@@ -21,7 +21,8 @@ class DAE(ChainModel):
     Args:
         visible: D, the number of visible units.
         hidden: H, the number of hidden units.
-        activation: 'sigmoid' (default), 'tanh', 'relu' or 'identity'.
+        activation: 'sigmoid' (default), 'tanh', 'relu', 'leaky_relu' (slope 0.05 below 0)
+            or 'identity'.
         corruption: the input corruption C(x~ | x); default SaltAndPepper(0.3). None: none.
         reconstruction: 'bernoulli' (default), 'gaussian' or walkback.Gaussian(sigma).
         tied: decoder weights W1^T (default) or a separate U1 (H, D).

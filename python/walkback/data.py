@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -21,13 +23,20 @@ def load_digits():
     return (d.data / 16.0).astype(np.float32), d.target.astype(np.int64)
 
 
-def _read_idx(path):
+def _read_idx(path, kind):
+    """The body of an IDX file of `kind` ('images' or 'labels')."""
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise ValueError(f"load_mnist: {path} is not a valid gzip file ({e})") from e
     if len(raw) < 8:
         raise ValueError(f"load_mnist: {path} is too short to be an IDX file")
     magic = int.from_bytes(raw[:4], "big")
+    if magic in (2049, 2051) and magic != (2051 if kind == "images" else 2049):
+        other = "labels" if magic == 2049 else "images"
+        raise ValueError(f"load_mnist: {path} should hold {kind} but holds {other}")
     if magic == 2051:
         if len(raw) < 16:
             raise ValueError(f"load_mnist: {path} is too short for an IDX image header")
@@ -65,13 +74,20 @@ def load_mnist(path, split="train"):
         raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
     path = os.fspath(path)
     if path.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as z:
+        try:
+            z = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, zipfile.BadZipFile) as e:
+            raise ValueError(f"load_mnist: {path} is not a readable .npz file ({e})") from e
+        with z:
             missing = [k for k in (f"x_{split}", f"y_{split}") if k not in z.files]
             if missing:
                 raise MnistArraysMissing(
                     f"load_mnist: {path} has no array {missing[0]!r} (it holds {z.files})"
                 )
-            x, y = z[f"x_{split}"], z[f"y_{split}"]
+            try:
+                x, y = z[f"x_{split}"], z[f"y_{split}"]
+            except (ValueError, OSError, zipfile.BadZipFile) as e:  # object arrays, bad members
+                raise ValueError(f"load_mnist: cannot read the arrays of {path} ({e})") from e
         x, y = np.asarray(x), np.asarray(y)
         if x.ndim < 2 or len(x) == 0 or x.size == 0:
             raise ValueError(f"load_mnist: x_{split} holds no images (shape {x.shape})")
@@ -80,6 +96,8 @@ def load_mnist(path, split="train"):
         if x.dtype.kind not in "biuf" or y.dtype.kind not in "biu":
             raise TypeError(f"load_mnist: expected numeric images and integer labels in {path}")
         x = x.reshape(len(x), -1).astype(np.float64)
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"load_mnist: x_{split} contains NaN or infinite values")
         # Grey levels 0-255 (as MNIST's files), or values already in [0, 1] (binary too).
         if x.min() < 0 or x.max() > 255:
             raise ValueError("load_mnist: expected grey levels in [0, 255] or values in [0, 1]")
@@ -88,11 +106,11 @@ def load_mnist(path, split="train"):
     if not os.path.isdir(path):
         raise FileNotFoundError(f"load_mnist: {path} is neither a folder nor an .npz file")
     out = []
-    for stem in _FILES[split]:
+    for stem, kind in zip(_FILES[split], ("images", "labels"), strict=True):
         for name in (stem, stem + ".gz"):
             p = os.path.join(path, name)
             if os.path.isfile(p):
-                out.append(_read_idx(p))
+                out.append(_read_idx(p, kind))
                 break
         else:
             raise FileNotFoundError(f"load_mnist: {stem}[.gz] not found in {path}")
@@ -130,7 +148,14 @@ def make_swiss_roll(n, noise=0.0, seed=0):
 
     n = _checks.check_int("n", n, 1, 2**31 - 1)
     seed = _checks.check_seed("seed", seed)
-    x, _ = sk_roll(n_samples=n, noise=float(noise), random_state=seed % 2**32)
+    # scikit-learn takes 32-bit seeds; a larger one goes through NumPy's SeedSequence, so that
+    # seeds 0 and 2**32 give different rolls (seeds below 2**32 keep their rolls).
+    state = (
+        seed
+        if seed < 2**32
+        else np.random.RandomState(np.random.MT19937(np.random.SeedSequence(seed)))
+    )
+    x, _ = sk_roll(n_samples=n, noise=float(noise), random_state=state)
     return np.ascontiguousarray(x[:, [0, 2]], dtype=np.float32)
 
 
@@ -158,6 +183,6 @@ def make_ring_mixture(n, components=8, sigma=0.03, radius=0.35, seed=0):
             raise ValueError(f"{name}: expected a finite number >= 0, got {v}")
     ang = 2 * np.pi * np.arange(components) / components
     centers = 0.5 + radius * np.stack([np.cos(ang), np.sin(ang)], 1)
-    r = np.random.default_rng(seed)
+    r = np.random.default_rng(_checks.check_seed("seed", seed))
     x = centers[r.integers(0, components, n)] + sigma * r.normal(size=(n, 2))
     return np.clip(x, 0, 1).astype(np.float32), centers

@@ -5,7 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 
+def _check_scale(scale) -> int:
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise ValueError(f"scale: expected an integer >= 1 (pixels per unit), got {scale!r}")
+    return int(scale)
+
+
+def _check_finite(name, a) -> None:
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name}: contains NaN or infinite values (nothing to draw there)")
+
+
 def _tile(images, cols, pad=1, scale=4):
+    scale = _check_scale(scale)
     n, h, w = images.shape
     rows = (n + cols - 1) // cols
     canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), 0.5, np.float32)
@@ -28,6 +40,7 @@ def save_grid(images, path, cols=10, scale=4):
         raise ValueError(f"images: expected (n, h, w) with n >= 1, got shape {images.shape}")
     if isinstance(cols, bool) or not isinstance(cols, (int, np.integer)) or cols < 1:
         raise ValueError(f"cols: expected an integer >= 1, got {cols!r}")
+    _check_finite("images", images)
     Image.fromarray(_tile(images, cols, scale=scale)).save(path)
 
 
@@ -38,6 +51,7 @@ def save_chain_gif(frames, path, scale=8, ms_per_frame=80):
     frames = np.asarray(frames, np.float32)
     if frames.ndim != 3 or len(frames) == 0:
         raise ValueError(f"frames: expected (T, h, w) with T >= 1, got shape {frames.shape}")
+    _check_finite("frames", frames)
     pics = [Image.fromarray(_tile(f[None], 1, pad=0, scale=scale)) for f in frames]
     pics[0].save(path, save_all=True, append_images=pics[1:], duration=ms_per_frame, loop=0)
 
@@ -52,8 +66,13 @@ def save_inpainting(original, clamp_mask, completed, path, scale=4):
             f"original (n, h, w) and clamp_mask (h, w) do not fit: {original.shape}, "
             f"{clamp_mask.shape}"
         )
+    completed = np.asarray(completed, np.float32)
+    if completed.shape != original.shape:
+        raise ValueError(
+            f"completed: expected the shape of original {original.shape}, got {completed.shape}"
+        )
     shown = np.where(clamp_mask[None], original, 0.5)
-    rows = np.concatenate([original, shown, np.asarray(completed, np.float32)])
+    rows = np.concatenate([original, shown, completed])
     save_grid(rows, path, cols=len(original), scale=scale)
 
 

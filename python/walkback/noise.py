@@ -14,7 +14,13 @@ import numpy as np
 from . import _codes
 
 
+def _not_a_flag(name: str, v, what: str) -> None:
+    if isinstance(v, (bool, np.bool_, str, bytes)):
+        raise TypeError(f"{name}: expected {what}, got {v!r}")
+
+
 def _check_probability(name: str, p) -> float:
+    _not_a_flag(name, p, "a number in [0, 1]")
     try:
         p = float(p)
     except (TypeError, ValueError) as e:
@@ -25,6 +31,7 @@ def _check_probability(name: str, p) -> float:
 
 
 def _check_sigma(name: str, sigma) -> float:
+    _not_a_flag(name, sigma, "a positive number")
     try:
         sigma = float(sigma)
     except (TypeError, ValueError) as e:
@@ -129,6 +136,7 @@ class GaussianNoise:
     def __post_init__(self):
         for side in ("pre", "post"):
             v = getattr(self, side)
+            _not_a_flag(f"GaussianNoise.{side}", v, "a number >= 0")
             try:
                 v = float(v)
             except (TypeError, ValueError) as e:

@@ -215,6 +215,7 @@ def chain_step(
     Returns:
         x' (chains, D), or (x', w) when ``return_mean``.
     """
+    one_row = np.ndim(x) == 1  # a (D,) state comes back as (D,), as from corrupt
     x, kw, device = _dae_arrays(
         "chain_step", x, W1, b1, b0, U1, activation, corruption, reconstruction, False
     )
@@ -250,6 +251,9 @@ def chain_step(
         _gpu.dae_chain(state, kw, **run, check="binary" if binary else "finite")
     else:
         _backend.cpu().dae_chain(state, **kw, **run)
+    if one_row:
+        state = state.reshape(-1)
+        means = None if means is None else means.reshape(-1)
     return (state, means) if return_mean else state
 
 
@@ -360,7 +364,7 @@ def _param(name, a, dtype, shape, device):
     if a.ndim != len(shape) or any(
         s is not None and s != e for s, e in zip(shape, a.shape, strict=True)
     ):
-        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        want = str(tuple("*" if s is None else s for s in shape)).replace("'", "")
         raise ValueError(f"{name}: expected shape {want}, got {a.shape}")
     if not a.flags.c_contiguous:
         raise ValueError(f"{name}: expected a C-contiguous array")
