@@ -74,8 +74,8 @@ def torch_runner(torch, m, x):
 
 def walkback_runner(m, x):
     """fit's shaping-phase step: both networks' gradients from one call (loss_and_grads shares
-    the guide's forward pass), then each network's clipped Adam step, which also writes fit's
-    backup of the parameters."""
+    the guide's forward pass) into gradient arrays kept across batches, then each network's
+    clipped Adam step, which also writes fit's backup of the parameters."""
     opt_g, opt_d = wb.Adam(1e-3), wb.Adam(1e-3)
     seeds = iter(range(10**9))
     guide = [k for k in m.get_params() if k.startswith("guide")]
@@ -83,9 +83,13 @@ def walkback_runner(m, x):
     # fit's backup of the parameters, written by the optimizers in their pass.
     backups = [{k: v.copy() for k, v in m.get_params().items()} for _ in range(2)]
     steps = iter(range(10**9))
+    # fit's gradients, kept across batches (as loss_and_grads's numbers, into fit's buffers).
+    grads = {k: np.empty_like(v) for k, v in m.get_params().items()}
 
     def run():
-        parts, g = m.loss_and_grads(x, seed=next(seeds))
+        parts, g, _ = m._generator_call(
+            x, m.chain_len, m.shaping, next(seeds), False, True, out=grads
+        )
         backup = backups[next(steps) % 2]
         opt_d.step(
             {k: m._params[k] for k in guide},

@@ -194,28 +194,29 @@ def test_one_step_of_both_networks_is_the_two_calls(dtype, shaping, target):
 
 
 def test_fit_takes_the_shared_step_in_the_shaping_phase(monkeypatch):
-    # Pretraining batches take the generator's call alone; every shaping batch takes one
-    # loss_and_grads call (no separate guide call), and the history holds its losses.
+    # Pretraining batches take the generator's call alone (one step, no shaping); every
+    # shaping batch takes one shared call with the guide's step (no separate guide call), and
+    # the history holds its losses.
     rng = np.random.default_rng(0)
     x = (rng.random((60, 7)) < 0.3).astype(np.float32)
     m = wb.ShapedChain(7, latent=2, hidden=(16,), guide_hidden=(8,), chain_len=3, seed=0)
     calls = {"shared": [], "generator": 0, "guide": 0}
-    shared, generator = wb.ShapedChain.loss_and_grads, wb.ShapedChain.generator_loss_and_grad
+    call = wb.ShapedChain._generator_call
 
-    def count_shared(self, *args, **kw):
-        out = shared(self, *args, **kw)
-        calls["shared"].append(out[0])
-        return out
-
-    def count_generator(self, *args, **kw):
-        calls["generator"] += 1
-        return generator(self, *args, **kw)
+    def count(self, x, steps, shaping, seed, states, guide, out=None):
+        parts = call(self, x, steps, shaping, seed, states, guide, out=out)
+        if guide:
+            assert (steps, shaping) == (self.chain_len, self.shaping)
+            calls["shared"].append(parts[0])
+        else:
+            assert (steps, shaping) == (1, 0.0)
+            calls["generator"] += 1
+        return parts
 
     def count_guide(self, *args, **kw):
         calls["guide"] += 1
 
-    monkeypatch.setattr(wb.ShapedChain, "loss_and_grads", count_shared)
-    monkeypatch.setattr(wb.ShapedChain, "generator_loss_and_grad", count_generator)
+    monkeypatch.setattr(wb.ShapedChain, "_generator_call", count)
     monkeypatch.setattr(wb.ShapedChain, "guide_loss_and_grad", count_guide)
     h = m.fit(x, pretrain_epochs=2, shaping_epochs=1, batch_size=20, progress=False, seed=5)
     assert (len(calls["shared"]), calls["generator"], calls["guide"]) == (3, 6, 0)
@@ -316,7 +317,7 @@ def _fit_with_a_nan_at(m, x, nan_step, field, shaping_epochs=2):
     """fit with one batch per epoch, 2 pretraining epochs, and `field` of the losses made NaN
     at optimizer step `nan_step`; returns the parameters seen before each step."""
     seen, calls = [], [0]
-    gen, both = m.generator_loss_and_grad, m.loss_and_grads
+    call = m._generator_call  # fit's one call per batch, either phase
 
     def hook(parts_grads):
         seen.append(m.get_params())
@@ -325,8 +326,7 @@ def _fit_with_a_nan_at(m, x, nan_step, field, shaping_epochs=2):
         calls[0] += 1
         return parts_grads
 
-    m.generator_loss_and_grad = lambda *a, **k: hook(gen(*a, **k))
-    m.loss_and_grads = lambda *a, **k: hook(both(*a, **k))
+    m._generator_call = lambda *a, **k: hook(call(*a, **k))
     with pytest.raises(wb.TrainingDiverged, match="restored") as e:
         m.fit(
             x,
@@ -368,3 +368,49 @@ def test_guide_states_and_chain_len_are_checked():
         m.guide_loss_and_grad(batch(), np.zeros((3, 5)))
     with pytest.raises(ValueError, match="chain_len"):
         m.generator_loss_and_grad(batch(), chain_len=2**63)
+
+
+def test_a_last_step_that_breaks_the_parameters_raises_and_restores_them():
+    x = (np.random.default_rng(0).random((8, 6)) < 0.5).astype(np.float32)
+    m = wb.ShapedChain(6, latent=2, hidden=(5,), chain_len=2, seed=0)
+    before = {k: v.copy() for k, v in m.get_params().items()}
+    with pytest.raises(wb.TrainingDiverged, match="last step of epoch 1"):
+        m.fit(
+            x,
+            pretrain_epochs=1,
+            shaping_epochs=0,
+            batch_size=8,
+            optimizer=wb.SGD(lr=1e300),
+            progress=False,
+            seed=0,
+        )
+    for k, v in m.get_params().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_fit_takes_the_same_steps_with_its_kept_gradient_arrays():
+    # fit writes each batch's gradients into arrays kept across batches: the same numbers as
+    # the public calls, which return fresh arrays.
+    x = (np.random.default_rng(1).random((16, 6)) < 0.5).astype(np.float32)
+    a = wb.ShapedChain(6, latent=2, hidden=(5,), chain_len=2, seed=0)
+    b = wb.ShapedChain(6, latent=2, hidden=(5,), chain_len=2, seed=0)
+    a.fit(x, pretrain_epochs=1, shaping_epochs=2, batch_size=8, progress=False, seed=3)
+    rng = np.random.default_rng(3)
+    opt_g, opt_d = wb.Adam(1e-3), wb.Adam(1e-3)
+    guide = [k for k in b.get_params() if k.startswith("guide")]
+    gen = [k for k in b.get_params() if not k.startswith("guide")]
+    for epoch in range(3):
+        order = rng.permutation(16)
+        for i in range(2):
+            xb = x[order[i * 8 : (i + 1) * 8]]
+            s = int(rng.integers(0, 2**63))
+            if epoch == 0:
+                _, g = b.generator_loss_and_grad(xb, chain_len=1, shaping=0.0, seed=s)
+            else:
+                _, g = b.loss_and_grads(xb, seed=s)
+                opt_d.step(
+                    {k: b._params[k] for k in guide}, {k: g[k] for k in guide}, max_grad_norm=10.0
+                )
+            opt_g.step({k: b._params[k] for k in gen}, {k: g[k] for k in gen}, max_grad_norm=10.0)
+    for k, v in a.get_params().items():
+        np.testing.assert_array_equal(v, b.get_params()[k])

@@ -177,12 +177,19 @@ class ShapedChain(ParamModel):
         )
         return parts, grads
 
-    def _generator_call(self, x, steps, shaping, seed, states, guide):
+    def _generator_call(self, x, steps, shaping, seed, states, guide, out=None):
         """The C++ generator call on a checked x: (parts, grads, states or None), with the
-        guide's step too when `guide` (parts["guide"], guide_* in grads)."""
-        genc = [np.empty_like(p) for p in self._list("enc")]
-        gdec = [np.empty_like(p) for p in self._list("dec")]
-        gguide = [np.empty_like(p) for p in self._list("guide")] if guide else None
+        guide's step too when `guide` (parts["guide"], guide_* in grads). ``out``: arrays
+        like the parameters (by name) that receive the gradients, kept by fit across batches
+        (fresh ones per batch were page-faulted in every time)."""
+
+        def buffers(kind):
+            if out is None:
+                return [np.empty_like(p) for p in self._list(kind)]
+            return [out[k] for k in self._names(kind)]
+
+        genc, gdec = buffers("enc"), buffers("dec")
+        gguide = buffers("guide") if guide else None
         st = np.empty((steps, len(x), self.visible), self.dtype) if states else None
         nll, kl, shape, guide_loss = _backend.cpu().shaped_generator(
             x,
@@ -272,6 +279,7 @@ class ShapedChain(ParamModel):
         # before step i: a non-finite one restores the parameters before step i - 1, the last
         # ones with a finite loss.
         backups = [{k: v.copy() for k, v in self._params.items()} for _ in range(2)]
+        grads = {k: np.empty_like(v) for k, v in self._params.items()}
         step = 0
         try:
             for epoch in range(pre + shp):
@@ -280,14 +288,14 @@ class ShapedChain(ParamModel):
                 order = rng.permutation(n)
                 tot, tot_d, tot_s = 0.0, 0.0, 0.0
                 for b in range(batches):
-                    xb = x[order[b * batch_size : (b + 1) * batch_size]]
+                    xb = np.ascontiguousarray(x[order[b * batch_size : (b + 1) * batch_size]])
                     s = int(rng.integers(0, 2**63))
-                    if shaping_phase:
-                        parts, g = self.loss_and_grads(xb, seed=s)
-                    else:
-                        parts, g = self.generator_loss_and_grad(
-                            xb, chain_len=1, shaping=0.0, seed=s
+                    if shaping_phase:  # loss_and_grads, into the kept gradients
+                        parts, g, _ = self._generator_call(
+                            xb, self.chain_len, self.shaping, s, False, True, out=grads
                         )
+                    else:  # generator_loss_and_grad(chain_len=1, shaping=0)
+                        parts, g, _ = self._generator_call(xb, 1, 0.0, s, False, False, out=grads)
                     # The guide's loss stays outside the total when shaping is 0: check both.
                     what, value = "loss", parts["total"]
                     if shaping_phase and np.isfinite(value) and not np.isfinite(parts["guide"]):
@@ -320,6 +328,16 @@ class ShapedChain(ParamModel):
                     step += 1
                     tot += parts["total"] * len(xb)
                     bar.update(1)
+                if step and not all(np.all(np.isfinite(v)) for v in self._params.values()):
+                    # The epoch's last step made them so (an earlier one would have given a
+                    # non-finite loss): back to the parameters before it.
+                    for k, v in backups[(step - 1) % 2].items():
+                        np.copyto(self._params[k], v)
+                    raise TrainingDiverged(
+                        f"fit: the parameters became NaN or infinite at the last step of epoch "
+                        f"{epoch + 1}; they were restored to those before it (try a smaller "
+                        "learning rate)"
+                    )
                 hist.train_loss.append(tot / n)
                 hist.valid_loss.append(None)
                 hist.guide_loss.append(tot_d / n if shaping_phase else None)
