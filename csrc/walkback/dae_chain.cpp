@@ -56,6 +56,14 @@ void encode_sparse_slice(const DaeModel<T>& m, const T* xt, T* h, const std::vec
   bias_activate<T, A>(hj, m.b1 + j0, n);
 }
 
+// dae_chain's state buffers, kept per thread between calls (workspace.h): every element is
+// written before it is read, so a call of a few steps does not zero megabytes first.
+template <class T>
+struct ChainWork {
+  std::vector<T> xt, h, o;
+  size_t bytes() const { return total_bytes(xt, h, o); }
+};
+
 }  // namespace
 
 void pack_dae_weights(const DaeModel<float>& m, PackedWeights& enc, PackedWeights& dec) {
@@ -71,7 +79,11 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
   const int64_t B = a.chains, D = m.D, H = m.H;
   const StreamKey key = stream_key(a.seed);
   const int64_t total = a.burn_in + a.steps;
-  std::vector<T> xt(B * D), h(B * H), o(B * D);
+  KeptWorkspace<ChainWork<T>> work;
+  std::vector<T>&xt = work->xt, &h = work->h, &o = work->o;
+  xt.resize(B * D);
+  h.resize(B * H);
+  o.resize(B * D);
   auto clamp_row = [&](int64_t r) -> const uint8_t* {
     return a.clamp ? a.clamp + (a.clamp_per_chain ? r * D : 0) : nullptr;
   };
