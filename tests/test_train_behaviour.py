@@ -231,12 +231,32 @@ def test_a_last_step_that_breaks_the_parameters_raises_and_restores_them(tmp_pat
     x = (np.random.default_rng(0).random((10, 16)) < 0.5).astype(np.float32)
     m = wb.DAE(16, 8, seed=0)
     before = {k: v.copy() for k, v in m.get_params().items()}
+    opt = wb.SGD(lr=1e300, momentum=0.5)
     with pytest.raises(wb.TrainingDiverged, match="last step of epoch 1"):
-        m.fit(x, epochs=1, batch_size=10, optimizer=wb.SGD(lr=1e300), progress=False, seed=0)
+        m.fit(x, epochs=1, batch_size=10, optimizer=opt, progress=False, seed=0)
     for k, v in m.get_params().items():
         np.testing.assert_array_equal(v, before[k])
+    # The optimizer is back to its state before that step too: with a sane rate it trains.
+    assert opt.t == 0
+    opt.lr = 0.01
+    m.fit(x, epochs=2, batch_size=10, optimizer=opt, progress=False, seed=0)
+    assert all(np.all(np.isfinite(v)) for v in m.get_params().values())
     bad = wb.DAE(16, 8, seed=0)
     bad._params["W1"][0, 0] = np.inf
     with pytest.raises(ValueError, match="save: parameter W1 contains NaN or infinite"):
         bad.save(tmp_path / "bad.safetensors")
     assert not (tmp_path / "bad.safetensors").exists()
+
+
+def test_a_poisoned_optimizer_is_reset_when_a_loss_stops_fit():
+    # A step that makes the parameters (and the momentum) infinite shows as the next batch's
+    # loss: the parameters come back, and the infinite momentum is not kept for the next fit.
+    x = (np.random.default_rng(0).random((20, 16)) < 0.5).astype(np.float32)
+    m = wb.DAE(16, 8, seed=0)
+    opt = wb.SGD(lr=1e300, momentum=0.5)
+    with pytest.raises(wb.TrainingDiverged, match="batch 2"):
+        m.fit(x, epochs=1, batch_size=10, optimizer=opt, progress=False, seed=0)
+    assert opt.t == 0 and not opt._state
+    opt.lr = 0.01
+    m.fit(x, epochs=2, batch_size=10, optimizer=opt, progress=False, seed=0)
+    assert all(np.all(np.isfinite(v)) for v in m.get_params().values())

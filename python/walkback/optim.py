@@ -32,14 +32,37 @@ class Optimizer:
     def __init__(self):
         self._state: dict[str, tuple] = {}
         self.t = 0
-        # The parameter arrays the state belongs to (weak references): another model's
-        # parameters start a fresh state, the same model's continue it.
-        self._owner: dict[str, weakref.ref] = {}
+        # The model whose fit last used this optimizer (a weak reference): another model's
+        # fit starts a fresh state, the same model's continues it.
+        self._model = None
 
     def reset(self):
+        """Forgets the moments and the step count."""
         self._state.clear()
-        self._owner.clear()
         self.t = 0
+
+    def _reset_if_poisoned(self) -> None:
+        """Forgets the state if a moment is NaN or infinite (fit, after the step that broke
+        the parameters, when it kept no copy of the state before it)."""
+        for slots in self._state.values():
+            for a in slots:
+                if not bool(_backend.array_module(a).isfinite(a).all()):
+                    self.reset()
+                    return
+
+    def _bind(self, model) -> None:
+        """Called by fit: a model other than the one this optimizer last trained (slots are
+        kept by parameter name, so another model's would take its moments and step count)
+        starts from a fresh state."""
+        last = None if self._model is None else self._model()
+        if self._model is not None and last is not model:
+            self.reset()
+        self._model = weakref.ref(model)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_model"] = None  # a weak reference does not pickle; a copy is unbound
+        return state
 
     def _save_state(self, store: dict) -> None:
         """Copies the slots and the step count into ``store`` (arrays kept across calls): what
@@ -101,13 +124,6 @@ class Optimizer:
         _check_step_arrays(params, grads)
         if backup is not None:
             flat_backup = {name: _backup_view(backup, name, p) for name, p in params.items()}
-        if self._owner and (
-            self._owner.keys() != params.keys()
-            or any(self._owner[name]() is not p for name, p in params.items())
-        ):
-            self.reset()  # another model's parameters: its own moments and step count
-        if not self._owner:
-            self._owner = {name: weakref.ref(p) for name, p in params.items()}
         norm = None
         if max_grad_norm > 0:  # before the step count moves: this may raise on bad gradients
             norm = grad_norm(grads[name] for name in params)

@@ -265,6 +265,8 @@ class ShapedChain(ParamModel):
         clip = self._nonneg("clip", clip)
         opt_g = as_optimizer(optimizer, Adam(1e-3))
         opt_d = as_optimizer(guide_optimizer, Adam(1e-3))
+        opt_g._bind(self)
+        opt_d._bind(self)
         rng = np.random.default_rng(self._seed(seed))
         hist = History()
         hist.guide_loss, hist.shaping_loss = [], []
@@ -280,6 +282,7 @@ class ShapedChain(ParamModel):
         # ones with a finite loss.
         backups = [{k: v.copy() for k, v in self._params.items()} for _ in range(2)]
         grads = {k: np.empty_like(v) for k, v in self._params.items()}
+        end_state = ({}, {})  # both optimizers before each epoch's last step
         step = 0
         try:
             for epoch in range(pre + shp):
@@ -304,12 +307,18 @@ class ShapedChain(ParamModel):
                         if step > 0:
                             for k, v in backups[(step - 1) % 2].items():
                                 np.copyto(self._params[k], v)
+                            # Their moments may come from the step that broke them.
+                            opt_g._reset_if_poisoned()
+                            opt_d._reset_if_poisoned()
                         raise TrainingDiverged(
                             f"fit: the {what} became {value} at epoch {epoch + 1}, "
                             f"batch {b + 1}; the parameters were restored to the last ones "
                             "with a finite loss (try a smaller learning rate)"
                         )
                     backup = backups[step % 2]
+                    if b == batches - 1:  # what the end-of-epoch check would restore
+                        opt_g._save_state(end_state[0])
+                        opt_d._save_state(end_state[1])
                     if shaping_phase:
                         opt_d.step(
                             {k: self._params[k] for k in guide_names},
@@ -333,6 +342,8 @@ class ShapedChain(ParamModel):
                     # non-finite loss): back to the parameters before it.
                     for k, v in backups[(step - 1) % 2].items():
                         np.copyto(self._params[k], v)
+                    opt_g._load_state(end_state[0])
+                    opt_d._load_state(end_state[1])
                     raise TrainingDiverged(
                         f"fit: the parameters became NaN or infinite at the last step of epoch "
                         f"{epoch + 1}; they were restored to those before it (try a smaller "

@@ -113,6 +113,7 @@ def fit(
     check_binarize(binarize, x, binary_columns)
     ranges = None if binary_columns is None else [(a, b) for _, a, b in binary_columns]
     opt = as_optimizer(optimizer)
+    opt._bind(model)
     seed = model._draw_seed() if seed is None else _checks.check_seed("seed", seed)
     rng = np.random.default_rng(seed)
     valid_seed = int(rng.integers(0, 2**63))
@@ -123,6 +124,7 @@ def fit(
     # opt_backups[i % 2]: the optimizer's state before step i, kept only for losses read late.
     backups = [{k: v.copy() for k, v in params.items()} for _ in range(2)]
     opt_backups = [{}, {}]
+    epoch_end_state = {}  # the optimizer before each epoch's last step (losses read at once)
     batch_buf = np.empty((min(batch_size, n),) + x.shape[1:], x.dtype) if xp is np else None
     history = History()
     batches = (n + batch_size - 1) // batch_size
@@ -143,6 +145,8 @@ def fit(
                 xp.copyto(params[k], v)
             if opt_state is not None:
                 opt._load_state(opt_state)
+            else:  # its moments may come from the step that broke the parameters
+                opt._reset_if_poisoned()
             raise TrainingDiverged(
                 f"fit: the loss became {value} at epoch {epoch + 1}, batch {b + 1}; the "
                 "parameters were restored to the last ones with a finite loss "
@@ -187,6 +191,8 @@ def fit(
                     opt._save_state(opt_backups[step % 2])
                 else:  # read at once, before its step: the parameters before the last step
                     settle(entry, backups[(step + 1) % 2])
+                    if b == batches - 1:  # what the end-of-epoch check would restore
+                        opt._save_state(epoch_end_state)
                 opt.step(params, grads, backup=backups[step % 2])
                 step += 1
                 pending = entry if late else None
@@ -198,8 +204,7 @@ def fit(
                 # non-finite loss): back to the parameters before it.
                 for k, v in backups[(step - 1) % 2].items():
                     xp.copyto(params[k], v)
-                if late:
-                    opt._load_state(opt_backups[(step - 1) % 2])
+                opt._load_state(opt_backups[(step - 1) % 2] if late else epoch_end_state)
                 raise TrainingDiverged(
                     f"fit: the parameters became NaN or infinite at the last step of epoch "
                     f"{epoch + 1}; they were restored to those before it (try a smaller "
