@@ -318,6 +318,15 @@ def test_cli_failures_are_clear_and_come_before_training(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--corruption", "salt_and_pepper:2"])
     assert "[0, 1]" in capsys.readouterr().err
+    # "none": the plain autoencoder.
+    plain = str(tmp_path / "plain.safetensors")
+    assert cli.main(base + ["--corruption", "none", "--epochs", "1", "--out", plain]) == 0
+    assert type(wb.load(plain).corruption).__name__ == "NoCorruption"
+    # A model of 9 units draws no square image: said before sampling, as other errors are.
+    capsys.readouterr()
+    assert cli.main(["sample", "--model", plain, "--out", str(tmp_path / "s.png")]) == 2
+    assert "not a square image; use an .npy file" in capsys.readouterr().err
+    assert not (tmp_path / "s.png").exists()
 
 
 def test_sample_command_for_shaped_and_sequence_models(tmp_path, capsys):

@@ -30,6 +30,8 @@ def _positive_int(spec: str) -> int:
 
 
 def _corruption(spec: str):
+    if spec == "none":  # the plain autoencoder: no corruption
+        return None
     kind, _, val = spec.partition(":")
     cls = {
         "salt_and_pepper": SaltAndPepper,
@@ -39,8 +41,8 @@ def _corruption(spec: str):
     }.get(kind)
     if cls is None or not val:
         raise argparse.ArgumentTypeError(
-            f"--corruption: expected KIND:VALUE with KIND one of salt_and_pepper, masking, "
-            f"bit_flip, gaussian (e.g. salt_and_pepper:0.3), got {spec!r}"
+            f"--corruption: expected none or KIND:VALUE with KIND one of salt_and_pepper, "
+            f"masking, bit_flip, gaussian (e.g. salt_and_pepper:0.3), got {spec!r}"
         )
     try:
         return cls(float(val))
@@ -77,12 +79,6 @@ def _load_data(spec: str, binarize: str | None):
     if binarize:
         x = wbdata.binarize(x, binarize)
     return x, side
-
-
-def _image_side(d, side):
-    if side is None:
-        raise SystemExit("cannot draw images: the visible size is not a square")
-    return side
 
 
 def demo(args) -> int:
@@ -295,6 +291,15 @@ def sample(args) -> int:
             f"--model {args.model}: a {type(model).__name__} has no chain to sample from "
             "(it predicts labels: use its predict() from Python)"
         )
+    side = None
+    if not args.out.endswith(".npy"):
+        # Checked before sampling: a GSN with segments draws its first segment (the image).
+        width = model.segments[0].size if hasattr(model, "segments") else model.visible
+        side = int(round(np.sqrt(width)))
+        if side * side != width:
+            raise ValueError(
+                f"--out: the visible size {width} is not a square image; use an .npy file"
+            )
     if isinstance(model, Diffusion):  # its chain has a fixed length: T reverse steps
         x = model.sample(args.n, seed=args.seed, progress=True)
         args.steps = model.steps
@@ -302,16 +307,10 @@ def sample(args) -> int:
         x = model.sample(args.n, steps=args.steps, seed=args.seed)
     else:
         x = model.sample(args.n, steps=args.steps, seed=args.seed, means=args.means)
-    if args.out.endswith(".npy"):
+    if side is None:
         np.save(args.out, x)
     else:
-        # A GSN with segments draws its first segment (the image).
-        width = model.segments[0].size if hasattr(model, "segments") else model.visible
-        x = x[:, :width]
-        side = int(round(np.sqrt(width)))
-        if side * side != width:
-            raise SystemExit("cannot draw images: the visible size is not a square; use .npy")
-        images.save_grid(x.reshape(-1, side, side), args.out)
+        images.save_grid(x[:, : side * side].reshape(-1, side, side), args.out)
     print(f"{args.n} samples after {args.steps} steps: {args.out}")
     return 0
 
@@ -348,7 +347,12 @@ def main(argv=None) -> int:
     t.add_argument("--binarize", choices=["threshold", "stochastic"], default=None)
     t.add_argument("--hidden", type=int, default=500)
     t.add_argument("--activation", default="sigmoid")
-    t.add_argument("--corruption", type=_corruption, default=SaltAndPepper(0.3))
+    t.add_argument(
+        "--corruption",
+        type=_corruption,
+        default=SaltAndPepper(0.3),
+        help="none, or KIND:VALUE (salt_and_pepper:0.3, masking:0.2, bit_flip:0.1, gaussian:0.5)",
+    )
     t.add_argument("--reconstruction", default="bernoulli")
     t.add_argument("--walkbacks", type=int, default=1)
     t.add_argument("--epochs", type=int, default=50)
