@@ -322,9 +322,11 @@ def test_cli_failures_are_clear_and_come_before_training(tmp_path, capsys):
     plain = str(tmp_path / "plain.safetensors")
     assert cli.main(base + ["--corruption", "none", "--epochs", "1", "--out", plain]) == 0
     assert type(wb.load(plain).corruption).__name__ == "NoCorruption"
-    # A model of 9 units draws no square image: said before sampling, as other errors are.
+    # A model of 10 units draws no square image: said before sampling, as other errors are.
+    ten = str(tmp_path / "ten.safetensors")
+    wb.DAE(10, 4, seed=0).save(ten)
     capsys.readouterr()
-    assert cli.main(["sample", "--model", plain, "--out", str(tmp_path / "s.png")]) == 2
+    assert cli.main(["sample", "--model", ten, "--out", str(tmp_path / "s.png")]) == 2
     assert "not a square image; use an .npy file" in capsys.readouterr().err
     assert not (tmp_path / "s.png").exists()
 
