@@ -82,12 +82,16 @@ def torch_runner(torch, W, b1, b0, x0):
     b, h = x0.shape[0], W.shape[1]
     u, xt = torch.empty_like(x), torch.empty_like(x)
     hid, o = torch.empty((b, h)), torch.empty_like(x)
+    # The corruption's masks preallocated too: no temporaries in the step (as the NumPy peer).
+    flip, salt = torch.empty(x.shape, dtype=torch.bool), torch.empty_like(x)
     WT = Wt.t()
 
     def step():
         with torch.no_grad():
             torch.rand(x.shape, generator=g, out=u)
-            torch.where(u < P, (u >= P / 2).float(), x, out=xt)
+            torch.lt(u, P, out=flip)
+            torch.ge(u, P / 2, out=salt)
+            torch.where(flip, salt, x, out=xt)
             torch.addmm(b1t, xt, Wt, out=hid)
             hid.sigmoid_()
             torch.addmm(b0t, hid, WT, out=o)

@@ -79,12 +79,14 @@ class TorchGSN:
         a = a + NOISE * t.randn(a.shape, generator=g)
         return t.tanh(a) + NOISE * t.randn(a.shape, generator=g)
 
-    def step(self, xs, h):
+    def step(self, xs, h, last=False):
+        """One chain step; ``last``: the walk-back's last step, where only layer 1 and the
+        decoder reach the loss (walkback prunes the rest there too)."""
         t, W, b, L = self.t, self.W, self.b, len(HIDDEN)
         u = t.rand(xs.shape, generator=self.g)
         xt = t.where(u < P, (u >= P / 2).float(), xs)
         new = list(h)
-        for layer in range(1, L + 1, 2):
+        for layer in range(1, 2 if last else L + 1, 2):
             below = xt if layer == 1 else h[layer - 1]
             a = b[layer] if below is None else t.addmm(b[layer], below, W[layer])
             if layer < L and h[layer + 1] is not None:
@@ -92,7 +94,7 @@ class TorchGSN:
             if a.dim() == 1:
                 a = a.expand(xs.shape[0], -1)
             new[layer] = self.noisy(a)
-        for layer in range(2, L + 1, 2):
+        for layer in range(2, 1 if last else L + 1, 2):
             a = t.addmm(b[layer], new[layer - 1], W[layer])
             if layer < L:
                 a = a + new[layer + 1] @ W[layer + 1].t()
@@ -110,11 +112,12 @@ class TorchGSN:
             for i in range(0, len(data), BATCH):
                 xb = data[perm[i : i + BATCH]]
                 xs, h, loss = xb, [None] * (len(HIDDEN) + 2), 0
-                for _ in range(K):
-                    o, h = self.step(xs, h)
+                for j in range(K):
+                    o, h = self.step(xs, h, last=j == K - 1)
                     loss = loss + bce(o, xb, reduction="sum") / len(xb)
-                    with t.no_grad():
-                        xs = (t.rand(xs.shape, generator=self.g) < t.sigmoid(o)).float()
+                    if j < K - 1:  # the last step's sample is never used (walkback draws none)
+                        with t.no_grad():
+                            xs = (t.rand(xs.shape, generator=self.g) < t.sigmoid(o)).float()
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self.opt.step()

@@ -56,16 +56,19 @@ def torch_runner(torch, m, x):
             loss = loss + w * m.kld * 0.5 * (mu**2 + lv.exp() - 1 - lv).sum() / b
             xi = torch.sigmoid(o)
             states.append(xi)
-            r = torch.relu(-net("guide", xi, ng)).squeeze(1)
-            loss = loss + m.shaping * (r + r * r).sum() / (2 * b)
+        # One pass of the guide over the data and every chain state serves the shaping term
+        # and the guide's own loss, as walkback's step does; each loss's gradients are taken
+        # for its own network only.
+        out = net("guide", torch.cat([data] + states), ng).squeeze(1)
+        r = torch.relu(-out[b:])
+        loss = loss + m.shaping * (r + r * r).sum() / (2 * b)
+        dl = F.softplus(-out[:b]).mean() + F.softplus(out[b:]).mean()
         opt_g.zero_grad(set_to_none=True)
-        loss.backward()
+        opt_d.zero_grad(set_to_none=True)
+        loss.backward(inputs=gen, retain_graph=True)
+        dl.backward(inputs=gui)
         torch.nn.utils.clip_grad_norm_(gen, 10.0)
         opt_g.step()
-        st = torch.cat([s.detach() for s in states])
-        dl = F.softplus(-net("guide", data, ng)).mean() + F.softplus(net("guide", st, ng)).mean()
-        opt_d.zero_grad(set_to_none=True)
-        dl.backward()
         torch.nn.utils.clip_grad_norm_(gui, 10.0)
         opt_d.step()
 

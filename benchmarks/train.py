@@ -71,14 +71,15 @@ def torch_runner(torch, W, b, k, x):
             xb = data[perm[i : i + b]]
             xj = xb
             loss = 0
-            for _ in range(k):
+            for j in range(k):
                 u = torch.rand(xj.shape, generator=g)
                 xt = torch.where(u < P, (u >= P / 2).float(), xj)
                 h = torch.sigmoid(torch.addmm(b1, xt, Wt))
                 o = torch.addmm(b0, h, Wt.t())
                 loss = loss + bce(o, xb, reduction="sum") / b
-                with torch.no_grad():
-                    xj = (torch.rand(xj.shape, generator=g) < torch.sigmoid(o)).float()
+                if j < k - 1:  # the last step's sample is never used (walkback draws none)
+                    with torch.no_grad():
+                        xj = (torch.rand(xj.shape, generator=g) < torch.sigmoid(o)).float()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
