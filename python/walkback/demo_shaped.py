@@ -56,7 +56,8 @@ def demo_shaped(args) -> int:
     print(
         "walkback demo --model shaped: VAE chains with and without ABC shaping "
         f"(Bachman & Precup 2015) on a 2-D mixture of 8 Gaussians; KL weight {RING_KLD}, where "
-        "the unshaped chain tends to fall off the ring"
+        "the unshaped chain often falls off the ring or onto a few components (16 seeds: "
+        "benchmarks/RESULTS.md; one seed varies a lot, try --seed)"
     )
     k, sigma = 8, 0.03
     x, centers = make_ring_mixture(4000, k, sigma, seed=args.seed)
@@ -72,10 +73,11 @@ def demo_shaped(args) -> int:
         far = float(np.mean(d.min(1) > 3 * sigma))
         modes = np.bincount(d.argmin(1), minlength=k)
         label = "shaped" if shaping else "unshaped"
+        held = int(np.sum(modes >= 0.01 * len(d)))
         print(
             f"  {label:>8} ({time.perf_counter() - t0:.0f} s): {far:.1%} of the chains' states "
-            f"after 50 steps lie more than 3 sigma from every component; per component "
-            f"{modes.tolist()}"
+            f"after 50 steps lie more than 3 sigma from every component; {held} of {k} "
+            f"components hold at least 1% of them; per component {modes.tolist()}"
         )
         panels += [chain[0], chain[-1]]
         titles += [f"{label}, step 1", f"{label}, step 50"]
