@@ -12,7 +12,7 @@ import numpy as np
 
 from . import data as wbdata
 from . import eval as wbeval
-from . import images
+from . import images, ops
 from .diffusion import Diffusion
 from .optim import Adam
 
@@ -59,8 +59,8 @@ def swiss_roll(args, paths) -> None:
         math.sqrt(ab[t - 1]) * xs + math.sqrt(1 - ab[t - 1]) * rng.normal(size=xs.shape)
         for t in (20, 40)
     ]
-    rev_T = rng.normal(size=xs.shape)
     rev = model.sample(1500, seed=5, every=20)
+    rev_T = ops.normal(1500, model.visible, seed=5, stream="init")  # that chain's own x_T
     panels = [*fwd, rev_T, model._to_model(rev[0]), model._to_model(rev[1])]
     titles = [
         "data t=0",

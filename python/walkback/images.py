@@ -57,8 +57,9 @@ def save_chain_gif(frames, path, scale=8, ms_per_frame=80):
 
 
 def save_inpainting(original, clamp_mask, completed, path, scale=4):
-    """Three rows per example: the original, the clamped part alone (free units grey) and the
-    chain's completion. original, completed: (n, h, w); clamp_mask: (h, w) bool."""
+    """Three rows per example: the original, the clamped part alone (free units drawn as a
+    checkerboard) and the chain's completion. original, completed: (n, h, w); clamp_mask:
+    (h, w) bool."""
     original = np.asarray(original, np.float32)
     clamp_mask = np.asarray(clamp_mask, bool)
     if original.ndim != 3 or clamp_mask.shape != original.shape[1:]:
@@ -71,7 +72,10 @@ def save_inpainting(original, clamp_mask, completed, path, scale=4):
         raise ValueError(
             f"completed: expected the shape of original {original.shape}, got {completed.shape}"
         )
-    shown = np.where(clamp_mask[None], original, 0.5)
+    # The free units as a fine checkerboard: unknown, and unlike the grid's grey padding.
+    h, w = clamp_mask.shape
+    checker = np.where((np.arange(h)[:, None] + np.arange(w)[None]) % 2 == 0, 0.3, 0.7)
+    shown = np.where(clamp_mask[None], original, checker[None])
     rows = np.concatenate([original, shown, completed])
     save_grid(rows, path, cols=len(original), scale=scale)
 
@@ -103,8 +107,9 @@ def save_scatter_panels(panels, titles, path, size=220, limits=None):
         x0 = pad + k * (size + pad)
         draw.rectangle([x0, head, x0 + size - 1, head + size - 1], outline=(160, 160, 160))
         draw.text((x0 + 4, 3), str(title), fill="black")
-        p = p[np.isfinite(p).all(axis=1)]
-        uv = (np.clip((p - lo) / (hi - lo), 0, 1) * (size - 3)).astype(int) + 1
+        # Points outside the window are left out (clipped, they would line its frame).
+        p = p[np.isfinite(p).all(axis=1) & ((p >= lo) & (p <= hi)).all(axis=1)]
+        uv = (((p - lo) / (hi - lo)) * (size - 3)).astype(int) + 1
         for u, v in uv:
             draw.point((x0 + u, head + size - 1 - v), fill=(20, 60, 160))
     img.save(path)
