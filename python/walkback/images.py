@@ -83,7 +83,7 @@ def save_inpainting(original, clamp_mask, completed, path, scale=4):
 def save_scatter_panels(panels, titles, path, size=220, limits=None):
     """2-D point clouds side by side, one panel each (the diffusion paper's figure 1): panels
     is a list of (n, 2) arrays, titles their captions; limits (lo, hi) is shared by both axes
-    of every panel (default: the data's range)."""
+    of every panel (default: the data's range). Each pixel is shaded by the points on it."""
     from PIL import Image, ImageDraw
 
     pts = [np.asarray(p, np.float64) for p in panels]
@@ -110,8 +110,17 @@ def save_scatter_panels(panels, titles, path, size=220, limits=None):
         # Points outside the window are left out (clipped, they would line its frame).
         p = p[np.isfinite(p).all(axis=1) & ((p >= lo) & (p <= hi)).all(axis=1)]
         uv = (((p - lo) / (hi - lo)) * (size - 3)).astype(int) + 1
-        for u, v in uv:
-            draw.point((x0 + u, head + size - 1 - v), fill=(20, 60, 160))
+        # Shaded by how many points fall on each pixel (a lone point pale, a pile dark), so a
+        # few stray points do not look like as much mass as a dense cluster.
+        counts = np.zeros((size, size), np.int64)
+        np.add.at(counts, (uv[:, 1], uv[:, 0]), 1)
+        v_idx, u_idx = np.nonzero(counts)
+        for u, v in zip(u_idx, v_idx, strict=True):
+            shade = min(1.0, 0.35 + 0.65 * np.log2(counts[v, u]) / 5)  # 32 points: darkest
+            draw.point(
+                (x0 + int(u), head + size - 1 - int(v)),
+                fill=tuple(int(255 - (255 - c) * shade) for c in (20, 60, 160)),
+            )
     img.save(path)
 
 
