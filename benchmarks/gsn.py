@@ -185,14 +185,17 @@ def main():
         + ", ".join(f"{r} rows {g:.0f} GF/s" for r, g in rates.items())
     )
     peers = {"train": {"walkback": walkback_train(model, x)}}
+    # The chains sample a model of their own, which the training race does not move: both
+    # peers sample the same (initial) parameters.
+    chain_model = make_model()
     for b, steps in ((1, 100), (100, 20)):
         x0 = np.ascontiguousarray(x[:b])
         key = f"chain B={b}"
         work[key] = (steps, "steps/s")
         macs[key] = b * steps * chain_macs()
-        peers[key] = {"walkback": walkback_chain(model, x0, steps)}
+        peers[key] = {"walkback": walkback_chain(chain_model, x0, steps)}
         if torch is not None:
-            peers[key]["torch"] = TorchGSN(torch, model.get_params()).chain(x0, steps)
+            peers[key]["torch"] = TorchGSN(torch, chain_model.get_params()).chain(x0, steps)
     if torch is not None:
         peers["train"]["torch"] = TorchGSN(torch, model.get_params()).train(x)
     rows, records = [], []
