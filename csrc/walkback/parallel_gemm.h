@@ -82,8 +82,8 @@ void gemm_columns(bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int
 
 // C = A op(B) by weights packed once (packed_gemm.h), in column slices of whole panels, then
 // epilogue(r0, r1, j0, j1) on each block of C as soon as it is final, while it is in L1
-// (packed_gemm's BlockDone). Nothing is packed per
-// call, so slices cost nothing extra: four per thread, handed out dynamically.
+// (packed_gemm's BlockDone). Nothing is packed per call, so slices cost nothing extra: four
+// per thread, handed out dynamically.
 template <class Epilogue>
 void packed_gemm_columns(int64_t m, const float* a, int64_t lda, const PackedWeights& w, float* c,
                          int64_t ldc, Epilogue&& epilogue) {

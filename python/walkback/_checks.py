@@ -42,15 +42,21 @@ def check_widths(name: str, v, count: int | None = None) -> tuple:
 
 
 def check_float(name: str, v) -> float:
-    """A real number (NaN and inf pass: the caller checks the range)."""
+    """A real number (NaN and inf pass: the caller checks the range); bools, strings and
+    complex numbers are not numbers here."""
     if isinstance(v, (str, bytes, bool, np.bool_)) or np.iscomplexobj(v):
-        raise TypeError(f"{name}: expected a real number, got {v!r}")
+        raise TypeError(f"{name}: expected a number, got {v!r}")
     try:
         return float(v)
     except (TypeError, ValueError) as e:
-        raise TypeError(f"{name}: expected a real number, got {v!r}") from e
+        raise TypeError(f"{name}: expected a number, got {v!r}") from e
     except OverflowError as e:
         raise ValueError(f"{name}: {v!r} is too large for a float") from e
+
+
+def all_finite(arrays) -> bool:
+    """Whether every value of the arrays is finite (NumPy or CuPy, each on its device)."""
+    return all(bool(_backend.array_module(a).isfinite(a).all()) for a in arrays)
 
 
 def check_bool(name: str, v) -> bool:
@@ -144,14 +150,19 @@ def check_binary(name: str, x: np.ndarray) -> None:
         raise ValueError(f"{name}: a Bernoulli chain needs binary values (0 or 1)")
 
 
-def as_clamp(clamp, n: int, width: int) -> np.ndarray:
-    """A clamp mask as uint8 of shape (width,) or (n, width)."""
-    m = np.asarray(clamp)
+def as_bool_mask(name: str, m) -> np.ndarray:
+    """A bool array from bools or 0/1 integers; 0.5 or 2 is not a yes or a no."""
+    m = np.asarray(m)
     if m.dtype != np.bool_:
         if m.dtype.kind in "iu" and np.all((m == 0) | (m == 1)):
-            m = m.astype(bool)
-        else:
-            raise TypeError(f"clamp: expected a boolean mask, got dtype {m.dtype}")
+            return m.astype(bool)
+        raise TypeError(f"{name}: expected a bool mask, got dtype {m.dtype}")
+    return m
+
+
+def as_clamp(clamp, n: int, width: int) -> np.ndarray:
+    """A clamp mask as uint8 of shape (width,) or (n, width)."""
+    m = as_bool_mask("clamp", clamp)
     if m.shape not in ((width,), (n, width)):
         raise ValueError(f"clamp: expected shape ({width},) or ({n}, {width}), got {m.shape}")
     return np.ascontiguousarray(m, dtype=np.uint8)

@@ -452,10 +452,8 @@ class Diffusion(ParamModel):
                 # Grey levels like x: binarized once (a fixed draw), so that the validation
                 # loss compares between epochs.
                 v = self._state("validation", validation)
-                if v.size and (float(v.min()) < 0 or float(v.max()) > 1):
-                    raise ValueError("validation: binarize='stochastic' needs values in [0, 1]")
-                u = ops.uniform(v.shape[0], v.shape[1], seed=0, stream="user")
-                xv = self._to_model((u < v).astype(self.dtype))
+                _training.check_binarize(binarize, v, None, "validation")
+                xv = self._to_model(_training.stochastic_binarize(v, 0, 0, 0))
             elif validation is not None:
                 xv = self._to_model(self._check_data("validation", validation))
             return _training.fit(

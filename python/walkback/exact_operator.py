@@ -22,6 +22,7 @@ from functools import reduce
 
 import numpy as np
 
+from . import _checks
 from ._checks import check_int
 from ._progress import progress_bar
 
@@ -74,12 +75,7 @@ def parse_clamp(d: int, clamp, values) -> tuple[np.ndarray, np.ndarray]:
         if values is not None:
             raise ValueError("values: give it together with clamp")
         return np.zeros(d, dtype=bool), np.zeros(d)
-    mask = np.asarray(clamp)
-    if mask.dtype != np.bool_:  # as model.sample: 0/1 integers pass, 0.5 or 2 is not a yes or no
-        if mask.dtype.kind in "iu" and np.all((mask == 0) | (mask == 1)):
-            mask = mask.astype(bool)
-        else:
-            raise TypeError(f"clamp: expected a bool mask, got dtype {mask.dtype}")
+    mask = _checks.as_bool_mask("clamp", clamp)  # as model.sample's
     if mask.shape != (d,):
         raise ValueError(f"clamp: expected a bool mask of shape ({d},), got {mask.shape}")
     if values is None:

@@ -103,24 +103,23 @@ def save_scatter_panels(panels, titles, path, size=220, limits=None):
     draw = ImageDraw.Draw(img)
     if len(titles) != len(pts):
         raise ValueError(f"titles: expected {len(pts)} captions, got {len(titles)}")
+    blue = np.array([20, 60, 160], np.float64)
     for k, (p, title) in enumerate(zip(pts, titles, strict=True)):
         x0 = pad + k * (size + pad)
-        draw.rectangle([x0, head, x0 + size - 1, head + size - 1], outline=(160, 160, 160))
-        draw.text((x0 + 4, 3), str(title), fill="black")
         # Points outside the window are left out (clipped, they would line its frame).
         p = p[np.isfinite(p).all(axis=1) & ((p >= lo) & (p <= hi)).all(axis=1)]
         uv = (((p - lo) / (hi - lo)) * (size - 3)).astype(int) + 1
-        # Shaded by how many points fall on each pixel (a lone point pale, a pile dark), so a
-        # few stray points do not look like as much mass as a dense cluster.
+        # Each pixel shaded by how many points fall on it (a lone point pale, a pile dark), so
+        # a few stray points do not look like as much mass as a dense cluster.
         counts = np.zeros((size, size), np.int64)
-        np.add.at(counts, (uv[:, 1], uv[:, 0]), 1)
-        v_idx, u_idx = np.nonzero(counts)
-        for u, v in zip(u_idx, v_idx, strict=True):
-            shade = min(1.0, 0.35 + 0.65 * np.log2(counts[v, u]) / 5)  # 32 points: darkest
-            draw.point(
-                (x0 + int(u), head + size - 1 - int(v)),
-                fill=tuple(int(255 - (255 - c) * shade) for c in (20, 60, 160)),
-            )
+        np.add.at(counts, (size - 1 - uv[:, 1], uv[:, 0]), 1)  # image rows run downwards
+        shade = np.where(
+            counts > 0, np.minimum(1.0, 0.35 + 0.65 * np.log2(np.maximum(counts, 1)) / 5), 0
+        )
+        panel = 255 - (255 - blue) * shade[..., None]  # 32 points on a pixel: darkest
+        img.paste(Image.fromarray(panel.astype(np.uint8)), (x0, head))
+        draw.rectangle([x0, head, x0 + size - 1, head + size - 1], outline=(160, 160, 160))
+        draw.text((x0 + 4, 3), str(title), fill="black")
     img.save(path)
 
 

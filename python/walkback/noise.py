@@ -11,31 +11,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _codes
-
-
-def _not_a_flag(name: str, v, what: str) -> None:
-    if isinstance(v, (bool, np.bool_, str, bytes)):
-        raise TypeError(f"{name}: expected {what}, got {v!r}")
+from . import _checks, _codes
 
 
 def _check_probability(name: str, p) -> float:
-    _not_a_flag(name, p, "a number in [0, 1]")
-    try:
-        p = float(p)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"{name}: expected a number in [0, 1], got {p!r}") from e
+    p = _checks.check_float(name, p)
     if not (0.0 <= p <= 1.0):
         raise ValueError(f"{name}: expected a probability in [0, 1], got {p}")
     return p
 
 
 def _check_sigma(name: str, sigma) -> float:
-    _not_a_flag(name, sigma, "a positive number")
-    try:
-        sigma = float(sigma)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"{name}: expected a positive number, got {sigma!r}") from e
+    sigma = _checks.check_float(name, sigma)
     if not (sigma > 0.0 and math.isfinite(sigma)):
         raise ValueError(f"{name}: expected a positive finite standard deviation, got {sigma}")
     return sigma
@@ -135,12 +122,7 @@ class GaussianNoise:
 
     def __post_init__(self):
         for side in ("pre", "post"):
-            v = getattr(self, side)
-            _not_a_flag(f"GaussianNoise.{side}", v, "a number >= 0")
-            try:
-                v = float(v)
-            except (TypeError, ValueError) as e:
-                raise TypeError(f"GaussianNoise.{side}: expected a number >= 0, got {v!r}") from e
+            v = _checks.check_float(f"GaussianNoise.{side}", getattr(self, side))
             if not (v >= 0.0 and math.isfinite(v)):
                 raise ValueError(f"GaussianNoise.{side}: expected a finite number >= 0, got {v}")
             object.__setattr__(self, side, v)

@@ -107,12 +107,6 @@ def _check_batch(name: str, x, allow_1d: bool = True):
     return x, device
 
 
-def _check_counters(step: int, steps: int, first_chain: int, chains: int) -> None:
-    """The stream's 32-bit counters hold the call's steps and chains."""
-    _checks.check_first_chain(first_chain, chains)
-    _checks.check_steps_fit(step, steps)
-
-
 def _data_range(a):
     """The bytes [start, end) of a C-contiguous NumPy or CuPy array."""
     start = a.__array_interface__["data"][0] if isinstance(a, np.ndarray) else a.data.ptr
@@ -142,8 +136,7 @@ def corrupt(x, corruption, *, seed, step=0, first_chain=0, out=None):
     c = as_corruption(corruption)
     seed = _checks.check_seed("seed", seed)
     step = _checks.check_int("step", step, 0, 2**32 - 1)
-    first_chain = _checks.check_int("first_chain", first_chain, 0, 2**32 - 1)
-    _check_counters(step, 1, first_chain, x.shape[0])
+    first_chain = _checks.check_first_chain(first_chain, x.shape[0])
     _check_finite("x", x)
     if out is None:
         result = result_view = x.copy()
@@ -227,9 +220,9 @@ def chain_step(
     n, d = x.shape
     seed = _checks.check_seed("seed", seed)
     step = _checks.check_int("step", step, 0, 2**32 - 1)
-    first_chain = _checks.check_int("first_chain", first_chain, 0, 2**32 - 1)
+    first_chain = _checks.check_first_chain(first_chain, n)
     steps = _checks.check_int("steps", steps, 1, 2**31 - 1)
-    _check_counters(step, steps, first_chain, n)
+    _checks.check_steps_fit(step, steps)
     xp = _backend.array_module(x)
     state = x.copy()
     cl = None if clamp is None else _clamp_mask(clamp, n, d, device)
@@ -343,11 +336,10 @@ def walkback_grad(
     grads = {k: xp.empty_like(kw[k]) for k in ("W1", "b1", "b0", "U1") if kw[k] is not None}
     run = dict(
         seed=_checks.check_seed("seed", seed),
-        first_chain=_checks.check_int("first_chain", first_chain, 0, 2**32 - 1),
-        walkbacks=_checks.check_int("walkbacks", walkbacks, 1, 10_000),
+        first_chain=_checks.check_first_chain(first_chain, x.shape[0]),
+        walkbacks=_checks.check_int("walkbacks", walkbacks, 1, 10_000),  # steps 0 .. 9999
         last_only=reconstruct == "last",
     )
-    _check_counters(0, run["walkbacks"], run["first_chain"], x.shape[0])
     if device == "cuda":
         loss = _gpu.dae_walkback(x, kw, grads=grads, wait=bool(wait), **run)
     else:

@@ -8,16 +8,11 @@ import weakref
 
 import numpy as np
 
-from . import _backend, _gpu
+from . import _backend, _checks, _gpu
 
 
 def _positive(name, v, allow_zero=False):
-    if isinstance(v, (bool, np.bool_, str, bytes)):
-        raise TypeError(f"{name}: expected a number, got {v!r}")
-    try:
-        v = float(v)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"{name}: expected a number, got {v!r}") from e
+    v = _checks.check_float(name, v)
     if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
         raise ValueError(
             f"{name}: expected a {'non-negative' if allow_zero else 'positive'} "
@@ -44,11 +39,8 @@ class Optimizer:
     def _reset_if_poisoned(self) -> None:
         """Forgets the state if a moment is NaN or infinite (fit, after the step that broke
         the parameters, when it kept no copy of the state before it)."""
-        for slots in self._state.values():
-            for a in slots:
-                if not bool(_backend.array_module(a).isfinite(a).all()):
-                    self.reset()
-                    return
+        if not all(_checks.all_finite(slots) for slots in self._state.values()):
+            self.reset()
 
     def _bind(self, model) -> None:
         """Called by fit: a model other than the one this optimizer last trained (slots are

@@ -13,7 +13,7 @@ from . import _backend, _checks, _model
 from ._model import ParamModel
 from ._progress import progress_bar
 from .optim import Adam, as_optimizer
-from .training import History, TrainingDiverged
+from .training import History, TrainingDiverged, check_last_step
 
 # Chain steps per training batch (the constructor's chain_len and generator_loss_and_grad's):
 # every step's activations are kept for the backward pass.
@@ -337,17 +337,12 @@ class ShapedChain(ParamModel):
                     step += 1
                     tot += parts["total"] * len(xb)
                     bar.update(1)
-                if step and not all(np.all(np.isfinite(v)) for v in self._params.values()):
-                    # The epoch's last step made them so (an earlier one would have given a
-                    # non-finite loss): back to the parameters before it.
-                    for k, v in backups[(step - 1) % 2].items():
-                        np.copyto(self._params[k], v)
-                    opt_g._load_state(end_state[0])
-                    opt_d._load_state(end_state[1])
-                    raise TrainingDiverged(
-                        f"fit: the parameters became NaN or infinite at the last step of epoch "
-                        f"{epoch + 1}; they were restored to those before it (try a smaller "
-                        "learning rate)"
+                if step:
+                    check_last_step(
+                        self._params,
+                        backups[(step - 1) % 2],
+                        epoch,
+                        [(opt_g, end_state[0]), (opt_d, end_state[1])],
                     )
                 hist.train_loss.append(tot / n)
                 hist.valid_loss.append(None)

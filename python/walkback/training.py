@@ -68,25 +68,38 @@ def stochastic_binarize(x, seed: int, epoch: int, first_row: int, columns=None):
     return out
 
 
-def _all_finite(arrays) -> bool:
-    """Whether every value of the arrays is finite (on the device each lives on)."""
-    return all(bool(_backend.array_module(a).isfinite(a).all()) for a in arrays)
+def check_last_step(params: dict, before: dict, epoch: int, optimizers) -> None:
+    """fit's end-of-epoch check. Each loss is read before its step, so only a look at the
+    parameters sees what the epoch's last step did (an earlier step that broke them would have
+    given a non-finite loss): if they are not finite, they go back to ``before`` (the
+    parameters before that step), each (optimizer, state) of ``optimizers`` gets its saved
+    state back, and TrainingDiverged is raised."""
+    if _checks.all_finite(params.values()):
+        return
+    for k, v in before.items():
+        _backend.array_module(params[k]).copyto(params[k], v)
+    for opt, state in optimizers:
+        opt._load_state(state)
+    raise TrainingDiverged(
+        f"fit: the parameters became NaN or infinite at the last step of epoch {epoch + 1}; "
+        "they were restored to those before it (try a smaller learning rate)"
+    )
 
 
-def check_binarize(binarize, x, columns):
-    """The checks of fit's ``binarize`` on the training data x; ``columns``: None (every unit)
-    or [(name, start, stop)] of the units that are binarized."""
+def check_binarize(binarize, x, columns, name="x"):
+    """The checks of fit's ``binarize`` on data x (the argument ``name``); ``columns``: None
+    (every unit) or [(segment, start, stop)] of the units that are binarized."""
     if binarize not in (None, "stochastic"):
         raise ValueError(f"binarize: expected None or 'stochastic', got {binarize!r}")
     if binarize is None:
         return
     if columns is not None and not columns:
         raise ValueError("binarize: the model has no Bernoulli units to binarize")
-    for name, a, b in [(None, 0, x.shape[1])] if columns is None else columns:
+    for segment, a, b in [(None, 0, x.shape[1])] if columns is None else columns:
         part = x[:, a:b]
         if part.size and (float(part.min()) < 0 or float(part.max()) > 1):
-            where = "" if name is None else f" (segment {name!r})"
-            raise ValueError(f"x: binarize='stochastic' needs values in [0, 1]{where}")
+            where = "" if segment is None else f" (segment {segment!r})"
+            raise ValueError(f"{name}: binarize='stochastic' needs values in [0, 1]{where}")
 
 
 def fit(
@@ -199,16 +212,12 @@ def fit(
             if pending is not None:  # the epoch's last loss, read after its step
                 settle(pending, backups[step % 2], opt_backups[(step - 1) % 2])
                 pending = None
-            if step and not _all_finite(params.values()):
-                # The epoch's last step made them so (an earlier one would have given a
-                # non-finite loss): back to the parameters before it.
-                for k, v in backups[(step - 1) % 2].items():
-                    xp.copyto(params[k], v)
-                opt._load_state(opt_backups[(step - 1) % 2] if late else epoch_end_state)
-                raise TrainingDiverged(
-                    f"fit: the parameters became NaN or infinite at the last step of epoch "
-                    f"{epoch + 1}; they were restored to those before it (try a smaller "
-                    "learning rate)"
+            if step:
+                check_last_step(
+                    params,
+                    backups[(step - 1) % 2],
+                    epoch,
+                    [(opt, opt_backups[(step - 1) % 2] if late else epoch_end_state)],
                 )
             history.train_loss.append(total / n)
             history.valid_loss.append(None if xv is None else valid_loss(xv, valid_seed))
