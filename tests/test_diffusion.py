@@ -190,6 +190,35 @@ def test_gradients_match_finite_differences(kind):
 
 
 @pytest.mark.parametrize("kind", ["gaussian", "binomial"])
+def test_narrow_readouts_in_many_blocks_of_rows(kind):
+    """A narrow readout (a few units) runs in blocks of 64 rows sorted by t, each multiplying
+    by the columns of the basis functions it uses. 300 rows over t in 2..400 with 10 functions
+    make blocks with different ranges of functions: the rows' losses match the reference, and
+    the gradients of all rows are the row-weighted mean of those of three parts of them, which
+    fall into other blocks."""
+    m = make(kind, D=5, T=400, hidden=(20, 30), J=10)
+    rng = np.random.default_rng(4)
+    x = data(kind, 300, 5)
+    t = rng.integers(2, 401, 300).astype(np.int32)
+    rows = np.empty(300)
+    m._bound_call(x, 7, t=t, rows=rows)
+    np.testing.assert_allclose(rows, dref.row_loss(m, m._params, x, t, 7), rtol=1e-9, atol=1e-9)
+    # first_chain keeps each row's draws its own in the parts
+    loss, grads = m.loss_and_grad(x, seed=7, t=t)
+    cuts = [0, 37, 170, 300]
+    mean = {k: np.zeros_like(g) for k, g in grads.items()}
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        rows_ab = np.empty(b - a)
+        g_ab = {k: np.empty_like(g) for k, g in grads.items()}
+        m._bound_call(x[a:b], 7, first_chain=a, t=t[a:b], rows=rows_ab, grads=g_ab)
+        np.testing.assert_allclose(rows_ab, rows[a:b], rtol=1e-12)
+        for k in mean:
+            mean[k] += g_ab[k] * (b - a) / 300
+    for k in grads:
+        np.testing.assert_allclose(grads[k], mean[k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "binomial"])
 def test_null_model_bound_equals_the_end_distributions_likelihood(kind):
     """With the readout at zero (z_mu = 0, Sigma = beta_t) the reverse chain is the exact
     reversal of the forward chain at equilibrium, so K = log pi(x_0) in expectation for any

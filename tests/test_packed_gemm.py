@@ -251,6 +251,26 @@ def test_packed_and_blas_diffusion_chains_agree(kind):
         np.testing.assert_allclose(on, off, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["gaussian", "binomial"])
+def test_packed_and_blas_diffusion_gradients_agree(kind):
+    # 200 rows whose t spread over 2..300 with 10 basis functions: a narrow readout (5 units)
+    # in blocks of 64 rows, each multiplying by the columns of the functions it uses (packed
+    # W of the readout, and its W^T backward); the hidden layers packed both ways.
+    m = wb.Diffusion(5, steps=300, kind=kind, hidden=(40, 100), basis=10, seed=0)
+    shapes = m.param_shapes()
+    m.set_params(Wout=np.random.default_rng(1).normal(0, 0.3, shapes["Wout"]))
+    if kind == "gaussian":
+        m.set_scaling(1.0, 0.0)
+    rng = np.random.default_rng(2)
+    x = (rng.random((200, 5)) < 0.4).astype(np.float32)
+    t = rng.integers(2, 301, 200).astype(np.int32)
+    (loss, grads), (loss_b, grads_b) = _on_and_off(lambda: m.loss_and_grad(x, seed=5, t=t))
+    assert loss == pytest.approx(loss_b, rel=1e-5)
+    for k in grads:
+        scale = np.abs(grads_b[k]).max()
+        np.testing.assert_allclose(grads[k], grads_b[k], rtol=1e-3, atol=1e-4 * scale, err_msg=k)
+
+
 def test_calls_too_small_to_repay_a_pack_use_the_blas(isa):
     m = wb.DAE(64, 48, seed=1, dtype=np.float32)
     rng = np.random.default_rng(0)

@@ -1,8 +1,9 @@
 // The diffusion bound's Monte Carlo estimate and its gradients (see diffusion.h).
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <numeric>
+#include <utility>
+#include <type_traits>
 
 #include "walkback/blas.h"
 #include "walkback/diffusion.h"
@@ -20,6 +21,9 @@ namespace {
 using detail::step_scalars;
 
 constexpr double kHalfLog2PiE = 1.4189385332046727418;  // 0.5 (1 + log 2 pi)
+// Rows per product of a narrow readout: a block of rows sorted by t uses fewer basis
+// functions than a thread's whole slice (heartbeat, 512 rows: about 5.5 of 10 against 8).
+constexpr int64_t kNarrowBlock = 64;
 
 double binary_entropy(double p) {
   double h = 0;
@@ -69,14 +73,22 @@ double diffusion_bound_constant(const DiffusionNet<T>& m) {
 // buffers are megabytes, and training asks for the same shapes batch after batch.
 template <class T>
 struct BoundWorkspace {
-  std::vector<T> xd, xt, scaled, c, d_top, x0_sorted, g_x, d_x;
+  std::vector<T> xd, xt, scaled, mixed, c, d_top, x0_sorted, g_x, d_x;
   std::vector<float> eps;
   std::vector<double> partial, part_beta, part_A;
   std::vector<std::vector<T>> acts;
   size_t bytes() const {
-    return total_bytes(xd, xt, scaled, c, d_top, x0_sorted, g_x, d_x, eps, partial, part_beta,
-                       part_A, acts);
+    return total_bytes(xd, xt, scaled, mixed, c, d_top, x0_sorted, g_x, d_x, eps, partial,
+                       part_beta, part_A, acts);
   }
+};
+
+// The weights one bound call packs for walkback's own GEMM, kept per thread between calls: the
+// hidden layers, and a narrow readout's W (H x cols) and W^T.
+struct BoundPacks {
+  PackedStack hidden;
+  PackedWeights w, wt;
+  size_t bytes() const { return hidden.bytes() + w.bytes() + wt.bytes(); }
 };
 
 template <class T>
@@ -92,7 +104,8 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
   BoundWorkspace<T>& ws = *work;
 
   // 1. Each row's time step, then the rows ordered by t: the rows that use basis function j
-  // (weight above zero) are then one contiguous range, so the readout is one GEMM per j.
+  // (weight above zero) are then one contiguous range, so the readout's products take
+  // contiguous rows (and a block of rows a contiguous range of functions).
   std::vector<int32_t> t_of(B);
   for (int64_t r = 0; r < B; ++r) {
     if (a.t) {
@@ -161,11 +174,18 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
     ws.acts[l].resize(B * m.hidden[l].out);
     acts.push_back(ws.acts[l].data());
   }
-  mlp_forward<T>(m.hidden, Activation::LeakyRelu, B, ws.xt.data(), acts);
+  // The hidden layers packed once for walkback's own GEMM (float): W for this pass, and with
+  // gradients W^T for the backward one, so neither product packs anything per call.
+  std::vector<DenseLayer<T>> hidden = m.hidden;
+  KeptWorkspace<BoundPacks> packed;
+  if constexpr (std::is_same_v<T, float>) {
+    if (packed_gemm_pays(B, 2)) pack_layers(hidden, packed->hidden, grads != nullptr);
+  }
+  mlp_forward<T>(hidden, Activation::LeakyRelu, B, ws.xt.data(), acts);
   const T* top = acts.back();
 
   // 4. The readout mixed over the basis: c_i = sum_j g_j(t_i) (h_i W_j + b_j). Per j: the
-  // range of rows [lo_j, hi_j) that use it and their h scaled by g_j(t_i).
+  // range of rows [lo_j, hi_j) that use it.
   std::vector<int64_t> lo(J, 0), hi(J, 0), off(J + 1, 0);
   for (int64_t j = 0; j < J; ++j) {
     int64_t i = 0;
@@ -176,16 +196,45 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
     hi[j] = e;
     off[j + 1] = off[j] + (e - i);
   }
-  ws.scaled.resize(off[J] * H);
-  pool().parallel_for(J, [&](int64_t j0, int64_t j1) {
-    for (int64_t j = j0; j < j1; ++j)
-      for (int64_t i = lo[j]; i < hi[j]; ++i) {
-        const T g = static_cast<T>(m.basis[(t[i] - 1) * J + j]);
-        T* dst = ws.scaled.data() + (off[j] + i - lo[j]) * H;
-        const T* src = top + i * H;
-        for (int64_t h = 0; h < H; ++h) dst[h] = g * src[h];
+  // Wide readouts (images) take one product per basis function over the rows that use it, on
+  // those rows' h scaled by g_j. Narrow ones (a few units: DK < 256) take instead, per block of
+  // rows, one product of h by the W_j of every j the block uses, side by side (P = h W_j,
+  // unscaled), then mix c_i = sum_j g_j(t_i) (P_ij + b_j): per-j products would be DK columns
+  // wide, a shape the BLAS runs at a fraction of its speed.
+  const bool narrow = DK < 256;
+  if (!narrow) {
+    ws.scaled.resize(off[J] * H);
+    pool().parallel_for(J, [&](int64_t j0, int64_t j1) {
+      for (int64_t j = j0; j < j1; ++j)
+        for (int64_t i = lo[j]; i < hi[j]; ++i) {
+          const T g = static_cast<T>(m.basis[(t[i] - 1) * J + j]);
+          T* dst = ws.scaled.data() + (off[j] + i - lo[j]) * H;
+          const T* src = top + i * H;
+          for (int64_t h = 0; h < H; ++h) dst[h] = g * src[h];
+        }
+    });
+  }
+  // The basis functions rows [i0, i1) use: [ja, jb) (rows sorted by t use contiguous ranges).
+  auto used = [&](int64_t i0, int64_t i1) {
+    int64_t ja = J, jb = 0;
+    for (int64_t j = 0; j < J; ++j)
+      if (lo[j] < hi[j] && lo[j] < i1 && hi[j] > i0) {
+        ja = std::min(ja, j);
+        jb = j + 1;
       }
-  });
+    return std::pair<int64_t, int64_t>(ja, jb);
+  };
+  ws.mixed.resize(narrow ? B * cols : 0);
+  // The narrow readout's products by walkback's kernel (float, more than one row): nothing
+  // packed per block of rows, and the same bits for any cut of the rows.
+  bool packed_readout = false;
+  if constexpr (std::is_same_v<T, float>) {
+    if (narrow && B > 1 && packed_gemm_supported()) {
+      packed->w.pack(m.Wout, cols, false, H, cols);
+      if (grads) packed->wt.pack(m.Wout, cols, true, cols, H);
+      packed_readout = true;
+    }
+  }
   ws.c.resize(B * DK);
   std::vector<double>&partial = ws.partial, &part_beta = ws.part_beta, &part_A = ws.part_A;
   partial.assign(B * blocks, 0.0);
@@ -202,13 +251,42 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
     std::vector<T> kl_row;
     for (int64_t i = i0; i < i1; ++i)
       for (int64_t q = c0; q < c1; ++q) c[i * DK + q] = T(0);
-    for (int64_t j = 0; j < J; ++j) {
-      const int64_t r0 = std::max(lo[j], i0), r1 = std::min(hi[j], i1);
-      if (r1 > r0)
-        blas::gemm(false, false, static_cast<int>(r1 - r0), static_cast<int>(w),
-                   static_cast<int>(H), T(1), ws.scaled.data() + (off[j] + r0 - lo[j]) * H,
-                   static_cast<int>(H), m.Wout + j * DK + c0, static_cast<int>(cols), T(1),
-                   c + r0 * DK + c0, static_cast<int>(DK));
+    if (!narrow) {
+      for (int64_t j = 0; j < J; ++j) {
+        const int64_t r0 = std::max(lo[j], i0), r1 = std::min(hi[j], i1);
+        if (r1 > r0)
+          blas::gemm(false, false, static_cast<int>(r1 - r0), static_cast<int>(w),
+                     static_cast<int>(H), T(1), ws.scaled.data() + (off[j] + r0 - lo[j]) * H,
+                     static_cast<int>(H), m.Wout + j * DK + c0, static_cast<int>(cols), T(1),
+                     c + r0 * DK + c0, static_cast<int>(DK));
+      }
+    } else {
+      // Whole rows here (c0 = 0, c1 = DK).
+      const auto [ja, jb] = used(i0, i1);
+      T* P = ws.mixed.data();
+      if (jb > ja && packed_readout) {
+        if constexpr (std::is_same_v<T, float>) {
+          // Whole panels around the functions' columns.
+          constexpr int64_t Q = PackedWeights::kPanel;
+          packed_gemm(i1 - i0, top + i0 * H, H, packed->w, P + i0 * cols, cols, ja * DK / Q * Q,
+                      std::min(cols, (jb * DK + Q - 1) / Q * Q), false);
+        }
+      } else if (jb > ja) {
+        blas::gemm(false, false, static_cast<int>(i1 - i0), static_cast<int>((jb - ja) * DK),
+                   static_cast<int>(H), T(1), top + i0 * H, static_cast<int>(H),
+                   m.Wout + ja * DK, static_cast<int>(cols), T(0), P + i0 * cols + ja * DK,
+                   static_cast<int>(cols));
+      }
+      for (int64_t i = i0; i < i1; ++i) {
+        const double* g = m.basis + (t[i] - 1) * J;
+        T* __restrict ci = c + i * DK;
+        for (int64_t j = ja; j < jb; ++j)
+          if (g[j] != 0.0) {
+            const T gj = static_cast<T>(g[j]);
+            const T* __restrict pj = P + i * cols + j * DK;
+            for (int64_t q = 0; q < DK; ++q) ci[q] += gj * pj[q];
+          }
+      }
     }
     for (int64_t i = i0; i < i1; ++i) {
       const DiffusionStep<T> s = step_scalars(m, t[i]);
@@ -257,8 +335,11 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
   if (DK >= 256)  // wide (images): column slices, each W_j streamed once
     parallel_columns(DK, 16 * K, 64, slices_per_thread(B),
                      [&](int64_t c0, int64_t c1) { readout_block(0, B, c0, c1); });
-  else  // a few units: row slices, or one thread would do it all
-    parallel_rows(B, 16, [&](int64_t i0, int64_t i1) { readout_block(i0, i1, 0, DK); });
+  else  // a few units: row slices, in blocks of 64 rows, which use fewer basis functions
+    parallel_rows(B, 16, [&](int64_t r0, int64_t r1) {
+      for (int64_t i0 = r0; i0 < r1; i0 += kNarrowBlock)
+        readout_block(i0, std::min(r1, i0 + kNarrowBlock), 0, DK);
+    });
   const double constant = diffusion_bound_constant(m);
   double total = 0;
   for (int64_t i = 0; i < B; ++i) {
@@ -277,16 +358,30 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
     for (int64_t j = 0; j < J; ++j)
       gemm_tn_accumulate<T>(hi[j] - lo[j], H, DK, ws.scaled.data() + off[j] * H, H,
                             dc + lo[j] * DK, DK, grads->Wout + j * DK, cols, T(0));
-  } else {  // narrow: slices of W's rows
-    std::memset(grads->Wout, 0, sizeof(T) * H * cols);
+  } else {
+    // Narrow: E_i = g_j(t_i) dc_i for each j, side by side (zero where g_j(t_i) is), over P's
+    // buffer; then W's gradient is one product h^T E over all rows.
+    T* E = ws.mixed.data();
+    pool().parallel_for(B, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const double* g = m.basis + (t[i] - 1) * J;
+        for (int64_t j = 0; j < J; ++j) {
+          T* __restrict e = E + i * cols + j * DK;
+          const T gj = static_cast<T>(g[j]);
+          const T* __restrict d = dc + i * DK;
+          if (gj == T(0))  // not gj * d: an infinite d of another function's row stays out
+            std::fill(e, e + DK, T(0));
+          else
+            for (int64_t q = 0; q < DK; ++q) e[q] = gj * d[q];
+        }
+      }
+    });
+    // Slices of W's rows: each thread packs its part of h and all of E (column slices would
+    // each pack all of h).
     parallel_rows(H, 16, [&](int64_t h0, int64_t h1) {
-      for (int64_t j = 0; j < J; ++j)
-        if (hi[j] > lo[j])
-          blas::gemm(true, false, static_cast<int>(h1 - h0), static_cast<int>(DK),
-                     static_cast<int>(hi[j] - lo[j]), T(1),
-                     ws.scaled.data() + off[j] * H + h0, static_cast<int>(H), dc + lo[j] * DK,
-                     static_cast<int>(DK), T(0), grads->Wout + h0 * cols + j * DK,
-                     static_cast<int>(cols));
+      blas::gemm(true, false, static_cast<int>(h1 - h0), static_cast<int>(cols),
+                 static_cast<int>(B), T(1), top + h0, static_cast<int>(H), E,
+                 static_cast<int>(cols), T(0), grads->Wout + h0 * cols, static_cast<int>(cols));
     });
   }
   parallel_columns(DK, 16, 64, 1, [&](int64_t q0, int64_t q1) {
@@ -302,29 +397,51 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
   // d h_i = sum_j g_j(t_i) dc_i W_j^T, column slices of h over the pool.
   ws.d_top.resize(B * H);
   T* d_top = ws.d_top.data();
-  parallel_columns(H, 16, 64, slices_per_thread(B), [&](int64_t h0, int64_t h1) {
-    const int64_t w = h1 - h0;
-    std::vector<T> tmp;
-    for (int64_t i = 0; i < B; ++i)
-      for (int64_t h = h0; h < h1; ++h) d_top[i * H + h] = T(0);
-    for (int64_t j = 0; j < J; ++j) {
-      const int64_t n = hi[j] - lo[j];
-      if (n == 0) continue;
-      tmp.resize(n * w);
-      blas::gemm(false, true, static_cast<int>(n), static_cast<int>(w), static_cast<int>(DK),
-                 T(1), dc + lo[j] * DK, static_cast<int>(DK), m.Wout + h0 * cols + j * DK,
-                 static_cast<int>(cols), T(0), tmp.data(), static_cast<int>(w));
-      for (int64_t i = 0; i < n; ++i) {
-        const T g = static_cast<T>(m.basis[(t[lo[j] + i] - 1) * J + j]);
-        T* dst = d_top + (lo[j] + i) * H + h0;
-        const T* src = tmp.data() + i * w;
-        for (int64_t h = 0; h < w; ++h) dst[h] += g * src[h];
+  if (narrow) {
+    // d h = E W^T over the basis functions each block of rows uses.
+    const T* E = ws.mixed.data();
+    parallel_rows(B, 16, [&](int64_t r0, int64_t r1) {
+      for (int64_t i0 = r0; i0 < r1; i0 += kNarrowBlock) {
+        const int64_t i1 = std::min(r1, i0 + kNarrowBlock);
+        const auto [ja, jb] = used(i0, i1);
+        if (jb > ja && packed_readout) {
+          // Over all of W^T's rows: E is zero past the block's functions.
+          if constexpr (std::is_same_v<T, float>)
+            packed_gemm(i1 - i0, E + i0 * cols, cols, packed->wt, d_top + i0 * H, H, 0, H, false);
+        } else if (jb > ja)
+          blas::gemm(false, true, static_cast<int>(i1 - i0), static_cast<int>(H),
+                     static_cast<int>((jb - ja) * DK), T(1), E + i0 * cols + ja * DK,
+                     static_cast<int>(cols), m.Wout + ja * DK, static_cast<int>(cols), T(0),
+                     d_top + i0 * H, static_cast<int>(H));
+        else
+          std::fill(d_top + i0 * H, d_top + i1 * H, T(0));
       }
-    }
-  });
+    });
+  } else {
+    parallel_columns(H, 16, 64, slices_per_thread(B), [&](int64_t h0, int64_t h1) {
+      const int64_t w = h1 - h0;
+      std::vector<T> tmp;
+      for (int64_t i = 0; i < B; ++i)
+        for (int64_t h = h0; h < h1; ++h) d_top[i * H + h] = T(0);
+      for (int64_t j = 0; j < J; ++j) {
+        const int64_t n = hi[j] - lo[j];
+        if (n == 0) continue;
+        tmp.resize(n * w);
+        blas::gemm(false, true, static_cast<int>(n), static_cast<int>(w), static_cast<int>(DK),
+                   T(1), dc + lo[j] * DK, static_cast<int>(DK), m.Wout + h0 * cols + j * DK,
+                   static_cast<int>(cols), T(0), tmp.data(), static_cast<int>(w));
+        for (int64_t i = 0; i < n; ++i) {
+          const T g = static_cast<T>(m.basis[(t[lo[j] + i] - 1) * J + j]);
+          T* dst = d_top + (lo[j] + i) * H + h0;
+          const T* src = tmp.data() + i * w;
+          for (int64_t h = 0; h < w; ++h) dst[h] += g * src[h];
+        }
+      }
+    });
+  }
   std::vector<T>& d_x = ws.d_x;
   d_x.resize(sched ? B * D : 0);
-  mlp_backward<T>(m.hidden, Activation::LeakyRelu, B, ws.xt.data(), acts, d_top, grads->W,
+  mlp_backward<T>(hidden, Activation::LeakyRelu, B, ws.xt.data(), acts, d_top, grads->W,
                   grads->b, sched ? d_x.data() : nullptr);
   if (sched) {
     // x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps with ab_t = A alpha: its gradient (direct and
