@@ -53,6 +53,30 @@ def test_every_simd_path_matches_reference(path, groups):
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("path", [0, 1, 2])  # scalar, AVX2, AVX-512: each this machine has
+@pytest.mark.parametrize("chains", [1, 7, 8, 9, 16, 17, 40])
+def test_every_path_of_one_block_of_many_chains_matches_reference(path, chains):
+    """Rows of a few units draw one Philox block of many chains at once (lanes over chains):
+    full and partial batches of 8 and 16 lanes, against the reference's block 3 of each."""
+    got = _backend.cpu().chain_blocks_path(path, 2**40 + 5, 3, 2, chains, 9, 1)
+    if got is None:
+        pytest.skip(f"path {path} is not available on this machine")
+    want = ref.uniform(2**40 + 5, 9, chains, 16, 1, first_chain=2)[:, 12:]
+    np.testing.assert_array_equal(got.reshape(chains, 4), want)
+
+
+@pytest.mark.parametrize("units", [1, 2, 3, 4, 5, 13, 31])
+def test_rows_of_few_units_are_the_rows_of_many_bit_for_bit(units):
+    """Fewer than 32 units per row take the many-chain path; 40 units the one-row path. Both
+    give each unit the same uniform and normal, bit for bit, for 150 chains (two batches of
+    64 chains and a partial one, split over the threads)."""
+    kw = dict(seed=77, step=5, first_chain=9, stream="sample")
+    wide_u, wide_n = wb.ops.uniform(150, 40, **kw), wb.ops.normal(150, 40, **kw)
+    np.testing.assert_array_equal(wb.ops.uniform(150, units, **kw), wide_u[:, :units])
+    np.testing.assert_array_equal(wb.ops.normal(150, units, **kw), wide_n[:, :units])
+    np.testing.assert_array_equal(wide_u, ref.uniform(77, 5, 150, 40, "sample", first_chain=9))
+
+
 def test_normal_matches_box_muller_reference():
     got = wb.ops.normal(4, 30, seed=9, step=3, stream="sample")
     want = ref.normal(9, 3, 4, 30, "sample")

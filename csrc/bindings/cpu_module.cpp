@@ -228,6 +228,16 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
       return py::none();
     return std::move(out);
   });
+  // Testing: block `group` of chains chain0 .. chain0 + chains - 1 through one forced path.
+  mod.def("chain_blocks_path", [](int path, uint64_t seed, uint32_t group, uint32_t chain0,
+                                  int64_t chains, uint32_t step, uint32_t stream) -> py::object {
+    if (chains < 0) throw py::value_error("chains must be >= 0");
+    py::array_t<float> out(chains * 4);
+    if (!wb::chain_blocks_path(path, wb::stream_key(seed), group, chain0, chains, step, stream,
+                               out.mutable_data()))
+      return py::none();
+    return std::move(out);
+  });
   mod.def("dae_chain", [](py::array x, py::kwargs kw) {
     is_f64(x) ? dae_chain_t<double>(x, kw) : dae_chain_t<float>(x, kw);
   });

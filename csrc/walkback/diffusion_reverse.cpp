@@ -1,4 +1,5 @@
 // The reverse chain of a diffusion model (see diffusion.h).
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 #include <vector>
@@ -54,6 +55,9 @@ void diffusion_reverse(const DiffusionNet<T>& m, const ReverseArgs<T>& a, T* x) 
     acts.push_back(act_store[l].data());
   }
   std::vector<T> w_eff(H * cols), b_eff(cols), out(n * cols), g(J);
+  // b_eff repeated over a block of rows (narrow readouts of a few units; see below).
+  constexpr int64_t kRowBlock = 64;
+  std::vector<T> b_rows(D < kFewUnits ? kRowBlock * cols : 0);
   // The hidden layers stay fixed over all the steps: packed once for walkback's own GEMM.
   std::vector<DenseLayer<T>> hidden = m.hidden;
   KeptWorkspace<PackedStack> packed;
@@ -123,13 +127,39 @@ void diffusion_reverse(const DiffusionNet<T>& m, const ReverseArgs<T>& a, T* x) 
       gemm_columns<T>(false, n, cols, H, acts.back(), H, w_eff.data(), cols, out.data(), cols,
                       4 * K, [&](int64_t c0, int64_t c1) { sample_block(0, n, c0 / K, c1 / K); });
     } else {
-      // Narrow ones (a few units): row slices, or one thread would do all the work.
+      // Narrow ones (a few units): row slices, or one thread would do all the work. Rows of
+      // a few units are sampled kRowBlock rows at a time, as one run of units (x, out and the
+      // draws are contiguous over rows; b_rows repeats b_eff): row by row, each call of the
+      // sampling and each row's draws (16 Philox blocks for one or two used) cost more than
+      // the work (a third of the swiss-roll chain).
+      const bool few = D < kFewUnits;
+      if (few)
+        for (int64_t r = 0; r < kRowBlock; ++r)
+          std::copy(b_eff.begin(), b_eff.end(), b_rows.begin() + r * cols);
       parallel_rows(n, 16, [&](int64_t r0, int64_t r1) {
         blas::gemm(false, false, static_cast<int>(r1 - r0), static_cast<int>(cols),
                    static_cast<int>(H), T(1), acts.back() + r0 * H, static_cast<int>(H),
                    w_eff.data(), static_cast<int>(cols), T(0), out.data() + r0 * cols,
                    static_cast<int>(cols));
-        sample_block(r0, r1, 0, D);
+        if (!few) return sample_block(r0, r1, 0, D);
+        std::vector<float> rnd(kRowBlock * D);
+        for (int64_t b0 = r0; b0 < r1; b0 += kRowBlock) {
+          const int64_t rows = std::min(kRowBlock, r1 - b0), w = rows * D;
+          const uint32_t chain = a.first_chain + static_cast<uint32_t>(b0);
+          T* xb = x + b0 * D;
+          if (gauss) {
+            normal_rows(key, chain, rows, step, kStreamSampleNormal, D, rnd.data());
+            gauss_sample_row<T>(s, xb, out.data() + b0 * cols, b_rows.data(),
+                                a.y ? a.y + b0 * D : nullptr,
+                                static_cast<T>(a.y ? a.obs_var : 0.0), rnd.data(), w);
+          } else {
+            uniform_rows(key, chain, rows, step, kStreamSample, D, rnd.data());
+            binomial_sample_row<T>(s, xb, out.data() + b0 * cols, b_rows.data(), rnd.data(), w);
+          }
+          if (a.clamp)
+            for (int64_t i = b0 * D; i < b0 * D + w; ++i)
+              if (a.clamp[i]) x[i] = a.known[i];
+        }
       });
     }
   }

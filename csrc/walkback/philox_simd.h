@@ -13,6 +13,12 @@ namespace wb {
 void uniform_blocks(StreamKey key, uint32_t g0, int64_t groups, uint32_t chain, uint32_t step,
                     uint32_t stream, float* out);
 
+// out[4 * c + lane] = u01(lane `lane` of block `group` of chain chain0 + c), c < chains: one
+// block of many chains, for rows of a few units (uniform_blocks would fill 16 lanes per row
+// and keep one or two).
+void chain_blocks(StreamKey key, uint32_t group, uint32_t chain0, int64_t chains, uint32_t step,
+                  uint32_t stream, float* out);
+
 // Whether uniform_blocks takes a SIMD path on this machine.
 bool uniform_blocks_simd();
 
@@ -20,5 +26,7 @@ bool uniform_blocks_simd();
 // build) lacks it.
 bool uniform_blocks_path(int path, StreamKey key, uint32_t g0, int64_t groups, uint32_t chain,
                          uint32_t step, uint32_t stream, float* out);
+bool chain_blocks_path(int path, StreamKey key, uint32_t group, uint32_t chain0, int64_t chains,
+                       uint32_t step, uint32_t stream, float* out);
 
 }  // namespace wb

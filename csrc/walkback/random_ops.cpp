@@ -51,25 +51,67 @@ void normal_row(StreamKey key, uint32_t chain, uint32_t step, uint32_t stream,
 }
 
 namespace {
-template <class RowFn>
-void fill_array(RowFn row, uint64_t seed, uint32_t step, uint32_t first_chain, uint32_t stream,
+
+// Rows of few units, block by block: for each Philox block (4 units) of the row, that block of
+// up to kChains chains at once, then (normal) Box-Muller over the same pairs as normal_row.
+template <bool kNormal>
+void few_unit_rows(StreamKey key, uint32_t chain0, int64_t chains, uint32_t step,
+                   uint32_t stream, int64_t units, float* out) {
+  constexpr int64_t kChains = 64;
+  float u[4 * kChains], z[4 * kChains];
+  for (int64_t c0 = 0; c0 < chains; c0 += kChains) {
+    const int64_t n = chains - c0 < kChains ? chains - c0 : kChains;
+    for (int64_t g = 0; 4 * g < units; ++g) {
+      chain_blocks(key, static_cast<uint32_t>(g), chain0 + static_cast<uint32_t>(c0), n, step,
+                   stream, u);
+      if (kNormal) box_muller_pairs(u, z, 2 * n);
+      const float* src = kNormal ? z : u;
+      const int64_t w = units - 4 * g < 4 ? units - 4 * g : 4;
+      for (int64_t c = 0; c < n; ++c)
+        for (int64_t l = 0; l < w; ++l) out[(c0 + c) * units + 4 * g + l] = src[4 * c + l];
+    }
+  }
+}
+
+template <bool kNormal>
+void rows(StreamKey key, uint32_t chain0, int64_t chains, uint32_t step, uint32_t stream,
+          int64_t units, float* out) {
+  if (units < kFewUnits)
+    return few_unit_rows<kNormal>(key, chain0, chains, step, stream, units, out);
+  for (int64_t c = 0; c < chains; ++c)
+    (kNormal ? normal_row : uniform_row)(key, chain0 + static_cast<uint32_t>(c), step, stream, 0,
+                                         units, out + c * units);
+}
+
+template <bool kNormal>
+void fill_array(uint64_t seed, uint32_t step, uint32_t first_chain, uint32_t stream,
                 int64_t chains, int64_t units, float* out) {
   const StreamKey key = stream_key(seed);
   pool().parallel_for(chains, [&](int64_t b, int64_t e) {
-    for (int64_t c = b; c < e; ++c)
-      row(key, first_chain + static_cast<uint32_t>(c), step, stream, 0, units, out + c * units);
+    rows<kNormal>(key, first_chain + static_cast<uint32_t>(b), e - b, step, stream, units,
+                  out + b * units);
   });
 }
 }  // namespace
 
+void uniform_rows(StreamKey key, uint32_t chain0, int64_t chains, uint32_t step, uint32_t stream,
+                  int64_t units, float* out) {
+  rows<false>(key, chain0, chains, step, stream, units, out);
+}
+
+void normal_rows(StreamKey key, uint32_t chain0, int64_t chains, uint32_t step, uint32_t stream,
+                 int64_t units, float* out) {
+  rows<true>(key, chain0, chains, step, stream, units, out);
+}
+
 void uniform_array(uint64_t seed, uint32_t step, uint32_t first_chain, uint32_t stream,
                    int64_t chains, int64_t units, float* out) {
-  fill_array(uniform_row, seed, step, first_chain, stream, chains, units, out);
+  fill_array<false>(seed, step, first_chain, stream, chains, units, out);
 }
 
 void normal_array(uint64_t seed, uint32_t step, uint32_t first_chain, uint32_t stream,
                   int64_t chains, int64_t units, float* out) {
-  fill_array(normal_row, seed, step, first_chain, stream, chains, units, out);
+  fill_array<true>(seed, step, first_chain, stream, chains, units, out);
 }
 
 }  // namespace wb

@@ -14,6 +14,15 @@ void uniform_row(StreamKey key, uint32_t chain, uint32_t step, uint32_t stream,
 void normal_row(StreamKey key, uint32_t chain, uint32_t step, uint32_t stream,
                 int64_t first_unit, int64_t units, float* n);
 
+// The rows of `chains` chains from chain0, units 0 .. units - 1 of each: out (chains x units)
+// holds what uniform_row / normal_row give each chain, bit for bit. Rows of a few units
+// (fewer than kFewUnits) are drawn one Philox block of many chains at a time.
+constexpr int64_t kFewUnits = 32;
+void uniform_rows(StreamKey key, uint32_t chain0, int64_t chains, uint32_t step, uint32_t stream,
+                  int64_t units, float* out);
+void normal_rows(StreamKey key, uint32_t chain0, int64_t chains, uint32_t step, uint32_t stream,
+                 int64_t units, float* out);
+
 // Whole arrays (chains x units), rows in parallel: chain c of the array is chain first_chain + c.
 void uniform_array(uint64_t seed, uint32_t step, uint32_t first_chain, uint32_t stream,
                    int64_t chains, int64_t units, float* out);

@@ -190,9 +190,12 @@ std::array<double, 3> shaped_generator(const ShapedModel<T>& model, const Shaped
     const T* e = pe.out_rows(m.enc, i * B);
     const T wk = weights[i] * m.kld;
     pool().parallel_for(B, [&](int64_t b0, int64_t b1) {
-      std::vector<float> nrm(Z);
+      // The slice's draws at once (rows of a few units draw many chains per Philox pass).
+      std::vector<float> draws((b1 - b0) * Z);
+      normal_rows(key, a.first_chain + uint32_t(b0), b1 - b0, uint32_t(i), kStreamHidden, Z,
+                  draws.data());
       for (int64_t b = b0; b < b1; ++b) {
-        normal_row(key, a.first_chain + uint32_t(b), uint32_t(i), kStreamHidden, 0, Z, nrm.data());
+        const float* nrm = draws.data() + (b - b0) * Z;
         double k = 0.0;
         for (int64_t q = 0; q < Z; ++q) {
           const T mu = e[b * 2 * Z + q], lv = e[b * 2 * Z + Z + q];
@@ -351,10 +354,11 @@ void shaped_sample(const ShapedModel<T>& m, int64_t n, int64_t steps, int64_t ev
   for (int64_t i = 0; i < steps; ++i) {
     if (i > 0) net_forward(m.enc, n, x.data(), pe, 0);
     pool().parallel_for(n, [&](int64_t b0, int64_t b1) {
-      std::vector<float> nrm(Z);
+      std::vector<float> draws((b1 - b0) * Z);
+      normal_rows(key, first_chain + uint32_t(b0), b1 - b0, uint32_t(i),
+                  i == 0 ? kStreamInit : kStreamHidden, Z, draws.data());
       for (int64_t b = b0; b < b1; ++b) {
-        normal_row(key, first_chain + uint32_t(b), uint32_t(i), i == 0 ? kStreamInit : kStreamHidden,
-                   0, Z, nrm.data());
+        const float* nrm = draws.data() + (b - b0) * Z;
         for (int64_t k = 0; k < Z; ++k)
           z[b * Z + k] = i == 0 ? T(nrm[k])
                                 : gauss_reparam<T>(pe.out[b * 2 * Z + k],
