@@ -218,6 +218,24 @@ def test_narrow_readouts_in_many_blocks_of_rows(kind):
         np.testing.assert_allclose(grads[k], mean[k], rtol=1e-9, atol=1e-12, err_msg=k)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_basis_function_no_row_uses_does_not_reach_the_gradients(dtype):
+    """Rows whose t no basis function J - 1 covers: an infinite weight of that function (set
+    behind set_params's back, as a diverged run might hold) leaves the loss finite, and the
+    gradients must stay finite too (the readout's products skip the functions a block of rows
+    does not use; a product over them would make 0 * inf = NaN)."""
+    m = make("gaussian", D=5, T=400, hidden=(20, 30), J=10, dtype=dtype)
+    first = np.nonzero(m.temporal_basis[:, 9])[0].min() + 1  # the first t that uses it
+    rng = np.random.default_rng(2)
+    t = rng.integers(2, first - 30, 200).astype(np.int32)
+    x = data("gaussian", 200, 5).astype(dtype)
+    m._params["Wout"][3, 9 * 10 + 1] = np.inf  # function 9's block of 2 x 5 coefficients
+    loss, grads = m.loss_and_grad(x, seed=7, t=t)
+    assert np.isfinite(loss)
+    for k, g in grads.items():
+        assert np.isfinite(g).all(), k
+
+
 @pytest.mark.parametrize("kind", ["gaussian", "binomial"])
 def test_null_model_bound_equals_the_end_distributions_likelihood(kind):
     """With the readout at zero (z_mu = 0, Sigma = beta_t) the reverse chain is the exact
@@ -249,6 +267,22 @@ def test_bound_and_validation_loss_do_not_depend_on_the_batch_size():
     b = m.log_likelihood_bound(x, repeats=3, seed=4, batch_size=1000)
     assert a.nats == pytest.approx(b.nats, rel=1e-12)
     assert m._mean_loss(x, 5, batch_size=7) == pytest.approx(m._mean_loss(x, 5), rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "binomial"])
+def test_float32_bound_rows_are_the_same_bits_in_parts_of_8_rows_or_more(kind):
+    """walkback's own kernel takes batches of 8 rows or more (OpenBLAS smaller ones, whose
+    kernel follows the shape), so parts of 8 and 32 rows give each row the bits one batch of
+    40 gives it."""
+    m = make(kind, D=5, T=300, hidden=(20, 30), J=10, dtype=np.float32)
+    x = data(kind, 40, 5).astype(np.float32)
+    t = np.random.default_rng(5).integers(2, 301, 40).astype(np.int32)
+    whole = np.empty(40)
+    m._bound_call(x, 3, t=t, rows=whole)
+    for a, b in ((0, 8), (8, 40)):
+        part = np.empty(b - a)
+        m._bound_call(x[a:b], 3, first_chain=a, t=t[a:b], rows=part)
+        np.testing.assert_array_equal(part, whole[a:b])
 
 
 def test_bound_reports_data_units():
@@ -311,6 +345,28 @@ def test_clamped_units_keep_their_values_and_the_others_follow_the_reference(kin
     )
     want = np.where(clamp == 1, known, dref.reverse_step(m, m._params, x, 5, r))
     np.testing.assert_allclose(out, want, rtol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "binomial"])
+def test_rows_of_a_few_units_sampled_in_blocks_follow_the_reference(kind):
+    """Rows of fewer than 32 units are sampled 64 rows at a time as one run of units: 200 rows
+    (thread slices of more than one block) from chain 7, with clamped units and (Gaussian) a
+    noisy observation, each row against the reference fed its own chain's numbers."""
+    D, n = 5, 200
+    m = make(kind, D=D, T=10)
+    x, known = data(kind, n, D, seed=4), data(kind, n, D, seed=8)
+    clamp = (np.random.default_rng(0).random((n, D)) < 0.3).astype(np.uint8)
+    y = data(kind, n, D, seed=6) if kind == "gaussian" else None
+    obs = 0.04 if kind == "gaussian" else 0.0
+    out = x.copy()
+    wb._backend.cpu().diffusion_reverse(out, 5, 5, 9, 7, clamp, known, y, obs, **m._net())
+    r = (
+        ref.library_normal(9, 5, n, D, "sample_normal", first_chain=7)
+        if kind == "gaussian"
+        else ref.uniform(9, 5, n, D, "sample", first_chain=7)
+    )
+    want = dref.reverse_step(m, m._params, x, 5, r, y=y, obs_var=obs)
+    np.testing.assert_allclose(out, np.where(clamp == 1, known, want), rtol=1e-9)
 
 
 def test_last_step_is_the_bounds_fixed_reversal():

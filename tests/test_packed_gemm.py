@@ -67,6 +67,23 @@ def test_product_matches_numpy(m, k, n, trans_b):
     assert np.all(np.abs(c - want) <= bound(a, op_b))
 
 
+@pytest.mark.parametrize("k0, k1", [(0, 1100), (5, 37), (64, 64), (100, 1100), (3, 1090)])
+def test_a_range_of_k_multiplies_only_those_rows_of_the_pack(k0, k1):
+    """packed_gemm_k: A[:, k0:k1] times rows k0..k1 of op(B), past the 1024 at which k is cut
+    in blocks too. Rows of B outside the range hold inf and NaN: they must not reach C."""
+    rng = np.random.default_rng(k0 + k1)
+    a = rng.normal(size=(29, 1100)).astype(np.float32)
+    b = rng.normal(size=(1100, 70)).astype(np.float32)
+    b[:k0] = np.inf
+    b[k1:] = np.nan
+    c = np.full((29, 70), np.nan, np.float32)
+    cpu.packed_gemm_k(a, b, c, k0, k1, False)
+    want = a[:, k0:k1].astype(np.float64) @ b[k0:k1].astype(np.float64)
+    assert np.all(np.abs(c - want) <= bound(a[:, k0:k1], b[k0:k1]))
+    with pytest.raises(ValueError, match="k0 <= k1 <= k"):
+        cpu.packed_gemm_k(a, b, c, 5, 1101, False)
+
+
 def test_both_instruction_sets_give_the_same_bits(isa):
     # One chain of FMAs per element in k order, in the same blocks, on either kernel.
     if not cpu.set_packed_gemm_isa("avx2") or not cpu.set_packed_gemm_isa("avx512"):

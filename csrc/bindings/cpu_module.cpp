@@ -290,6 +290,18 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
     });
   }, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("trans_b") = false,
      py::arg("accumulate") = false);
+  // C = A[:, k0:k1] op(B)[k0:k1, :] through packed_gemm_k (op(B) packed whole), one thread. For
+  // its tests.
+  mod.def("packed_gemm_k", [](py::array a, py::array b, py::array c, int64_t k0, int64_t k1,
+                              bool trans_b) {
+    const Product p = checked_product(a, b, c, trans_b);
+    if (!wb::packed_gemm_supported())
+      throw std::runtime_error("packed_gemm_k: the packed GEMM is not available");
+    py::gil_scoped_release nogil;
+    wb::PackedWeights w;
+    w.pack(p.b, p.ldb, trans_b, p.k, p.n);
+    wb::packed_gemm_k(p.m, p.a + k0, p.k, w, k0, k1, p.c, p.n, 0, p.n, false);
+  });
   // The product with packed_gemm's block callback, one thread, the whole width as one slice:
   // each callback copies its block of C into `seen` (so seen == C only if the blocks tile C and
   // each ran once C was final there); returns the blocks (r0, r1, c0, c1). For its tests.

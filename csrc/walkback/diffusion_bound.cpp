@@ -225,11 +225,12 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
     return std::pair<int64_t, int64_t>(ja, jb);
   };
   ws.mixed.resize(narrow ? B * cols : 0);
-  // The narrow readout's products by walkback's kernel (float, more than one row): nothing
-  // packed per block of rows, and the same bits for any cut of the rows.
+  // The narrow readout's products by walkback's kernel (float): nothing packed per block of
+  // rows, and the same bits for any cut of the rows. The same rule as the hidden layers (and
+  // the chains: README), so that batches split into parts of 8 rows or more agree bitwise.
   bool packed_readout = false;
   if constexpr (std::is_same_v<T, float>) {
-    if (narrow && B > 1 && packed_gemm_supported()) {
+    if (narrow && packed_gemm_pays(B, 2)) {
       packed->w.pack(m.Wout, cols, false, H, cols);
       if (grads) packed->wt.pack(m.Wout, cols, true, cols, H);
       packed_readout = true;
@@ -405,9 +406,11 @@ double diffusion_bound(const DiffusionNet<T>& m, const BoundArgs& a, const T* x0
         const int64_t i1 = std::min(r1, i0 + kNarrowBlock);
         const auto [ja, jb] = used(i0, i1);
         if (jb > ja && packed_readout) {
-          // Over all of W^T's rows: E is zero past the block's functions.
+          // Over the block's functions only: a function no row of the block uses must not
+          // reach d h (0 times an infinite weight is NaN).
           if constexpr (std::is_same_v<T, float>)
-            packed_gemm(i1 - i0, E + i0 * cols, cols, packed->wt, d_top + i0 * H, H, 0, H, false);
+            packed_gemm_k(i1 - i0, E + i0 * cols + ja * DK, cols, packed->wt, ja * DK, jb * DK,
+                          d_top + i0 * H, H, 0, H, false);
         } else if (jb > ja)
           blas::gemm(false, true, static_cast<int>(i1 - i0), static_cast<int>(H),
                      static_cast<int>((jb - ja) * DK), T(1), E + i0 * cols + ja * DK,

@@ -294,6 +294,33 @@ constexpr int64_t kMc = 192, kKcMax = 1024, kKc = 512;
 // With a callback (BlockDone), the panels that one pass of row groups reads: half of a 2 MB L2.
 constexpr int64_t kGroupBytes = 1 << 20;
 
+// C[:, j0:j1] (+)= A op(B)[kb:ke, j0:j1] (A: m x (ke - kb), lda), in the blocks
+// above: K in blocks of kKc past kKcMax, each element one chain of FMAs in k's order.
+void multiply(int64_t m, const float* a, int64_t lda, const PackedWeights& b, int64_t kb,
+              int64_t ke, float* c, int64_t ldc, int64_t j0, int64_t j1, bool accumulate) {
+  constexpr int64_t P = PackedWeights::kPanel;
+  const bool avx512 = b.isa() == PackedIsa::Avx512;
+  const TileFn* tiles = avx512 ? kTilesAvx512.data() : kTilesAvx2.data();
+  const int64_t mr_max = avx512 ? kMrAvx512 : kMrAvx2;
+  const int64_t k = ke - kb;
+  const int64_t kc_step = k <= kKcMax ? std::max<int64_t>(k, 1) : kKc;
+  for (int64_t k0 = kb; k0 < ke; k0 += kc_step) {
+    const int64_t kc = std::min(kc_step, ke - k0);
+    const bool acc = accumulate || k0 > kb;
+    for (int64_t i0 = 0; i0 < m; i0 += kMc) {
+      const int64_t i1 = std::min(m, i0 + kMc);
+      for (int64_t c0 = j0; c0 < j1; c0 += P) {
+        const int w = static_cast<int>(std::min(P, j1 - c0));
+        const float* bq = b.panel(c0 / P) + k0 * P;
+        for (int64_t i = i0; i < i1; i += mr_max) {
+          const int64_t mr = std::min<int64_t>(mr_max, i1 - i);
+          tiles[mr - 1](kc, a + i * lda + (k0 - kb), lda, bq, c + i * ldc + c0, ldc, w, acc);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 #endif
 
@@ -340,24 +367,30 @@ void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedWeights& b,
     }
     return;
   }
-  for (int64_t k0 = 0; k0 < k; k0 += kc_step) {
-    const int64_t kc = std::min(kc_step, k - k0);
-    const bool acc = accumulate || k0 > 0;
-    for (int64_t i0 = 0; i0 < m; i0 += kMc) {
-      const int64_t i1 = std::min(m, i0 + kMc);
-      for (int64_t c0 = j0; c0 < j1; c0 += P) {
-        const int w = static_cast<int>(std::min(P, j1 - c0));
-        const float* bq = b.panel(c0 / P) + k0 * P;
-        for (int64_t i = i0; i < i1; i += mr_max) {
-          const int64_t mr = std::min<int64_t>(mr_max, i1 - i);
-          tiles[mr - 1](kc, a + i * lda + k0, lda, bq, c + i * ldc + c0, ldc, w, acc);
-        }
-      }
-    }
-  }
+  multiply(m, a, lda, b, 0, k, c, ldc, j0, j1, accumulate);
   if (done && m > 0) (*done)(0, m, j0, j1);
 #else
   (void)m, (void)a, (void)lda, (void)c, (void)ldc, (void)accumulate, (void)done;
+#endif
+}
+
+void packed_gemm_k(int64_t m, const float* a, int64_t lda, const PackedWeights& b, int64_t k0,
+                   int64_t k1, float* c, int64_t ldc, int64_t j0, int64_t j1, bool accumulate) {
+  constexpr int64_t P = PackedWeights::kPanel;
+  if (j0 % P != 0 || j1 > b.n() || j0 > j1 || k0 < 0 || k1 > b.k() || k0 > k1)
+    throw std::invalid_argument("packed_gemm_k: columns must start on a panel; k0 <= k1 <= k");
+  if (b.isa() == PackedIsa::None)
+    throw std::logic_error("packed_gemm_k: this processor has neither AVX-512 nor AVX2");
+  g_products.fetch_add(1, std::memory_order_relaxed);
+  if (k1 == k0) {
+    if (!accumulate)
+      for (int64_t r = 0; r < m; ++r) std::fill(c + r * ldc + j0, c + r * ldc + j1, 0.0f);
+    return;
+  }
+#ifdef WB_HAVE_X86_GEMM
+  multiply(m, a, lda, b, k0, k1, c, ldc, j0, j1, accumulate);
+#else
+  (void)m, (void)a, (void)lda, (void)c, (void)ldc, (void)accumulate;
 #endif
 }
 

@@ -108,4 +108,11 @@ void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedWeights& b,
                  int64_t ldc, int64_t j0, int64_t j1, bool accumulate,
                  const BlockDone* done = nullptr);
 
+// C[:, j0:j1] = A op(B)[k0:k1, j0:j1], or += when accumulate: the product over rows k0 .. k1 - 1
+// of the pack only. A is m x (k1 - k0) row-major (lda), its column 0 being the pack's row k0.
+// For a product whose other rows would multiply zeros in A (which would still turn an
+// infinite weight into NaN). No callback; one thread, as packed_gemm.
+void packed_gemm_k(int64_t m, const float* a, int64_t lda, const PackedWeights& b, int64_t k0,
+                   int64_t k1, float* c, int64_t ldc, int64_t j0, int64_t j1, bool accumulate);
+
 }  // namespace wb
