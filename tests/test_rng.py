@@ -65,6 +65,22 @@ def test_every_path_of_one_block_of_many_chains_matches_reference(path, chains):
     np.testing.assert_array_equal(got.reshape(chains, 4), want)
 
 
+@pytest.mark.parametrize("path", [0, 1, 2])
+def test_one_block_of_many_chains_wraps_past_the_last_chain_id(path):
+    """Chain ids are 32-bit: 17 chains from 2**32 - 5 are chains 2**32 - 5 .. 2**32 - 1, then
+    0 .. 11, in every lane of every path."""
+    got = _backend.cpu().chain_blocks_path(path, 2**40 + 5, 3, 2**32 - 5, 17, 9, 1)
+    if got is None:
+        pytest.skip(f"path {path} is not available on this machine")
+    want = np.concatenate(
+        [
+            ref.uniform(2**40 + 5, 9, 5, 16, 1, first_chain=2**32 - 5)[:, 12:],
+            ref.uniform(2**40 + 5, 9, 12, 16, 1, first_chain=0)[:, 12:],
+        ]
+    )
+    np.testing.assert_array_equal(got.reshape(17, 4), want)
+
+
 @pytest.mark.parametrize("units", [1, 2, 3, 4, 5, 13, 31])
 def test_rows_of_few_units_are_the_rows_of_many_bit_for_bit(units):
     """Fewer than 32 units per row take the many-chain path; 40 units the one-row path. Both
