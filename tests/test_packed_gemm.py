@@ -251,16 +251,22 @@ def test_packed_and_blas_gsn_chains_agree(tied):
     np.testing.assert_allclose(on, off, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["gaussian", "binomial"])
-def test_packed_and_blas_diffusion_chains_agree(kind):
-    # 64 chains x 8 steps: the reverse chain packs its hidden layers once.
-    # Layer 1 (40 wide) splits its 64 rows over threads, layer 2 (100) its columns.
-    m = wb.Diffusion(6, steps=8, kind=kind, hidden=(40, 100), basis=3, seed=0)
-    # A readout that is not zero, so that the hidden layers' products reach the samples.
+def small_diffusion(kind, visible, steps, basis):
+    """A 40-100 diffusion model with a readout that is not zero, so that the hidden layers'
+    products reach its samples and its loss."""
+    m = wb.Diffusion(visible, steps=steps, kind=kind, hidden=(40, 100), basis=basis, seed=0)
     shapes = m.param_shapes()
     m.set_params(Wout=np.random.default_rng(1).normal(0, 0.3, shapes["Wout"]))
     if kind == "gaussian":
         m.set_scaling(1.0, 0.0)
+    return m
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "binomial"])
+def test_packed_and_blas_diffusion_chains_agree(kind):
+    # 64 chains x 8 steps: the reverse chain packs its hidden layers once.
+    # Layer 1 (40 wide) splits its 64 rows over threads, layer 2 (100) its columns.
+    m = small_diffusion(kind, 6, steps=8, basis=3)
     on, off = _on_and_off(lambda: m.sample(64, seed=5))
     if kind == "binomial":
         assert np.mean(on != off) < 1e-3  # a unit flips only where its uniform nearly ties
@@ -273,11 +279,7 @@ def test_packed_and_blas_diffusion_gradients_agree(kind):
     # 200 rows whose t spread over 2..300 with 10 basis functions: a narrow readout (5 units)
     # in blocks of 64 rows, each multiplying by the columns of the functions it uses (packed
     # W of the readout, and its W^T backward); the hidden layers packed both ways.
-    m = wb.Diffusion(5, steps=300, kind=kind, hidden=(40, 100), basis=10, seed=0)
-    shapes = m.param_shapes()
-    m.set_params(Wout=np.random.default_rng(1).normal(0, 0.3, shapes["Wout"]))
-    if kind == "gaussian":
-        m.set_scaling(1.0, 0.0)
+    m = small_diffusion(kind, 5, steps=300, basis=10)
     rng = np.random.default_rng(2)
     x = (rng.random((200, 5)) < 0.4).astype(np.float32)
     t = rng.integers(2, 301, 200).astype(np.int32)

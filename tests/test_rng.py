@@ -46,7 +46,7 @@ def test_simd_blocks_match_reference(units):
 def test_every_simd_path_matches_reference(path, groups):
     """Each Philox path of the CPU, forced, against the reference: full batches of 16 and 8
     blocks, and the partial last batches (masked stores on AVX-512)."""
-    got = _backend.cpu().uniform_blocks_path(path, 2**40 + 5, 3, groups, 2, 9, 1)
+    got = _backend.cpu().philox_blocks_path(path, 2**40 + 5, 3, 2, groups, False, 9, 1)
     if got is None:
         pytest.skip(f"path {path} is not available on this machine")
     want = ref.uniform(2**40 + 5, 9, 1, 4 * (3 + groups), 1, first_chain=2)[0, 12:]
@@ -58,7 +58,7 @@ def test_every_simd_path_matches_reference(path, groups):
 def test_every_path_of_one_block_of_many_chains_matches_reference(path, chains):
     """Rows of a few units draw one Philox block of many chains at once (lanes over chains):
     full and partial batches of 8 and 16 lanes, against the reference's block 3 of each."""
-    got = _backend.cpu().chain_blocks_path(path, 2**40 + 5, 3, 2, chains, 9, 1)
+    got = _backend.cpu().philox_blocks_path(path, 2**40 + 5, 3, 2, chains, True, 9, 1)
     if got is None:
         pytest.skip(f"path {path} is not available on this machine")
     want = ref.uniform(2**40 + 5, 9, chains, 16, 1, first_chain=2)[:, 12:]
@@ -69,7 +69,7 @@ def test_every_path_of_one_block_of_many_chains_matches_reference(path, chains):
 def test_one_block_of_many_chains_wraps_past_the_last_chain_id(path):
     """Chain ids are 32-bit: 17 chains from 2**32 - 5 are chains 2**32 - 5 .. 2**32 - 1, then
     0 .. 11, in every lane of every path."""
-    got = _backend.cpu().chain_blocks_path(path, 2**40 + 5, 3, 2**32 - 5, 17, 9, 1)
+    got = _backend.cpu().philox_blocks_path(path, 2**40 + 5, 3, 2**32 - 5, 17, True, 9, 1)
     if got is None:
         pytest.skip(f"path {path} is not available on this machine")
     want = np.concatenate(

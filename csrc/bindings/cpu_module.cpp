@@ -217,24 +217,16 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
     const wb::Philox4 r = wb::philox4x32_10(c0, c1, c2, c3, k0, k1);
     return py::make_tuple(r.v[0], r.v[1], r.v[2], r.v[3]);
   });
-  // Testing: the uniforms of `groups` Philox blocks from block g0 through one forced path (0
-  // scalar, 1 AVX2, 2 AVX-512); None when this machine lacks it.
-  mod.def("uniform_blocks_path", [](int path, uint64_t seed, uint32_t g0, int64_t groups,
-                                    uint32_t chain, uint32_t step, uint32_t stream) -> py::object {
-    if (groups < 0) throw py::value_error("groups must be >= 0");
-    py::array_t<float> out(groups * 4);
-    if (!wb::uniform_blocks_path(path, wb::stream_key(seed), g0, groups, chain, step, stream,
-                                 out.mutable_data()))
-      return py::none();
-    return std::move(out);
-  });
-  // Testing: block `group` of chains chain0 .. chain0 + chains - 1 through one forced path.
-  mod.def("chain_blocks_path", [](int path, uint64_t seed, uint32_t group, uint32_t chain0,
-                                  int64_t chains, uint32_t step, uint32_t stream) -> py::object {
-    if (chains < 0) throw py::value_error("chains must be >= 0");
-    py::array_t<float> out(chains * 4);
-    if (!wb::chain_blocks_path(path, wb::stream_key(seed), group, chain0, chains, step, stream,
-                               out.mutable_data()))
+  // Testing: `count` Philox blocks through one forced path (0 scalar, 1 AVX2, 2 AVX-512): from
+  // block g0 of chain0, or (over_chains) block g0 of chains chain0 ...; None when this machine
+  // lacks the path.
+  mod.def("philox_blocks_path", [](int path, uint64_t seed, uint32_t g0, uint32_t chain0,
+                                   int64_t count, bool over_chains, uint32_t step,
+                                   uint32_t stream) -> py::object {
+    if (count < 0) throw py::value_error("count must be >= 0");
+    py::array_t<float> out(count * 4);
+    if (!wb::philox_blocks_path(path, wb::stream_key(seed), g0, chain0, count, over_chains, step,
+                                stream, out.mutable_data()))
       return py::none();
     return std::move(out);
   });

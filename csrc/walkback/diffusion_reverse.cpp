@@ -55,9 +55,11 @@ void diffusion_reverse(const DiffusionNet<T>& m, const ReverseArgs<T>& a, T* x) 
     acts.push_back(act_store[l].data());
   }
   std::vector<T> w_eff(H * cols), b_eff(cols), out(n * cols), g(J);
-  // b_eff repeated over a block of rows (narrow readouts of a few units; see below).
+  // Readouts of fewer than 256 columns sample blocks of rows (below), with b_eff repeated over
+  // a block in b_rows.
+  const bool narrow = cols < 256;
   constexpr int64_t kRowBlock = 64;
-  std::vector<T> b_rows(D < kFewUnits ? kRowBlock * cols : 0);
+  std::vector<T> b_rows(narrow ? kRowBlock * cols : 0);
   // The hidden layers stay fixed over all the steps: packed once for walkback's own GEMM.
   std::vector<DenseLayer<T>> hidden = m.hidden;
   KeptWorkspace<PackedStack> packed;
@@ -122,26 +124,24 @@ void diffusion_reverse(const DiffusionNet<T>& m, const ReverseArgs<T>& a, T* x) 
             if (a.clamp[r * D + d]) x[r * D + d] = a.known[r * D + d];
       }
     };
-    if (cols >= 256) {
+    if (!narrow) {
       // Wide readouts (images): column slices, the weights streamed once.
       gemm_columns<T>(false, n, cols, H, acts.back(), H, w_eff.data(), cols, out.data(), cols,
                       4 * K, [&](int64_t c0, int64_t c1) { sample_block(0, n, c0 / K, c1 / K); });
     } else {
-      // Narrow ones (a few units): row slices, or one thread would do all the work. Rows of
-      // a few units are sampled kRowBlock rows at a time, as one run of units (x, out and the
-      // draws are contiguous over rows; b_rows repeats b_eff): row by row, each call of the
-      // sampling and each row's draws (16 Philox blocks for one or two used) cost more than
-      // the work (a third of the swiss-roll chain).
-      const bool few = D < kFewUnits;
-      if (few)
-        for (int64_t r = 0; r < kRowBlock; ++r)
-          std::copy(b_eff.begin(), b_eff.end(), b_rows.begin() + r * cols);
+      // Narrow ones (a few units): row slices, or one thread would do all the work. Their
+      // rows are sampled kRowBlock rows at a time, as one run of units (x, out and the draws
+      // are contiguous over rows; b_rows repeats b_eff), the draws through uniform_rows /
+      // normal_rows (one Philox pass for many chains when rows are short): row by row, each
+      // call of the sampling and each row's draws cost more than the work for rows of a few
+      // units (a third of the swiss-roll chain).
+      for (int64_t r = 0; r < kRowBlock; ++r)
+        std::copy(b_eff.begin(), b_eff.end(), b_rows.begin() + r * cols);
       parallel_rows(n, 16, [&](int64_t r0, int64_t r1) {
         blas::gemm(false, false, static_cast<int>(r1 - r0), static_cast<int>(cols),
                    static_cast<int>(H), T(1), acts.back() + r0 * H, static_cast<int>(H),
                    w_eff.data(), static_cast<int>(cols), T(0), out.data() + r0 * cols,
                    static_cast<int>(cols));
-        if (!few) return sample_block(r0, r1, 0, D);
         std::vector<float> rnd(kRowBlock * D);
         for (int64_t b0 = r0; b0 < r1; b0 += kRowBlock) {
           const int64_t rows = std::min(kRowBlock, r1 - b0), w = rows * D;

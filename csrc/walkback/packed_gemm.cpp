@@ -6,6 +6,7 @@
 #include <cstring>
 #include <new>
 #include <stdexcept>
+#include <string>
 #include <utility>
 
 #include "walkback/thread_pool.h"
@@ -325,23 +326,37 @@ void multiply(int64_t m, const float* a, int64_t lda, const PackedWeights& b, in
 #endif
 
 
+namespace {
+
+// The checks and the count that every product by a pack starts with.
+void begin_product(const char* who, const PackedWeights& b, int64_t j0, int64_t j1) {
+  if (j0 % PackedWeights::kPanel != 0 || j1 > b.n() || j0 > j1)
+    throw std::invalid_argument(std::string(who) + ": columns must start on a panel, within n");
+  if (b.isa() == PackedIsa::None)
+    throw std::logic_error(std::string(who) + ": this processor has neither AVX-512 nor AVX2");
+  g_products.fetch_add(1, std::memory_order_relaxed);
+}
+
+// C[:, j0:j1] of a product over no k: zero, or unchanged when accumulating.
+void empty_product(int64_t m, float* c, int64_t ldc, int64_t j0, int64_t j1, bool accumulate) {
+  if (!accumulate)
+    for (int64_t r = 0; r < m; ++r) std::fill(c + r * ldc + j0, c + r * ldc + j1, 0.0f);
+}
+
+}  // namespace
+
 void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedWeights& b, float* c,
                  int64_t ldc, int64_t j0, int64_t j1, bool accumulate, const BlockDone* done) {
   constexpr int64_t P = PackedWeights::kPanel;
-  if (j0 % P != 0 || j1 > b.n() || j0 > j1)
-    throw std::invalid_argument("packed_gemm: columns must start on a panel, within n");
+  begin_product("packed_gemm", b, j0, j1);
   const PackedIsa isa = b.isa();
-  if (isa == PackedIsa::None)
-    throw std::logic_error("packed_gemm: this processor has neither AVX-512 nor AVX2");
-  g_products.fetch_add(1, std::memory_order_relaxed);
 #ifdef WB_HAVE_X86_GEMM
   const TileFn* tiles = isa == PackedIsa::Avx512 ? kTilesAvx512.data() : kTilesAvx2.data();
   const int64_t mr_max = isa == PackedIsa::Avx512 ? kMrAvx512 : kMrAvx2;
   const int64_t k = b.k();
   const int64_t kc_step = k <= kKcMax ? std::max<int64_t>(k, 1) : kKc;
   if (k == 0) {
-    if (!accumulate)
-      for (int64_t r = 0; r < m; ++r) std::fill(c + r * ldc + j0, c + r * ldc + j1, 0.0f);
+    empty_product(m, c, ldc, j0, j1, accumulate);
     if (done && m > 0) (*done)(0, m, j0, j1);
     return;
   }
@@ -376,21 +391,14 @@ void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedWeights& b,
 
 void packed_gemm_k(int64_t m, const float* a, int64_t lda, const PackedWeights& b, int64_t k0,
                    int64_t k1, float* c, int64_t ldc, int64_t j0, int64_t j1, bool accumulate) {
-  constexpr int64_t P = PackedWeights::kPanel;
-  if (j0 % P != 0 || j1 > b.n() || j0 > j1 || k0 < 0 || k1 > b.k() || k0 > k1)
-    throw std::invalid_argument("packed_gemm_k: columns must start on a panel; k0 <= k1 <= k");
-  if (b.isa() == PackedIsa::None)
-    throw std::logic_error("packed_gemm_k: this processor has neither AVX-512 nor AVX2");
-  g_products.fetch_add(1, std::memory_order_relaxed);
-  if (k1 == k0) {
-    if (!accumulate)
-      for (int64_t r = 0; r < m; ++r) std::fill(c + r * ldc + j0, c + r * ldc + j1, 0.0f);
-    return;
-  }
+  if (k0 < 0 || k1 > b.k() || k0 > k1)
+    throw std::invalid_argument("packed_gemm_k: expected 0 <= k0 <= k1 <= k");
+  begin_product("packed_gemm_k", b, j0, j1);
+  if (k1 == k0) return empty_product(m, c, ldc, j0, j1, accumulate);
 #ifdef WB_HAVE_X86_GEMM
   multiply(m, a, lda, b, k0, k1, c, ldc, j0, j1, accumulate);
 #else
-  (void)m, (void)a, (void)lda, (void)c, (void)ldc, (void)accumulate;
+  (void)a, (void)lda;
 #endif
 }
 

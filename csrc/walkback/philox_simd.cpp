@@ -8,19 +8,21 @@
 namespace wb {
 namespace {
 
-void uniform_blocks_scalar(StreamKey key, uint32_t g0, int64_t groups, uint32_t chain,
-                           uint32_t step, uint32_t stream, float* out) {
-  for (int64_t i = 0; i < groups; ++i) {
-    const Philox4 b = stream_block(key, g0 + static_cast<uint32_t>(i), chain, step, stream);
-    for (int l = 0; l < 4; ++l) out[4 * i + l] = u01(b.v[l]);
-  }
-}
+// A run of `count` Philox blocks of one step and stream: block i is (group g0 + i, chain c0)
+// or, over chains, (group g0, chain c0 + i). uniform_blocks walks a row's blocks, chain_blocks
+// one block of many chains; each path below serves both.
+struct BlockRun {
+  uint32_t g0, c0;
+  bool over_chains;
+  uint32_t group(int64_t i) const { return g0 + (over_chains ? 0u : static_cast<uint32_t>(i)); }
+  uint32_t chain(int64_t i) const { return c0 + (over_chains ? static_cast<uint32_t>(i) : 0u); }
+};
 
-void chain_blocks_scalar(StreamKey key, uint32_t group, uint32_t chain0, int64_t chains,
-                         uint32_t step, uint32_t stream, float* out) {
-  for (int64_t c = 0; c < chains; ++c) {
-    const Philox4 b = stream_block(key, group, chain0 + static_cast<uint32_t>(c), step, stream);
-    for (int l = 0; l < 4; ++l) out[4 * c + l] = u01(b.v[l]);
+void run_scalar(StreamKey key, BlockRun r, int64_t count, uint32_t step, uint32_t stream,
+                float* out) {
+  for (int64_t i = 0; i < count; ++i) {
+    const Philox4 b = stream_block(key, r.group(i), r.chain(i), step, stream);
+    for (int l = 0; l < 4; ++l) out[4 * i + l] = u01(b.v[l]);
   }
 }
 
@@ -82,30 +84,16 @@ __attribute__((target("avx2"))) inline void philox8_store(StreamKey key, __m256i
   for (int i = 0; i < 4 * n; ++i) out[i] = tmp[i];
 }
 
-__attribute__((target("avx2"))) void uniform_blocks_avx2(StreamKey key, uint32_t g0,
-                                                         int64_t groups, uint32_t chain,
-                                                         uint32_t step, uint32_t stream,
-                                                         float* out) {
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  int64_t i = 0;
-  for (; i + 8 <= groups; i += 8)
-    philox8_store(key, _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(g0 + i)), lane),
-                  _mm256_set1_epi32(static_cast<int>(chain)), step, stream, out + 4 * i, 8);
-  uniform_blocks_scalar(key, g0 + static_cast<uint32_t>(i), groups - i, chain, step, stream,
-                        out + 4 * i);
-}
-
-// One block of each of `chains` chains: lanes over chains instead of blocks.
-__attribute__((target("avx2"))) void chain_blocks_avx2(StreamKey key, uint32_t group,
-                                                       uint32_t chain0, int64_t chains,
-                                                       uint32_t step, uint32_t stream,
-                                                       float* out) {
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  for (int64_t c = 0; c < chains; c += 8) {
-    const int64_t left = chains - c;
-    philox8_store(key, _mm256_set1_epi32(static_cast<int>(group)),
-                  _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(chain0 + c)), lane), step,
-                  stream, out + 4 * c, left < 8 ? static_cast<int>(left) : 8);
+// Eight blocks per pass; the last, partial pass stores only its blocks.
+__attribute__((target("avx2"))) void run_avx2(StreamKey key, BlockRun r, int64_t count,
+                                              uint32_t step, uint32_t stream, float* out) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), zero = _mm256_setzero_si256();
+  const __m256i dg = r.over_chains ? zero : lane, dc = r.over_chains ? lane : zero;
+  for (int64_t i = 0; i < count; i += 8) {
+    const int64_t left = count - i;
+    philox8_store(key, _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(r.group(i))), dg),
+                  _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(r.chain(i))), dc), step,
+                  stream, out + 4 * i, left < 8 ? static_cast<int>(left) : 8);
   }
 }
 
@@ -184,31 +172,18 @@ __attribute__((target("avx512f"))) inline void store_blocks16(const __m512 v[4],
   }
 }
 
-__attribute__((target("avx512f"))) void uniform_blocks_avx512(StreamKey key, uint32_t g0,
-                                                              int64_t groups, uint32_t chain,
-                                                              uint32_t step, uint32_t stream,
-                                                              float* out) {
+// Sixteen blocks per pass; the last, partial pass runs all 16 lanes and stores its blocks.
+__attribute__((target("avx512f"))) void run_avx512(StreamKey key, BlockRun r, int64_t count,
+                                                   uint32_t step, uint32_t stream, float* out) {
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i dg = r.over_chains ? zero : lanes16(), dc = r.over_chains ? lanes16() : zero;
   __m512 v[4];
-  for (int64_t i = 0; i < groups; i += 16) {
-    // The last, partial batch runs all 16 lanes and stores only its blocks.
-    philox16(key, _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(g0 + i)), lanes16()),
-             _mm512_set1_epi32(static_cast<int>(chain)), step, stream, v);
-    const int64_t left = groups - i;
+  for (int64_t i = 0; i < count; i += 16) {
+    philox16(key, _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(r.group(i))), dg),
+             _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(r.chain(i))), dc), step, stream,
+             v);
+    const int64_t left = count - i;
     store_blocks16(v, out + 4 * i, left < 16 ? static_cast<int>(left) : 16);
-  }
-}
-
-__attribute__((target("avx512f"))) void chain_blocks_avx512(StreamKey key, uint32_t group,
-                                                            uint32_t chain0, int64_t chains,
-                                                            uint32_t step, uint32_t stream,
-                                                            float* out) {
-  __m512 v[4];
-  for (int64_t c = 0; c < chains; c += 16) {
-    philox16(key, _mm512_set1_epi32(static_cast<int>(group)),
-             _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(chain0 + c)), lanes16()), step,
-             stream, v);
-    const int64_t left = chains - c;
-    store_blocks16(v, out + 4 * c, left < 16 ? static_cast<int>(left) : 16);
   }
 }
 
@@ -218,64 +193,46 @@ const bool g_avx512 = __builtin_cpu_supports("avx512f");
 
 }  // namespace
 
-void uniform_blocks(StreamKey key, uint32_t g0, int64_t groups, uint32_t chain, uint32_t step,
-                    uint32_t stream, float* out) {
+namespace {
+
+// The run through path 0 (scalar), 1 (AVX2), 2 (AVX-512), or -1 (the best this machine has);
+// false where the machine (or build) lacks the path asked for.
+bool run_path(int path, StreamKey key, BlockRun r, int64_t count, uint32_t step,
+              uint32_t stream, float* out) {
 #ifdef WB_HAVE_AVX2_PATH
-  if (g_avx512) return uniform_blocks_avx512(key, g0, groups, chain, step, stream, out);
-  if (g_avx2) return uniform_blocks_avx2(key, g0, groups, chain, step, stream, out);
+  if (path == -1) path = g_avx512 ? 2 : g_avx2 ? 1 : 0;
+  if ((path == 2 && !g_avx512) || (path == 1 && !g_avx2)) return false;
+  if (path == 2) {
+    run_avx512(key, r, count, step, stream, out);
+    return true;
+  }
+  if (path == 1) {
+    run_avx2(key, r, count, step, stream, out);
+    return true;
+  }
+#else
+  if (path == -1) path = 0;
 #endif
-  uniform_blocks_scalar(key, g0, groups, chain, step, stream, out);
+  if (path != 0) return false;
+  run_scalar(key, r, count, step, stream, out);
+  return true;
 }
 
-bool uniform_blocks_path(int path, StreamKey key, uint32_t g0, int64_t groups, uint32_t chain,
-                         uint32_t step, uint32_t stream, float* out) {
-  switch (path) {
-    case 0:
-      uniform_blocks_scalar(key, g0, groups, chain, step, stream, out);
-      return true;
-#ifdef WB_HAVE_AVX2_PATH
-    case 1:
-      if (!g_avx2) return false;
-      uniform_blocks_avx2(key, g0, groups, chain, step, stream, out);
-      return true;
-    case 2:
-      if (!g_avx512) return false;
-      uniform_blocks_avx512(key, g0, groups, chain, step, stream, out);
-      return true;
-#endif
-    default:
-      return false;
-  }
+}  // namespace
+
+void uniform_blocks(StreamKey key, uint32_t g0, int64_t groups, uint32_t chain, uint32_t step,
+                    uint32_t stream, float* out) {
+  run_path(-1, key, {g0, chain, false}, groups, step, stream, out);
 }
 
 void chain_blocks(StreamKey key, uint32_t group, uint32_t chain0, int64_t chains, uint32_t step,
                   uint32_t stream, float* out) {
-#ifdef WB_HAVE_AVX2_PATH
-  if (g_avx512) return chain_blocks_avx512(key, group, chain0, chains, step, stream, out);
-  if (g_avx2) return chain_blocks_avx2(key, group, chain0, chains, step, stream, out);
-#endif
-  chain_blocks_scalar(key, group, chain0, chains, step, stream, out);
+  run_path(-1, key, {group, chain0, true}, chains, step, stream, out);
 }
 
-bool chain_blocks_path(int path, StreamKey key, uint32_t group, uint32_t chain0, int64_t chains,
-                       uint32_t step, uint32_t stream, float* out) {
-  switch (path) {
-    case 0:
-      chain_blocks_scalar(key, group, chain0, chains, step, stream, out);
-      return true;
-#ifdef WB_HAVE_AVX2_PATH
-    case 1:
-      if (!g_avx2) return false;
-      chain_blocks_avx2(key, group, chain0, chains, step, stream, out);
-      return true;
-    case 2:
-      if (!g_avx512) return false;
-      chain_blocks_avx512(key, group, chain0, chains, step, stream, out);
-      return true;
-#endif
-    default:
-      return false;
-  }
+bool philox_blocks_path(int path, StreamKey key, uint32_t g0, uint32_t chain0, int64_t count,
+                        bool over_chains, uint32_t step, uint32_t stream, float* out) {
+  return path >= 0 && run_path(path, key, {g0, chain0, over_chains}, count, step, stream, out);
 }
 
 bool uniform_blocks_simd() {

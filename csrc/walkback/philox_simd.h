@@ -22,11 +22,10 @@ void chain_blocks(StreamKey key, uint32_t group, uint32_t chain0, int64_t chains
 // Whether uniform_blocks takes a SIMD path on this machine.
 bool uniform_blocks_simd();
 
-// One path forced (0 scalar, 1 AVX2, 2 AVX-512), for the tests; false when this machine (or
-// build) lacks it.
-bool uniform_blocks_path(int path, StreamKey key, uint32_t g0, int64_t groups, uint32_t chain,
-                         uint32_t step, uint32_t stream, float* out);
-bool chain_blocks_path(int path, StreamKey key, uint32_t group, uint32_t chain0, int64_t chains,
-                       uint32_t step, uint32_t stream, float* out);
+// One path forced (0 scalar, 1 AVX2, 2 AVX-512), for the tests: uniform_blocks (from block g0
+// of chain0, `count` blocks) or, over_chains, chain_blocks (block g0 of `count` chains from
+// chain0); false when this machine (or build) lacks the path.
+bool philox_blocks_path(int path, StreamKey key, uint32_t g0, uint32_t chain0, int64_t count,
+                        bool over_chains, uint32_t step, uint32_t stream, float* out);
 
 }  // namespace wb
