@@ -372,3 +372,110 @@ def test_a_short_call_of_few_chains_packs_and_splits_give_the_same_bits(isa):
     a = m.sample(x0=x0[:8], steps=2, seed=1, means=True)
     b = m.sample(x0=x0[8:], steps=2, seed=1, means=True, first_chain=8)
     np.testing.assert_array_equal(whole, np.concatenate([a, b]))
+
+
+@pytest.fixture
+def tall(request):
+    """Sets packed_gemm_for_tall's mode for the body and always puts the default back."""
+    yield cpu.set_packed_gemm_for_tall
+    cpu.set_packed_gemm_for_tall(-1)
+
+
+def test_tall_products_default_to_the_wider_kernel(tall, isa):
+    """By default the sequence GSN's convolutions take packed_gemm only where its kernel is
+    AVX-512 and OpenBLAS's is not; the override wins, but never without packed_gemm."""
+    core = cpu.blas_info().rsplit("core ", 1)[1].lower()
+    blas_avx512 = any(c in core for c in ("skylakex", "cooperlake", "sapphirerapids"))
+    assert cpu.packed_gemm_for_tall() == (isa == "avx512" and not blas_avx512)
+    tall(1)
+    assert cpu.packed_gemm_for_tall()
+    tall(0)
+    assert not cpu.packed_gemm_for_tall()
+    tall(1)
+    cpu.set_packed_gemm(False)
+    try:
+        assert not cpu.packed_gemm_for_tall()
+    finally:
+        assert cpu.set_packed_gemm(True)
+
+
+# rows x F: tall products (rows >= 4 F) are cut in row slices, the others in column panels.
+@pytest.mark.parametrize("n, length, c, f", [(3, 40, 6, 9), (2, 5, 7, 45)])
+@pytest.mark.parametrize("width", [1, 5])
+def test_conv1d_through_packed_filters_matches_reference(n, length, c, f, width):
+    from sequence_reference import conv
+
+    rng = np.random.default_rng(n * 100 + f + width)
+    x = rng.normal(size=(n, length, c)).astype(np.float32)
+    h = rng.normal(size=(n, length, f)).astype(np.float32)
+    W = rng.normal(size=(width * c, f)).astype(np.float32)
+    b = rng.normal(size=f).astype(np.float32)
+    lens = np.array([length, 3, length - 1][:n], np.int32)
+    ok = (np.arange(length)[None, :] < lens[:, None])[:, :, None]
+    x, h = x * ok, h * ok
+
+    def forward(packed):
+        cols = np.empty((n * length, width * c), np.float32)
+        y = np.empty((n, length, f), np.float32)
+        cpu.conv1d_forward(x, W, b, width, lens, cols, y, packed=packed)
+        return y
+
+    def transpose(packed):
+        work = np.empty((n * length, width * c), np.float32)
+        out = np.zeros((n, length, c), np.float32)
+        cpu.conv1d_transpose_add(h, W, width, lens, work, out, packed=packed)
+        return out
+
+    y = packs(lambda: forward(True))
+    want = conv(x.astype(np.float64), W.astype(np.float64), lens) + b * ok
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y, forward(False), rtol=1e-5, atol=1e-5)
+    assert not y[1, 3:].any(), "a position past its length was written"
+    # The adjoint: sum(conv(x) * h) == sum(x * conv^T(h)).
+    t = packs(lambda: transpose(True))
+    np.testing.assert_allclose(t, transpose(False), rtol=1e-5, atol=1e-5)
+    lhs = np.sum((want - b * ok) * h)
+    assert np.sum(x.astype(np.float64) * t) == pytest.approx(lhs, rel=1e-5, abs=1e-4)
+
+
+def test_conv1d_packed_filters_are_float32_only():
+    x = np.zeros((1, 4, 2))
+    with pytest.raises(ValueError, match="float32 only"):
+        cpu.conv1d_forward(x, np.zeros((2, 3)), None, 1, None, np.empty((4, 2)),
+                           np.empty((1, 4, 3)), packed=True)
+
+
+def test_sequence_gsn_convolutions_through_packed_weights(tall):
+    """The same walk-back loss and gradients with the convolutions through packed_gemm as
+    through the BLAS (float32 rounding apart), and the same bits for 1 and 2 threads."""
+    rng = np.random.default_rng(3)
+    m = wb.SequenceGSN(5, 4, channels=(40, 36), width=3, pool=2, walkbacks=3, seed=0,
+                       dtype=np.float32)
+    x = rng.normal(size=(4, 50, 5)).astype(np.float32)
+    y = rng.integers(0, 4, size=(4, 50))
+    y[1, 30:] = -1
+    y[3, 7:] = -1
+
+    def run():
+        return m.loss_and_grad(x, y, walkbacks=3, seed=7)
+
+    tall(0)
+    before = cpu.packed_weights_count()
+    loss0, g0 = run()
+    assert cpu.packed_weights_count() == before, "the BLAS path packed weights"
+    tall(1)
+    loss1, g1 = packs(run)
+    assert loss1 == pytest.approx(loss0, rel=1e-5)
+    for name in g0:
+        scale = np.abs(g0[name]).max()
+        np.testing.assert_allclose(g1[name], g0[name], rtol=0, atol=1e-4 * scale, err_msg=name)
+    threads = wb.get_num_threads()
+    try:
+        for t in (1, 2, 3):
+            wb.set_num_threads(t)
+            loss_t, g_t = run()
+            assert loss_t == loss1
+            for name in g1:
+                np.testing.assert_array_equal(g_t[name], g1[name], err_msg=f"{name}, {t} threads")
+    finally:
+        wb.set_num_threads(threads)

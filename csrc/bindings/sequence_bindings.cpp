@@ -4,6 +4,8 @@
 #include <pybind11/stl.h>
 
 #include <optional>
+#include <stdexcept>
+#include <type_traits>
 
 #include "bindings/array_checks.h"
 #include "walkback/conv1d.h"
@@ -43,9 +45,24 @@ std::pair<SeqShape, Conv1d> shapes(const py::array& x, const py::array& W, int64
   return sc;
 }
 
+// W (taps x F) packed for walkback's kernel, as op(B) = W, or W^T when `transposed` (float;
+// the tests' way into conv1d's packed path). Empty for double.
+template <class T>
+PackedWeights pack_filters(const T* W, int64_t taps, int64_t F, bool transposed) {
+  PackedWeights w;
+  if constexpr (std::is_same_v<T, float>) {
+    if (!packed_gemm_supported())
+      throw std::runtime_error("packed: the packed GEMM is not available on this processor");
+    transposed ? w.pack(W, F, true, F, taps) : w.pack(W, F, false, taps, F);
+  } else {
+    throw std::invalid_argument("packed: the packed GEMM is float32 only");
+  }
+  return w;
+}
+
 template <class T>
 void forward_t(py::array x, py::array W, std::optional<py::array> b, int64_t width,
-               std::optional<py::array> lengths, py::array cols, py::array y) {
+               std::optional<py::array> lengths, py::array cols, py::array y, bool packed) {
   auto [s, c] = shapes<T>(x, W, width, lengths);
   const auto dt = py::dtype::of<T>();
   if (b) check_array(*b, "b", dt, {c.F}, false);
@@ -57,7 +74,8 @@ void forward_t(py::array x, py::array W, std::optional<py::array> b, int64_t wid
   T* pc = out_ptr<T>(cols);
   T* py_ = out_ptr<T>(y);
   py::gil_scoped_release nogil;
-  conv1d_forward<T>(s, c, px, c.C, pw, pb, pc, py_);
+  const PackedWeights w = packed ? pack_filters<T>(pw, c.taps(), c.F, false) : PackedWeights();
+  conv1d_forward<T>(s, c, px, c.C, pw, pb, pc, py_, &w);
 }
 
 // cols (N * L, width * C) = im2col(x): what the weight gradient reads.
@@ -74,7 +92,7 @@ void im2col_t(py::array x, int64_t width, std::optional<py::array> lengths, py::
 // out (N, L, C) += conv^T(h), h (N, L, F); x only gives the shapes (it is `out`).
 template <class T>
 void transpose_t(py::array h, py::array W, int64_t width, std::optional<py::array> lengths,
-                 py::array work, py::array out) {
+                 py::array work, py::array out, bool packed) {
   auto [s, c] = shapes<T>(out, W, width, lengths);
   const auto dt = py::dtype::of<T>();
   check_array(h, "h", dt, {s.N, s.L, c.F}, false);
@@ -85,7 +103,8 @@ void transpose_t(py::array h, py::array W, int64_t width, std::optional<py::arra
   T* pk = out_ptr<T>(work);
   T* po = out_ptr<T>(out);
   py::gil_scoped_release nogil;
-  conv1d_transpose_add<T>(s, c, ph, pw, pk, po, c.C);
+  const PackedWeights w = packed ? pack_filters<T>(pw, c.taps(), c.F, true) : PackedWeights();
+  conv1d_transpose_add<T>(s, c, ph, pw, pk, po, c.C, &w);
 }
 
 // dW += cols^T dy, db += column sums of dy: rows past a length must be zero in dy (the
@@ -210,10 +229,11 @@ void bind_sequence(py::module_& mod) {
   });
   mod.def("conv1d_forward", [](py::array x, py::array W, std::optional<py::array> b,
                                int64_t width, std::optional<py::array> lengths, py::array cols,
-                               py::array y) {
-    is_f64(x) ? forward_t<double>(x, W, b, width, lengths, cols, y)
-              : forward_t<float>(x, W, b, width, lengths, cols, y);
-  });
+                               py::array y, bool packed) {
+    is_f64(x) ? forward_t<double>(x, W, b, width, lengths, cols, y, packed)
+              : forward_t<float>(x, W, b, width, lengths, cols, y, packed);
+  }, py::arg("x"), py::arg("W"), py::arg("b"), py::arg("width"), py::arg("lengths"),
+     py::arg("cols"), py::arg("y"), py::arg("packed") = false);
   mod.def("conv1d_im2col", [](py::array x, int64_t width, std::optional<py::array> lengths,
                               py::array cols) {
     is_f64(x) ? im2col_t<double>(x, width, lengths, cols)
@@ -221,10 +241,11 @@ void bind_sequence(py::module_& mod) {
   });
   mod.def("conv1d_transpose_add", [](py::array h, py::array W, int64_t width,
                                      std::optional<py::array> lengths, py::array work,
-                                     py::array out) {
-    is_f64(h) ? transpose_t<double>(h, W, width, lengths, work, out)
-              : transpose_t<float>(h, W, width, lengths, work, out);
-  });
+                                     py::array out, bool packed) {
+    is_f64(h) ? transpose_t<double>(h, W, width, lengths, work, out, packed)
+              : transpose_t<float>(h, W, width, lengths, work, out, packed);
+  }, py::arg("h"), py::arg("W"), py::arg("width"), py::arg("lengths"), py::arg("work"),
+     py::arg("out"), py::arg("packed") = false);
   mod.def("conv1d_param_grad", [](py::array cols, py::array dy, py::array dW,
                                   std::optional<py::array> db) {
     is_f64(dy) ? param_grad_t<double>(cols, dy, dW, db) : param_grad_t<float>(cols, dy, dW, db);

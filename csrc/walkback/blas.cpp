@@ -2,6 +2,8 @@
 
 #include <cblas.h>
 
+#include <algorithm>
+#include <cctype>
 #include <mutex>
 
 #include "walkback/thread_pool.h"
@@ -61,6 +63,16 @@ std::string describe() {
   s += ", core ";
   s += scipy_openblas_get_corename();
   return s;
+}
+
+bool avx512_kernels() {
+  init();
+  std::string core = scipy_openblas_get_corename();
+  std::transform(core.begin(), core.end(), core.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  for (const char* wide : {"skylakex", "cooperlake", "sapphirerapids"})
+    if (core.find(wide) != std::string::npos) return true;
+  return false;
 }
 
 }  // namespace wb::blas

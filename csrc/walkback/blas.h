@@ -25,4 +25,9 @@ void gemv(bool trans, int m, int n, double alpha, const double* a, int lda, cons
 // "OpenBLAS 0.3.x <config> (core: Haswell)".
 std::string describe();
 
+// Whether OpenBLAS runs AVX-512 kernels (its core is SkylakeX, Cooperlake or SapphireRapids).
+// False on an AVX-512 processor too where OPENBLAS_CORETYPE names an older core, or where
+// OpenBLAS maps the processor to one.
+bool avx512_kernels();
+
 }  // namespace wb::blas

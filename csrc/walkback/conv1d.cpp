@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "walkback/blas.h"
@@ -23,10 +24,27 @@ void check(const SeqShape& s, const Conv1d& c) {
 // C (m x n) = A (m x k) op(B), where B is (k x n), or (n x k) when trans_b: slices of rows
 // on the pool when there are many more rows than columns (each thread then packs only its own
 // rows of A; column slices would pack all of A in every thread), else slices of columns.
+// With `packed` (op(B) packed for walkback's kernel, float only) nothing is packed per call,
+// and each row's bits do not depend on the slices, so every thread takes a few.
 // epilogue(r0, r1, j0, j1) runs on each finished block.
 template <class T, class Epilogue>
 void gemm_rows_or_columns(bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, const T* b,
-                          T* c, Epilogue&& epilogue) {
+                          T* c, const PackedWeights* packed, Epilogue&& epilogue) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (packed && !packed->empty()) {
+      if (packed->k() != k || packed->n() != n)
+        throw std::logic_error("conv1d: the packed weights have another shape");
+      if (m >= 4 * n) {
+        parallel_columns(m, 1, 64, 4, [&](int64_t r0, int64_t r1) {
+          packed_gemm(r1 - r0, a + r0 * k, k, *packed, c + r0 * n, n, 0, n, false);
+          epilogue(r0, r1, int64_t(0), n);
+        }, false);
+      } else {
+        packed_gemm_columns(m, a, k, *packed, c, n, epilogue);
+      }
+      return;
+    }
+  }
   if (m >= 4 * n) {
     parallel_rows(m, 64, [&](int64_t r0, int64_t r1) {
       blas::gemm(false, trans_b, static_cast<int>(r1 - r0), static_cast<int>(n),
@@ -90,9 +108,9 @@ void col2im_add(const SeqShape& s, const Conv1d& c, const T* g, T* out, int64_t 
 
 template <class T>
 void conv1d_forward(const SeqShape& s, const Conv1d& c, const T* x, int64_t ldx, const T* W,
-                    const T* b, T* cols, T* y) {
+                    const T* b, T* cols, T* y, const PackedWeights* packed) {
   im2col<T>(s, c, x, ldx, cols);
-  gemm_rows_or_columns<T>(false, s.rows(), c.F, c.taps(), cols, W, y,
+  gemm_rows_or_columns<T>(false, s.rows(), c.F, c.taps(), cols, W, y, packed,
                           [&](int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
                             for (int64_t r = r0; r < r1; ++r) {
                               const bool valid = r % s.L < s.len(r / s.L);
@@ -105,9 +123,9 @@ void conv1d_forward(const SeqShape& s, const Conv1d& c, const T* x, int64_t ldx,
 
 template <class T>
 void conv1d_transpose_add(const SeqShape& s, const Conv1d& c, const T* h, const T* W, T* work,
-                          T* out, int64_t ldo) {
+                          T* out, int64_t ldo, const PackedWeights* packed) {
   // work = h W^T, one row of taps per position, then scattered back onto the positions.
-  gemm_rows_or_columns<T>(true, s.rows(), c.taps(), c.F, h, W, work,
+  gemm_rows_or_columns<T>(true, s.rows(), c.taps(), c.F, h, W, work, packed,
                           [](int64_t, int64_t, int64_t, int64_t) {});
   col2im_add<T>(s, c, work, out, ldo);
 }
@@ -127,9 +145,9 @@ void conv1d_param_grad(const SeqShape& s, const Conv1d& c, const T* cols, const 
   template void im2col<T>(const SeqShape&, const Conv1d&, const T*, int64_t, T*);            \
   template void col2im_add<T>(const SeqShape&, const Conv1d&, const T*, T*, int64_t);        \
   template void conv1d_forward<T>(const SeqShape&, const Conv1d&, const T*, int64_t,         \
-                                  const T*, const T*, T*, T*);                               \
+                                  const T*, const T*, T*, T*, const PackedWeights*);         \
   template void conv1d_transpose_add<T>(const SeqShape&, const Conv1d&, const T*, const T*,  \
-                                        T*, T*, int64_t);                                    \
+                                        T*, T*, int64_t, const PackedWeights*);              \
   template void conv1d_param_grad<T>(const SeqShape&, const Conv1d&, const T*, const T*, T*, \
                                      T*);
 WB_CONV1D(float)

@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "walkback/blas.h"
 #include "walkback/thread_pool.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -57,6 +58,21 @@ bool packed_gemm_pays(int64_t rows, int64_t steps) {
   const PackedIsa isa = packed_gemm_isa();
   if (isa == PackedIsa::None || rows < 8 || steps < 2) return false;
   return isa == PackedIsa::Avx512 || rows <= 256;
+}
+
+namespace {
+std::atomic<int> g_tall{-1};
+}  // namespace
+
+bool packed_gemm_for_tall() {
+  if (!packed_gemm_supported()) return false;
+  const int mode = g_tall.load(std::memory_order_relaxed);
+  if (mode >= 0) return mode == 1;
+  return packed_gemm_isa() == PackedIsa::Avx512 && !blas::avx512_kernels();
+}
+
+void set_packed_gemm_for_tall(int mode) {
+  g_tall.store(mode < 0 ? -1 : mode > 0 ? 1 : 0, std::memory_order_relaxed);
 }
 
 bool set_packed_gemm_isa(PackedIsa isa) {

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "walkback/conv1d.h"
 #include "walkback/dense_mlp.h"
 #include "walkback/elementwise.h"
+#include "walkback/packed_gemm.h"
 #include "walkback/random_ops.h"
 #include "walkback/thread_pool.h"
 #include "walkback/workspace.h"
@@ -24,9 +26,13 @@ struct SeqWorkspace {
   std::vector<T> in, W1y, Y, a1, work1, workY, p, a2, td;
   std::vector<std::vector<T>> cols1, y1, h1, cols2, y2, h2, dlog;
   std::vector<T> dW1y, dh1, dh2, dh2_prev, da2, dp, dt, colsT, colsK;
+  // The weights packed once per call for walkback's kernel (float; empty where the BLAS
+  // multiplies): W1, W2 and W1y for the convolutions, W2^T and W1y^T for their transposes.
+  PackedWeights w1, w2, w2t, wy, wyt;
   size_t bytes() const {
     return total_bytes(in, W1y, Y, a1, work1, workY, p, a2, td, cols1, y1, h1, cols2, y2, h2,
-                       dlog, dW1y, dh1, dh2, dh2_prev, da2, dp, dt, colsT, colsK);
+                       dlog, dW1y, dh1, dh2, dh2_prev, da2, dp, dt, colsT, colsK) +
+           w1.bytes() + w2.bytes() + w2t.bytes() + wy.bytes() + wyt.bytes();
   }
 };
 
@@ -81,6 +87,22 @@ struct Run {
     a1.resize(R1 * m.C1);
     work1.resize(std::max(R2 * c2.taps(), R1 * cy.taps()));
     workY.resize(R1 * cy.taps());
+    pack_weights();
+  }
+
+  // Every step multiplies by the same weights, forward and transposed: packed once here when
+  // walkback's kernel is the faster (float; products of many rows, where OpenBLAS's AVX-512
+  // kernels are as fast), else cleared, since the kept packs may hold another call's weights.
+  void pack_weights() {
+    for (PackedWeights* w : {&ws.w1, &ws.w2, &ws.w2t, &ws.wy, &ws.wyt}) w->clear();
+    if constexpr (std::is_same_v<T, float>) {
+      if (!packed_gemm_pays(R2, a.steps) || !packed_gemm_for_tall()) return;
+      ws.w1.pack(m.W1, m.C1, false, c1.taps(), m.C1);
+      ws.w2.pack(m.W2, m.C2, false, c2.taps(), m.C2);
+      ws.w2t.pack(m.W2, m.C2, true, m.C2, c2.taps());
+      ws.wy.pack(W1y.data(), m.C1, false, cy.taps(), m.C1);
+      ws.wyt.pack(W1y.data(), m.C1, true, m.C1, cy.taps());
+    }
   }
 
   uint32_t chain(int64_t n) const { return a.first_chain + static_cast<uint32_t>(n); }
@@ -165,11 +187,11 @@ struct Run {
   void forward(int64_t s, int64_t slot, const T* h2_prev, std::vector<T>& logits) {
     corrupt_labels(s);
     cols1[slot].resize(R1 * c1.taps());
-    conv1d_forward<T>(s1, c1, in.data(), Cx, m.W1, m.b1, cols1[slot].data(), a1.data());
+    conv1d_forward<T>(s1, c1, in.data(), Cx, m.W1, m.b1, cols1[slot].data(), a1.data(), &ws.w1);
     if (h2_prev) {
       std::vector<T>& td = ws.td;
       td.assign(R2 * m.C1, T(0));
-      conv1d_transpose_add<T>(s2, c2, h2_prev, m.W2, work1.data(), td.data(), m.C1);
+      conv1d_transpose_add<T>(s2, c2, h2_prev, m.W2, work1.data(), td.data(), m.C1, &ws.w2t);
       unpool_add(td.data(), m.C1, a1.data());
     }
     hidden(a1, a.L, len1, m.C1, s, kNoise1, y1[slot], h1[slot]);
@@ -178,11 +200,12 @@ struct Run {
     a2.resize(R2 * m.C2);
     pool_means(h1[slot].data(), m.C1, p.data());
     cols2[slot].resize(R2 * c2.taps());
-    conv1d_forward<T>(s2, c2, p.data(), m.C1, m.W2, m.b2, cols2[slot].data(), a2.data());
+    conv1d_forward<T>(s2, c2, p.data(), m.C1, m.W2, m.b2, cols2[slot].data(), a2.data(),
+                      &ws.w2);
     hidden(a2, s2.L, len2, m.C2, s, kNoise2, y2[slot], h2[slot]);
     logits.assign(R1 * m.K, T(0));
     conv1d_transpose_add<T>(s1, cy, h1[slot].data(), W1y.data(), workY.data(), logits.data(),
-                            m.K);
+                            m.K, &ws.wyt);
     for (int64_t n = 0; n < a.N; ++n)
       for (int64_t l = 0; l < len1[n]; ++l)
         for (int64_t j = 0; j < m.K; ++j) logits[(n * a.L + l) * m.K + j] += m.c[j];
@@ -281,7 +304,7 @@ double seq_gsn_walkback(const SeqGsnModel<T>& m, const SeqGsnArgs& a, const T* x
     column_sums<T>(run.dlog[s].data(), R1, K, K, csum.data());
     for (int64_t j = 0; j < K; ++j) g->c[j] += csum[j];
     conv1d_forward<T>(run.s1, run.cy, run.dlog[s].data(), K, run.W1y.data(), nullptr,
-                      colsK.data(), dh1.data());
+                      colsK.data(), dh1.data(), &w.wy);
     conv1d_param_grad<T>(run.s1, run.cy, colsK.data(), run.h1[s].data(), dW1y.data(), nullptr);
     // h2 of this step reaches the loss only through the next step's top-down input.
     if (s + 1 < S) {
@@ -292,7 +315,8 @@ double seq_gsn_walkback(const SeqGsnModel<T>& m, const SeqGsnArgs& a, const T* x
       }, 4096);
       conv1d_param_grad<T>(run.s2, run.c2, run.cols2[s].data(), da2.data(), g->W2, g->b2);
       std::fill(dp.begin(), dp.end(), T(0));
-      conv1d_transpose_add<T>(run.s2, run.c2, da2.data(), m.W2, run.work1.data(), dp.data(), C1);
+      conv1d_transpose_add<T>(run.s2, run.c2, da2.data(), m.W2, run.work1.data(), dp.data(), C1,
+                              &w.w2t);
       run.unpool_add(dp.data(), C1, dh1.data());
     }
     // Layer 1. Rows past a length stay zero: dh1 is zero there (the convolution and the
@@ -308,7 +332,7 @@ double seq_gsn_walkback(const SeqGsnModel<T>& m, const SeqGsnArgs& a, const T* x
     if (s > 0) {
       run.pool_means(da1.data(), C1, dt.data());
       conv1d_forward<T>(run.s2, run.c2, dt.data(), C1, m.W2, nullptr, colsT.data(),
-                        dh2_prev.data());
+                        dh2_prev.data(), &w.w2);
       conv1d_param_grad<T>(run.s2, run.c2, colsT.data(), run.h2[s - 1].data(), g->W2, nullptr);
       std::swap(dh2, dh2_prev);
     }
