@@ -441,16 +441,18 @@ def test_conv1d_through_packed_filters_matches_reference(n, length, c, f, width)
 def test_conv1d_packed_filters_are_float32_only():
     x = np.zeros((1, 4, 2))
     with pytest.raises(ValueError, match="float32 only"):
-        cpu.conv1d_forward(x, np.zeros((2, 3)), None, 1, None, np.empty((4, 2)),
-                           np.empty((1, 4, 3)), packed=True)
+        cpu.conv1d_forward(
+            x, np.zeros((2, 3)), None, 1, None, np.empty((4, 2)), np.empty((1, 4, 3)), packed=True
+        )
 
 
 def test_sequence_gsn_convolutions_through_packed_weights(tall):
     """The same walk-back loss and gradients with the convolutions through packed_gemm as
     through the BLAS (float32 rounding apart), and the same bits for 1 and 2 threads."""
     rng = np.random.default_rng(3)
-    m = wb.SequenceGSN(5, 4, channels=(40, 36), width=3, pool=2, walkbacks=3, seed=0,
-                       dtype=np.float32)
+    m = wb.SequenceGSN(
+        5, 4, channels=(40, 36), width=3, pool=2, walkbacks=3, seed=0, dtype=np.float32
+    )
     x = rng.normal(size=(4, 50, 5)).astype(np.float32)
     y = rng.integers(0, 4, size=(4, 50))
     y[1, 30:] = -1
