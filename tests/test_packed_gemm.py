@@ -375,26 +375,26 @@ def test_a_short_call_of_few_chains_packs_and_splits_give_the_same_bits(isa):
 
 
 @pytest.fixture
-def tall(request):
-    """Sets packed_gemm_for_tall's mode for the body and always puts the default back."""
-    yield cpu.set_packed_gemm_for_tall
-    cpu.set_packed_gemm_for_tall(-1)
+def prefer(request):
+    """Sets prefer_packed_gemm's mode for the body and always puts the default back."""
+    yield cpu.set_prefer_packed_gemm
+    cpu.set_prefer_packed_gemm(-1)
 
 
-def test_tall_products_default_to_the_wider_kernel(tall, isa):
-    """By default the sequence GSN's convolutions take packed_gemm only where its kernel is
-    AVX-512 and OpenBLAS's is not; the override wins, but never without packed_gemm."""
+def test_packed_gemm_is_preferred_where_its_kernel_is_wider(prefer, isa):
+    """By default the sequence GSN's convolutions and DAE training take packed_gemm only where
+    its kernel is AVX-512 and OpenBLAS's is not; the override wins, but never without it."""
     core = cpu.blas_info().rsplit("core ", 1)[1].lower()
     blas_avx512 = any(c in core for c in ("skylakex", "cooperlake", "sapphirerapids"))
-    assert cpu.packed_gemm_for_tall() == (isa == "avx512" and not blas_avx512)
-    tall(1)
-    assert cpu.packed_gemm_for_tall()
-    tall(0)
-    assert not cpu.packed_gemm_for_tall()
-    tall(1)
+    assert cpu.prefer_packed_gemm() == (isa == "avx512" and not blas_avx512)
+    prefer(1)
+    assert cpu.prefer_packed_gemm()
+    prefer(0)
+    assert not cpu.prefer_packed_gemm()
+    prefer(1)
     cpu.set_packed_gemm(False)
     try:
-        assert not cpu.packed_gemm_for_tall()
+        assert not cpu.prefer_packed_gemm()
     finally:
         assert cpu.set_packed_gemm(True)
 
@@ -446,7 +446,7 @@ def test_conv1d_packed_filters_are_float32_only():
         )
 
 
-def test_sequence_gsn_convolutions_through_packed_weights(tall):
+def test_sequence_gsn_convolutions_through_packed_weights(prefer):
     """The same walk-back loss and gradients with the convolutions through packed_gemm as
     through the BLAS (float32 rounding apart), and the same bits for 1 and 2 threads."""
     rng = np.random.default_rng(3)
@@ -461,11 +461,47 @@ def test_sequence_gsn_convolutions_through_packed_weights(tall):
     def run():
         return m.loss_and_grad(x, y, walkbacks=3, seed=7)
 
-    tall(0)
+    prefer(0)
     before = cpu.packed_weights_count()
     loss0, g0 = run()
     assert cpu.packed_weights_count() == before, "the BLAS path packed weights"
-    tall(1)
+    prefer(1)
+    loss1, g1 = packs(run)
+    assert loss1 == pytest.approx(loss0, rel=1e-5)
+    for name in g0:
+        scale = np.abs(g0[name]).max()
+        np.testing.assert_allclose(g1[name], g0[name], rtol=0, atol=1e-4 * scale, err_msg=name)
+    threads = wb.get_num_threads()
+    try:
+        for t in (1, 2, 3):
+            wb.set_num_threads(t)
+            loss_t, g_t = run()
+            assert loss_t == loss1
+            for name in g1:
+                np.testing.assert_array_equal(g_t[name], g1[name], err_msg=f"{name}, {t} threads")
+    finally:
+        wb.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+@pytest.mark.parametrize("reconstruction", ["bernoulli", "gaussian"])
+def test_dae_walkback_through_packed_weights(prefer, tied, reconstruction):
+    """DAE walk-back training with its products through packed_gemm: the loss and gradients of
+    the BLAS path (float32 rounding apart), and the same bits for 1, 2 and 3 threads."""
+    rng = np.random.default_rng(4)
+    m = wb.DAE(
+        70, 45, corruption=wb.SaltAndPepper(0.3), reconstruction=reconstruction, tied=tied, seed=2
+    )
+    x = (rng.random((24, 70)) < 0.3).astype(np.float32)
+
+    def run():
+        return m.loss_and_grad(x, walkbacks=3, seed=9)
+
+    prefer(0)
+    before = cpu.packed_weights_count()
+    loss0, g0 = run()
+    assert cpu.packed_weights_count() == before, "the BLAS path packed weights"
+    prefer(1)
     loss1, g1 = packs(run)
     assert loss1 == pytest.approx(loss0, rel=1e-5)
     for name in g0:

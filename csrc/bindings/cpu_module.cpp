@@ -336,11 +336,12 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
     throw py::value_error("isa must be 'avx512', 'avx2' or 'none', got '" + isa + "'");
   }, py::arg("isa"), "Run walkback's packed GEMM with this instruction set (tests); returns "
      "False, changing nothing, where the processor lacks it.");
-  mod.def("packed_gemm_for_tall", &wb::packed_gemm_for_tall);
-  mod.def("set_packed_gemm_for_tall", &wb::set_packed_gemm_for_tall, py::arg("mode"),
-          "Products of many rows by weights used many times (the sequence GSN's convolutions): "
-          "1 through the packed GEMM, 0 through the BLAS, -1 the default (packed where its "
-          "kernel is wider than OpenBLAS's). For tests and A/B timings.");
+  mod.def("prefer_packed_gemm", &wb::prefer_packed_gemm);
+  mod.def("set_prefer_packed_gemm", &wb::set_prefer_packed_gemm, py::arg("mode"),
+          "Products of hundreds of rows by weights used a few times (the sequence GSN's "
+          "convolutions, DAE training): 1 through the packed GEMM, 0 through the BLAS, -1 the "
+          "default (packed where its kernel is wider than OpenBLAS's). For tests and A/B "
+          "timings.");
   mod.def("set_packed_gemm", &wb::set_packed_gemm, py::arg("on"),
           "Switch walkback's own packed GEMM off or on for this process (A/B timings, tests); "
           "returns whether it is now used.");

@@ -1,11 +1,13 @@
 #include "walkback/dae_train.h"
 
+#include <type_traits>
 #include <vector>
 
 #include "walkback/blas.h"
 #include "walkback/corrupt.h"
 #include "walkback/dispatch.h"
 #include "walkback/elementwise.h"
+#include "walkback/packed_gemm.h"
 #include "walkback/parallel_gemm.h"
 #include "walkback/random_ops.h"
 #include "walkback/row_kernels.h"
@@ -31,8 +33,34 @@ template <class T>
 struct WalkbackWork {
   std::vector<T> xt, h, d_o, o, xs, zeros, d_a;
   std::vector<double> partial;
-  size_t bytes() const { return total_bytes(xt, h, d_o, o, xs, zeros, d_a, partial); }
+  // The weights packed once per batch for walkback's kernel (prefer_packed_gemm; float): op(B)
+  // of the encoder (W, also the tied backward product), of the decoder (W^T or U) and of the
+  // untied backward product (U^T). Empty where the BLAS multiplies.
+  PackedWeights enc, dec, back;
+  size_t bytes() const {
+    return total_bytes(xt, h, d_o, o, xs, zeros, d_a, partial) + enc.bytes() + dec.bytes() +
+           back.bytes();
+  }
 };
+
+// Packs what this batch multiplies by, or clears the kept packs (they may hold another
+// batch's weights): k encoder and k decoder products of B rows, and one backward product.
+template <class T>
+void pack_walkback_weights(const DaeModel<T>& m, int64_t B, int64_t K, WalkbackWork<T>& w) {
+  w.enc.clear();
+  w.dec.clear();
+  w.back.clear();
+  if constexpr (std::is_same_v<T, float>) {
+    if (!prefer_packed_gemm() || !packed_gemm_pays(B, K + 1)) return;
+    w.enc.pack(m.W, m.H, false, m.D, m.H);
+    if (m.U) {
+      w.dec.pack(m.U, m.D, false, m.H, m.D);
+      w.back.pack(m.U, m.D, true, m.D, m.H);
+    } else {
+      w.dec.pack(m.W, m.H, true, m.H, m.D);
+    }
+  }
+}
 
 }  // namespace
 
@@ -61,28 +89,35 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
 
   corrupt_batch<T>(m.corruption, m.corruption_param, x, xt.data(), B, D, a.seed, 0,
                    a.first_chain);
+  pack_walkback_weights(m, B, K, *work);
+  const PackedWeights* enc = work->enc.empty() ? nullptr : &work->enc;
+  const PackedWeights* dec = work->dec.empty() ? nullptr : &work->dec;
   for (int64_t j = 0; j < K; ++j) {
     const uint32_t step = static_cast<uint32_t>(j);
     T* xt_j = xt.data() + j * B * D;
     T* h_j = h.data() + j * B * H;
     with_activation(m.activation, [&](auto act) {
-      gemm_columns<T>(false, B, H, D, xt_j, D, m.W, H, h_j, H, kAlign,
-                      [&](int64_t j0, int64_t j1) {
-                        for (int64_t r = 0; r < B; ++r)
-                          bias_activate<T, decltype(act)::value>(h_j + r * H + j0, m.b1 + j0,
-                                                                 j1 - j0);
-                      });
+      weight_gemm_columns<T>(enc, false, B, H, D, xt_j, D, m.W, H, h_j, H, kAlign,
+                             [&](int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
+                               for (int64_t r = r0; r < r1; ++r)
+                                 bias_activate<T, decltype(act)::value>(h_j + r * H + j0,
+                                                                        m.b1 + j0, j1 - j0);
+                             });
     });
     const bool counted = !a.last_only || j + 1 == K;
     const bool more = j + 1 < K;
     with_reconstruction(m.reconstruction, [&](auto rc) {
       constexpr Reconstruction R = decltype(rc)::value;
-      auto epilogue = [&](int64_t d0, int64_t d1) {
+      // On blocks of rows and columns: the whole width once per slice after the BLAS, a few
+      // rows by a few panels after walkback's kernel (so its buffers are the thread's own).
+      auto epilogue = [&](int64_t r0, int64_t r1, int64_t d0, int64_t d1) {
         const int64_t w = d1 - d0;
-        std::vector<T> nll(w);
-        std::vector<float> scratch(w);
-        std::vector<T> dummy(grads ? 0 : w);
-        for (int64_t r = 0; r < B; ++r) {
+        thread_local std::vector<T> nll, dummy;
+        thread_local std::vector<float> scratch;
+        nll.resize(w);
+        scratch.resize(w);
+        dummy.resize(grads ? 0 : w);
+        for (int64_t r = r0; r < r1; ++r) {
           const uint32_t chain = a.first_chain + static_cast<uint32_t>(r);
           T* orow = o.data() + r * D + d0;
           T* drow = grads ? d_o.data() + (j * B + r) * D + d0 : dummy.data();
@@ -106,9 +141,11 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
         }
       };
       if (m.U)
-        gemm_columns<T>(false, B, D, H, h_j, H, m.U, D, o.data(), D, kAlign, epilogue);
+        weight_gemm_columns<T>(dec, false, B, D, H, h_j, H, m.U, D, o.data(), D, kAlign,
+                               epilogue);
       else
-        gemm_columns<T>(true, B, D, H, h_j, H, m.W, H, o.data(), D, kAlign, epilogue);
+        weight_gemm_columns<T>(dec, true, B, D, H, h_j, H, m.W, H, o.data(), D, kAlign,
+                               epilogue);
     });
   }
   double loss = 0.0;
@@ -120,17 +157,22 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
   std::vector<T>& d_a = work->d_a;
   d_a.resize(KB * H);
   with_activation(m.activation, [&](auto act) {
-    auto epi = [&](int64_t j0, int64_t j1) {
-      for (int64_t r = 0; r < KB; ++r)
+    auto epi = [&](int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
+      for (int64_t r = r0; r < r1; ++r)
         mul_activation_grad<T, decltype(act)::value>(d_a.data() + r * H + j0,
                                                      h.data() + r * H + j0, j1 - j0);
-      column_sums(d_a.data(), KB, H, j0, j1, grads->b1);
     };
     if (m.U)
-      gemm_columns<T>(true, KB, H, D, d_o.data(), D, m.U, D, d_a.data(), H, kAlign, epi);
+      weight_gemm_columns<T>(work->back.empty() ? nullptr : &work->back, true, KB, H, D,
+                             d_o.data(), D, m.U, D, d_a.data(), H, kAlign, epi);
     else
-      gemm_columns<T>(false, KB, H, D, d_o.data(), D, m.W, H, d_a.data(), H, kAlign, epi);
+      weight_gemm_columns<T>(enc, false, KB, H, D, d_o.data(), D, m.W, H, d_a.data(), H, kAlign,
+                             epi);
   });
+  // db1 after the product: its blocks may split the rows, and the sums run over rows in order.
+  parallel_columns(H, kAlign, 64, 4, [&](int64_t j0, int64_t j1) {
+    column_sums(d_a.data(), KB, H, j0, j1, grads->b1);
+  }, false);
   // dW = X~^T dA (+ dO^T H when tied), dU = H^T dO, db0 = column sums of dO; each slice of
   // columns on one thread.
   parallel_columns(H, kAlign, 64, slices_per_thread(D), [&](int64_t j0, int64_t j1) {

@@ -64,14 +64,14 @@ namespace {
 std::atomic<int> g_tall{-1};
 }  // namespace
 
-bool packed_gemm_for_tall() {
+bool prefer_packed_gemm() {
   if (!packed_gemm_supported()) return false;
   const int mode = g_tall.load(std::memory_order_relaxed);
   if (mode >= 0) return mode == 1;
   return packed_gemm_isa() == PackedIsa::Avx512 && !blas::avx512_kernels();
 }
 
-void set_packed_gemm_for_tall(int mode) {
+void set_prefer_packed_gemm(int mode) {
   g_tall.store(mode < 0 ? -1 : mode > 0 ? 1 : 0, std::memory_order_relaxed);
 }
 

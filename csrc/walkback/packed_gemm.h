@@ -68,15 +68,16 @@ bool set_packed_gemm(bool on);
 // the AVX2 kernel only up to 256 rows (at 1024 it was 8% slower than OpenBLAS's AVX2
 // kernels). A rule on rows alone and steps alone also keeps batch splits on one kernel.
 bool packed_gemm_pays(int64_t rows, int64_t steps);
-// Whether products of many rows by weights used many times (the sequence GSN's convolutions)
-// take packed_gemm. OpenBLAS's own AVX-512 kernels do them as fast (0.97-1.00x) and its AVX2
-// kernels 15-18% slower (benchmarks/RESULTS.md), so by default: when packed_gemm's kernel is
-// wider than the BLAS's, AVX-512 here while OpenBLAS runs AVX2 kernels
-// (OPENBLAS_CORETYPE=Haswell on an AVX-512 processor, say). Never without packed_gemm.
-bool packed_gemm_for_tall();
+// Whether products that OpenBLAS's own AVX-512 kernels do about as fast as packed_gemm take
+// packed_gemm: hundreds of rows by weights used a few times in a call (the sequence GSN's
+// convolutions, DAE walk-back training). There OpenBLAS's AVX2 kernels were 15-18% slower
+// (benchmarks/RESULTS.md), so by default: where packed_gemm's kernel is wider than the BLAS's,
+// AVX-512 here while OpenBLAS runs AVX2 kernels (OPENBLAS_CORETYPE=Haswell on an AVX-512
+// processor, say). Never without packed_gemm.
+bool prefer_packed_gemm();
 // Overrides that choice for the whole process (tests of both paths, A/B timings): 1 on where
 // packed_gemm is supported, 0 off, -1 back to the default.
-void set_packed_gemm_for_tall(int mode);
+void set_prefer_packed_gemm(int mode);
 
 // How many weight matrices PackedWeights::pack has packed, and how many packed_gemm calls (each
 // a column slice of one product) ran, in this process: tests check with them that a call took

@@ -96,7 +96,7 @@ struct Run {
   void pack_weights() {
     for (PackedWeights* w : {&ws.w1, &ws.w2, &ws.w2t, &ws.wy, &ws.wyt}) w->clear();
     if constexpr (std::is_same_v<T, float>) {
-      if (!packed_gemm_pays(R2, a.steps) || !packed_gemm_for_tall()) return;
+      if (!packed_gemm_pays(R2, a.steps) || !prefer_packed_gemm()) return;
       ws.w1.pack(m.W1, m.C1, false, c1.taps(), m.C1);
       ws.w2.pack(m.W2, m.C2, false, c2.taps(), m.C2);
       ws.w2t.pack(m.W2, m.C2, true, m.C2, c2.taps());
