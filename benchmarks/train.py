@@ -5,7 +5,8 @@ DAE D = 784, tied weights, sigmoid hidden units, salt-and-pepper 0.3, Bernoulli 
 walk-back steps per example (visible samples are constants); SGD lr 0.01, momentum 0.5. Data:
 synthetic binary rows (20% ones), no binarization. Examples/s = rows trained per second.
 "sgemm frac" = time of the step's GEMMs alone (k x 2 forward products of B rows, 3 backward
-products of k B rows; the faster of NumPy's sgemm and walkback's GEMM path) / time per batch.
+products of k B rows; the fastest of NumPy's sgemm, walkback's BLAS path and its packed kernel)
+/ time per batch.
 
     python benchmarks/train.py [--quick]
 """
@@ -87,8 +88,11 @@ def torch_runner(torch, W, b, k, x):
     return run
 
 
-def gemms(b, k, h, use_walkback):
-    """The batch's GEMMs alone: k x (x~ W, h W^T) on b rows; dO W, X~^T dA, dO^T H on k b."""
+def gemms(b, k, h, path):
+    """The batch's GEMMs alone: k x (x~ W, h W^T) on b rows; dO W, X~^T dA, dO^T H on k b.
+    path: "numpy", "walkback" (its BLAS path) or "packed" (W and W^T packed once, as `fit`
+    packs them where walkback's kernel is wider than OpenBLAS's; the weight gradients by the
+    BLAS path)."""
     rng = np.random.default_rng(0)
     W = rng.random((D, h), dtype=np.float32)
     xt = rng.random((k * b, D), dtype=np.float32)
@@ -117,7 +121,14 @@ def gemms(b, k, h, use_walkback):
         cpu.gemm(xtT, da, gw, False)
         cpu.gemm(oT, hh, gw, False)
 
-    return walkback_run if use_walkback else numpy_run
+    def packed_run():
+        rows = [slice(j * b, (j + 1) * b) for j in range(k)]
+        cpu.packed_gemm_many([xt[r] for r in rows] + [o], W, [hh[r] for r in rows] + [da])
+        cpu.packed_gemm_many([hh[r] for r in rows], W, [o[r] for r in rows], True)
+        cpu.gemm(xtT, da, gw, False)
+        cpu.gemm(oT, hh, gw, False)
+
+    return {"numpy": numpy_run, "walkback": walkback_run, "packed": packed_run}[path]
 
 
 def main():
@@ -140,14 +151,16 @@ def main():
         W = rng.uniform(-r, r, (D, h)).astype(np.float32)
         x = (rng.random((b * BATCHES, D)) < 0.2).astype(np.float32)
         peers = {
-            "np_gemm": gemms(b, k, h, False),
-            "wb_gemm": gemms(b, k, h, True),
+            "np_gemm": gemms(b, k, h, "numpy"),
+            "wb_gemm": gemms(b, k, h, "walkback"),
             "walkback": walkback_runner(W, b, k, x),
         }
+        if _backend.cpu().packed_gemm_supported():
+            peers["wb_packed_gemm"] = gemms(b, k, h, "packed")
         if torch is not None:
             peers["torch"] = torch_runner(torch, W, b, k, x)
         best = race(peers, args.rounds, min_time=0.5)
-        t_gemm = min(best["np_gemm"], best["wb_gemm"])
+        t_gemm = min(best["np_gemm"], best["wb_gemm"], best.get("wb_packed_gemm", np.inf))
         t_wb = best["walkback"] / BATCHES
         t_pt = best["torch"] / BATCHES if torch is not None else None
         records.append(
@@ -159,6 +172,7 @@ def main():
                 torch_batch_s=t_pt,
                 numpy_gemm_s=best["np_gemm"],
                 walkback_gemm_s=best["wb_gemm"],
+                walkback_packed_gemm_s=best.get("wb_packed_gemm"),
             )
         )
         rows.append(

@@ -517,3 +517,19 @@ def test_dae_walkback_through_packed_weights(prefer, tied, reconstruction):
                 np.testing.assert_array_equal(g_t[name], g1[name], err_msg=f"{name}, {t} threads")
     finally:
         wb.set_num_threads(threads)
+
+
+def test_packed_gemm_many_is_each_product(isa):
+    """The benchmarks' roofline of the packed path: one pack, then each A_i op(B)."""
+    rng = np.random.default_rng(5)
+    b = rng.normal(size=(40, 70)).astype(np.float32)
+    for trans_b, w in ((False, b), (True, b.T)):
+        k = w.shape[0]
+        a = [rng.normal(size=(m, k)).astype(np.float32) for m in (3, 12, 50)]
+        c = [np.empty((m, w.shape[1]), np.float32) for m in (3, 12, 50)]
+        packs(lambda: cpu.packed_gemm_many(a, b, c, trans_b))
+        for ai, ci in zip(a, c, strict=True):
+            want = ai.astype(np.float64) @ w.astype(np.float64)
+            assert np.all(np.abs(ci - want) <= bound(ai, w))
+    with pytest.raises(ValueError, match="one length"):
+        cpu.packed_gemm_many(a, b, c[:1], True)

@@ -282,6 +282,25 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
     });
   }, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("trans_b") = false,
      py::arg("accumulate") = false);
+  // C_i = A_i op(B) for each pair, B packed once: a batch's or a chain's products by the same
+  // weights, packing counted as walkback's models count it (once per call). The benchmarks'
+  // roofline of the packed path.
+  mod.def("packed_gemm_many", [](std::vector<py::array> as, py::array b, std::vector<py::array> cs,
+                                 bool trans_b) {
+    if (as.empty() || as.size() != cs.size())
+      throw std::invalid_argument("packed_gemm_many: as and cs must be non-empty lists of one length");
+    std::vector<Product> ps;
+    for (size_t i = 0; i < as.size(); ++i) ps.push_back(checked_product(as[i], b, cs[i], trans_b));
+    if (!wb::packed_gemm_supported())
+      throw std::runtime_error("packed_gemm_many: the packed GEMM is not available");
+    py::gil_scoped_release nogil;
+    wb::KeptWorkspace<wb::PackedLayer> kept;
+    wb::PackedWeights& w = kept->forward;
+    w.pack(ps[0].b, ps[0].ldb, trans_b, ps[0].k, ps[0].n);
+    for (const Product& p : ps)
+      wb::packed_gemm_columns(p.m, p.a, p.k, w, p.c, p.n,
+                              [](int64_t, int64_t, int64_t, int64_t) {});
+  }, py::arg("as"), py::arg("b"), py::arg("cs"), py::arg("trans_b") = false);
   // C = A[:, k0:k1] op(B)[k0:k1, :] through packed_gemm_k (op(B) packed whole), one thread. For
   // its tests.
   mod.def("packed_gemm_k", [](py::array a, py::array b, py::array c, int64_t k0, int64_t k1,

@@ -50,7 +50,13 @@ def _packed_gemm_line() -> str:
     if isa == "none":
         return "off (no AVX2, or WALKBACK_PACKED_GEMM=0): the BLAS does every product"
     rows = "8 or more" if isa == "avx512" else "8 to 256"  # packed_gemm_pays in packed_gemm.h
-    return f"{isa} kernel, for chains of {rows} rows"
+    # prefer_packed_gemm in packed_gemm.h: where OpenBLAS's own kernels are narrower.
+    batches = (
+        "; also DAE training and the sequence GSN (OpenBLAS's kernels are narrower)"
+        if _backend.cpu().prefer_packed_gemm()
+        else ""
+    )
+    return f"{isa} kernel, for chains of {rows} rows{batches}"
 
 
 def show_config(file=None) -> dict:
