@@ -3,8 +3,9 @@
 One step: salt-and-pepper corruption (p = 0.3), h = sigmoid(x~ W + b1), w = sigmoid(h W^T + b0),
 x' ~ Bernoulli(w); binary visible units (D = 784), tied weights. Throughput is chain samples
 (chain steps x chains) per second. "sgemm frac" is the time of the step's two GEMMs alone --
-the faster of NumPy's sgemm and walkback's own GEMM path, with no elementwise work -- divided
-by the step's time: 1.0 would be a step as fast as its GEMMs. At B = 1 walkback's encoder reads
+the fastest of NumPy's sgemm, walkback's BLAS path and (from 8 chains) its packed kernel with
+W packed once per call as `sample` packs it, with no elementwise work -- divided by the step's
+time: 1.0 would be a step as fast as its GEMMs. At B = 1 walkback's encoder reads
 only the rows of W whose inputs are on, so its step can beat the dense GEMMs (frac > 1).
 
 Peers run in turn with a pause between them (two thread pools used alternately slow each
@@ -25,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import walkback as wb  # noqa: E402
+from walkback import _backend  # noqa: E402
 
 from _common import (  # noqa: E402
     best_time,
@@ -140,6 +142,21 @@ def walkback_gemm_runner(W, b):
     return two
 
 
+def walkback_packed_gemm_runner(W, b, steps):
+    """`steps` steps' two GEMMs through walkback's packed kernel, W and W^T packed once per call
+    as `sample` packs them (from 8 chains): the roofline of the packed path, per call."""
+    cpu = _backend.cpu()
+    a = np.random.default_rng(0).random((b, D), dtype=np.float32)
+    hid = np.empty((b, W.shape[1]), np.float32)
+    o = np.empty((b, D), np.float32)
+
+    def run():
+        cpu.packed_gemm_many([a] * steps, W, [hid] * steps)
+        cpu.packed_gemm_many([hid] * steps, W, [o] * steps, True)
+
+    return run
+
+
 def alternation(torch, W, b1, b0, quick):
     """NumPy GEMMs and a library's chain step called alternately, vs each alone."""
     b = 256
@@ -217,12 +234,16 @@ def main():
             "walkback": walkback_runner(model, x0, steps),
             "numpy": numpy_runner(W, b1, b0, x0),
         }
+        if b >= 8 and _backend.cpu().packed_gemm_supported():
+            peers["wb_packed_gemm"] = walkback_packed_gemm_runner(W, b, steps)
         if torch is not None:
             peers["torch"] = torch_runner(torch, W, b1, b0, x0)
         # Peers in turn, several rounds, the best of each: this VM's speed drifts over seconds.
         best = race(peers, args.rounds, min_time=0.2)
-        # The roofline: the faster of NumPy's sgemm and walkback's own GEMM path.
-        t_gemm, t_np = min(best["sgemm"], best["wb_gemm"]), best["numpy"]
+        # The roofline: the fastest of NumPy's sgemm, walkback's BLAS path and its packed
+        # kernel (per step, its packing counted as `sample` counts it).
+        t_packed = best["wb_packed_gemm"] / steps if "wb_packed_gemm" in best else np.inf
+        t_gemm, t_np = min(best["sgemm"], best["wb_gemm"], t_packed), best["numpy"]
         t_wb = best["walkback"] / steps
         t_pt = best.get("torch")
         rec = dict(
@@ -233,6 +254,7 @@ def main():
             torch_s=t_pt,
             numpy_sgemm_s=best["sgemm"],
             walkback_gemm_s=best["wb_gemm"],
+            walkback_packed_gemm_s=None if np.isinf(t_packed) else t_packed,
         )
         records.append(rec)
         rows.append(
