@@ -63,11 +63,11 @@ struct NetsPacked {
   }
 };
 
-// Packs a net's layers, W and W^T, and points them at the packs.
-void pack_net(Net<float>& n, PackedStack& body, PackedStack& head) {
-  pack_layers(n.body, body, true);
+// Packs a net's layers, W (and W^T when `transposed_too`), and points them at the packs.
+void pack_net(Net<float>& n, PackedStack& body, PackedStack& head, bool transposed_too = true) {
+  pack_layers(n.body, body, transposed_too);
   std::vector<DenseLayer<float>> h{n.head};
-  pack_layers(h, head, true);
+  pack_layers(h, head, transposed_too);
   n.head = h[0];
 }
 
@@ -343,9 +343,21 @@ double shaped_guide(const ShapedModel<T>& m, int64_t B, const T* x, int64_t M, c
 }
 
 template <class T>
-void shaped_sample(const ShapedModel<T>& m, int64_t n, int64_t steps, int64_t every,
+void shaped_sample(const ShapedModel<T>& model, int64_t n, int64_t steps, int64_t every,
                    uint64_t seed, uint32_t first_chain, T* out) {
-  const int64_t D = m.D, Z = m.latent;
+  const int64_t D = model.D, Z = model.latent;
+  // Both nets packed once per call (forward only) where that pays: faster, and each row's bits
+  // are then the same whatever the number of rows, so a run split over calls by first_chain
+  // gives the bits of one call (some OpenBLAS kernels round a row differently by the rows of
+  // its call: the Haswell ones, measured).
+  ShapedModel<T> m = model;
+  KeptWorkspace<NetsPacked> packed;
+  if constexpr (std::is_same_v<T, float>) {
+    if (packed_gemm_pays(n, steps)) {
+      pack_net(m.enc, packed->enc_body, packed->enc_head, false);
+      pack_net(m.dec, packed->dec_body, packed->dec_head, false);
+    }
+  }
   const StreamKey key = stream_key(seed);
   std::vector<T> z(n * Z), x(n * D);
   Pass<T> pe, pd;
