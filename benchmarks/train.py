@@ -90,9 +90,9 @@ def torch_runner(torch, W, b, k, x):
 
 def gemms(b, k, h, path):
     """The batch's GEMMs alone: k x (x~ W, h W^T) on b rows; dO W, X~^T dA, dO^T H on k b.
-    path: "numpy", "walkback" (its BLAS path) or "packed" (W and W^T packed once, as `fit`
-    packs them where walkback's kernel is wider than OpenBLAS's; the weight gradients by the
-    BLAS path)."""
+    path: "numpy", "walkback" (its BLAS path) or "packed" (W and W^T packed once, dA and H
+    once each for the weight gradients, as `fit` packs them where walkback's kernel is wider
+    than OpenBLAS's)."""
     rng = np.random.default_rng(0)
     W = rng.random((D, h), dtype=np.float32)
     xt = rng.random((k * b, D), dtype=np.float32)
@@ -125,8 +125,8 @@ def gemms(b, k, h, path):
         rows = [slice(j * b, (j + 1) * b) for j in range(k)]
         cpu.packed_gemm_many([xt[r] for r in rows] + [o], W, [hh[r] for r in rows] + [da])
         cpu.packed_gemm_many([hh[r] for r in rows], W, [o[r] for r in rows], True)
-        cpu.gemm(xtT, da, gw, False)
-        cpu.gemm(oT, hh, gw, False)
+        cpu.packed_gemm_at(xt, da, gw)
+        cpu.packed_gemm_at(o, hh, gw, accumulate=True)
 
     return {"numpy": numpy_run, "walkback": walkback_run, "packed": packed_run}[path]
 

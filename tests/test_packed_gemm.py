@@ -527,9 +527,31 @@ def test_packed_gemm_many_is_each_product(isa):
         k = w.shape[0]
         a = [rng.normal(size=(m, k)).astype(np.float32) for m in (3, 12, 50)]
         c = [np.empty((m, w.shape[1]), np.float32) for m in (3, 12, 50)]
-        packs(lambda: cpu.packed_gemm_many(a, b, c, trans_b))
+        packs(lambda a=a, c=c, t=trans_b: cpu.packed_gemm_many(a, b, c, t))
         for ai, ci in zip(a, c, strict=True):
             want = ai.astype(np.float64) @ w.astype(np.float64)
             assert np.all(np.abs(ci - want) <= bound(ai, w))
     with pytest.raises(ValueError, match="one length"):
         cpu.packed_gemm_many(a, b, c[:1], True)
+
+
+@pytest.mark.parametrize("m", [1, 13, 200])
+@pytest.mark.parametrize("k", [1, 7, 1100])
+@pytest.mark.parametrize("n", [17, 33, 100])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_product_with_a_given_transposed_matches_numpy(m, k, n, trans_b):
+    """packed_gemm_at: C = at^T op(B), at (k x m) as a batch's rows lie; the same bits as
+    packed_gemm on the transposed copy (each element one chain of FMAs in k order)."""
+    rng = np.random.default_rng(m * 7 + k + n)
+    at = rng.normal(size=(k, m)).astype(np.float32)
+    b = rng.normal(size=(n, k) if trans_b else (k, n)).astype(np.float32)
+    w = b.T if trans_b else b
+    c = np.empty((m, n), np.float32)
+    packs(lambda: cpu.packed_gemm_at(at, b, c, trans_b))
+    a = np.ascontiguousarray(at.T)
+    assert np.all(np.abs(c - a.astype(np.float64) @ w.astype(np.float64)) <= bound(a, w))
+    same = np.empty_like(c)
+    cpu.packed_gemm(a, b, same, trans_b)
+    np.testing.assert_array_equal(c, same)
+    cpu.packed_gemm_at(at, b, c, trans_b, accumulate=True)
+    assert np.all(np.abs(c - 2 * same) <= 2 * bound(a, w))

@@ -205,8 +205,8 @@ namespace {
 // An MR x 32 tile of C over kc rows of a panel (its first w columns): 2 MR accumulators, one
 // broadcast of A per row and unit of k, two loads of the panel per unit of k. MR = 12 uses 24
 // of the 32 registers. Every element of C is one chain of FMAs in k order, as in tile_avx2:
-// both give the same bits.
-template <int MR>
+// both give the same bits. AT: A is given transposed (element (i, kk) at a[kk * lda + i]).
+template <int MR, bool AT>
 WB_AVX512 void tile_avx512(int64_t kc, const float* a, int64_t lda, const float* bp, float* c,
                            int64_t ldc, int w, bool accumulate) {
   const __mmask16 m0 = w >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << w) - 1);
@@ -221,7 +221,7 @@ WB_AVX512 void tile_avx512(int64_t kc, const float* a, int64_t lda, const float*
     const __m512 b0 = _mm512_load_ps(bp + kk * 32), b1 = _mm512_load_ps(bp + kk * 32 + 16);
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[i * lda + kk]);
+      const __m512 ai = _mm512_set1_ps(AT ? a[kk * lda + i] : a[i * lda + kk]);
       c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
       c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
     }
@@ -244,7 +244,7 @@ WB_AVX2 inline __m256i lanes_below(int n) {
 
 // The AVX2 form (16 registers): the panel in two halves of 16 columns, each an MR x 16 tile
 // with 2 MR accumulators; MR = 6 uses 12, plus two of the panel and one broadcast.
-template <int MR>
+template <int MR, bool AT>
 WB_AVX2 void tile_avx2(int64_t kc, const float* a, int64_t lda, const float* bp, float* c,
                        int64_t ldc, int w, bool accumulate) {
   for (int half = 0; half < 2 && 16 * half < w; ++half) {
@@ -261,7 +261,7 @@ WB_AVX2 void tile_avx2(int64_t kc, const float* a, int64_t lda, const float* bp,
       const __m256 b0 = _mm256_load_ps(bh + kk * 32), b1 = _mm256_load_ps(bh + kk * 32 + 8);
 #pragma GCC unroll 6
       for (int i = 0; i < MR; ++i) {
-        const __m256 ai = _mm256_broadcast_ss(a + i * lda + kk);
+        const __m256 ai = _mm256_broadcast_ss(AT ? a + kk * lda + i : a + i * lda + kk);
         c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
         c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
       }
@@ -292,17 +292,19 @@ WB_AVX2 void tile_avx2(int64_t kc, const float* a, int64_t lda, const float* bp,
 }
 
 using TileFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, int, bool);
-template <int... I>
+template <bool AT, int... I>
 constexpr std::array<TileFn, sizeof...(I)> avx512_tiles(std::integer_sequence<int, I...>) {
-  return {&tile_avx512<I + 1>...};
+  return {&tile_avx512<I + 1, AT>...};
 }
-template <int... I>
+template <bool AT, int... I>
 constexpr std::array<TileFn, sizeof...(I)> avx2_tiles(std::integer_sequence<int, I...>) {
-  return {&tile_avx2<I + 1>...};
+  return {&tile_avx2<I + 1, AT>...};
 }
 constexpr int kMrAvx512 = 12, kMrAvx2 = 6;
-constexpr auto kTilesAvx512 = avx512_tiles(std::make_integer_sequence<int, kMrAvx512>{});
-constexpr auto kTilesAvx2 = avx2_tiles(std::make_integer_sequence<int, kMrAvx2>{});
+constexpr auto kTilesAvx512 = avx512_tiles<false>(std::make_integer_sequence<int, kMrAvx512>{});
+constexpr auto kTilesAvx2 = avx2_tiles<false>(std::make_integer_sequence<int, kMrAvx2>{});
+constexpr auto kTilesAvx512T = avx512_tiles<true>(std::make_integer_sequence<int, kMrAvx512>{});
+constexpr auto kTilesAvx2T = avx2_tiles<true>(std::make_integer_sequence<int, kMrAvx2>{});
 
 // Rows in blocks of kMc: a block of A (kMc x k) stays in L2 while every panel of the slice
 // passes over it. K in blocks of kKc only past kKcMax, so C is written once for the usual k.
@@ -311,13 +313,16 @@ constexpr int64_t kMc = 192, kKcMax = 1024, kKc = 512;
 // With a callback (BlockDone), the panels that one pass of row groups reads: half of a 2 MB L2.
 constexpr int64_t kGroupBytes = 1 << 20;
 
-// C[:, j0:j1] (+)= A op(B)[kb:ke, j0:j1] (A: m x (ke - kb), lda), in the blocks
-// above: K in blocks of kKc past kKcMax, each element one chain of FMAs in k's order.
+// C[:, j0:j1] (+)= A op(B)[kb:ke, j0:j1] (A: m x (ke - kb), lda; or, when a_trans, given as
+// its transpose, (ke - kb) x m), in the blocks above: K in blocks of kKc past kKcMax, each
+// element one chain of FMAs in k's order.
 void multiply(int64_t m, const float* a, int64_t lda, const PackedWeights& b, int64_t kb,
-              int64_t ke, float* c, int64_t ldc, int64_t j0, int64_t j1, bool accumulate) {
+              int64_t ke, float* c, int64_t ldc, int64_t j0, int64_t j1, bool accumulate,
+              bool a_trans = false) {
   constexpr int64_t P = PackedWeights::kPanel;
   const bool avx512 = b.isa() == PackedIsa::Avx512;
-  const TileFn* tiles = avx512 ? kTilesAvx512.data() : kTilesAvx2.data();
+  const TileFn* tiles = a_trans ? (avx512 ? kTilesAvx512T.data() : kTilesAvx2T.data())
+                                : (avx512 ? kTilesAvx512.data() : kTilesAvx2.data());
   const int64_t mr_max = avx512 ? kMrAvx512 : kMrAvx2;
   const int64_t k = ke - kb;
   const int64_t kc_step = k <= kKcMax ? std::max<int64_t>(k, 1) : kKc;
@@ -331,7 +336,8 @@ void multiply(int64_t m, const float* a, int64_t lda, const PackedWeights& b, in
         const float* bq = b.panel(c0 / P) + k0 * P;
         for (int64_t i = i0; i < i1; i += mr_max) {
           const int64_t mr = std::min<int64_t>(mr_max, i1 - i);
-          tiles[mr - 1](kc, a + i * lda + (k0 - kb), lda, bq, c + i * ldc + c0, ldc, w, acc);
+          const float* ai = a_trans ? a + (k0 - kb) * lda + i : a + i * lda + (k0 - kb);
+          tiles[mr - 1](kc, ai, lda, bq, c + i * ldc + c0, ldc, w, acc);
         }
       }
     }
@@ -402,6 +408,17 @@ void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedWeights& b,
   if (done && m > 0) (*done)(0, m, j0, j1);
 #else
   (void)m, (void)a, (void)lda, (void)c, (void)ldc, (void)accumulate, (void)done;
+#endif
+}
+
+void packed_gemm_at(int64_t m, const float* at, int64_t ldat, const PackedWeights& b, float* c,
+                    int64_t ldc, int64_t j0, int64_t j1, bool accumulate) {
+  begin_product("packed_gemm_at", b, j0, j1);
+  if (b.k() == 0) return empty_product(m, c, ldc, j0, j1, accumulate);
+#ifdef WB_HAVE_X86_GEMM
+  multiply(m, at, ldat, b, 0, b.k(), c, ldc, j0, j1, accumulate, true);
+#else
+  (void)at, (void)ldat;
 #endif
 }
 

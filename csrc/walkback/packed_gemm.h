@@ -118,6 +118,14 @@ void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedWeights& b,
                  int64_t ldc, int64_t j0, int64_t j1, bool accumulate,
                  const BlockDone* done = nullptr);
 
+// C[:, j0:j1] = A op(B)[:, j0:j1], or += when accumulate, with A given as its transpose: `at`
+// is k x m row-major (ldat), A = at^T. For weight gradients X^T dY, whose rows are the
+// batch's: no transposed copy of X is made (the kernel broadcasts A's elements, so either
+// layout reads as well). Each element is the same chain of FMAs as packed_gemm's. No callback;
+// one thread.
+void packed_gemm_at(int64_t m, const float* at, int64_t ldat, const PackedWeights& b, float* c,
+                    int64_t ldc, int64_t j0, int64_t j1, bool accumulate);
+
 // C[:, j0:j1] = A op(B)[k0:k1, j0:j1], or += when accumulate: the product over rows k0 .. k1 - 1
 // of the pack only. A is m x (k1 - k0) row-major (lda), its column 0 being the pack's row k0.
 // For a product whose other rows would multiply zeros in A (which would still turn an
