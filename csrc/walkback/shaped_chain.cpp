@@ -125,8 +125,16 @@ WB_SIMD_CLONES void next_state_row(T* xn, T* nll, const T* o, const T* t, int64_
 template <class T>
 WB_SIMD_CLONES void d_logits_row(T* d_o, const T* o, const T* t, const T* xn, const T* dx,
                                  const T* dsh, T scale, int64_t n) {
+  // Two loops, not `dsh ? ... : ...` in one: a null dsh read under a mask is slow
+  // (row_kernels.h).
+  if (!dsh) {
+    for (int64_t j = 0; j < n; ++j)
+      d_o[j] = scale * reconstruction_nll_grad<T>(Reconstruction::Bernoulli, o[j], t[j], T(1)) +
+               dx[j] * activation_grad_from_output<T>(Activation::Sigmoid, xn[j]);
+    return;
+  }
   for (int64_t j = 0; j < n; ++j) {
-    const T d = dsh ? dx[j] + dsh[j] : dx[j];
+    const T d = dx[j] + dsh[j];
     d_o[j] = scale * reconstruction_nll_grad<T>(Reconstruction::Bernoulli, o[j], t[j], T(1)) +
              d * activation_grad_from_output<T>(Activation::Sigmoid, xn[j]);
   }
