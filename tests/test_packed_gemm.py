@@ -555,3 +555,66 @@ def test_product_with_a_given_transposed_matches_numpy(m, k, n, trans_b):
     np.testing.assert_array_equal(c, same)
     cpu.packed_gemm_at(at, b, c, trans_b, accumulate=True)
     assert np.all(np.abs(c - 2 * same) <= 2 * bound(a, w))
+
+
+def gsn_case():
+    m = wb.GSN(60, hidden=[48, 40], walkbacks=4, seed=1)
+    x = (np.random.default_rng(6).random((20, 60)) < 0.3).astype(np.float32)
+    return lambda: m.loss_and_grad(x, walkbacks=4, seed=3)
+
+
+def shaped_case():
+    m = wb.ShapedChain(50, latent=16, hidden=(40, 36), guide_hidden=(24,), chain_len=3, seed=1)
+    x = np.random.default_rng(7).random((20, 50)).astype(np.float32)
+
+    def run():
+        parts, grads = m.loss_and_grads(x, seed=4)
+        return sum(parts.values()), grads
+
+    return run
+
+
+def diffusion_case(kind):
+    m = wb.Diffusion(24, steps=30, kind=kind, hidden=(40,), basis=4, seed=1)
+    if kind == "gaussian":
+        m.set_scaling(1.0, 0.0)
+    rng = np.random.default_rng(8)
+    x = (rng.random((40, 24)) < 0.4) if kind == "binomial" else rng.normal(size=(40, 24))
+    return lambda: m.loss_and_grad(x.astype(np.float32), seed=5)
+
+
+@pytest.mark.parametrize("case", ["gsn", "shaped", "diffusion-gaussian", "diffusion-binomial"])
+def test_weight_gradients_through_packed_gemm(prefer, case):
+    """gemm_tn_accumulate (every model's weight gradients) through packed_gemm_at where it is
+    preferred: the loss and gradients of the BLAS path (float32 rounding apart), and the same
+    bits for 1, 2 and 3 threads."""
+    run = {
+        "gsn": gsn_case,
+        "shaped": shaped_case,
+        "diffusion-gaussian": lambda: diffusion_case("gaussian"),
+        "diffusion-binomial": lambda: diffusion_case("binomial"),
+    }[case]()
+
+    def products(mode):
+        prefer(mode)
+        before = cpu.packed_products_count()
+        out = run()
+        return out, cpu.packed_products_count() - before
+
+    (loss0, g0), count0 = products(0)
+    (loss1, g1), count1 = products(1)
+    assert count1 > count0, "no weight gradient went through packed_gemm_at"
+    assert float(loss1) == pytest.approx(float(loss0), rel=1e-5)
+    for name in g0:
+        scale = np.abs(g0[name]).max()
+        np.testing.assert_allclose(g1[name], g0[name], rtol=0, atol=2e-4 * scale, err_msg=name)
+    threads = wb.get_num_threads()
+    try:
+        for t in (1, 2, 3):
+            wb.set_num_threads(t)
+            loss_t, g_t = run()
+            assert float(loss_t) == float(loss1)
+            for name in g1:
+                np.testing.assert_array_equal(g_t[name], g1[name], err_msg=f"{name}, {t} threads")
+    finally:
+        wb.set_num_threads(threads)
