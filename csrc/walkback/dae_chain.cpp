@@ -107,9 +107,15 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
     // Encode: h = act(x~ W + b1), each thread on a slice of the hidden units.
     bool sparse = false;
     if (B == 1) {
-      on.clear();
-      for (int64_t d = 0; d < D; ++d)
-        if (xt[d] != T(0)) on.push_back(static_cast<int32_t>(d));
+      // Branch-free: about half the units are on, so a branch per unit mispredicted half the
+      // time (measured: this loop was most of the step's serial part).
+      on.resize(D);
+      int64_t count = 0;
+      for (int64_t d = 0; d < D; ++d) {
+        on[count] = static_cast<int32_t>(d);
+        count += xt[d] != T(0) ? 1 : 0;
+      }
+      on.resize(count);
       // Measured (B = 1, D = 784): the row sum reads only the rows it adds and runs as fast as
       // the BLAS GEMV per row read, so it wins up to nearly dense inputs (at half the units on:
       // 8-25% faster per step; at 90%: the same).
