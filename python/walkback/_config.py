@@ -52,7 +52,7 @@ def _packed_gemm_line() -> str:
     rows = "8 or more" if isa == "avx512" else "8 to 256"  # packed_gemm_pays in packed_gemm.h
     # prefer_packed_gemm in packed_gemm.h: where OpenBLAS's own kernels are narrower.
     batches = (
-        "; also DAE training and the sequence GSN (OpenBLAS's kernels are narrower)"
+        "; also training products and weight gradients (OpenBLAS's kernels are narrower)"
         if _backend.cpu().prefer_packed_gemm()
         else ""
     )
