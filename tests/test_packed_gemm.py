@@ -45,6 +45,26 @@ def packs(run):
     return out
 
 
+def same_bits_across_threads(run, want):
+    """run() gives want's loss and gradients bit for bit with 1, 2 and 3 threads, and the
+    products were really cut differently: more packed products (column or row slices) with
+    three threads than with one."""
+    threads = wb.get_num_threads()
+    counts = {}
+    try:
+        for t in (1, 2, 3):
+            wb.set_num_threads(t)
+            before = cpu.packed_products_count()
+            loss_t, g_t = run()
+            counts[t] = cpu.packed_products_count() - before
+            assert float(loss_t) == float(want[0])
+            for name in want[1]:
+                np.testing.assert_array_equal(g_t[name], want[1][name], err_msg=f"{name}, {t}")
+    finally:
+        wb.set_num_threads(threads)
+    assert counts[3] > counts[1], f"no product was cut by the threads: {counts}"
+
+
 def bound(a, b):
     """float32 rounding bound of a @ b: k units of roundoff on the sum of |terms|."""
     return 4 * a.shape[1] * np.finfo(np.float32).eps * (np.abs(a) @ np.abs(b)) + 1e-30
@@ -471,16 +491,7 @@ def test_sequence_gsn_convolutions_through_packed_weights(prefer):
     for name in g0:
         scale = np.abs(g0[name]).max()
         np.testing.assert_allclose(g1[name], g0[name], rtol=0, atol=1e-4 * scale, err_msg=name)
-    threads = wb.get_num_threads()
-    try:
-        for t in (1, 2, 3):
-            wb.set_num_threads(t)
-            loss_t, g_t = run()
-            assert loss_t == loss1
-            for name in g1:
-                np.testing.assert_array_equal(g_t[name], g1[name], err_msg=f"{name}, {t} threads")
-    finally:
-        wb.set_num_threads(threads)
+    same_bits_across_threads(run, (loss1, g1))
 
 
 @pytest.mark.parametrize("tied", [True, False])
@@ -490,9 +501,9 @@ def test_dae_walkback_through_packed_weights(prefer, tied, reconstruction):
     the BLAS path (float32 rounding apart), and the same bits for 1, 2 and 3 threads."""
     rng = np.random.default_rng(4)
     m = wb.DAE(
-        70, 45, corruption=wb.SaltAndPepper(0.3), reconstruction=reconstruction, tied=tied, seed=2
+        200, 300, corruption=wb.SaltAndPepper(0.3), reconstruction=reconstruction, tied=tied, seed=2
     )
-    x = (rng.random((24, 70)) < 0.3).astype(np.float32)
+    x = (rng.random((64, 200)) < 0.3).astype(np.float32)
 
     def run():
         return m.loss_and_grad(x, walkbacks=3, seed=9)
@@ -507,16 +518,7 @@ def test_dae_walkback_through_packed_weights(prefer, tied, reconstruction):
     for name in g0:
         scale = np.abs(g0[name]).max()
         np.testing.assert_allclose(g1[name], g0[name], rtol=0, atol=1e-4 * scale, err_msg=name)
-    threads = wb.get_num_threads()
-    try:
-        for t in (1, 2, 3):
-            wb.set_num_threads(t)
-            loss_t, g_t = run()
-            assert loss_t == loss1
-            for name in g1:
-                np.testing.assert_array_equal(g_t[name], g1[name], err_msg=f"{name}, {t} threads")
-    finally:
-        wb.set_num_threads(threads)
+    same_bits_across_threads(run, (loss1, g1))
 
 
 def test_packed_gemm_many_is_each_product(isa):
@@ -537,7 +539,7 @@ def test_packed_gemm_many_is_each_product(isa):
 
 @pytest.mark.parametrize("m", [1, 13, 200])
 @pytest.mark.parametrize("k", [1, 7, 1100])
-@pytest.mark.parametrize("n", [17, 33, 100])
+@pytest.mark.parametrize("n", [17, 33, 100, 300])  # 300: column slices that start past 0
 @pytest.mark.parametrize("trans_b", [False, True])
 def test_product_with_a_given_transposed_matches_numpy(m, k, n, trans_b):
     """packed_gemm_at: C = at^T op(B), at (k x m) as a batch's rows lie; the same bits as
@@ -558,13 +560,15 @@ def test_product_with_a_given_transposed_matches_numpy(m, k, n, trans_b):
 
 
 def gsn_case():
-    m = wb.GSN(60, hidden=[48, 40], walkbacks=4, seed=1)
+    # W2's gradient (300 x 130) takes gemm_tn_accumulate's row slices at 3 threads (n < 64 x 3)
+    # and its column slices at 1 and 2: the same bits either way.
+    m = wb.GSN(60, hidden=[300, 130], walkbacks=4, seed=1)
     x = (np.random.default_rng(6).random((20, 60)) < 0.3).astype(np.float32)
     return lambda: m.loss_and_grad(x, walkbacks=4, seed=3)
 
 
 def shaped_case():
-    m = wb.ShapedChain(50, latent=16, hidden=(40, 36), guide_hidden=(24,), chain_len=3, seed=1)
+    m = wb.ShapedChain(50, latent=16, hidden=(200, 136), guide_hidden=(24,), chain_len=3, seed=1)
     x = np.random.default_rng(7).random((20, 50)).astype(np.float32)
 
     def run():
@@ -608,13 +612,4 @@ def test_weight_gradients_through_packed_gemm(prefer, case):
     for name in g0:
         scale = np.abs(g0[name]).max()
         np.testing.assert_allclose(g1[name], g0[name], rtol=0, atol=2e-4 * scale, err_msg=name)
-    threads = wb.get_num_threads()
-    try:
-        for t in (1, 2, 3):
-            wb.set_num_threads(t)
-            loss_t, g_t = run()
-            assert float(loss_t) == float(loss1)
-            for name in g1:
-                np.testing.assert_array_equal(g_t[name], g1[name], err_msg=f"{name}, {t} threads")
-    finally:
-        wb.set_num_threads(threads)
+    same_bits_across_threads(run, (loss1, g1))

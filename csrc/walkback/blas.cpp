@@ -66,13 +66,17 @@ std::string describe() {
 }
 
 bool avx512_kernels() {
-  init();
-  std::string core = scipy_openblas_get_corename();
-  std::transform(core.begin(), core.end(), core.begin(),
-                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-  for (const char* wide : {"skylakex", "cooperlake", "sapphirerapids"})
-    if (core.find(wide) != std::string::npos) return true;
-  return false;
+  // OpenBLAS picks its core once, when it loads: read its name once.
+  static const bool wide = [] {
+    init();
+    std::string core = scipy_openblas_get_corename();
+    std::transform(core.begin(), core.end(), core.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    for (const char* name : {"skylakex", "cooperlake", "sapphirerapids"})
+      if (core.find(name) != std::string::npos) return true;
+    return false;
+  }();
+  return wide;
 }
 
 }  // namespace wb::blas

@@ -46,9 +46,11 @@ struct WalkbackWork {
 };
 
 // Packs what this batch multiplies by, or clears the kept packs (they may hold another
-// batch's weights): k encoder and k decoder products of B rows, and one backward product.
+// batch's weights): k encoder and k decoder products of B rows, and, with gradients, one
+// backward product.
 template <class T>
-void pack_walkback_weights(const DaeModel<T>& m, int64_t B, int64_t K, WalkbackWork<T>& w) {
+void pack_walkback_weights(const DaeModel<T>& m, int64_t B, int64_t K, bool grads,
+                           WalkbackWork<T>& w) {
   w.enc.clear();
   w.dec.clear();
   w.back.clear();
@@ -57,7 +59,7 @@ void pack_walkback_weights(const DaeModel<T>& m, int64_t B, int64_t K, WalkbackW
     w.enc.pack(m.W, m.H, false, m.D, m.H);
     if (m.U) {
       w.dec.pack(m.U, m.D, false, m.H, m.D);
-      w.back.pack(m.U, m.D, true, m.D, m.H);
+      if (grads) w.back.pack(m.U, m.D, true, m.D, m.H);
     } else {
       w.dec.pack(m.W, m.H, true, m.H, m.D);
     }
@@ -91,7 +93,7 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
 
   corrupt_batch<T>(m.corruption, m.corruption_param, x, xt.data(), B, D, a.seed, 0,
                    a.first_chain);
-  pack_walkback_weights(m, B, K, *work);
+  pack_walkback_weights(m, B, K, grads != nullptr, *work);
   const PackedWeights* enc = work->enc.empty() ? nullptr : &work->enc;
   const PackedWeights* dec = work->dec.empty() ? nullptr : &work->dec;
   for (int64_t j = 0; j < K; ++j) {

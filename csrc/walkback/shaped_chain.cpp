@@ -63,6 +63,9 @@ struct NetsPacked {
   }
 };
 
+// shaped_sample's packs (forward only), kept apart from the generator's.
+struct SampleNetsPacked : NetsPacked {};
+
 // Packs a net's layers, W (and W^T when `transposed_too`), and points them at the packs.
 void pack_net(Net<float>& n, PackedStack& body, PackedStack& head, bool transposed_too = true) {
   pack_layers(n.body, body, transposed_too);
@@ -354,12 +357,14 @@ template <class T>
 void shaped_sample(const ShapedModel<T>& model, int64_t n, int64_t steps, int64_t every,
                    uint64_t seed, uint32_t first_chain, T* out) {
   const int64_t D = model.D, Z = model.latent;
-  // Both nets packed once per call (forward only) where that pays: faster, and each row's bits
-  // are then the same whatever the number of rows, so a run split over calls by first_chain
-  // gives the bits of one call (some OpenBLAS kernels round a row differently by the rows of
-  // its call: the Haswell ones, measured).
+  // Both nets packed once per call (forward only) where that pays (8 chains or more, 2 steps or
+  // more): faster, and each row's bits are then the same whatever the number of rows, so a run
+  // split over such calls by first_chain gives the bits of one call. Through OpenBLAS (fewer
+  // chains or one step) they may not: its Haswell kernels round a row differently by the rows
+  // of its call (measured). A kept type of its own: the generator's packs hold both
+  // orientations, and sharing them would repack into fresh memory at every switch.
   ShapedModel<T> m = model;
-  KeptWorkspace<NetsPacked> packed;
+  KeptWorkspace<SampleNetsPacked> packed;
   if constexpr (std::is_same_v<T, float>) {
     if (packed_gemm_pays(n, steps)) {
       pack_net(m.enc, packed->enc_body, packed->enc_head, false);
