@@ -29,6 +29,31 @@ def best_time(fn, *, min_time=0.3, repeats=3):
     return best
 
 
+def sgemm_rate(rows, k, n, min_time=0.3):
+    """The machine's best single-precision GEMM rate in GF/s on (rows, k) x (k, n): the faster
+    of NumPy's sgemm and, from 8 rows, walkback's packed kernel (10 products per pack, as a
+    chain or a batch uses its weights). For one row, NumPy's GEMV. The rooflines' rate."""
+    import numpy as np
+
+    a = np.random.default_rng(0).random((rows, k), dtype=np.float32)
+    w = np.random.default_rng(1).random((k, n), dtype=np.float32)
+    out = np.empty((rows, n), np.float32)
+    t = best_time(lambda: np.matmul(a, w, out=out), min_time=min_time)
+    try:
+        from walkback import _backend
+
+        cpu = _backend.cpu()
+        if rows >= 8 and cpu.packed_gemm_supported():
+            pause()
+            t10 = best_time(
+                lambda: cpu.packed_gemm_many([a] * 10, w, [out] * 10), min_time=min_time
+            )
+            t = min(t, t10 / 10)
+    except ImportError:
+        pass
+    return 2 * rows * k * n / t / 1e9
+
+
 def pause():
     # Lets the other pool's idle workers stop spinning before the next peer runs.
     time.sleep(0.5)

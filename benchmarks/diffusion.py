@@ -9,8 +9,9 @@ Training: examples/s of loss, gradients and an Adam step, t drawn per example. C
 reverse steps/s for the whole batch of chains. "GF/s" counts the model's multiply-adds (the
 readout over the basis functions with a weight above zero per row in training (walkback; the
 PyTorch peer computes all J, as the original code); the basis-mixed readout, K per unit, in
-the chain, where all rows share t); "sgemm frac" divides it by NumPy's sgemm rate on
-(rows, 500) x (500, 500) measured in the same run, the machine's roofline for these products.
+the chain, where all rows share t); "sgemm frac" divides it by the machine's best sgemm rate
+on (rows, 500) x (500, 500) measured in the same run (the faster of NumPy's sgemm and
+walkback's packed kernel), the roofline for these products.
 
     python benchmarks/diffusion.py [--quick]
 """
@@ -28,11 +29,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 import walkback as wb
 
 from _common import (
-    best_time,
     markdown_table,
     print_header,
     race,
     save_rows,
+    sgemm_rate,
     torch_peer,
 )
 
@@ -177,14 +178,6 @@ class TorchDiffusion:
         return run
 
 
-def sgemm_rate(rows):
-    a = np.random.default_rng(0).random((rows, 500), dtype=np.float32)
-    w = np.random.default_rng(1).random((500, 500), dtype=np.float32)
-    out = np.empty((rows, 500), np.float32)
-    t = best_time(lambda: np.matmul(a, w, out=out), min_time=0.3)
-    return 2 * rows * 500 * 500 / t / 1e9
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="one round, fewer chain steps")
@@ -220,7 +213,7 @@ def main():
             else:
                 n, unit, r = cfg["T"], "steps/s", cfg["chains"]
                 work = macs(cfg, cfg["chains"] * cfg["T"], False, 1)
-            roof = sgemm_rate(min(r, 4096))
+            roof = sgemm_rate(min(r, 4096), 500, 500)
             wb_rate = n / best["walkback"]
             pt_rate = n / best["torch"] if "torch" in best else None
             gf = 2 * work / best["walkback"] / 1e9
