@@ -65,6 +65,30 @@ def same_bits_across_threads(run, want):
     assert counts[3] > counts[1], f"no product was cut by the threads: {counts}"
 
 
+def agrees_with_blas(prefer, run, atol, blas_packs=False):
+    """run() with prefer_packed_gemm off, then on: on multiplied more products by packed
+    weights (and, unless blas_packs, off packed none); the loss and the gradients agree to
+    float32 rounding (atol relative to each gradient's largest value); and on gives the same
+    bits for 1, 2 and 3 threads."""
+    out, products = {}, {}
+    for mode in (0, 1):
+        prefer(mode)
+        packed, before = cpu.packed_weights_count(), cpu.packed_products_count()
+        out[mode] = run()
+        products[mode] = cpu.packed_products_count() - before
+        if mode == 0 and not blas_packs:
+            assert cpu.packed_weights_count() == packed, "the BLAS path packed weights"
+        if mode == 1:
+            assert cpu.packed_weights_count() > packed, "the call packed nothing"
+    assert products[1] > products[0], "no product went through the packed kernel"
+    (loss0, g0), (loss1, g1) = out[0], out[1]
+    assert float(loss1) == pytest.approx(float(loss0), rel=1e-5)
+    for name in g0:
+        scale = np.abs(g0[name]).max()
+        np.testing.assert_allclose(g1[name], g0[name], rtol=0, atol=atol * scale, err_msg=name)
+    same_bits_across_threads(run, (loss1, g1))
+
+
 def bound(a, b):
     """float32 rounding bound of a @ b: k units of roundoff on the sum of |terms|."""
     return 4 * a.shape[1] * np.finfo(np.float32).eps * (np.abs(a) @ np.abs(b)) + 1e-30
@@ -481,17 +505,7 @@ def test_sequence_gsn_convolutions_through_packed_weights(prefer):
     def run():
         return m.loss_and_grad(x, y, walkbacks=3, seed=7)
 
-    prefer(0)
-    before = cpu.packed_weights_count()
-    loss0, g0 = run()
-    assert cpu.packed_weights_count() == before, "the BLAS path packed weights"
-    prefer(1)
-    loss1, g1 = packs(run)
-    assert loss1 == pytest.approx(loss0, rel=1e-5)
-    for name in g0:
-        scale = np.abs(g0[name]).max()
-        np.testing.assert_allclose(g1[name], g0[name], rtol=0, atol=1e-4 * scale, err_msg=name)
-    same_bits_across_threads(run, (loss1, g1))
+    agrees_with_blas(prefer, run, atol=1e-4)
 
 
 @pytest.mark.parametrize("tied", [True, False])
@@ -508,17 +522,7 @@ def test_dae_walkback_through_packed_weights(prefer, tied, reconstruction):
     def run():
         return m.loss_and_grad(x, walkbacks=3, seed=9)
 
-    prefer(0)
-    before = cpu.packed_weights_count()
-    loss0, g0 = run()
-    assert cpu.packed_weights_count() == before, "the BLAS path packed weights"
-    prefer(1)
-    loss1, g1 = packs(run)
-    assert loss1 == pytest.approx(loss0, rel=1e-5)
-    for name in g0:
-        scale = np.abs(g0[name]).max()
-        np.testing.assert_allclose(g1[name], g0[name], rtol=0, atol=1e-4 * scale, err_msg=name)
-    same_bits_across_threads(run, (loss1, g1))
+    agrees_with_blas(prefer, run, atol=1e-4)
 
 
 def test_packed_gemm_many_is_each_product(isa):
@@ -599,17 +603,4 @@ def test_weight_gradients_through_packed_gemm(prefer, case):
         "diffusion-binomial": lambda: diffusion_case("binomial"),
     }[case]()
 
-    def products(mode):
-        prefer(mode)
-        before = cpu.packed_products_count()
-        out = run()
-        return out, cpu.packed_products_count() - before
-
-    (loss0, g0), count0 = products(0)
-    (loss1, g1), count1 = products(1)
-    assert count1 > count0, "no weight gradient went through packed_gemm_at"
-    assert float(loss1) == pytest.approx(float(loss0), rel=1e-5)
-    for name in g0:
-        scale = np.abs(g0[name]).max()
-        np.testing.assert_allclose(g1[name], g0[name], rtol=0, atol=2e-4 * scale, err_msg=name)
-    same_bits_across_threads(run, (loss1, g1))
+    agrees_with_blas(prefer, run, atol=2e-4, blas_packs=True)

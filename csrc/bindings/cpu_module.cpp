@@ -301,8 +301,8 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
       wb::packed_gemm_columns(p.m, p.a, p.k, w, p.c, p.n,
                               [](int64_t, int64_t, int64_t, int64_t) {});
   }, py::arg("as"), py::arg("b"), py::arg("cs"), py::arg("trans_b") = false);
-  // C = at^T op(B) through packed_gemm_at (A given transposed, B packed, column slices on the
-  // pool): the weight gradients' product. For its tests and the benchmarks' roofline.
+  // C = at^T op(B) through packed_gemm_tn (A given transposed, B packed): the weight
+  // gradients' product. For its tests and the benchmarks' roofline.
   mod.def("packed_gemm_at", [](py::array at, py::array b, py::array c, bool trans_b,
                                bool accumulate) {
     const auto dt = py::dtype::of<float>();
@@ -318,12 +318,7 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
     float* pc = out_ptr<float>(c);
     const int64_t ldb = b.shape(1);
     py::gil_scoped_release nogil;
-    wb::KeptWorkspace<wb::PackedLayer> kept;
-    wb::PackedWeights& w = kept->forward;
-    w.pack(pb, ldb, trans_b, k, n);
-    wb::parallel_columns(n, wb::PackedWeights::kPanel, 64, 4, [&](int64_t j0, int64_t j1) {
-      wb::packed_gemm_at(m, pa, m, w, pc, n, j0, j1, accumulate);
-    }, false);
+    wb::packed_gemm_tn(k, m, n, pa, m, pb, ldb, trans_b, pc, n, accumulate);
   }, py::arg("at"), py::arg("b"), py::arg("c"), py::arg("trans_b") = false,
      py::arg("accumulate") = false);
   // C = A[:, k0:k1] op(B)[k0:k1, :] through packed_gemm_k (op(B) packed whole), one thread. For

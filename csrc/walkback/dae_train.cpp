@@ -3,7 +3,6 @@
 #include <type_traits>
 #include <vector>
 
-#include "walkback/blas.h"
 #include "walkback/corrupt.h"
 #include "walkback/dispatch.h"
 #include "walkback/elementwise.h"
@@ -37,11 +36,9 @@ struct WalkbackWork {
   // of the encoder (W, also the tied backward product), of the decoder (W^T or U) and of the
   // untied backward product (U^T). Empty where the BLAS multiplies.
   PackedWeights enc, dec, back;
-  // And, with them, the weight gradients' right-hand sides: dA and H (dW), dO (dU).
-  PackedWeights g_da, g_h, g_do;
   size_t bytes() const {
     return total_bytes(xt, h, d_o, o, xs, zeros, d_a, partial) + enc.bytes() + dec.bytes() +
-           back.bytes() + g_da.bytes() + g_h.bytes() + g_do.bytes();
+           back.bytes();
   }
 };
 
@@ -177,50 +174,16 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
   parallel_columns(H, kAlign, 64, 4, [&](int64_t j0, int64_t j1) {
     column_sums(d_a.data(), KB, H, j0, j1, grads->b1);
   }, false);
-  // dW = X~^T dA (+ dO^T H when tied), dU = H^T dO, db0 = column sums of dO; each slice of
-  // columns on one thread.
-  if constexpr (std::is_same_v<T, float>) {
-    if (enc) {
-      // walkback's kernel: X~, dO and H are read as the batch's rows lie (packed_gemm_at),
-      // dA, H and dO packed once each.
-      WalkbackWork<T>& wk = *work;
-      wk.g_da.pack(d_a.data(), H, false, KB, H);
-      if (!m.U) wk.g_h.pack(h.data(), H, false, KB, H);
-      parallel_columns(H, PackedWeights::kPanel, 64, 4, [&](int64_t j0, int64_t j1) {
-        packed_gemm_at(D, xt.data(), D, wk.g_da, grads->W, H, j0, j1, false);
-        if (!m.U) packed_gemm_at(D, d_o.data(), D, wk.g_h, grads->W, H, j0, j1, true);
-      }, false);
-      if (m.U) {
-        wk.g_do.pack(d_o.data(), D, false, KB, D);
-        parallel_columns(D, PackedWeights::kPanel, 64, 4, [&](int64_t d0, int64_t d1) {
-          packed_gemm_at(H, h.data(), H, wk.g_do, grads->U, D, d0, d1, false);
-        }, false);
-      }
-      parallel_columns(D, kAlign, 64, 4, [&](int64_t d0, int64_t d1) {
-        column_sums(d_o.data(), KB, D, d0, d1, grads->b0);
-      }, false);
-      return loss;
-    }
-  }
-  // The BLAS.
-  parallel_columns(H, kAlign, 64, slices_per_thread(D), [&](int64_t j0, int64_t j1) {
-    const int w = static_cast<int>(j1 - j0);
-    blas::gemm(true, false, static_cast<int>(D), w, static_cast<int>(KB), T(1), xt.data(),
-               static_cast<int>(D), d_a.data() + j0, static_cast<int>(H), T(0), grads->W + j0,
-               static_cast<int>(H));
-    if (!m.U)
-      blas::gemm(true, false, static_cast<int>(D), w, static_cast<int>(KB), T(1), d_o.data(),
-                 static_cast<int>(D), h.data() + j0, static_cast<int>(H), T(1), grads->W + j0,
-                 static_cast<int>(H));
-  });
-  parallel_columns(D, kAlign, 64, slices_per_thread(H), [&](int64_t d0, int64_t d1) {
-    const int w = static_cast<int>(d1 - d0);
-    if (m.U)
-      blas::gemm(true, false, static_cast<int>(H), w, static_cast<int>(KB), T(1), h.data(),
-                 static_cast<int>(H), d_o.data() + d0, static_cast<int>(D), T(0), grads->U + d0,
-                 static_cast<int>(D));
+  // dW = X~^T dA (+ dO^T H when tied), dU = H^T dO (through walkback's kernel where it is
+  // preferred), db0 = column sums of dO.
+  gemm_tn_accumulate<T>(KB, D, H, xt.data(), D, d_a.data(), H, grads->W, H, T(0));
+  if (m.U)
+    gemm_tn_accumulate<T>(KB, H, D, h.data(), H, d_o.data(), D, grads->U, D, T(0));
+  else
+    gemm_tn_accumulate<T>(KB, D, H, d_o.data(), D, h.data(), H, grads->W, H, T(1));
+  parallel_columns(D, kAlign, 64, 4, [&](int64_t d0, int64_t d1) {
     column_sums(d_o.data(), KB, D, d0, d1, grads->b0);
-  });
+  }, false);
   return loss;
 }
 

@@ -180,17 +180,38 @@ void gemm_sum_columns(int64_t m, int64_t n, const GemmTerm<T>* terms, int count,
   }, /*by_shape=*/!all_packed);  // walkback's kernel gives the same bits for any cut
 }
 
-// gemm_tn_accumulate's pack of G, kept by the calling thread between calls (a type of its own,
-// so that no caller's KeptWorkspace<PackedLayer> is the same object).
+// packed_gemm_tn's pack of G, kept by the calling thread between calls (a type of its own, so
+// that no caller's KeptWorkspace<PackedLayer> is the same object).
 struct GradientPack {
   PackedWeights g;
   size_t bytes() const { return g.bytes(); }
 };
 
+// C = A^T op(G), or C += when accumulate, through walkback's kernel: op(G) (rows x n; G is
+// given n x rows when trans_g) packed once, A (rows x ma, lda) read where it lies
+// (packed_gemm_at); column panels of C on the pool, or its rows where C has too few columns
+// to share. Each element is one chain of FMAs in k order: the same bits for any cut. Callers
+// check packed_gemm_supported().
+inline void packed_gemm_tn(int64_t rows, int64_t ma, int64_t n, const float* a, int64_t lda,
+                           const float* g, int64_t ldg, bool trans_g, float* c, int64_t ldc,
+                           bool accumulate) {
+  KeptWorkspace<GradientPack> kept;
+  PackedWeights& w = kept->g;
+  w.pack(g, ldg, trans_g, rows, n);
+  if (n < 64 * pool().size() && ma >= 128) {
+    parallel_columns(ma, 16, 64, 4, [&](int64_t i0, int64_t i1) {
+      packed_gemm_at(i1 - i0, a + i0, lda, w, c + i0 * ldc, ldc, 0, n, accumulate);
+    }, false);
+  } else {
+    parallel_columns(n, PackedWeights::kPanel, 64, 4, [&](int64_t j0, int64_t j1) {
+      packed_gemm_at(ma, a, lda, w, c, ldc, j0, j1, accumulate);
+    }, false);
+  }
+}
+
 // C = A^T G + beta C over `rows` stacked rows (A: rows x ma, G: rows x n), column slices in
 // parallel: the weight gradient of a layer from its inputs and its pre-activation gradients.
-// Where prefer_packed_gemm() (float): G packed once, A read where it lies (packed_gemm_at);
-// each element is then one chain of FMAs in k order, the same for any cut.
+// Where prefer_packed_gemm() (float), through packed_gemm_tn.
 template <class T>
 void gemm_tn_accumulate(int64_t rows, int64_t ma, int64_t n, const T* a, int64_t lda,
                         const T* g, int64_t ldg, T* c, int64_t ldc, T beta = T(1)) {
@@ -202,23 +223,8 @@ void gemm_tn_accumulate(int64_t rows, int64_t ma, int64_t n, const T* a, int64_t
   }
   if constexpr (std::is_same_v<T, float>) {
     if ((beta == 0.0f || beta == 1.0f) && rows >= 16 && ma >= 16 && n >= 16 &&
-        prefer_packed_gemm()) {
-      KeptWorkspace<GradientPack> kept;
-      PackedWeights& w = kept->g;
-      w.pack(g, ldg, false, rows, n);
-      const bool acc = beta == 1.0f;
-      if (n < 64 * pool().size() && ma >= 128) {
-        // Too few columns of C to share: slices of its rows (A^T's columns) instead.
-        parallel_columns(ma, 16, 64, 4, [&](int64_t i0, int64_t i1) {
-          packed_gemm_at(i1 - i0, a + i0, lda, w, c + i0 * ldc, ldc, 0, n, acc);
-        }, false);
-      } else {
-        parallel_columns(n, PackedWeights::kPanel, 64, 4, [&](int64_t j0, int64_t j1) {
-          packed_gemm_at(ma, a, lda, w, c, ldc, j0, j1, acc);
-        }, false);
-      }
-      return;
-    }
+        prefer_packed_gemm())
+      return packed_gemm_tn(rows, ma, n, a, lda, g, ldg, false, c, ldc, beta == 1.0f);
   }
   if (n < 64 * slicing_threads() && ma >= 128) {
     // Too few columns of C to share (a network's narrow head): slices of its rows instead.
