@@ -136,7 +136,13 @@ __global__ void chain_epilogue_kernel(const T* o, const T* b0, T* xt, const Chai
       xc[l] = corrupt_value<T>(ck, cp, xn[l], u[l], u[l]);
     }
     if (last) store4(x + at, n, q.vec, xn);
-    if (rec) store4(rec + at, n, q.vec, record_means ? w : xn);
+    if (rec) {  // two calls, not one with `record_means ? w : xn`: a pointer chosen at run
+                // time would put both arrays in local memory
+      if (record_means)
+        store4(rec + at, n, q.vec, w);
+      else
+        store4(rec + at, n, q.vec, xn);
+    }
     if (means) store4(means + at, n, q.vec, w);
     if (!last) store4(xt + at, n, q.vec, xc);
   }

@@ -61,6 +61,7 @@ __device__ __forceinline__ void load4(const T* p, int n, bool vec, T out[4]) {
     }
     return;
   }
+#pragma unroll
   for (int l = 0; l < 4; ++l) out[l] = l < n ? p[l] : T(0);
 }
 
@@ -75,7 +76,11 @@ __device__ __forceinline__ void store4(T* p, int n, bool vec, const T v[4]) {
     }
     return;
   }
-  for (int l = 0; l < n; ++l) p[l] = v[l];
+  // A constant trip count, so that v stays in registers: `l < n` as the loop bound would index
+  // v at run time and put it in local memory (a stack frame in every kernel that stores).
+#pragma unroll
+  for (int l = 0; l < 4; ++l)
+    if (l < n) p[l] = v[l];
 }
 
 }  // namespace wb::cuda
