@@ -34,6 +34,8 @@ Context& context() {
   if (it != g_contexts.end()) return *it->second;
   auto* ctx = new Context();  // lives for the process: its handle outlives any caller
   ctx->device = dev;
+  check(cudaDeviceGetAttribute(&ctx->sm_count, cudaDevAttrMultiProcessorCount, dev),
+        "cudaDeviceGetAttribute");
   const Cublas& cb = cublas();
   check_cublas(cb.create(&ctx->blas), "cublasCreate");
   check(cudaStreamCreateWithFlags(&ctx->capture, cudaStreamNonBlocking), "cudaStreamCreate");

@@ -26,6 +26,7 @@ struct Graph;  // a captured CUDA graph and the key it was captured for (dae_cha
 
 struct Context {
   int device = -1;
+  int sm_count = 1;  // the device's multiprocessors: sizes the grids of reducing kernels
   CublasHandle blas = nullptr;
   cudaStream_t capture = nullptr;  // graphs are captured here, replayed on the caller's stream
   void* workspace = nullptr;       // cuBLAS's, set explicitly so graph capture allocates nothing

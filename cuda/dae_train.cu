@@ -25,30 +25,23 @@ __device__ __forceinline__ void block_sum(double* v) {
 
 // One walk-back step's epilogue: o (B x D, the decoder's GEMM without bias) gives the NLL of
 // the clean x, d_o = scale * d NLL / d o, and (when xt_next is given) a sample of p(x | w)
-// corrupted into the next step's input. partial gets one sum per thread block.
+// corrupted into the next step's input. partial gets one sum per thread block. The grid is
+// sized to the chip (epilogue_blocks), so each thread takes several groups and the block's sum
+// is paid once for them.
 template <class T>
 __global__ void walkback_epilogue_kernel(const T* o, const T* b0, const T* x, T* d_o,
                                          T* xt_next, double* partial, Quads q, Reconstruction R,
                                          T sigma, Corruption ck, T cp, StreamKey key,
                                          uint32_t step, uint32_t first_chain, T scale,
                                          bool counted, uint32_t* bad_input) {
-  __shared__ double red[kEpilogueThreads];
   double local = 0.0;
   WB_FOR_EACH_GROUP(q, t) {
     int64_t c, g;
     q.split(t, c, g);
     const int n = q.count(g);
     const uint32_t chain = first_chain + static_cast<uint32_t>(c);
-    float r[4] = {0.f, 0.f, 0.f, 0.f}, u[4] = {0.f, 0.f, 0.f, 0.f};
-    if (xt_next) {
-      stream_numbers(key, uint32_t(g), chain, step, kStreamSample,
-                     R == Reconstruction::Gaussian, r);
-      if (ck != Corruption::None)
-        stream_numbers(key, uint32_t(g), chain, step + 1, kStreamCorrupt,
-                       corruption_needs_normal(ck), u);
-    }
     const int64_t at = c * q.units + 4 * g;
-    T ov[4], bv[4], xv[4], dv[4], xc[4];
+    T ov[4], bv[4], xv[4], dv[4];
     load4(o + at, n, q.vec, ov);
     load4(b0 + 4 * g, n, q.vec, bv);
     load4(x + at, n, q.vec, xv);
@@ -63,17 +56,41 @@ __global__ void walkback_epilogue_kernel(const T* o, const T* b0, const T* x, T*
       }
       if (counted && l < n) local += double(reconstruction_nll<T>(R, z, tv, sigma));
       dv[l] = counted ? scale * reconstruction_nll_grad<T>(R, z, tv, sigma) : T(0);
-      const T mean = reconstruction_mean<T>(R, z);
-      xc[l] = corrupt_value<T>(ck, cp, reconstruction_sample<T>(R, mean, sigma, r[l], r[l]),
-                               u[l], u[l]);
     }
     store4(d_o + at, n, q.vec, dv);
-    if (xt_next) store4(xt_next + at, n, q.vec, xc);
+    if (xt_next) {  // the same for the whole launch: the last step (k = 1: the only one) skips it
+      float r[4], u[4] = {0.f, 0.f, 0.f, 0.f};
+      stream_numbers(key, uint32_t(g), chain, step, kStreamSample, R == Reconstruction::Gaussian,
+                     r);
+      if (ck != Corruption::None)
+        stream_numbers(key, uint32_t(g), chain, step + 1, kStreamCorrupt,
+                       corruption_needs_normal(ck), u);
+      T xc[4];
+      for (int l = 0; l < 4; ++l) {
+        const T mean = reconstruction_mean<T>(R, ov[l] + bv[l]);
+        xc[l] = corrupt_value<T>(ck, cp, reconstruction_sample<T>(R, mean, sigma, r[l], r[l]),
+                                 u[l], u[l]);
+      }
+      store4(xt_next + at, n, q.vec, xc);
+    }
   }
-  red[threadIdx.x] = local;
+  // The block's sum in a fixed order: within each warp by shuffles, then the warps in turn.
+  for (int off = 16; off > 0; off /= 2) local += __shfl_down_sync(0xffffffffu, local, off);
+  __shared__ double warp_sums[kEpilogueThreads / 32];
+  if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = local;
   __syncthreads();
-  block_sum(red);
-  if (threadIdx.x == 0) partial[blockIdx.x] = red[0];
+  if (threadIdx.x == 0) {
+    double s = 0.0;
+    for (int w = 0; w < kEpilogueThreads / 32; ++w) s += warp_sums[w];
+    partial[blockIdx.x] = s;
+  }
+}
+
+// The epilogue's grid: 4 blocks per multiprocessor at most (its 64 registers a thread allow 4
+// blocks of 256 threads on one), so a block sums many groups; one group per thread had made a
+// block's reduction (8 barriers) as frequent as its groups.
+inline unsigned epilogue_blocks(const Quads& q, int sm_count) {
+  return blocks_for(q.total, kEpilogueThreads, int64_t(4) * (sm_count > 0 ? sm_count : 1));
 }
 
 // out[0] = scale * (the sum of v, in a fixed order), NaN when *bad is nonzero; also written to
@@ -93,18 +110,31 @@ __global__ void sum_kernel(const double* v, int64_t n, double scale, const uint3
   }
 }
 
+// Up to kOptimizerArrays arrays, passed by value; end[k] is the flat index one past array k's
+// last element, in the concatenation of all of them.
 template <class T>
-__global__ void optimizer_kernel(int kind, T* p, const T* g, T* s1, T* s2, int64_t n, T lr,
-                                 T momentum, T wd, T beta1, T beta2, T eps, T bc1, T bc2,
-                                 T rho) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x) {
+struct OptimizerBatch {
+  OptimizerArray<T> a[kOptimizerArrays];
+  int64_t end[kOptimizerArrays];
+  int count;
+};
+
+template <class T>
+__global__ void optimizer_kernel(int kind, OptimizerBatch<T> batch, T lr, T momentum, T wd,
+                                 T beta1, T beta2, T eps, T bc1, T bc2, T rho) {
+  const int64_t total = batch.end[batch.count - 1];
+  int k = 0;  // a thread's flat indices only grow, so its array index only moves forward
+  for (int64_t f = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; f < total;
+       f += int64_t(gridDim.x) * blockDim.x) {
+    while (f >= batch.end[k]) ++k;
+    const OptimizerArray<T>& a = batch.a[k];
+    const int64_t i = f - (k > 0 ? batch.end[k - 1] : 0);
     if (kind == 0)
-      sgd_update<T>(p[i], g[i], s1[i], lr, momentum, wd);
+      sgd_update<T>(a.p[i], a.g[i], a.s1[i], lr, momentum, wd);
     else if (kind == 1)
-      adam_update<T>(p[i], g[i], s1[i], s2[i], lr, beta1, beta2, eps, bc1, bc2, wd);
+      adam_update<T>(a.p[i], a.g[i], a.s1[i], a.s2[i], lr, beta1, beta2, eps, bc1, bc2, wd);
     else
-      rmsprop_update<T>(p[i], g[i], s1[i], lr, rho, eps, wd);
+      rmsprop_update<T>(a.p[i], a.g[i], a.s1[i], lr, rho, eps, wd);
   }
 }
 
@@ -170,7 +200,7 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
   unsigned blocks[kMaxBranches];
   int64_t partials_per_step = 0;  // the epilogues' block sums of one walk-back step, all branches
   for (int b = 0; b < branches; ++b) {
-    blocks[b] = group_blocks(br[b].q, kEpilogueThreads);
+    blocks[b] = epilogue_blocks(br[b].q, ctx.sm_count);
     partials_per_step += blocks[b];
   }
   T* xt = static_cast<T*>(ctx.scratch(kXt, size_t(KB * D) * sizeof(T)));
@@ -195,10 +225,13 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
     }
     fork.join();
   }
-  sum_kernel<<<1, 1024, 0, stream>>>(partial, K * partials_per_step, 1.0 / double(B), bad_d,
-                                     result_d, loss_out);
-  check(cudaGetLastError(), "sum kernel launch");
-
+  // The loss from the epilogues' block sums: one block, so with gradients to compute it runs on
+  // the side lane beside their GEMMs rather than before them.
+  auto sum_loss = [&](cudaStream_t s) {
+    sum_kernel<<<1, 1024, 0, s>>>(partial, K * partials_per_step, 1.0 / double(B), bad_d,
+                                  result_d, loss_out);
+    check(cudaGetLastError(), "sum kernel launch");
+  };
   if (grads) {
     // With two branches the bias gradients (column sums of dA and dO: memory-bound gemv) run
     // on the side lane while the weight gradients (compute-bound GEMMs) run here, so their
@@ -207,6 +240,7 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
     SideFork fork(ctx, stream, side);
     const CublasHandle sums_blas = side ? ctx.side_blas : ctx.blas;
     const cudaStream_t sums_stream = side ? fork.side() : stream;
+    sum_loss(sums_stream);
     column_sums<T>(ctx, sums_blas, d_a, KB, H, grads->b1, T(0), sums_stream);
     column_sums<T>(ctx, sums_blas, d_o, KB, D, grads->b0, T(0), sums_stream);
     // dW = X~^T dA (+ dO^T H when tied), dU = H^T dO.
@@ -216,6 +250,8 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
     else
       gemm<T>(ctx, true, false, D, H, KB, T(1), d_o, D, h, H, T(1), grads->W, H);
     fork.join();
+  } else {
+    sum_loss(stream);
   }
   if (loss_out) {  // the caller reads the loss from its device scalar: no waiting here
     call.finish();
@@ -232,22 +268,40 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
 }
 
 template <class T>
-void optimizer_update(int kind, T* p, const T* g, T* s1, T* s2, int64_t n,
-                      const OptimizerHyper& hy, cudaStream_t stream) {
-  if (n == 0) return;
-  optimizer_kernel<T><<<blocks_for(n, 256, 8192), 256, 0, stream>>>(
-      kind, p, g, s1, s2, n, T(hy.lr), T(hy.momentum), T(hy.weight_decay), T(hy.beta1),
-      T(hy.beta2), T(hy.eps), T(hy.bc1), T(hy.bc2), T(hy.rho));
+void launch_optimizer(int kind, const OptimizerBatch<T>& batch, const OptimizerHyper& hy,
+                      cudaStream_t stream) {
+  optimizer_kernel<T><<<blocks_for(batch.end[batch.count - 1], 256, 8192), 256, 0, stream>>>(
+      kind, batch, T(hy.lr), T(hy.momentum), T(hy.weight_decay), T(hy.beta1), T(hy.beta2),
+      T(hy.eps), T(hy.bc1), T(hy.bc2), T(hy.rho));
   check(cudaGetLastError(), "optimizer kernel launch");
+}
+
+template <class T>
+void optimizer_update(int kind, const OptimizerArray<T>* arrays, int count,
+                      const OptimizerHyper& hy, cudaStream_t stream) {
+  OptimizerBatch<T> batch{};
+  int64_t total = 0;
+  for (int k = 0; k < count; ++k) {
+    if (arrays[k].n == 0) continue;
+    total += arrays[k].n;
+    batch.a[batch.count] = arrays[k];
+    batch.end[batch.count] = total;
+    if (++batch.count == kOptimizerArrays) {  // full: launch it, start the next batch
+      launch_optimizer<T>(kind, batch, hy, stream);
+      batch = OptimizerBatch<T>{};
+      total = 0;
+    }
+  }
+  if (batch.count > 0) launch_optimizer<T>(kind, batch, hy, stream);
 }
 
 template double dae_walkback<float>(const DaeModel<float>&, const WalkbackArgs&, const float*,
                                     DaeGrads<float>*, uint32_t*, double*, int, cudaStream_t);
 template double dae_walkback<double>(const DaeModel<double>&, const WalkbackArgs&, const double*,
                                      DaeGrads<double>*, uint32_t*, double*, int, cudaStream_t);
-template void optimizer_update<float>(int, float*, const float*, float*, float*, int64_t,
+template void optimizer_update<float>(int, const OptimizerArray<float>*, int,
                                       const OptimizerHyper&, cudaStream_t);
-template void optimizer_update<double>(int, double*, const double*, double*, double*, int64_t,
+template void optimizer_update<double>(int, const OptimizerArray<double>*, int,
                                        const OptimizerHyper&, cudaStream_t);
 
 }  // namespace wb::cuda

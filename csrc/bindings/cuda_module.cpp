@@ -180,16 +180,17 @@ PYBIND11_MODULE(_walkback_cuda, mod) {
     opt("bc1", hy.bc1);
     opt("bc2", hy.bc2);
     opt("rho", hy.rho);
+    // The arrays of each dtype in one launch (cuda/dae.h).
+    std::vector<wb::cuda::OptimizerArray<float>> f32;
+    std::vector<wb::cuda::OptimizerArray<double>> f64;
     for (const auto& [dtype_size, p, g, s1, s2, n] : arrays) {
       if (dtype_size == 8)
-        wb::cuda::optimizer_update<double>(kind, ptr<double>(p), ptr<const double>(g),
-                                           ptr<double>(s1), ptr<double>(s2), n, hy,
-                                           as_stream(stream));
+        f64.push_back({ptr<double>(p), ptr<const double>(g), ptr<double>(s1), ptr<double>(s2), n});
       else
-        wb::cuda::optimizer_update<float>(kind, ptr<float>(p), ptr<const float>(g),
-                                          ptr<float>(s1), ptr<float>(s2), n, hy,
-                                          as_stream(stream));
+        f32.push_back({ptr<float>(p), ptr<const float>(g), ptr<float>(s1), ptr<float>(s2), n});
     }
+    wb::cuda::optimizer_update<float>(kind, f32.data(), int(f32.size()), hy, as_stream(stream));
+    wb::cuda::optimizer_update<double>(kind, f64.data(), int(f64.size()), hy, as_stream(stream));
   });
   mod.def("gemm_logsumexp", [](int dtype_size, uintptr_t a, int64_t M, uintptr_t b, int64_t N,
                                int64_t D, double scale, uintptr_t col_term, uintptr_t row_term,

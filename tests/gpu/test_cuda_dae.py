@@ -175,13 +175,14 @@ def test_large_odd_batch_runs_two_branches_equal_cpu(monkeypatch):
 
 @pytest.mark.parametrize("tied", [True, False])
 @pytest.mark.parametrize("branches", [0, 2])  # 0: one (automatic); 2: two streams, side lane
-def test_large_odd_batch_walkback_grads_equal_cpu(monkeypatch, tied, branches):
+@pytest.mark.parametrize("d", [40, 1000])  # 1000: more groups than the epilogue has threads
+def test_large_odd_batch_walkback_grads_equal_cpu(monkeypatch, tied, branches, d):
     """1025 rows, k = 3: as one block, and as two branches on two streams with the bias sums
-    on the side lane."""
+    and the loss's sum on the side lane. At d = 1000 each epilogue thread takes several groups
+    (its grid is 4 blocks per multiprocessor)."""
     from walkback import _gpu
 
     monkeypatch.setattr(_gpu, "BRANCHES", branches)
-    d = 40
     p = params(np.float64, tied, d=d, seed=3)
     x = binary(1025, d=d, seed=6)
     kw = dict(walkbacks=3, corruption=wb.SaltAndPepper(0.3), seed=4, first_chain=2)
@@ -323,6 +324,33 @@ def test_optimizers_equal_cpu(opt):
         o_gpu.step(gp, on_gpu(g))
     for k in p:
         np.testing.assert_allclose(cupy.asnumpy(gp[k]), p[k], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("opt", [wb.SGD(0.1, momentum=0.9), wb.Adam(0.01)])
+def test_optimizer_launches_many_arrays_of_two_dtypes_as_the_cpu_does(opt):
+    """The GPU updates up to 8 arrays of one dtype per launch: 11 float64 arrays (two launches,
+    the cut inside them), 3 float32 ones and an empty array, all equal to the CPU's update."""
+    import copy
+
+    rng = np.random.default_rng(4)
+    shapes = [(5, 3), (1,), (300,), (2, 2), (0,), (7,), (1000,), (4, 9), (3,), (17,), (2,)]
+    p = {f"d{i}": rng.normal(size=s) for i, s in enumerate(shapes)}
+    p.update(
+        {
+            f"f{i}": rng.normal(size=s).astype(np.float32)
+            for i, s in enumerate([(9,), (4, 33), (1,)])
+        }
+    )
+    gp, p0 = on_gpu(p), copy.deepcopy(p)
+    o_cpu, o_gpu = copy.deepcopy(opt), copy.deepcopy(opt)
+    for _ in range(3):
+        g = {k: rng.normal(size=v.shape).astype(v.dtype) for k, v in p.items()}
+        o_cpu.step(p, g)
+        o_gpu.step(gp, on_gpu(g))
+    for k in p:
+        tol = 1e-12 if p[k].dtype == np.float64 else 1e-6
+        np.testing.assert_allclose(cupy.asnumpy(gp[k]), p[k], rtol=tol, atol=tol, err_msg=k)
+        assert p[k].size == 0 or not np.array_equal(p[k], p0[k]), k  # the update moved it
 
 
 def test_clipping_equals_cpu_and_leaves_gradients_alone():
