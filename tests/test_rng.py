@@ -42,10 +42,11 @@ def test_simd_blocks_match_reference(units):
 
 
 @pytest.mark.parametrize("path", [0, 1, 2])  # scalar, AVX2, AVX-512: each this machine has
-@pytest.mark.parametrize("groups", [1, 7, 15, 16, 17, 33, 250])
+@pytest.mark.parametrize("groups", [1, 7, 15, 16, 17, 33, 48, 63, 64, 96, 127, 250])
 def test_every_simd_path_matches_reference(path, groups):
-    """Each Philox path of the CPU, forced, against the reference: full batches of 16 and 8
-    blocks, and the partial last batches (masked stores on AVX-512)."""
+    """Each Philox path of the CPU, forced, against the reference: passes of 4, 2 and 1
+    interleaved sets of 16 (AVX-512) or 8 (AVX2) blocks in every order they cascade in, and
+    the partial last batches (masked stores on AVX-512)."""
     got = _backend.cpu().philox_blocks_path(path, 2**40 + 5, 3, 2, groups, False, 9, 1)
     if got is None:
         pytest.skip(f"path {path} is not available on this machine")
@@ -54,7 +55,7 @@ def test_every_simd_path_matches_reference(path, groups):
 
 
 @pytest.mark.parametrize("path", [0, 1, 2])  # scalar, AVX2, AVX-512: each this machine has
-@pytest.mark.parametrize("chains", [1, 7, 8, 9, 16, 17, 40])
+@pytest.mark.parametrize("chains", [1, 7, 8, 9, 16, 17, 40, 64, 100])
 def test_every_path_of_one_block_of_many_chains_matches_reference(path, chains):
     """Rows of a few units draw one Philox block of many chains at once (lanes over chains):
     full and partial batches of 8 and 16 lanes, against the reference's block 3 of each."""
