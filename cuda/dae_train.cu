@@ -86,9 +86,11 @@ __global__ void walkback_epilogue_kernel(const T* o, const T* b0, const T* x, T*
   }
 }
 
-// The epilogue's grid: 4 blocks per multiprocessor at most (its 64 registers a thread allow 4
-// blocks of 256 threads on one), so a block sums many groups; one group per thread had made a
-// block's reduction (8 barriers) as frequent as its groups.
+// The epilogue's grid: 4 blocks per multiprocessor at most (the float kernel's 64 registers a
+// thread allow 4 blocks of 256 threads on one; the double kernel's 88 allow 2, so its grid runs
+// in two waves), so a block sums many groups; one group per thread had made a block's
+// reduction (8 barriers) as frequent as its groups. The loss's grouping, and so its last bits,
+// follows the device's multiprocessor count; on one device it is the same from run to run.
 inline unsigned epilogue_blocks(const Quads& q, int sm_count) {
   return blocks_for(q.total, kEpilogueThreads, int64_t(4) * (sm_count > 0 ? sm_count : 1));
 }

@@ -189,6 +189,18 @@ def test_bad_arrays_are_refused_before_any_parameter_moves(make):
         with pytest.raises(ValueError, match="writeable C-contiguous"):
             opt.step({"w": p}, {"w": np.ones(p.shape, np.float32)})
     assert not w.any()
+    # One array under two names (or overlapping views) would be updated twice.
+    w = np.zeros(8, np.float32)
+    for a, b in ((w, w), (w[:6], w[4:]), (w.reshape(2, 4), w[3:5])):
+        with pytest.raises(ValueError, match="share memory"):
+            opt.step(
+                {"a": a, "b": b},
+                {"a": np.ones(a.shape, np.float32), "b": np.ones(b.shape, np.float32)},
+            )
+    assert not w.any() and opt.t == 0
+    # Neighbouring slices of one buffer are separate parameters.
+    opt.step({"a": w[:4], "b": w[4:]}, {"a": np.ones(4, np.float32), "b": np.ones(4, np.float32)})
+    assert (w != 0).all()
     with pytest.raises(TypeError, match="lr: expected a number"):
         wb.SGD(lr=True)
 

@@ -274,6 +274,17 @@ def _check_step_arrays(params, grads) -> None:
             raise ValueError(
                 f"optimizer: gradient {name!r} is {desc}, expected {p.dtype} {p.shape}"
             )
+    # Two names for one memory would be updated twice, and on the GPU at once (one launch
+    # updates all the arrays of a dtype). Bounds, as for the backup: the arrays are contiguous.
+    named = list(params.items())
+    for i, (name, p) in enumerate(named):
+        xp = _backend.array_module(p)
+        for other, q in named[:i]:
+            if type(q) is type(p) and p.size and q.size and xp.may_share_memory(p, q):
+                raise ValueError(
+                    f"optimizer: parameters {other!r} and {name!r} share memory (each array "
+                    "must be one parameter)"
+                )
 
 
 def _backup_view(backup, name, p):

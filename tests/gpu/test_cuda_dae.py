@@ -175,11 +175,13 @@ def test_large_odd_batch_runs_two_branches_equal_cpu(monkeypatch):
 
 @pytest.mark.parametrize("tied", [True, False])
 @pytest.mark.parametrize("branches", [0, 2])  # 0: one (automatic); 2: two streams, side lane
-@pytest.mark.parametrize("d", [40, 1000])  # 1000: more groups than the epilogue has threads
+@pytest.mark.parametrize("d", [40, 999, 2000])
 def test_large_odd_batch_walkback_grads_equal_cpu(monkeypatch, tied, branches, d):
     """1025 rows, k = 3: as one block, and as two branches on two streams with the bias sums
-    and the loss's sum on the side lane. At d = 1000 each epilogue thread takes several groups
-    (its grid is 4 blocks per multiprocessor)."""
+    and the loss's sum on the side lane. At d = 999 (a partial group per row; one branch) and
+    d = 2000 (both branch counts) an H100's epilogue threads take several groups each (its
+    grid is 4 blocks of 256 threads per multiprocessor: 135,168 threads for 256,250 and
+    512,500 groups)."""
     from walkback import _gpu
 
     monkeypatch.setattr(_gpu, "BRANCHES", branches)
@@ -326,7 +328,7 @@ def test_optimizers_equal_cpu(opt):
         np.testing.assert_allclose(cupy.asnumpy(gp[k]), p[k], rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("opt", [wb.SGD(0.1, momentum=0.9), wb.Adam(0.01)])
+@pytest.mark.parametrize("opt", [wb.SGD(0.1, momentum=0.9), wb.Adam(0.01), wb.RMSprop(0.01)])
 def test_optimizer_launches_many_arrays_of_two_dtypes_as_the_cpu_does(opt):
     """The GPU updates up to 8 arrays of one dtype per launch: 11 float64 arrays (two launches,
     the cut inside them), 3 float32 ones and an empty array, all equal to the CPU's update."""
