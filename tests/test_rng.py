@@ -66,6 +66,23 @@ def test_every_path_of_one_block_of_many_chains_matches_reference(path, chains):
     np.testing.assert_array_equal(got.reshape(chains, 4), want)
 
 
+@pytest.mark.parametrize("path", [0, 1, 2])  # scalar, AVX2, AVX-512: each this machine has
+@pytest.mark.parametrize(
+    ("groups", "rows"), [(1, 1), (7, 3), (24, 12), (28, 12), (16, 5), (33, 2), (100, 3)]
+)
+def test_block_rows_match_reference(path, groups, rows):
+    """Several chains' rows at once (the chain's epilogue draws a block of rows so): sets of
+    16 (8) blocks taken across the rows, 4, 2 and 1 per pass, against the reference; the row
+    stride is kept and nothing past each row's blocks is written."""
+    ld = 4 * groups + 5
+    got = _backend.cpu().uniform_block_rows_path(path, 2**40 + 5, 3, groups, 2, rows, ld, 9, 1)
+    if got is None:
+        pytest.skip(f"path {path} is not available on this machine")
+    want = ref.uniform(2**40 + 5, 9, rows, 4 * (3 + groups), 1, first_chain=2)[:, 12:]
+    np.testing.assert_array_equal(got[:, : 4 * groups], want)
+    assert (got[:, 4 * groups :] == -1).all()
+
+
 @pytest.mark.parametrize("path", [0, 1, 2])
 def test_one_block_of_many_chains_wraps_past_the_last_chain_id(path):
     """Chain ids are 32-bit: 17 chains from 2**32 - 5 are chains 2**32 - 5 .. 2**32 - 1, then

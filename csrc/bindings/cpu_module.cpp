@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <array>
 #include <optional>
 #include <vector>
@@ -227,6 +228,20 @@ PYBIND11_MODULE(_walkback_cpu, mod) {
     py::array_t<float> out(count * 4);
     if (!wb::philox_blocks_path(path, wb::stream_key(seed), g0, chain0, count, over_chains, step,
                                 stream, out.mutable_data()))
+      return py::none();
+    return std::move(out);
+  });
+  // Testing: uniform_block_rows through one forced path: blocks g0 .. g0 + groups - 1 of
+  // chains chain0 .. chain0 + rows - 1, as a (rows, ld) array (None when the path is absent).
+  mod.def("uniform_block_rows_path", [](int path, uint64_t seed, uint32_t g0, int64_t groups,
+                                        uint32_t chain0, int64_t rows, int64_t ld,
+                                        uint32_t step, uint32_t stream) -> py::object {
+    if (groups < 0 || rows < 0 || ld < 4 * groups)
+      throw py::value_error("uniform_block_rows_path: need groups, rows >= 0, ld >= 4 groups");
+    py::array_t<float> out({rows, ld});
+    std::fill(out.mutable_data(), out.mutable_data() + rows * ld, -1.0f);  // unwritten: -1
+    if (!wb::uniform_block_rows_path(path, wb::stream_key(seed), g0, groups, chain0, rows, ld,
+                                     step, stream, out.mutable_data()))
       return py::none();
     return std::move(out);
   });

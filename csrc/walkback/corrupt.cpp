@@ -30,7 +30,18 @@ void corrupt_row(Corruption kind, T param, const T* x, T* out, int64_t first_uni
     normal_row(key, chain, step, kStreamCorrupt, first_unit, units, scratch);
   else
     uniform_row(key, chain, step, kStreamCorrupt, first_unit, units, scratch);
-  with_corruption(kind, [&](auto k) { corrupt_loop<T, decltype(k)::value>(param, x, out, units, scratch); });
+  corrupt_drawn<T>(kind, param, x, out, units, scratch);
+}
+
+template <class T>
+void corrupt_drawn(Corruption kind, T param, const T* x, T* out, int64_t units,
+                   const float* drawn) {
+  if (kind == Corruption::None) {
+    if (out != x)
+      for (int64_t i = 0; i < units; ++i) out[i] = x[i];
+    return;
+  }
+  with_corruption(kind, [&](auto k) { corrupt_loop<T, decltype(k)::value>(param, x, out, units, drawn); });
 }
 
 template <class T>
@@ -49,6 +60,10 @@ template void corrupt_row<float>(Corruption, float, const float*, float*, int64_
                                  StreamKey, uint32_t, uint32_t, float*);
 template void corrupt_row<double>(Corruption, double, const double*, double*, int64_t, int64_t,
                                   StreamKey, uint32_t, uint32_t, float*);
+template void corrupt_drawn<float>(Corruption, float, const float*, float*, int64_t,
+                                   const float*);
+template void corrupt_drawn<double>(Corruption, double, const double*, double*, int64_t,
+                                    const float*);
 template void corrupt_batch<float>(Corruption, float, const float*, float*, int64_t, int64_t,
                                    uint64_t, uint32_t, uint32_t);
 template void corrupt_batch<double>(Corruption, double, const double*, double*, int64_t, int64_t,

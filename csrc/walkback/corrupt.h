@@ -13,6 +13,13 @@ template <class T>
 void corrupt_row(Corruption kind, T param, const T* x, T* out, int64_t first_unit,
                  int64_t units, StreamKey key, uint32_t chain, uint32_t step, float* scratch);
 
+// corrupt_row with its numbers already drawn: drawn[i] is unit i's uniform (or normal, for
+// Gaussian corruption) from the corruption stream. For callers that draw a block of rows at
+// once (uniform_row_block).
+template <class T>
+void corrupt_drawn(Corruption kind, T param, const T* x, T* out, int64_t units,
+                   const float* drawn);
+
 // A (chains x units) batch, rows in parallel; row c is chain first_chain + c.
 template <class T>
 void corrupt_batch(Corruption kind, T param, const T* x, T* out, int64_t chains, int64_t units,

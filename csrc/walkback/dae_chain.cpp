@@ -145,28 +145,46 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
       rec = records + (past / a.every - 1) * B * D;
     with_reconstruction(m.reconstruction, [&](auto rc) {
       constexpr Reconstruction R = decltype(rc)::value;
+      // The corruption's uniforms too are drawn a block of rows at a time (not its normals).
+      const bool block_corrupt = !last && m.corruption != Corruption::None &&
+                                 !corruption_needs_normal(m.corruption);
       auto epilogue = [&](int64_t r0, int64_t r1, int64_t d0, int64_t d1) {
-        const int64_t w = d1 - d0;
-        // Called for a few rows at a time: the slice's scratch is kept by its thread.
-        thread_local std::vector<float> scratch;
+        const int64_t w = d1 - d0, rows = r1 - r0;
+        const uint32_t chain0 = a.first_chain + static_cast<uint32_t>(r0);
+        // Called for a few rows at a time: the slice's scratch is kept by its thread. A
+        // block's uniforms are drawn together: a row's few dozen Philox blocks alone would not
+        // fill the interleaved sets of a SIMD pass (philox_simd.cpp).
+        thread_local std::vector<float> scratch, sample_u, corrupt_u;
         if (scratch.size() < static_cast<size_t>(w)) scratch.resize(w);
+        if (R == Reconstruction::Bernoulli) {
+          if (sample_u.size() < static_cast<size_t>(rows * w)) sample_u.resize(rows * w);
+          uniform_row_block(key, chain0, rows, step, kStreamSample, d0, w, sample_u.data(), w);
+        }
+        if (block_corrupt) {
+          if (corrupt_u.size() < static_cast<size_t>(rows * w)) corrupt_u.resize(rows * w);
+          uniform_row_block(key, chain0, rows, step + 1, kStreamCorrupt, d0, w,
+                            corrupt_u.data(), w);
+        }
         for (int64_t r = r0; r < r1; ++r) {
           const uint32_t chain = a.first_chain + static_cast<uint32_t>(r);
           T* xr = x + r * D + d0;
           T* orow = o.data() + r * D + d0;
+          const float* drawn = scratch.data();
           if (R == Reconstruction::Bernoulli)
-            uniform_row(key, chain, step, kStreamSample, d0, w, scratch.data());
+            drawn = sample_u.data() + (r - r0) * w;
           else
             normal_row(key, chain, step, kStreamSample, d0, w, scratch.data());
           const uint8_t* cr = clamp_row(r);
-          sample_row<T, R>(xr, orow, m.b0 + d0, cr ? cr + d0 : nullptr, m.sigma, scratch.data(),
-                           w);
+          sample_row<T, R>(xr, orow, m.b0 + d0, cr ? cr + d0 : nullptr, m.sigma, drawn, w);
           if (rec) {
             const T* src = a.record_means ? orow : xr;
             std::copy(src, src + w, rec + r * D + d0);
           }
           if (last && means) std::copy(orow, orow + w, means + r * D + d0);
-          if (!last)
+          if (block_corrupt)
+            corrupt_drawn<T>(m.corruption, m.corruption_param, xr, xt.data() + r * D + d0, w,
+                             corrupt_u.data() + (r - r0) * w);
+          else if (!last)
             corrupt_row<T>(m.corruption, m.corruption_param, xr, xt.data() + r * D + d0, d0, w,
                            key, chain, step + 1, scratch.data());
         }

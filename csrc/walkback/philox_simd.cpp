@@ -18,6 +18,25 @@ struct BlockRun {
   uint32_t chain(int64_t i) const { return c0 + (over_chains ? static_cast<uint32_t>(i) : 0u); }
 };
 
+// The blocks g0 .. g0 + groups - 1 of `rows` chains from c0, row r stored from out + r ld, cut
+// into sets of `width` blocks (a SIMD pass's lanes): set k is piece s = k % per_row() of row
+// r = k / per_row(), so that one pass interleaves the sets of several rows when a row has
+// too few blocks to fill a pass alone.
+struct RowSets {
+  uint32_t g0, c0;
+  int64_t groups, ld;
+  float* out;
+  int64_t width;
+  int64_t per_row() const { return (groups + width - 1) / width; }
+  void at(int64_t k, uint32_t* g, uint32_t* c, float** o, int* n) const {
+    const int64_t r = k / per_row(), piece = k % per_row(), left = groups - width * piece;
+    *g = g0 + static_cast<uint32_t>(width * piece);
+    *c = c0 + static_cast<uint32_t>(r);
+    *o = out + r * ld + 4 * width * piece;
+    *n = static_cast<int>(left < width ? left : width);
+  }
+};
+
 void run_scalar(StreamKey key, BlockRun r, int64_t count, uint32_t step, uint32_t stream,
                 float* out) {
   for (int64_t i = 0; i < count; ++i) {
@@ -138,6 +157,36 @@ __attribute__((target("avx2"))) void run_avx2(StreamKey key, BlockRun r, int64_t
     const int64_t left = count - i;
     pass8<1>(key, r, i, dg, dc, step, stream, out, left < 8 ? static_cast<int>(left) : 8);
   }
+}
+
+// N sets of a RowSets (width 8) from set k on.
+template <int N>
+__attribute__((target("avx2"))) inline void row_pass8(StreamKey key, const RowSets& rs, int64_t k,
+                                                      uint32_t step, uint32_t stream) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  __m256i c0[N], c1[N];
+  __m256 v[N][4];
+  float* o[N];
+  int cnt[N];
+#pragma GCC unroll 4
+  for (int n = 0; n < N; ++n) {
+    uint32_t g, c;
+    rs.at(k + n, &g, &c, &o[n], &cnt[n]);
+    c0[n] = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(g)), lane);
+    c1[n] = _mm256_set1_epi32(static_cast<int>(c));
+  }
+  philox8<N>(key, c0, c1, step, stream, v);
+#pragma GCC unroll 4
+  for (int n = 0; n < N; ++n) store_blocks8(v[n], o[n], cnt[n]);
+}
+
+__attribute__((target("avx2"))) void rows_avx2(StreamKey key, const RowSets& rs, int64_t rows,
+                                               uint32_t step, uint32_t stream) {
+  const int64_t total = rows * rs.per_row();
+  int64_t k = 0;
+  for (; k + 4 <= total; k += 4) row_pass8<4>(key, rs, k, step, stream);
+  for (; k + 2 <= total; k += 2) row_pass8<2>(key, rs, k, step, stream);
+  for (; k < total; ++k) row_pass8<1>(key, rs, k, step, stream);
 }
 
 __attribute__((target("avx512f"))) inline void mulhilo16(__m512i a, __m512i m, __m512i* hi,
@@ -269,6 +318,37 @@ __attribute__((target("avx512f"))) void run_avx512(StreamKey key, BlockRun r, in
   }
 }
 
+// N sets of a RowSets (width 16) from set k on.
+template <int N>
+__attribute__((target("avx512f"))) inline void row_pass16(StreamKey key, const RowSets& rs,
+                                                          int64_t k, uint32_t step,
+                                                          uint32_t stream) {
+  __m512i c0[N], c1[N];
+  __m512 v[N][4];
+  float* o[N];
+  int cnt[N];
+#pragma GCC unroll 4
+  for (int n = 0; n < N; ++n) {
+    uint32_t g, c;
+    rs.at(k + n, &g, &c, &o[n], &cnt[n]);
+    c0[n] = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(g)), lanes16());
+    c1[n] = _mm512_set1_epi32(static_cast<int>(c));
+  }
+  philox16<N>(key, c0, c1, step, stream, v);
+#pragma GCC unroll 4
+  for (int n = 0; n < N; ++n) store_blocks16(v[n], o[n], cnt[n]);
+}
+
+__attribute__((target("avx512f"))) void rows_avx512(StreamKey key, const RowSets& rs,
+                                                    int64_t rows, uint32_t step,
+                                                    uint32_t stream) {
+  const int64_t total = rows * rs.per_row();
+  int64_t k = 0;
+  for (; k + 4 <= total; k += 4) row_pass16<4>(key, rs, k, step, stream);
+  for (; k + 2 <= total; k += 2) row_pass16<2>(key, rs, k, step, stream);
+  for (; k < total; ++k) row_pass16<1>(key, rs, k, step, stream);
+}
+
 const bool g_avx2 = __builtin_cpu_supports("avx2");
 const bool g_avx512 = __builtin_cpu_supports("avx512f");
 #endif
@@ -300,6 +380,30 @@ bool run_path(int path, StreamKey key, BlockRun r, int64_t count, uint32_t step,
   return true;
 }
 
+// uniform_block_rows through path 0, 1, 2 or -1, as run_path.
+bool rows_path(int path, StreamKey key, uint32_t g0, int64_t groups, uint32_t chain0,
+               int64_t rows, int64_t ld, uint32_t step, uint32_t stream, float* out) {
+#ifdef WB_HAVE_AVX2_PATH
+  if (path == -1) path = g_avx512 ? 2 : g_avx2 ? 1 : 0;
+  if ((path == 2 && !g_avx512) || (path == 1 && !g_avx2)) return false;
+  if (path == 2) {
+    rows_avx512(key, RowSets{g0, chain0, groups, ld, out, 16}, rows, step, stream);
+    return true;
+  }
+  if (path == 1) {
+    rows_avx2(key, RowSets{g0, chain0, groups, ld, out, 8}, rows, step, stream);
+    return true;
+  }
+#else
+  if (path == -1) path = 0;
+#endif
+  if (path != 0) return false;
+  for (int64_t r = 0; r < rows; ++r)
+    run_scalar(key, {g0, chain0 + static_cast<uint32_t>(r), false}, groups, step, stream,
+               out + r * ld);
+  return true;
+}
+
 }  // namespace
 
 void uniform_blocks(StreamKey key, uint32_t g0, int64_t groups, uint32_t chain, uint32_t step,
@@ -315,6 +419,17 @@ void chain_blocks(StreamKey key, uint32_t group, uint32_t chain0, int64_t chains
 bool philox_blocks_path(int path, StreamKey key, uint32_t g0, uint32_t chain0, int64_t count,
                         bool over_chains, uint32_t step, uint32_t stream, float* out) {
   return path >= 0 && run_path(path, key, {g0, chain0, over_chains}, count, step, stream, out);
+}
+
+void uniform_block_rows(StreamKey key, uint32_t g0, int64_t groups, uint32_t chain0,
+                        int64_t rows, int64_t ld, uint32_t step, uint32_t stream, float* out) {
+  rows_path(-1, key, g0, groups, chain0, rows, ld, step, stream, out);
+}
+
+bool uniform_block_rows_path(int path, StreamKey key, uint32_t g0, int64_t groups,
+                             uint32_t chain0, int64_t rows, int64_t ld, uint32_t step,
+                             uint32_t stream, float* out) {
+  return path >= 0 && rows_path(path, key, g0, groups, chain0, rows, ld, step, stream, out);
 }
 
 bool uniform_blocks_simd() {

@@ -19,6 +19,13 @@ void uniform_blocks(StreamKey key, uint32_t g0, int64_t groups, uint32_t chain, 
 void chain_blocks(StreamKey key, uint32_t group, uint32_t chain0, int64_t chains, uint32_t step,
                   uint32_t stream, float* out);
 
+// out[r * ld + 4 * i + lane] = u01(lane `lane` of block g0 + i of chain chain0 + r), for
+// r < rows and i < groups: uniform_blocks for several chains' rows at once, whose SIMD passes
+// take blocks of several rows together (a row of a few dozen blocks alone would not fill the
+// four interleaved sets a pass runs).
+void uniform_block_rows(StreamKey key, uint32_t g0, int64_t groups, uint32_t chain0,
+                        int64_t rows, int64_t ld, uint32_t step, uint32_t stream, float* out);
+
 // Whether uniform_blocks takes a SIMD path on this machine.
 bool uniform_blocks_simd();
 
@@ -27,5 +34,11 @@ bool uniform_blocks_simd();
 // chain0); false when this machine (or build) lacks the path.
 bool philox_blocks_path(int path, StreamKey key, uint32_t g0, uint32_t chain0, int64_t count,
                         bool over_chains, uint32_t step, uint32_t stream, float* out);
+
+// uniform_block_rows through one forced path, for the tests; false when this machine (or
+// build) lacks it.
+bool uniform_block_rows_path(int path, StreamKey key, uint32_t g0, int64_t groups,
+                             uint32_t chain0, int64_t rows, int64_t ld, uint32_t step,
+                             uint32_t stream, float* out);
 
 }  // namespace wb

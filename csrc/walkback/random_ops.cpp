@@ -20,6 +20,20 @@ void uniform_row(StreamKey key, uint32_t chain, uint32_t step, uint32_t stream,
   }
 }
 
+void uniform_row_block(StreamKey key, uint32_t chain0, int64_t rows, uint32_t step,
+                       uint32_t stream, int64_t first_unit, int64_t units, float* u, int64_t ld) {
+  if (first_unit % 4 != 0) throw std::invalid_argument("uniform_row_block: first_unit % 4 != 0");
+  const uint32_t g0 = static_cast<uint32_t>(first_unit / 4);
+  const int64_t full = units / 4;
+  uniform_block_rows(key, g0, full, chain0, rows, ld, step, stream, u);
+  if (full * 4 < units)
+    for (int64_t r = 0; r < rows; ++r) {
+      const Philox4 b = stream_block(key, g0 + static_cast<uint32_t>(full),
+                                     chain0 + static_cast<uint32_t>(r), step, stream);
+      for (int64_t i = full * 4; i < units; ++i) u[r * ld + i] = u01(b.v[i - full * 4]);
+    }
+}
+
 namespace {
 
 // Box-Muller over the pairs (0, 1), (2, 3) of each block of uniforms: one loop without calls,

@@ -10,6 +10,10 @@ namespace wb {
 // first_unit must be a multiple of 4 (a Philox block).
 void uniform_row(StreamKey key, uint32_t chain, uint32_t step, uint32_t stream,
                  int64_t first_unit, int64_t units, float* u);
+// uniform_row for the chains chain0 .. chain0 + rows - 1, row r into u + r * ld: the same
+// numbers, drawn a block of rows at a time (uniform_block_rows).
+void uniform_row_block(StreamKey key, uint32_t chain0, int64_t rows, uint32_t step,
+                       uint32_t stream, int64_t first_unit, int64_t units, float* u, int64_t ld);
 // n[i] = the standard normal of unit first_unit + i (Box-Muller over lanes (0, 1), (2, 3)).
 void normal_row(StreamKey key, uint32_t chain, uint32_t step, uint32_t stream,
                 int64_t first_unit, int64_t units, float* n);
