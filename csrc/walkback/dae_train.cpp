@@ -152,14 +152,18 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
             else
               normal_row(key, chain, step, kStreamSample, d0, w, scratch.data());
             sample_row<T, R>(xr, orow, zeros.data(), nullptr, m.sigma, drawn, w);
-            if (block_corrupt)
-              corrupt_drawn<T>(m.corruption, m.corruption_param, xr, next, w,
-                               corrupt_u.data() + (r - r0) * w);
-            else
+            if (!block_corrupt)
               corrupt_row<T>(m.corruption, m.corruption_param, xr, next, d0, w, key, chain,
                              step + 1, scratch.data());
           }
         }
+        // After all the block's samples, as the chain does (a row read right behind its
+        // sample's stores stalls).
+        if (block_corrupt)
+          for (int64_t r = r0; r < r1; ++r)
+            corrupt_drawn<T>(m.corruption, m.corruption_param, xs.data() + r * D + d0,
+                             xt.data() + ((j + 1) * B + r) * D + d0, w,
+                             corrupt_u.data() + (r - r0) * w);
       };
       if (m.U)
         weight_gemm_columns<T>(dec, false, B, D, H, h_j, H, m.U, D, o.data(), D, kAlign,
