@@ -148,12 +148,13 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
       // The corruption's uniforms too are drawn a block of rows at a time (not its normals).
       const bool block_corrupt = !last && m.corruption != Corruption::None &&
                                  !corruption_needs_normal(m.corruption);
-      auto epilogue = [&](int64_t r0, int64_t r1, int64_t d0, int64_t d1) {
+      // Rows [r0, r1) of the column slice [d0, d1); called by the epilogue below for at most
+      // kDrawRows rows at a time. Their uniforms are drawn together: a row's few dozen Philox
+      // blocks alone would not fill the interleaved sets of a SIMD pass (philox_simd.cpp).
+      auto rows_done = [&](int64_t r0, int64_t r1, int64_t d0, int64_t d1) {
         const int64_t w = d1 - d0, rows = r1 - r0;
         const uint32_t chain0 = a.first_chain + static_cast<uint32_t>(r0);
-        // Called for a few rows at a time: the slice's scratch is kept by its thread. A
-        // block's uniforms are drawn together: a row's few dozen Philox blocks alone would not
-        // fill the interleaved sets of a SIMD pass (philox_simd.cpp).
+        // The slice's scratch is kept by its thread.
         thread_local std::vector<float> scratch, sample_u, corrupt_u;
         if (scratch.size() < static_cast<size_t>(w)) scratch.resize(w);
         if (R == Reconstruction::Bernoulli) {
@@ -192,6 +193,11 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
           for (int64_t r = r0; r < r1; ++r)
             corrupt_drawn<T>(m.corruption, m.corruption_param, x + r * D + d0,
                              xt.data() + r * D + d0, w, corrupt_u.data() + (r - r0) * w);
+      };
+      // A few rows after walkback's kernel, every row of a slice after the BLAS's product.
+      auto epilogue = [&](int64_t r0, int64_t r1, int64_t d0, int64_t d1) {
+        for (int64_t r = r0; r < r1; r += kDrawRows)
+          rows_done(r, std::min(r + kDrawRows, r1), d0, d1);
       };
       if (m.U)
         weight_gemm_columns<T>(&dec, false, B, D, H, h.data(), H, m.U, D, o.data(), D, kAlign,

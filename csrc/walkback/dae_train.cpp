@@ -1,5 +1,6 @@
 #include "walkback/dae_train.h"
 
+#include <algorithm>
 #include <type_traits>
 #include <vector>
 
@@ -116,7 +117,8 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
       const bool block_sample = more && R == Reconstruction::Bernoulli;
       const bool block_corrupt = more && m.corruption != Corruption::None &&
                                  !corruption_needs_normal(m.corruption);
-      auto epilogue = [&](int64_t r0, int64_t r1, int64_t d0, int64_t d1) {
+      // Rows [r0, r1) of the column slice [d0, d1), at most kDrawRows of them.
+      auto rows_done = [&](int64_t r0, int64_t r1, int64_t d0, int64_t d1) {
         const int64_t w = d1 - d0, rows = r1 - r0;
         const uint32_t chain0 = a.first_chain + static_cast<uint32_t>(r0);
         thread_local std::vector<T> nll, dummy;
@@ -164,6 +166,10 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
             corrupt_drawn<T>(m.corruption, m.corruption_param, xs.data() + r * D + d0,
                              xt.data() + ((j + 1) * B + r) * D + d0, w,
                              corrupt_u.data() + (r - r0) * w);
+      };
+      auto epilogue = [&](int64_t r0, int64_t r1, int64_t d0, int64_t d1) {
+        for (int64_t r = r0; r < r1; r += kDrawRows)
+          rows_done(r, std::min(r + kDrawRows, r1), d0, d1);
       };
       if (m.U)
         weight_gemm_columns<T>(dec, false, B, D, H, h_j, H, m.U, D, o.data(), D, kAlign,

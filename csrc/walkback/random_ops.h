@@ -14,6 +14,10 @@ void uniform_row(StreamKey key, uint32_t chain, uint32_t step, uint32_t stream,
 // numbers, drawn a block of rows at a time (uniform_block_rows).
 void uniform_row_block(StreamKey key, uint32_t chain0, int64_t rows, uint32_t step,
                        uint32_t stream, int64_t first_unit, int64_t units, float* u, int64_t ld);
+// How many rows a caller of uniform_row_block draws at a time: enough sets for its SIMD passes,
+// few enough that the buffers stay small and in cache (an epilogue over every row of a large
+// batch would otherwise keep rows x units floats per thread).
+constexpr int64_t kDrawRows = 16;
 // n[i] = the standard normal of unit first_unit + i (Box-Muller over lanes (0, 1), (2, 3)).
 void normal_row(StreamKey key, uint32_t chain, uint32_t step, uint32_t stream,
                 int64_t first_unit, int64_t units, float* n);

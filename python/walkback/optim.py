@@ -275,16 +275,26 @@ def _check_step_arrays(params, grads) -> None:
                 f"optimizer: gradient {name!r} is {desc}, expected {p.dtype} {p.shape}"
             )
     # Two names for one memory would be updated twice, and on the GPU at once (one launch
-    # updates all the arrays of a dtype). Bounds, as for the backup: the arrays are contiguous.
-    named = list(params.items())
-    for i, (name, p) in enumerate(named):
-        xp = _backend.array_module(p)
-        for other, q in named[:i]:
-            if type(q) is type(p) and p.size and q.size and xp.may_share_memory(p, q):
-                raise ValueError(
-                    f"optimizer: parameters {other!r} and {name!r} share memory (each array "
-                    "must be one parameter)"
-                )
+    # updates all the arrays of a dtype). The arrays are contiguous, so their byte ranges say
+    # it: sorted by start, each range must end before the next begins (host pointers and
+    # device pointers apart; CUDA's addresses are unique across devices).
+    spans = sorted(
+        (_backend.device_of(p), _data_address(p), _data_address(p) + p.nbytes, name)
+        for name, p in params.items()
+        if p.size
+    )
+    for a, b in zip(spans, spans[1:], strict=False):
+        (dev_a, _, end_a, name_a), (dev_b, start_b, _, name_b) = a, b
+        if dev_a == dev_b and start_b < end_a:
+            raise ValueError(
+                f"optimizer: parameters {name_a!r} and {name_b!r} share memory (each array "
+                "must be one parameter)"
+            )
+
+
+def _data_address(a) -> int:
+    """The address of a contiguous array's first element (host or device)."""
+    return int(a.data.ptr) if _backend.is_gpu_array(a) else int(a.ctypes.data)
 
 
 def _backup_view(backup, name, p):
