@@ -146,33 +146,27 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
     with_reconstruction(m.reconstruction, [&](auto rc) {
       constexpr Reconstruction R = decltype(rc)::value;
       // The corruption's uniforms too are drawn a block of rows at a time (not its normals).
-      const bool block_corrupt = !last && m.corruption != Corruption::None &&
-                                 !corruption_needs_normal(m.corruption);
+      const bool block_corrupt = !last && corruption_needs_uniform(m.corruption);
       // Rows [r0, r1) of the column slice [d0, d1); called by the epilogue below for at most
       // kDrawRows rows at a time. Their uniforms are drawn together: a row's few dozen Philox
       // blocks alone would not fill the interleaved sets of a SIMD pass (philox_simd.cpp).
       auto rows_done = [&](int64_t r0, int64_t r1, int64_t d0, int64_t d1) {
         const int64_t w = d1 - d0, rows = r1 - r0;
         const uint32_t chain0 = a.first_chain + static_cast<uint32_t>(r0);
-        // The slice's scratch is kept by its thread.
-        thread_local std::vector<float> scratch, sample_u, corrupt_u;
+        // The buffers are kept by the thread.
+        thread_local std::vector<float> scratch;
+        thread_local BlockUniforms sample_u, corrupt_u;
         if (scratch.size() < static_cast<size_t>(w)) scratch.resize(w);
-        if (R == Reconstruction::Bernoulli) {
-          if (sample_u.size() < static_cast<size_t>(rows * w)) sample_u.resize(rows * w);
-          uniform_row_block(key, chain0, rows, step, kStreamSample, d0, w, sample_u.data(), w);
-        }
-        if (block_corrupt) {
-          if (corrupt_u.size() < static_cast<size_t>(rows * w)) corrupt_u.resize(rows * w);
-          uniform_row_block(key, chain0, rows, step + 1, kStreamCorrupt, d0, w,
-                            corrupt_u.data(), w);
-        }
+        if (R == Reconstruction::Bernoulli)
+          sample_u.draw(key, chain0, rows, step, kStreamSample, d0, w);
+        if (block_corrupt) corrupt_u.draw(key, chain0, rows, step + 1, kStreamCorrupt, d0, w);
         for (int64_t r = r0; r < r1; ++r) {
           const uint32_t chain = a.first_chain + static_cast<uint32_t>(r);
           T* xr = x + r * D + d0;
           T* orow = o.data() + r * D + d0;
           const float* drawn = scratch.data();
           if (R == Reconstruction::Bernoulli)
-            drawn = sample_u.data() + (r - r0) * w;
+            drawn = sample_u.row(r - r0);
           else
             normal_row(key, chain, step, kStreamSample, d0, w, scratch.data());
           const uint8_t* cr = clamp_row(r);
@@ -192,7 +186,7 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
         if (block_corrupt)
           for (int64_t r = r0; r < r1; ++r)
             corrupt_drawn<T>(m.corruption, m.corruption_param, x + r * D + d0,
-                             xt.data() + r * D + d0, w, corrupt_u.data() + (r - r0) * w);
+                             xt.data() + r * D + d0, w, corrupt_u.row(r - r0));
       };
       // A few rows after walkback's kernel, every row of a slice after the BLAS's product.
       auto epilogue = [&](int64_t r0, int64_t r1, int64_t d0, int64_t d1) {

@@ -115,26 +115,19 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
       // Between steps the block's uniforms (the sample's, and the corruption's unless it
       // draws normals) are drawn for all its rows at once, as the chain draws them.
       const bool block_sample = more && R == Reconstruction::Bernoulli;
-      const bool block_corrupt = more && m.corruption != Corruption::None &&
-                                 !corruption_needs_normal(m.corruption);
+      const bool block_corrupt = more && corruption_needs_uniform(m.corruption);
       // Rows [r0, r1) of the column slice [d0, d1), at most kDrawRows of them.
       auto rows_done = [&](int64_t r0, int64_t r1, int64_t d0, int64_t d1) {
         const int64_t w = d1 - d0, rows = r1 - r0;
         const uint32_t chain0 = a.first_chain + static_cast<uint32_t>(r0);
         thread_local std::vector<T> nll, dummy;
-        thread_local std::vector<float> scratch, sample_u, corrupt_u;
+        thread_local std::vector<float> scratch;
+        thread_local BlockUniforms sample_u, corrupt_u;
         nll.resize(w);
         scratch.resize(w);
         dummy.resize(grads ? 0 : w);
-        if (block_sample) {
-          sample_u.resize(rows * w);
-          uniform_row_block(key, chain0, rows, step, kStreamSample, d0, w, sample_u.data(), w);
-        }
-        if (block_corrupt) {
-          corrupt_u.resize(rows * w);
-          uniform_row_block(key, chain0, rows, step + 1, kStreamCorrupt, d0, w,
-                            corrupt_u.data(), w);
-        }
+        if (block_sample) sample_u.draw(key, chain0, rows, step, kStreamSample, d0, w);
+        if (block_corrupt) corrupt_u.draw(key, chain0, rows, step + 1, kStreamCorrupt, d0, w);
         for (int64_t r = r0; r < r1; ++r) {
           const uint32_t chain = a.first_chain + static_cast<uint32_t>(r);
           T* orow = o.data() + r * D + d0;
@@ -150,7 +143,7 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
             T* next = xt.data() + ((j + 1) * B + r) * D + d0;
             const float* drawn = scratch.data();
             if (block_sample)
-              drawn = sample_u.data() + (r - r0) * w;
+              drawn = sample_u.row(r - r0);
             else
               normal_row(key, chain, step, kStreamSample, d0, w, scratch.data());
             sample_row<T, R>(xr, orow, zeros.data(), nullptr, m.sigma, drawn, w);
@@ -165,7 +158,7 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
           for (int64_t r = r0; r < r1; ++r)
             corrupt_drawn<T>(m.corruption, m.corruption_param, xs.data() + r * D + d0,
                              xt.data() + ((j + 1) * B + r) * D + d0, w,
-                             corrupt_u.data() + (r - r0) * w);
+                             corrupt_u.row(r - r0));
       };
       auto epilogue = [&](int64_t r0, int64_t r1, int64_t d0, int64_t d1) {
         for (int64_t r = r0; r < r1; r += kDrawRows)

@@ -76,6 +76,9 @@ WB_HD T corrupt_value(Corruption kind, T param, T x, float u, float n) {
 }
 
 WB_HD bool corruption_needs_normal(Corruption kind) { return kind == Corruption::Gaussian; }
+WB_HD bool corruption_needs_uniform(Corruption kind) {
+  return kind != Corruption::None && !corruption_needs_normal(kind);
+}
 
 // ---------------------------------------------------------------- reconstruction p(x | w)
 // The mean w of p(x | w) from the decoder's pre-activation o.

@@ -14,41 +14,49 @@
 namespace wb {
 namespace {
 
-// A run of `count` Philox blocks of one step and stream: block i is (group g0 + i, chain c0)
-// or, over chains, (group g0, chain c0 + i). uniform_blocks walks a row's blocks, chain_blocks
-// one block of many chains; each path below serves both.
-struct BlockRun {
+// The Philox blocks a call draws (one step and stream): `rows` rows of `count` blocks, block i
+// of row r being (group g0 + i, chain c0 + r) or, over chains, (group g0, chain c0 + r + i),
+// stored from out + r ld + 4 i. uniform_blocks draws a row's blocks, chain_blocks one block of
+// many chains, uniform_block_rows the blocks of several rows. A SIMD path cuts them into sets
+// of `width` blocks (its lanes): set k is piece k % per_row() of row k / per_row(), so that
+// one pass interleaves the sets of several rows when a row is too short to fill a pass alone.
+struct Sets {
   uint32_t g0, c0;
-  bool over_chains;
-  uint32_t group(int64_t i) const { return g0 + (over_chains ? 0u : static_cast<uint32_t>(i)); }
-  uint32_t chain(int64_t i) const { return c0 + (over_chains ? static_cast<uint32_t>(i) : 0u); }
-};
-
-// The blocks g0 .. g0 + groups - 1 of `rows` chains from c0, row r stored from out + r ld, cut
-// into sets of `width` blocks (a SIMD pass's lanes): set k is piece s = k % per_row() of row
-// r = k / per_row(), so that one pass interleaves the sets of several rows when a row has
-// too few blocks to fill a pass alone.
-struct RowSets {
-  uint32_t g0, c0;
-  int64_t groups, ld;
+  int64_t count, rows, ld;
   float* out;
-  int64_t width;
-  int64_t per_row() const { return (groups + width - 1) / width; }
-  void at(int64_t k, uint32_t* g, uint32_t* c, float** o, int* n) const {
-    const int64_t r = k / per_row(), piece = k % per_row(), left = groups - width * piece;
-    *g = g0 + static_cast<uint32_t>(width * piece);
-    *c = c0 + static_cast<uint32_t>(r);
-    *o = out + r * ld + 4 * width * piece;
-    *n = static_cast<int>(left < width ? left : width);
-  }
+  bool over_chains;
+  int64_t width = 1;
+  int64_t per_row() const { return (count + width - 1) / width; }
 };
 
-void run_scalar(StreamKey key, BlockRun r, int64_t count, uint32_t step, uint32_t stream,
-                float* out) {
-  for (int64_t i = 0; i < count; ++i) {
-    const Philox4 b = stream_block(key, r.group(i), r.chain(i), step, stream);
-    for (int l = 0; l < 4; ++l) out[4 * i + l] = u01(b.v[l]);
+// Walks the sets of a Sets in order, row by row (no division per set).
+class SetCursor {
+ public:
+  explicit SetCursor(const Sets& s) : s_(s), per_row_(s.per_row()) {}
+  int64_t total() const { return s_.rows * per_row_; }
+  // The next set: its first block's group and chain, where it is stored, how many blocks.
+  void next(uint32_t* g, uint32_t* c, float** o, int* n) {
+    const int64_t i = s_.width * piece_, left = s_.count - i;
+    *g = s_.g0 + (s_.over_chains ? 0u : static_cast<uint32_t>(i));
+    *c = s_.c0 + static_cast<uint32_t>(r_) + (s_.over_chains ? static_cast<uint32_t>(i) : 0u);
+    *o = s_.out + r_ * s_.ld + 4 * i;
+    *n = static_cast<int>(left < s_.width ? left : s_.width);
+    if (++piece_ == per_row_) piece_ = 0, ++r_;
   }
+
+ private:
+  const Sets& s_;
+  int64_t per_row_, r_ = 0, piece_ = 0;
+};
+
+void sets_scalar(StreamKey key, const Sets& s, uint32_t step, uint32_t stream) {
+  for (int64_t r = 0; r < s.rows; ++r)
+    for (int64_t i = 0; i < s.count; ++i) {
+      const uint32_t u = static_cast<uint32_t>(i), row = static_cast<uint32_t>(r);
+      const Philox4 b = stream_block(key, s.g0 + (s.over_chains ? 0u : u),
+                                     s.c0 + row + (s.over_chains ? u : 0u), step, stream);
+      for (int l = 0; l < 4; ++l) s.out[r * s.ld + 4 * i + l] = u01(b.v[l]);
+    }
 }
 
 #ifdef WB_HAVE_AVX2_PATH
@@ -132,44 +140,12 @@ __attribute__((target("avx2"))) inline void store_blocks8(const __m256 v[4], flo
   for (int i = 0; i < 4 * n; ++i) out[i] = tmp[i];
 }
 
-// N x 8 blocks from block i of the run on (the last set's first `last` blocks stored).
+// The next N sets (width 8), interleaved (philox8); dg, dc: the lanes' offsets to the
+// group and the chain.
 template <int N>
-__attribute__((target("avx2"))) inline void pass8(StreamKey key, BlockRun r, int64_t i,
+__attribute__((target("avx2"))) inline void pass8(StreamKey key, SetCursor& sets,
                                                   __m256i dg, __m256i dc, uint32_t step,
-                                                  uint32_t stream, float* out, int last = 8) {
-  __m256i c0[N], c1[N];
-  __m256 v[N][4];
-#pragma GCC unroll 4
-  for (int n = 0; n < N; ++n) {
-    c0[n] = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(r.group(i + 8 * n))), dg);
-    c1[n] = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(r.chain(i + 8 * n))), dc);
-  }
-  philox8<N>(key, c0, c1, step, stream, v);
-#pragma GCC unroll 4
-  for (int n = 0; n < N; ++n) store_blocks8(v[n], out + 4 * (i + 8 * n), n + 1 < N ? 8 : last);
-}
-
-// Passes of 32 blocks (four interleaved sets: 1.94 ns a block against 3.42 for one set and
-// 2.56 for two, on the Zen of philox16's note, where some of the four sets' registers spill),
-// then 16, then 8; the last, partial pass stores only its blocks.
-__attribute__((target("avx2"))) void run_avx2(StreamKey key, BlockRun r, int64_t count,
-                                              uint32_t step, uint32_t stream, float* out) {
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), zero = _mm256_setzero_si256();
-  const __m256i dg = r.over_chains ? zero : lane, dc = r.over_chains ? lane : zero;
-  int64_t i = 0;
-  for (; i + 32 <= count; i += 32) pass8<4>(key, r, i, dg, dc, step, stream, out);
-  for (; i + 16 <= count; i += 16) pass8<2>(key, r, i, dg, dc, step, stream, out);
-  for (; i < count; i += 8) {
-    const int64_t left = count - i;
-    pass8<1>(key, r, i, dg, dc, step, stream, out, left < 8 ? static_cast<int>(left) : 8);
-  }
-}
-
-// N sets of a RowSets (width 8) from set k on.
-template <int N>
-__attribute__((target("avx2"))) inline void row_pass8(StreamKey key, const RowSets& rs, int64_t k,
-                                                      uint32_t step, uint32_t stream) {
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+                                                  uint32_t stream) {
   __m256i c0[N], c1[N];
   __m256 v[N][4];
   float* o[N];
@@ -177,22 +153,28 @@ __attribute__((target("avx2"))) inline void row_pass8(StreamKey key, const RowSe
 #pragma GCC unroll 4
   for (int n = 0; n < N; ++n) {
     uint32_t g, c;
-    rs.at(k + n, &g, &c, &o[n], &cnt[n]);
-    c0[n] = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(g)), lane);
-    c1[n] = _mm256_set1_epi32(static_cast<int>(c));
+    sets.next(&g, &c, &o[n], &cnt[n]);
+    c0[n] = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(g)), dg);
+    c1[n] = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(c)), dc);
   }
   philox8<N>(key, c0, c1, step, stream, v);
 #pragma GCC unroll 4
   for (int n = 0; n < N; ++n) store_blocks8(v[n], o[n], cnt[n]);
 }
 
-__attribute__((target("avx2"))) void rows_avx2(StreamKey key, const RowSets& rs, int64_t rows,
-                                               uint32_t step, uint32_t stream) {
-  const int64_t total = rows * rs.per_row();
+// Passes of four interleaved sets (1.94 ns a block against 3.42 for one set and 2.56 for two,
+// on the Zen of philox16's note, where some of the four sets' registers spill), then two,
+// then one.
+__attribute__((target("avx2"))) void sets_avx2(StreamKey key, const Sets& s, uint32_t step,
+                                               uint32_t stream) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), zero = _mm256_setzero_si256();
+  const __m256i dg = s.over_chains ? zero : lane, dc = s.over_chains ? lane : zero;
+  SetCursor sets(s);
+  const int64_t total = sets.total();
   int64_t k = 0;
-  for (; k + 4 <= total; k += 4) row_pass8<4>(key, rs, k, step, stream);
-  for (; k + 2 <= total; k += 2) row_pass8<2>(key, rs, k, step, stream);
-  for (; k < total; ++k) row_pass8<1>(key, rs, k, step, stream);
+  for (; k + 4 <= total; k += 4) pass8<4>(key, sets, dg, dc, step, stream);
+  for (; k + 2 <= total; k += 2) pass8<2>(key, sets, dg, dc, step, stream);
+  for (; k < total; ++k) pass8<1>(key, sets, dg, dc, step, stream);
 }
 
 __attribute__((target("avx512f"))) inline void mulhilo16(__m512i a, __m512i m, __m512i* hi,
@@ -287,48 +269,11 @@ __attribute__((target("avx512f"))) inline void store_blocks16(const __m512 v[4],
   }
 }
 
-// N x 16 blocks from block i of the run on: N interleaved sets (philox16), stored whole.
+// The next N sets (width 16), interleaved (philox16); dg, dc as for pass8.
 template <int N>
-__attribute__((target("avx512f"))) inline void pass16(StreamKey key, BlockRun r, int64_t i,
+__attribute__((target("avx512f"))) inline void pass16(StreamKey key, SetCursor& sets,
                                                        __m512i dg, __m512i dc, uint32_t step,
-                                                       uint32_t stream, float* out) {
-  __m512i c0[N], c1[N];
-  __m512 v[N][4];
-#pragma GCC unroll 4
-  for (int n = 0; n < N; ++n) {
-    c0[n] = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(r.group(i + 16 * n))), dg);
-    c1[n] = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(r.chain(i + 16 * n))), dc);
-  }
-  philox16<N>(key, c0, c1, step, stream, v);
-#pragma GCC unroll 4
-  for (int n = 0; n < N; ++n) store_blocks16(v[n], out + 4 * (i + 16 * n), 16);
-}
-
-// Passes of 64 blocks (four interleaved sets: 0.89 ns a block against 1.62 for one set and
-// 1.19 for two, measured on that Zen; eight sets spill registers), then 32, then 16; the last,
-// partial pass runs all 16 lanes and stores its blocks.
-__attribute__((target("avx512f"))) void run_avx512(StreamKey key, BlockRun r, int64_t count,
-                                                   uint32_t step, uint32_t stream, float* out) {
-  const __m512i zero = _mm512_setzero_si512();
-  const __m512i dg = r.over_chains ? zero : lanes16(), dc = r.over_chains ? lanes16() : zero;
-  int64_t i = 0;
-  for (; i + 64 <= count; i += 64) pass16<4>(key, r, i, dg, dc, step, stream, out);
-  for (; i + 32 <= count; i += 32) pass16<2>(key, r, i, dg, dc, step, stream, out);
-  for (; i + 16 <= count; i += 16) pass16<1>(key, r, i, dg, dc, step, stream, out);
-  if (i < count) {
-    __m512 v[1][4];
-    const __m512i c0 = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(r.group(i))), dg);
-    const __m512i c1 = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(r.chain(i))), dc);
-    philox16<1>(key, &c0, &c1, step, stream, v);
-    store_blocks16(v[0], out + 4 * i, static_cast<int>(count - i));
-  }
-}
-
-// N sets of a RowSets (width 16) from set k on.
-template <int N>
-__attribute__((target("avx512f"))) inline void row_pass16(StreamKey key, const RowSets& rs,
-                                                          int64_t k, uint32_t step,
-                                                          uint32_t stream) {
+                                                       uint32_t stream) {
   __m512i c0[N], c1[N];
   __m512 v[N][4];
   float* o[N];
@@ -336,23 +281,27 @@ __attribute__((target("avx512f"))) inline void row_pass16(StreamKey key, const R
 #pragma GCC unroll 4
   for (int n = 0; n < N; ++n) {
     uint32_t g, c;
-    rs.at(k + n, &g, &c, &o[n], &cnt[n]);
-    c0[n] = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(g)), lanes16());
-    c1[n] = _mm512_set1_epi32(static_cast<int>(c));
+    sets.next(&g, &c, &o[n], &cnt[n]);
+    c0[n] = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(g)), dg);
+    c1[n] = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(c)), dc);
   }
   philox16<N>(key, c0, c1, step, stream, v);
 #pragma GCC unroll 4
   for (int n = 0; n < N; ++n) store_blocks16(v[n], o[n], cnt[n]);
 }
 
-__attribute__((target("avx512f"))) void rows_avx512(StreamKey key, const RowSets& rs,
-                                                    int64_t rows, uint32_t step,
+// Passes of four interleaved sets (0.89 ns a block against 1.62 for one set and 1.19 for
+// two, measured on that Zen; eight sets spill registers), then two, then one.
+__attribute__((target("avx512f"))) void sets_avx512(StreamKey key, const Sets& s, uint32_t step,
                                                     uint32_t stream) {
-  const int64_t total = rows * rs.per_row();
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i dg = s.over_chains ? zero : lanes16(), dc = s.over_chains ? lanes16() : zero;
+  SetCursor sets(s);
+  const int64_t total = sets.total();
   int64_t k = 0;
-  for (; k + 4 <= total; k += 4) row_pass16<4>(key, rs, k, step, stream);
-  for (; k + 2 <= total; k += 2) row_pass16<2>(key, rs, k, step, stream);
-  for (; k < total; ++k) row_pass16<1>(key, rs, k, step, stream);
+  for (; k + 4 <= total; k += 4) pass16<4>(key, sets, dg, dc, step, stream);
+  for (; k + 2 <= total; k += 2) pass16<2>(key, sets, dg, dc, step, stream);
+  for (; k < total; ++k) pass16<1>(key, sets, dg, dc, step, stream);
 }
 
 const bool g_avx2 = __builtin_cpu_supports("avx2");
@@ -363,50 +312,27 @@ const bool g_avx512 = __builtin_cpu_supports("avx512f");
 
 namespace {
 
-// The run through path 0 (scalar), 1 (AVX2), 2 (AVX-512), or -1 (the best this machine has);
+// The sets through path 0 (scalar), 1 (AVX2), 2 (AVX-512), or -1 (the best this machine has);
 // false where the machine (or build) lacks the path asked for.
-bool run_path(int path, StreamKey key, BlockRun r, int64_t count, uint32_t step,
-              uint32_t stream, float* out) {
+bool draw(int path, StreamKey key, Sets s, uint32_t step, uint32_t stream) {
 #ifdef WB_HAVE_AVX2_PATH
   if (path == -1) path = g_avx512 ? 2 : g_avx2 ? 1 : 0;
   if ((path == 2 && !g_avx512) || (path == 1 && !g_avx2)) return false;
   if (path == 2) {
-    run_avx512(key, r, count, step, stream, out);
+    s.width = 16;
+    sets_avx512(key, s, step, stream);
     return true;
   }
   if (path == 1) {
-    run_avx2(key, r, count, step, stream, out);
+    s.width = 8;
+    sets_avx2(key, s, step, stream);
     return true;
   }
 #else
   if (path == -1) path = 0;
 #endif
   if (path != 0) return false;
-  run_scalar(key, r, count, step, stream, out);
-  return true;
-}
-
-// uniform_block_rows through path 0, 1, 2 or -1, as run_path.
-bool rows_path(int path, StreamKey key, uint32_t g0, int64_t groups, uint32_t chain0,
-               int64_t rows, int64_t ld, uint32_t step, uint32_t stream, float* out) {
-#ifdef WB_HAVE_AVX2_PATH
-  if (path == -1) path = g_avx512 ? 2 : g_avx2 ? 1 : 0;
-  if ((path == 2 && !g_avx512) || (path == 1 && !g_avx2)) return false;
-  if (path == 2) {
-    rows_avx512(key, RowSets{g0, chain0, groups, ld, out, 16}, rows, step, stream);
-    return true;
-  }
-  if (path == 1) {
-    rows_avx2(key, RowSets{g0, chain0, groups, ld, out, 8}, rows, step, stream);
-    return true;
-  }
-#else
-  if (path == -1) path = 0;
-#endif
-  if (path != 0) return false;
-  for (int64_t r = 0; r < rows; ++r)
-    run_scalar(key, {g0, chain0 + static_cast<uint32_t>(r), false}, groups, step, stream,
-               out + r * ld);
+  sets_scalar(key, s, step, stream);
   return true;
 }
 
@@ -414,28 +340,30 @@ bool rows_path(int path, StreamKey key, uint32_t g0, int64_t groups, uint32_t ch
 
 void uniform_blocks(StreamKey key, uint32_t g0, int64_t groups, uint32_t chain, uint32_t step,
                     uint32_t stream, float* out) {
-  run_path(-1, key, {g0, chain, false}, groups, step, stream, out);
+  draw(-1, key, {g0, chain, groups, 1, 4 * groups, out, false}, step, stream);
 }
 
 void chain_blocks(StreamKey key, uint32_t group, uint32_t chain0, int64_t chains, uint32_t step,
                   uint32_t stream, float* out) {
-  run_path(-1, key, {group, chain0, true}, chains, step, stream, out);
+  draw(-1, key, {group, chain0, chains, 1, 4 * chains, out, true}, step, stream);
 }
 
 bool philox_blocks_path(int path, StreamKey key, uint32_t g0, uint32_t chain0, int64_t count,
                         bool over_chains, uint32_t step, uint32_t stream, float* out) {
-  return path >= 0 && run_path(path, key, {g0, chain0, over_chains}, count, step, stream, out);
+  return path >= 0 &&
+         draw(path, key, {g0, chain0, count, 1, 4 * count, out, over_chains}, step, stream);
 }
 
 void uniform_block_rows(StreamKey key, uint32_t g0, int64_t groups, uint32_t chain0,
                         int64_t rows, int64_t ld, uint32_t step, uint32_t stream, float* out) {
-  rows_path(-1, key, g0, groups, chain0, rows, ld, step, stream, out);
+  draw(-1, key, {g0, chain0, groups, rows, ld, out, false}, step, stream);
 }
 
 bool uniform_block_rows_path(int path, StreamKey key, uint32_t g0, int64_t groups,
                              uint32_t chain0, int64_t rows, int64_t ld, uint32_t step,
                              uint32_t stream, float* out) {
-  return path >= 0 && rows_path(path, key, g0, groups, chain0, rows, ld, step, stream, out);
+  return path >= 0 &&
+         draw(path, key, {g0, chain0, groups, rows, ld, out, false}, step, stream);
 }
 
 bool uniform_blocks_simd() {

@@ -1,6 +1,7 @@
 // Rows of the random stream on the CPU: the uniforms and normals of one chain at one step.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "walkback/rng.h"
 
@@ -18,6 +19,24 @@ void uniform_row_block(StreamKey key, uint32_t chain0, int64_t rows, uint32_t st
 // few enough that the buffers stay small and in cache (an epilogue over every row of a large
 // batch would otherwise keep rows x units floats per thread).
 constexpr int64_t kDrawRows = 16;
+
+// A block of rows' uniforms of one stream (uniform_row_block) in a buffer that only grows:
+// what the chain's and training's epilogues sample and corrupt a block with, one per thread.
+class BlockUniforms {
+ public:
+  void draw(StreamKey key, uint32_t chain0, int64_t rows, uint32_t step, uint32_t stream,
+            int64_t first_unit, int64_t units) {
+    if (u_.size() < static_cast<size_t>(rows * units)) u_.resize(rows * units);
+    units_ = units;
+    uniform_row_block(key, chain0, rows, step, stream, first_unit, units, u_.data(), units);
+  }
+  // Row r of the block (counted from its first row).
+  const float* row(int64_t r) const { return u_.data() + r * units_; }
+
+ private:
+  std::vector<float> u_;
+  int64_t units_ = 0;
+};
 // n[i] = the standard normal of unit first_unit + i (Box-Muller over lanes (0, 1), (2, 3)).
 void normal_row(StreamKey key, uint32_t chain, uint32_t step, uint32_t stream,
                 int64_t first_unit, int64_t units, float* n);
