@@ -1,6 +1,7 @@
 #include "walkback/dae_chain.h"
 
 #include <algorithm>
+#include <atomic>
 #include <type_traits>
 #include <vector>
 
@@ -89,6 +90,10 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
   };
   // Slices of the visible units are whole Philox blocks; 16 keeps SIMD stores aligned.
   constexpr int64_t kAlign = 16;
+  // The threads split the chains (below) from kSplitRows chains per thread, in chunks of
+  // about kChunkRows. Measured (benchmarks/RESULTS.md, B = 64-1024): at 64 per thread the
+  // same as column slices; chunks of 256 beat 128 and 512.
+  constexpr int64_t kSplitRows = 128, kChunkRows = 256;
 
   corrupt_batch<T>(m.corruption, m.corruption_param, x, xt.data(), B, D, a.seed, a.first_step,
                    a.first_chain);
@@ -101,8 +106,16 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
     if (packed_gemm_pays(B, total))
       pack_dae_weights(m, enc, dec);
   }
+  // Each step over rows [r0, r1). `split` (the rows of one thread, walkback's kernel): its
+  // products run on the calling thread; otherwise every product is cut into column slices
+  // over the pool, with a wait at the end of each.
   std::vector<int32_t> on;
-  for (int64_t s = 0; s < total; ++s) {
+  auto run_step = [&](int64_t s, int64_t r0, int64_t r1, bool split) {
+    const int64_t n = r1 - r0;
+    T* x_r = x + r0 * D;
+    T* xt_r = xt.data() + r0 * D;
+    T* h_r = h.data() + r0 * H;
+    T* o_r = o.data() + r0 * D;
     const uint32_t step = a.first_step + static_cast<uint32_t>(s);
     // Encode: h = act(x~ W + b1), each thread on a slice of the hidden units.
     bool sparse = false;
@@ -130,11 +143,18 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
         }, false);
         return;
       }
-      weight_gemm_columns<T>(&enc, false, B, H, D, xt.data(), D, m.W, H, h.data(), H, kAlign,
-                             [&](int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
-                               for (int64_t r = r0; r < r1; ++r)
-                                 bias_activate<T, A>(h.data() + r * H + j0, m.b1 + j0, j1 - j0);
-                             });
+      auto activate = [&](int64_t q0, int64_t q1, int64_t j0, int64_t j1) {
+        for (int64_t r = q0; r < q1; ++r)
+          bias_activate<T, A>(h_r + r * H + j0, m.b1 + j0, j1 - j0);
+      };
+      if (split) {
+        if constexpr (std::is_same_v<T, float>) {
+          const BlockDone done = BlockDone::of(activate);
+          packed_gemm(n, xt_r, D, enc, h_r, H, 0, H, false, &done);
+        }
+        return;
+      }
+      weight_gemm_columns<T>(&enc, false, n, H, D, xt_r, D, m.W, H, h_r, H, kAlign, activate);
     });
     // Decode o = h W^T (tied) or h U, then per slice of visible units: sample, keep the clamped
     // units, record, and corrupt for the next step.
@@ -147,12 +167,13 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
       constexpr Reconstruction R = decltype(rc)::value;
       // The corruption's uniforms too are drawn a block of rows at a time (not its normals).
       const bool block_corrupt = !last && corruption_needs_uniform(m.corruption);
-      // Rows [r0, r1) of the column slice [d0, d1); called by the epilogue below for at most
-      // kDrawRows rows at a time. Their uniforms are drawn together: a row's few dozen Philox
-      // blocks alone would not fill the interleaved sets of a SIMD pass (philox_simd.cpp).
-      auto rows_done = [&](int64_t r0, int64_t r1, int64_t d0, int64_t d1) {
-        const int64_t w = d1 - d0, rows = r1 - r0;
-        const uint32_t chain0 = a.first_chain + static_cast<uint32_t>(r0);
+      // Rows [q0, q1) of the column slice [d0, d1) (rows counted from r0); called by the
+      // epilogue below for at most kDrawRows rows at a time. Their uniforms are drawn together:
+      // a row's few dozen Philox blocks alone would not fill the interleaved sets of a SIMD pass
+      // (philox_simd.cpp).
+      auto rows_done = [&](int64_t q0, int64_t q1, int64_t d0, int64_t d1) {
+        const int64_t w = d1 - d0, rows = q1 - q0;
+        const uint32_t chain0 = a.first_chain + static_cast<uint32_t>(r0 + q0);
         // The buffers are kept by the thread.
         thread_local std::vector<float> scratch;
         thread_local BlockUniforms sample_u, corrupt_u;
@@ -160,13 +181,14 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
         if (R == Reconstruction::Bernoulli)
           sample_u.draw(key, chain0, rows, step, kStreamSample, d0, w);
         if (block_corrupt) corrupt_u.draw(key, chain0, rows, step + 1, kStreamCorrupt, d0, w);
-        for (int64_t r = r0; r < r1; ++r) {
+        for (int64_t q = q0; q < q1; ++q) {
+          const int64_t r = r0 + q;
           const uint32_t chain = a.first_chain + static_cast<uint32_t>(r);
           T* xr = x + r * D + d0;
           T* orow = o.data() + r * D + d0;
           const float* drawn = scratch.data();
           if (R == Reconstruction::Bernoulli)
-            drawn = sample_u.row(r - r0);
+            drawn = sample_u.row(q - q0);
           else
             normal_row(key, chain, step, kStreamSample, d0, w, scratch.data());
           const uint8_t* cr = clamp_row(r);
@@ -184,23 +206,51 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
         // reading a row just written stalled on its stores (`perf`: 70% of corrupt_loop's
         // samples on the first use of the load).
         if (block_corrupt)
-          for (int64_t r = r0; r < r1; ++r)
-            corrupt_drawn<T>(m.corruption, m.corruption_param, x + r * D + d0,
-                             xt.data() + r * D + d0, w, corrupt_u.row(r - r0));
+          for (int64_t q = q0; q < q1; ++q)
+            corrupt_drawn<T>(m.corruption, m.corruption_param, x_r + q * D + d0,
+                             xt_r + q * D + d0, w, corrupt_u.row(q - q0));
       };
       // A few rows after walkback's kernel, every row of a slice after the BLAS's product.
-      auto epilogue = [&](int64_t r0, int64_t r1, int64_t d0, int64_t d1) {
-        for (int64_t r = r0; r < r1; r += kDrawRows)
-          rows_done(r, std::min(r + kDrawRows, r1), d0, d1);
+      auto epilogue = [&](int64_t q0, int64_t q1, int64_t d0, int64_t d1) {
+        for (int64_t q = q0; q < q1; q += kDrawRows)
+          rows_done(q, std::min(q + kDrawRows, q1), d0, d1);
       };
+      if (split) {
+        if constexpr (std::is_same_v<T, float>) {
+          const BlockDone done = BlockDone::of(epilogue);
+          packed_gemm(n, h_r, H, dec, o_r, D, 0, D, false, &done);
+        }
+        return;
+      }
       if (m.U)
-        weight_gemm_columns<T>(&dec, false, B, D, H, h.data(), H, m.U, D, o.data(), D, kAlign,
-                               epilogue);
+        weight_gemm_columns<T>(&dec, false, n, D, H, h_r, H, m.U, D, o_r, D, kAlign, epilogue);
       else
-        weight_gemm_columns<T>(&dec, true, B, D, H, h.data(), H, m.W, H, o.data(), D, kAlign,
-                               epilogue);
+        weight_gemm_columns<T>(&dec, true, n, D, H, h_r, H, m.W, H, o_r, D, kAlign, epilogue);
     });
+  };
+  // Many chains through walkback's kernel: the threads split the chains, and each takes its
+  // chains through every step with no wait between products (chains are independent, and the
+  // kernel gives each element the same bits for any cut of the rows). A few hundred rows per
+  // thread still reuse each panel of W from L2 (every thread reads all of W per step, from L3).
+  // Fewer chains keep column slices: each thread then reads only its part of W.
+  const int64_t threads = pool().size();
+  if (!enc.empty() && B >= kSplitRows * threads && threads > 1) {
+    // Chunks of whole 12-row tiles of the AVX-512 kernel, about kChunkRows each, the same
+    // number for every thread (taken dynamically, for a thread whose core is shared).
+    const int64_t chunks = threads * ((B + kChunkRows * threads - 1) / (kChunkRows * threads));
+    const int64_t tiles = (B + 11) / 12;
+    std::atomic<int64_t> next{0};
+    pool().parallel_for(threads, [&](int64_t, int64_t) {
+      for (int64_t c = next.fetch_add(1); c < chunks; c = next.fetch_add(1)) {
+        const int64_t r0 = std::min(B, tiles * c / chunks * 12);
+        const int64_t r1 = std::min(B, tiles * (c + 1) / chunks * 12);
+        if (r1 > r0)
+          for (int64_t s = 0; s < total; ++s) run_step(s, r0, r1, true);
+      }
+    });
+    return;
   }
+  for (int64_t s = 0; s < total; ++s) run_step(s, 0, B, false);
 }
 template void dae_chain<float>(const DaeModel<float>&, const ChainArgs&, float*, float*, float*);
 template void dae_chain<double>(const DaeModel<double>&, const ChainArgs&, double*, double*,

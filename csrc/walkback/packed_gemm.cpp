@@ -9,6 +9,8 @@
 #include <string>
 #include <utility>
 
+#include <unistd.h>
+
 #include "walkback/blas.h"
 #include "walkback/thread_pool.h"
 
@@ -310,8 +312,21 @@ constexpr auto kTilesAvx2T = avx2_tiles<true>(std::make_integer_sequence<int, kM
 // passes over it. K in blocks of kKc only past kKcMax, so C is written once for the usual k.
 // The same blocks for both instruction sets, so that both sum in the same order.
 constexpr int64_t kMc = 192, kKcMax = 1024, kKc = 512;
-// With a callback (BlockDone), the panels that one pass of row groups reads: half of a 2 MB L2.
-constexpr int64_t kGroupBytes = 1 << 20;
+// With a callback (BlockDone), the panels that one pass of row groups reads: half of the
+// core's L2 (512 KB where the system does not say). Measured (benchmarks/RESULTS.md): 1 MB on
+// a 1 MB L2 slowed a chain step whose thread took all of W's panels by 2-3%.
+int64_t group_bytes() {
+  static const int64_t bytes = [] {
+#ifdef _SC_LEVEL2_CACHE_SIZE  // glibc
+    const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#else
+    const long l2 = 0;
+#endif
+    return l2 > 0 ? std::clamp<int64_t>(l2 / 2, int64_t(128) << 10, int64_t(4) << 20)
+                  : int64_t(512) << 10;
+  }();
+  return bytes;
+}
 
 // C[:, j0:j1] (+)= A op(B)[kb:ke, j0:j1] (A: m x (ke - kb), lda; or, when a_trans, given as
 // its transpose, (ke - kb) x m), in the blocks above: K in blocks of kKc past kKcMax, each
@@ -383,13 +398,13 @@ void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedWeights& b,
     return;
   }
   if (done && kc_step == k) {
-    // One block of k: the slice in groups of panels that stay in L2 (kGroupBytes); in each,
+    // One block of k: the slice in groups of panels that stay in L2 (group_bytes()); in each,
     // every group of rows goes through the panels, then its callback runs while that block of
     // C (a few KB) is still in L1. Each element is the same chain of FMAs as below. Measured
     // (benchmarks/RESULTS.md): the chain's bias + sigmoid and sampling passes had read C back
     // from L2 or memory.
     const int64_t panel_bytes = k * P * static_cast<int64_t>(sizeof(float));
-    const int64_t group = P * std::max<int64_t>(1, kGroupBytes / panel_bytes);
+    const int64_t group = P * std::max<int64_t>(1, group_bytes() / panel_bytes);
     for (int64_t g0 = j0; g0 < j1; g0 += group) {
       const int64_t g1 = std::min(j1, g0 + group);
       for (int64_t i = 0; i < m; i += mr_max) {
