@@ -5,8 +5,8 @@ On these VMs a fixed order lies: the second of two identical builds ran up to 5%
 after round (benchmarks/RESULTS.md, twelfth session). A random order per round, medians and
 paired ratios against the first build take that bias out.
 
-The script must print one number (a time, lower is better) on the last line of its output,
-or a line with the number followed by a word ending in "ms" (as ``ms/step``).
+The script's last line of output gives the time (lower is better): the number before "ms" (or
+"ms/step" ...), else the line's last number.
 
     python benchmarks/ab.py --rounds 6 /tmp/old_site installed -- my_timing.py 256 1000
 
@@ -23,27 +23,35 @@ import statistics
 import subprocess
 import sys
 
-NUMBER = re.compile(r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s+\S*ms\b")
+NUMBER = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+TIMED = re.compile(rf"({NUMBER})\s+(?:ms\b|ms/)")
 
 
 def time_of(output: str) -> float:
-    """The number before the first word ending in "ms", else the last line's last number."""
-    m = NUMBER.search(output)
+    """From the output's last line: the number before "ms" (or "ms/..."), else its last
+    number."""
+    lines = output.strip().splitlines()
+    if not lines:
+        raise ValueError("the script printed nothing")
+    last = lines[-1]
+    m = TIMED.search(last)
     if m:
         return float(m.group(1))
-    numbers = re.findall(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", output.strip().splitlines()[-1])
+    numbers = re.findall(NUMBER, last)
     if not numbers:
-        raise ValueError(f"no number in the script's output: {output!r}")
+        raise ValueError(f"no number on the script's last line: {last!r}")
     return float(numbers[-1])
 
 
 def run(site: str, command: list[str]) -> float:
     env = dict(os.environ)
+    env.pop("PYTHONPATH", None)  # "installed" means no other build on the path
     if site != "installed":
         env["PYTHONPATH"] = site
-    out = subprocess.run(
-        [sys.executable, *command], env=env, capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([sys.executable, *command], env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr)
+        raise SystemExit(f"{site}: the script failed (exit {out.returncode})")
     return time_of(out.stdout)
 
 

@@ -207,35 +207,6 @@ def test_threads_and_batch_split_give_bitwise_equal_chains():
         wb.set_num_threads(n)
 
 
-@pytest.mark.parametrize(
-    "threads,chains,tied,recon",
-    [(2, 300, True, "bernoulli"), (3, 400, False, "gaussian"), (2, 1100, True, "bernoulli")],
-)
-def test_chains_split_over_threads_give_the_bits_of_one_thread(threads, chains, tied, recon):
-    # From 128 chains a thread, the threads each take whole chains through every step (in
-    # chunks of about 256, uneven here); one thread takes column slices of every product.
-    # Clamping per chain, records, burn-in and the final means go through both.
-    m = make_model(784, 200, dtype=np.float32, seed=5, tied=tied, recon=recon)
-    rng = np.random.default_rng(2)
-    x = start(m, chains, rng)
-    clamp = rng.random((chains, 784)) < 0.1
-    kw = dict(x0=x, steps=5, burn_in=1, every=2, clamp=clamp, seed=9)
-    n = wb.get_num_threads()
-    try:
-        wb.set_num_threads(1)
-        want = m.sample(**kw)
-        want_means = m.sample(**kw, means=True)
-        wb.set_num_threads(threads)
-        got = m.sample(**kw)
-        got_means = m.sample(**kw, means=True)
-    finally:
-        wb.set_num_threads(n)
-    assert got.shape == (2, chains, 784)
-    np.testing.assert_array_equal(got, want)
-    np.testing.assert_array_equal(got_means, want_means)
-    np.testing.assert_array_equal(got[:, clamp], np.broadcast_to(x[clamp], got[:, clamp].shape))
-
-
 def test_single_chain_sparse_encoder_matches_reference():
     # B = 1 with a sparse corrupted input takes the row-sum encoder; same maths.
     m = make_model(100, 40, corruption="masking")

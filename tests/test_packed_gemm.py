@@ -604,3 +604,54 @@ def test_weight_gradients_through_packed_gemm(prefer, case):
     }[case]()
 
     agrees_with_blas(prefer, run, atol=2e-4, blas_packs=True)
+
+
+@pytest.mark.parametrize(
+    "threads,chains,tied,recon",
+    [(2, 300, True, "bernoulli"), (3, 400, False, "gaussian"), (2, 1100, True, "bernoulli")],
+)
+def test_chains_split_over_threads_give_the_bits_of_one_thread(isa, threads, chains, tied, recon):
+    # From 128 chains a thread the threads each take whole chains through every step, in
+    # chunks of about 256 (uneven here); one thread takes column slices of every product.
+    # Clamping per chain, records, burn-in and the final means go through both. The AVX2
+    # kernel packs only up to 256 chains (packed_gemm_pays): 256 on two threads there.
+    if isa == "avx2":
+        threads, chains = 2, 256
+    rng = np.random.default_rng(2)
+    m = wb.DAE(
+        784,
+        200,
+        tied=tied,
+        seed=5,
+        dtype=np.float32,
+        reconstruction=wb.Gaussian(0.5) if recon == "gaussian" else "bernoulli",
+    )
+    m.set_params(b1=rng.normal(0, 0.5, 200), b0=rng.normal(0, 0.5, 784))
+    if recon == "gaussian":
+        x = rng.normal(size=(chains, 784)).astype(np.float32)
+    else:
+        x = (rng.random((chains, 784)) < 0.3).astype(np.float32)
+    clamp = rng.random((chains, 784)) < 0.1
+    kw = dict(x0=x, steps=5, burn_in=1, every=2, clamp=clamp, seed=9)
+    n = wb.get_num_threads()
+    try:
+        wb.set_num_threads(1)
+        want = m.sample(**kw)
+        want_means = m.sample(**kw, means=True)
+        wb.set_num_threads(threads)
+        got = m.sample(**kw)
+        got_means = m.sample(**kw, means=True)
+        # The split runs: one product per chunk per half-step (dae_chain.cpp's chunks), where
+        # column slices make several per product. (One call of 5 steps: sample runs `every`
+        # in calls of its own, and a call of one step packs nothing.)
+        before = cpu.packed_products_count()
+        m.sample(x0=x, steps=5, clamp=clamp, seed=9)
+        products = cpu.packed_products_count() - before
+    finally:
+        wb.set_num_threads(n)
+    chunks = threads * -(-chains // (256 * threads))
+    assert products == chunks * 2 * 5
+    assert got.shape == (2, chains, 784)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got_means, want_means)
+    np.testing.assert_array_equal(got[:, clamp], np.broadcast_to(x[clamp], got[:, clamp].shape))

@@ -283,3 +283,25 @@ def test_a_poisoned_optimizer_is_reset_when_a_loss_stops_fit():
     opt.lr = 0.01
     m.fit(x, epochs=2, batch_size=10, optimizer=opt, progress=False, seed=0)
     assert all(np.all(np.isfinite(v)) for v in m.get_params().values())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_copies_and_pickles_of_a_fitted_model_leave_fit_s_buffers_behind(dtype):
+    # Also: an unpickled model's dtype is a new np.dtype object, equal to the builtin one; the
+    # kernels took only the builtin object and refused its arrays.
+    import copy
+    import pickle
+
+    m = wb.DAE(D, 8, seed=0, dtype=dtype)
+    x = np.repeat(patterns(1), 5, axis=0)
+    m.fit(x, epochs=1, batch_size=10, progress=False, seed=0)
+    assert "_fit_buffers" in m.__dict__
+    for c in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+        assert "_fit_buffers" not in c.__dict__
+        for k, v in m.get_params().items():
+            np.testing.assert_array_equal(c.get_params()[k], v)
+        np.testing.assert_array_equal(
+            c.sample(x0=x, steps=3, seed=1), m.sample(x0=x, steps=3, seed=1)
+        )
+        c.fit(x, epochs=1, batch_size=10, progress=False, seed=0)  # makes its own
+        assert c._fit_buffers["grads"]["W1"] is not m._fit_buffers["grads"]["W1"]

@@ -21,10 +21,16 @@ inline std::string shape_str(const py::array& a) {
   return s.str();
 }
 
+// Whether a's dtype is equivalent to `dtype` (not the same object: an unpickled or copied
+// np.dtype('float32') is a new dtype object equal to the builtin one).
+inline bool same_dtype(const py::array& a, const py::dtype& dtype) {
+  return py::detail::npy_api::get().PyArray_EquivTypes_(a.dtype().ptr(), dtype.ptr());
+}
+
 // -1 in `shape` accepts any extent.
 inline void check_array(const py::array& a, const char* name, const py::dtype& dtype,
                         const std::vector<py::ssize_t>& shape, bool writeable) {
-  if (!a.dtype().is(dtype))
+  if (!same_dtype(a, dtype))
     throw py::type_error(std::string(name) + ": expected dtype " + py::str(dtype).cast<std::string>() +
                          ", got " + py::str(a.dtype()).cast<std::string>());
   bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());

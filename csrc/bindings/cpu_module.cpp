@@ -57,7 +57,7 @@ void corrupt_t(py::array x, py::array out, int kind, double param, uint64_t seed
 
 void corrupt(py::array x, py::array out, int kind, double param, uint64_t seed, uint32_t step,
              uint32_t first_chain) {
-  if (x.dtype().is(py::dtype::of<double>()))
+  if (same_dtype(x, py::dtype::of<double>()))
     corrupt_t<double>(x, out, kind, param, seed, step, first_chain);
   else
     corrupt_t<float>(x, out, kind, param, seed, step, first_chain);
@@ -184,7 +184,7 @@ void optimizer_t(int kind, py::array p, py::array g, py::array s1, std::optional
   }
 }
 
-bool is_f64(const py::array& x) { return x.dtype().is(py::dtype::of<double>()); }
+bool is_f64(const py::array& x) { return same_dtype(x, py::dtype::of<double>()); }
 
 // C = A @ op(B) in float32, checked: A (m, k); B (k, n), or (n, k) when trans_b; C (m, n),
 // writable. The benchmarks' and tests' raw products.

@@ -14,7 +14,7 @@ namespace py = pybind11;
 namespace wb::bind {
 namespace {
 
-bool is_f64(const py::array& x) { return x.dtype().is(py::dtype::of<double>()); }
+bool is_f64(const py::array& x) { return same_dtype(x, py::dtype::of<double>()); }
 
 // The network and the schedule from keyword arguments: kind, W (list), b (list), Wout, bout,
 // beta, alphabar, basis (float64), dequantize; checked against D.

@@ -45,7 +45,7 @@ void lse_t(py::array a, py::array b, double scale, py::array col, py::array row,
   gemm_logsumexp<T>(pa, M, pb, N, D, static_cast<T>(scale), pc, pr, po);
 }
 
-bool is_f64(const py::array& x) { return x.dtype().is(py::dtype::of<double>()); }
+bool is_f64(const py::array& x) { return same_dtype(x, py::dtype::of<double>()); }
 
 }  // namespace
 

@@ -162,7 +162,7 @@ double gsn_walkback_t(py::array x, const py::kwargs& kw) {
   return gsn_walkback<T>(m, a, px, clamp, want ? &g : nullptr);
 }
 
-bool is_f64(const py::array& x) { return x.dtype().is(py::dtype::of<double>()); }
+bool is_f64(const py::array& x) { return same_dtype(x, py::dtype::of<double>()); }
 
 }  // namespace
 

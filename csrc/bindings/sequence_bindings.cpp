@@ -131,7 +131,7 @@ void param_grad_t(py::array cols, py::array dy, py::array dW, std::optional<py::
   conv1d_param_grad<T>(s, c, pc, pd, pw, pb);
 }
 
-bool is_f64(const py::array& a) { return a.dtype().is(py::dtype::of<double>()); }
+bool is_f64(const py::array& a) { return same_dtype(a, py::dtype::of<double>()); }
 
 // The model from keyword arguments (parameters checked against the sizes they imply).
 template <class T>

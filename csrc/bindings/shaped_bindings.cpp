@@ -15,7 +15,7 @@ namespace py = pybind11;
 namespace wb::bind {
 namespace {
 
-bool is_f64(const py::array& a) { return a.dtype().is(py::dtype::of<double>()); }
+bool is_f64(const py::array& a) { return same_dtype(a, py::dtype::of<double>()); }
 
 // A network from [W0, b0, ..., W_head, b_head] (the head last), shapes chained.
 template <class T>

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <stdexcept>
 #include <type_traits>
 #include <vector>
 
@@ -117,7 +118,8 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
     T* h_r = h.data() + r0 * H;
     T* o_r = o.data() + r0 * D;
     const uint32_t step = a.first_step + static_cast<uint32_t>(s);
-    // Encode: h = act(x~ W + b1), each thread on a slice of the hidden units.
+    // Encode: h = act(x~ W + b1), on slices of the hidden units (all of them for a thread's
+    // own chains when split).
     bool sparse = false;
     if (B == 1) {
       // Branch-free: about half the units are on, so a branch per unit mispredicted half the
@@ -139,7 +141,7 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
       if (sparse) {
         // Each unit's sum is the same for any cut: every thread may take a slice.
         parallel_columns(H, kAlign, 128, 1, [&](int64_t j0, int64_t j1) {
-          encode_sparse_slice<T, A>(m, xt.data(), h.data(), on, j0, j1);
+          encode_sparse_slice<T, A>(m, xt_r, h_r, on, j0, j1);
         }, false);
         return;
       }
@@ -151,6 +153,8 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
         if constexpr (std::is_same_v<T, float>) {
           const BlockDone done = BlockDone::of(activate);
           packed_gemm(n, xt_r, D, enc, h_r, H, 0, H, false, &done);
+        } else {
+          throw std::logic_error("dae_chain: only packed (float) weights split the chains");
         }
         return;
       }
@@ -219,6 +223,8 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
         if constexpr (std::is_same_v<T, float>) {
           const BlockDone done = BlockDone::of(epilogue);
           packed_gemm(n, h_r, H, dec, o_r, D, 0, D, false, &done);
+        } else {
+          throw std::logic_error("dae_chain: only packed (float) weights split the chains");
         }
         return;
       }
@@ -235,8 +241,8 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
   // Fewer chains keep column slices: each thread then reads only its part of W.
   const int64_t threads = pool().size();
   if (!enc.empty() && B >= kSplitRows * threads && threads > 1) {
-    // Chunks of whole 12-row tiles of the AVX-512 kernel, about kChunkRows each, the same
-    // number for every thread (taken dynamically, for a thread whose core is shared).
+    // Chunks of whole 12-row tiles of the AVX-512 kernel, about kChunkRows each, a multiple of
+    // the thread count; taken dynamically, so a thread whose core is shared takes fewer.
     const int64_t chunks = threads * ((B + kChunkRows * threads - 1) / (kChunkRows * threads));
     const int64_t tiles = (B + 11) / 12;
     std::atomic<int64_t> next{0};

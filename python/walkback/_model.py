@@ -45,6 +45,13 @@ class ParamModel:
     device = "cpu"  # where the parameters live and the kernels run: "cpu" or "cuda"
     _runs_on_gpu = False  # True for models whose kernels have a CUDA port
 
+    def __getstate__(self):
+        # fit's kept buffers (training.kept_buffers) are scratch: a copy or a pickle of the
+        # model does not carry three more copies of its parameters.
+        state = dict(self.__dict__)
+        state.pop("_fit_buffers", None)
+        return state
+
     # ------------------------------------------------------------------ parameters
     def param_shapes(self) -> dict:
         raise NotImplementedError
@@ -81,6 +88,7 @@ class ParamModel:
         device = _backend.check_device_name(device)
         if device == self.device:
             return self
+        self.__dict__.pop("_fit_buffers", None)  # fit's scratch stays on the old device else
         if device == "cuda":
             if not self._runs_on_gpu:
                 raise NotImplementedError(

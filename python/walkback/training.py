@@ -71,7 +71,8 @@ def stochastic_binarize(x, seed: int, epoch: int, first_row: int, columns=None):
 def kept_buffers(model, params, xp, batch_shape, dtype):
     """fit's gradients, its two backups of the parameters (set to the parameters now) and, on
     the CPU, the buffer batches are gathered into: kept on the model between fit calls, like
-    PyTorch's ``.grad``, at the cost of three more copies of the parameters. Fresh arrays of a
+    PyTorch's ``.grad``, at the cost of three more copies of the parameters (dropped by
+    ``model.to``, left out of copies and pickles). Fresh arrays of a
     few MB each call were page-faulted in whenever malloc handed them out from new pages:
     measured 3,858 faults and +0.9 ms a batch (of 2.2) for a DAE with H = 1000 fitted one epoch
     of 8 batches a call (benchmarks/RESULTS.md)."""
