@@ -111,6 +111,18 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
   // products run on the calling thread; otherwise every product is cut into column slices
   // over the pool, with a wait at the end of each.
   std::vector<int32_t> on;
+  // C (rows x w.n()) = A op(B) by the pack w on the calling thread (a thread's own chains when
+  // the threads split them), epi on each block of C once it is final. Only packed (float)
+  // weights split the chains.
+  auto product_here = [](int64_t rows, const T* a_, int64_t lda, const PackedWeights& w, T* c,
+                         int64_t ldc, auto& epi) {
+    if constexpr (std::is_same_v<T, float>) {
+      const BlockDone done = BlockDone::of(epi);
+      packed_gemm(rows, a_, lda, w, c, ldc, 0, w.n(), false, &done);
+    } else {
+      throw std::logic_error("dae_chain: only packed (float) weights split the chains");
+    }
+  };
   auto run_step = [&](int64_t s, int64_t r0, int64_t r1, bool split) {
     const int64_t n = r1 - r0;
     T* x_r = x + r0 * D;
@@ -149,15 +161,7 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
         for (int64_t r = q0; r < q1; ++r)
           bias_activate<T, A>(h_r + r * H + j0, m.b1 + j0, j1 - j0);
       };
-      if (split) {
-        if constexpr (std::is_same_v<T, float>) {
-          const BlockDone done = BlockDone::of(activate);
-          packed_gemm(n, xt_r, D, enc, h_r, H, 0, H, false, &done);
-        } else {
-          throw std::logic_error("dae_chain: only packed (float) weights split the chains");
-        }
-        return;
-      }
+      if (split) return product_here(n, xt_r, D, enc, h_r, H, activate);
       weight_gemm_columns<T>(&enc, false, n, H, D, xt_r, D, m.W, H, h_r, H, kAlign, activate);
     });
     // Decode o = h W^T (tied) or h U, then per slice of visible units: sample, keep the clamped
@@ -219,15 +223,7 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
         for (int64_t q = q0; q < q1; q += kDrawRows)
           rows_done(q, std::min(q + kDrawRows, q1), d0, d1);
       };
-      if (split) {
-        if constexpr (std::is_same_v<T, float>) {
-          const BlockDone done = BlockDone::of(epilogue);
-          packed_gemm(n, h_r, H, dec, o_r, D, 0, D, false, &done);
-        } else {
-          throw std::logic_error("dae_chain: only packed (float) weights split the chains");
-        }
-        return;
-      }
+      if (split) return product_here(n, h_r, H, dec, o_r, D, epilogue);
       if (m.U)
         weight_gemm_columns<T>(&dec, false, n, D, H, h_r, H, m.U, D, o_r, D, kAlign, epilogue);
       else

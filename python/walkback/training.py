@@ -69,13 +69,13 @@ def stochastic_binarize(x, seed: int, epoch: int, first_row: int, columns=None):
 
 
 def kept_buffers(model, params, xp, batch_shape, dtype):
-    """fit's gradients, its two backups of the parameters (set to the parameters now) and, on
-    the CPU, the buffer batches are gathered into: kept on the model between fit calls, like
-    PyTorch's ``.grad``, at the cost of three more copies of the parameters (dropped by
-    ``model.to``, left out of copies and pickles). Fresh arrays of a
-    few MB each call were page-faulted in whenever malloc handed them out from new pages:
-    measured 3,858 faults and +0.9 ms a batch (of 2.2) for a DAE with H = 1000 fitted one epoch
-    of 8 batches a call (benchmarks/RESULTS.md)."""
+    """fit's gradients, its two backups of the parameters (the one read first set to the
+    parameters now) and, on the CPU, the buffer batches are gathered into: kept on the model
+    between fit calls, like PyTorch's ``.grad``, at the cost of three more copies of the
+    parameters (dropped by ``model.to``, left out of copies and pickles). Fresh arrays of a few
+    MB each call were page-faulted in whenever malloc handed them out from new pages: measured
+    3,858 faults a call and 3.09 against 2.37 ms a batch for a DAE with H = 1000 fitted one
+    epoch of 8 batches a call (benchmarks/RESULTS.md)."""
     sig = tuple(
         (k, v.shape, v.dtype.str, str(getattr(v, "device", "cpu"))) for k, v in params.items()
     )
@@ -87,9 +87,10 @@ def kept_buffers(model, params, xp, batch_shape, dtype):
             "backups": [{k: xp.empty_like(v) for k, v in params.items()} for _ in range(2)],
         }
         model._fit_buffers = kept
-    for backup in kept["backups"]:
-        for k, v in params.items():
-            xp.copyto(backup[k], v)
+    # Only backups[1] is read before a step writes it (fit's first restore, at step 0 or, for a
+    # loss read late, step 1); backups[0] is written by step 0 before any read.
+    for k, v in params.items():
+        xp.copyto(kept["backups"][1][k], v)
     batch_buf = None
     if xp is np:
         batch_buf = kept.get("batch")
