@@ -6,36 +6,19 @@
 #include <type_traits>
 #include <vector>
 
-#include "walkback/corrupt.h"
+#include "walkback/dae_chain_rows.h"
 #include "walkback/dispatch.h"
 #include "walkback/elementwise.h"
 #include "walkback/parallel_gemm.h"
 #include "walkback/random_ops.h"
 #include "walkback/row_kernels.h"
-#include "walkback/simd.h"
+#include "walkback/weight_rows.h"
 #include "walkback/workspace.h"
 
 namespace wb {
 namespace {
 
-// acc[j] += sum_r v[r] * rows[r][j] for j < n, four rows per pass over acc.
-template <class T>
-WB_SIMD_CLONES void accumulate_rows(T* acc, const T* const* rows, const T* v, int64_t count,
-                                    int64_t n) {
-  int64_t r = 0;
-  for (; r + 4 <= count; r += 4) {
-    const T *w0 = rows[r], *w1 = rows[r + 1], *w2 = rows[r + 2], *w3 = rows[r + 3];
-    const T v0 = v[r], v1 = v[r + 1], v2 = v[r + 2], v3 = v[r + 3];
-    for (int64_t j = 0; j < n; ++j) acc[j] += (v0 * w0[j] + v1 * w1[j]) + (v2 * w2[j] + v3 * w3[j]);
-  }
-  for (; r < count; ++r) {
-    const T* w = rows[r];
-    const T vr = v[r];
-    for (int64_t j = 0; j < n; ++j) acc[j] += vr * w[j];
-  }
-}
-
-// The B = 1 encoder: h = b1 + the sum of the rows of W whose corrupted input is nonzero, each
+// The B = 1 encoder of untied models (tied ones take dae_chain_one): h = b1 + the sum of the rows of W whose corrupted input is nonzero, each
 // times its value; with binary inputs that reads a fraction of W (and it writes act(h) in
 // place).
 template <class T, Activation A>
@@ -79,6 +62,7 @@ void pack_dae_weights(const DaeModel<float>& m, PackedWeights& enc, PackedWeight
 template <class T>
 void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* means) {
   const int64_t B = a.chains, D = m.D, H = m.H;
+  if (B == 1 && !m.U) return dae_chain_one(m, a, x, records, means);
   const StreamKey key = stream_key(a.seed);
   const int64_t total = a.burn_in + a.steps;
   KeptWorkspace<ChainWork<T>> work;
@@ -86,9 +70,7 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
   xt.resize(B * D);
   h.resize(B * H);
   o.resize(B * D);
-  auto clamp_row = [&](int64_t r) -> const uint8_t* {
-    return a.clamp ? a.clamp + (a.clamp_per_chain ? r * D : 0) : nullptr;
-  };
+  const ChainState<T> state{m, a, key, x, xt.data(), o.data(), means};
   // Slices of the visible units are whole Philox blocks; 16 keeps SIMD stores aligned.
   constexpr int64_t kAlign = 16;
   // The threads split the chains (below) from kSplitRows chains per thread, in chunks of
@@ -125,7 +107,6 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
   };
   auto run_step = [&](int64_t s, int64_t r0, int64_t r1, bool split) {
     const int64_t n = r1 - r0;
-    T* x_r = x + r0 * D;
     T* xt_r = xt.data() + r0 * D;
     T* h_r = h.data() + r0 * H;
     T* o_r = o.data() + r0 * D;
@@ -133,7 +114,7 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
     // Encode: h = act(x~ W + b1), on slices of the hidden units (all of them for a thread's
     // own chains when split).
     bool sparse = false;
-    if (B == 1) {
+    if (B == 1) {  // untied (tied: dae_chain_one)
       // Branch-free: about half the units are on, so a branch per unit mispredicted half the
       // time (measured: this loop was most of the step's serial part).
       on.resize(D);
@@ -165,63 +146,16 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
       weight_gemm_columns<T>(&enc, false, n, H, D, xt_r, D, m.W, H, h_r, H, kAlign, activate);
     });
     // Decode o = h W^T (tied) or h U, then per slice of visible units: sample, keep the clamped
-    // units, record, and corrupt for the next step.
+    // units, record, and corrupt for the next step (dae_chain_rows.h).
     const bool last = s + 1 == total;
-    const int64_t past = s + 1 - a.burn_in;
-    T* rec = nullptr;
-    if (a.every > 0 && past > 0 && past % a.every == 0 && records)
-      rec = records + (past / a.every - 1) * B * D;
+    T* rec = record_slab(a, s, D, records);
     with_reconstruction(m.reconstruction, [&](auto rc) {
       constexpr Reconstruction R = decltype(rc)::value;
-      // The corruption's uniforms too are drawn a block of rows at a time (not its normals).
-      const bool block_corrupt = !last && corruption_needs_uniform(m.corruption);
-      // Rows [q0, q1) of the column slice [d0, d1) (rows counted from r0); called by the
-      // epilogue below for at most kDrawRows rows at a time. Their uniforms are drawn together:
-      // a row's few dozen Philox blocks alone would not fill the interleaved sets of a SIMD pass
-      // (philox_simd.cpp).
-      auto rows_done = [&](int64_t q0, int64_t q1, int64_t d0, int64_t d1) {
-        const int64_t w = d1 - d0, rows = q1 - q0;
-        const uint32_t chain0 = a.first_chain + static_cast<uint32_t>(r0 + q0);
-        // The buffers are kept by the thread.
-        thread_local std::vector<float> scratch;
-        thread_local BlockUniforms sample_u, corrupt_u;
-        if (scratch.size() < static_cast<size_t>(w)) scratch.resize(w);
-        if (R == Reconstruction::Bernoulli)
-          sample_u.draw(key, chain0, rows, step, kStreamSample, d0, w);
-        if (block_corrupt) corrupt_u.draw(key, chain0, rows, step + 1, kStreamCorrupt, d0, w);
-        for (int64_t q = q0; q < q1; ++q) {
-          const int64_t r = r0 + q;
-          const uint32_t chain = a.first_chain + static_cast<uint32_t>(r);
-          T* xr = x + r * D + d0;
-          T* orow = o.data() + r * D + d0;
-          const float* drawn = scratch.data();
-          if (R == Reconstruction::Bernoulli)
-            drawn = sample_u.row(q - q0);
-          else
-            normal_row(key, chain, step, kStreamSample, d0, w, scratch.data());
-          const uint8_t* cr = clamp_row(r);
-          sample_row<T, R>(xr, orow, m.b0 + d0, cr ? cr + d0 : nullptr, m.sigma, drawn, w);
-          if (rec) {
-            const T* src = a.record_means ? orow : xr;
-            std::copy(src, src + w, rec + r * D + d0);
-          }
-          if (last && means) std::copy(orow, orow + w, means + r * D + d0);
-          if (!block_corrupt && !last)
-            corrupt_row<T>(m.corruption, m.corruption_param, xr, xt.data() + r * D + d0, d0, w,
-                           key, chain, step + 1, scratch.data());
-        }
-        // The block's corruption after all its samples, not row by row right behind each:
-        // reading a row just written stalled on its stores (`perf`: 70% of corrupt_loop's
-        // samples on the first use of the load).
-        if (block_corrupt)
-          for (int64_t q = q0; q < q1; ++q)
-            corrupt_drawn<T>(m.corruption, m.corruption_param, x_r + q * D + d0,
-                             xt_r + q * D + d0, w, corrupt_u.row(q - q0));
-      };
       // A few rows after walkback's kernel, every row of a slice after the BLAS's product.
       auto epilogue = [&](int64_t q0, int64_t q1, int64_t d0, int64_t d1) {
         for (int64_t q = q0; q < q1; q += kDrawRows)
-          rows_done(q, std::min(q + kDrawRows, q1), d0, d1);
+          finish_chain_rows<T, R>(state, step, last, rec, r0, q, std::min(q + kDrawRows, q1), d0,
+                                  d1);
       };
       if (split) return product_here(n, h_r, H, dec, o_r, D, epilogue);
       if (m.U)

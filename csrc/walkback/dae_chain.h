@@ -40,6 +40,11 @@ struct ChainArgs {
 template <class T>
 void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* means);
 
+// dae_chain for one chain (B = 1) with tied weights: one pass over W a step
+// (dae_chain_one.cpp). dae_chain calls it; the bits do not depend on the thread count.
+template <class T>
+void dae_chain_one(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* means);
+
 // The encoder's weights (W, D x H) into `enc` and the decoder's (W^T, or U when untied; H x D)
 // into `dec`, for packed_gemm: one pass over them per orientation.
 void pack_dae_weights(const DaeModel<float>& m, PackedWeights& enc, PackedWeights& dec);

@@ -1,0 +1,83 @@
+// One chain's products with W a row at a time (B = 1): the encoder's sum of the rows whose
+// input is on, and the decoder's dot product of each row with h. Each result's arithmetic is
+// fixed by its inputs alone, not by the SIMD level or the thread that computes it, so every
+// clone and every thread count gives the same bits.
+#pragma once
+#include <cstdint>
+
+#include "walkback/simd.h"
+
+namespace wb {
+namespace {  // one copy per translation unit: the SIMD clones stay local
+
+// acc[j] += sum_r v[r] * rows[r][j] for j < n, four rows per pass over acc.
+template <class T>
+WB_SIMD_CLONES void accumulate_rows(T* acc, const T* const* rows, const T* v, int64_t count,
+                                    int64_t n) {
+  int64_t r = 0;
+  for (; r + 4 <= count; r += 4) {
+    const T *w0 = rows[r], *w1 = rows[r + 1], *w2 = rows[r + 2], *w3 = rows[r + 3];
+    const T v0 = v[r], v1 = v[r + 1], v2 = v[r + 2], v3 = v[r + 3];
+    for (int64_t j = 0; j < n; ++j) acc[j] += (v0 * w0[j] + v1 * w1[j]) + (v2 * w2[j] + v3 * w3[j]);
+  }
+  for (; r < count; ++r) {
+    const T* w = rows[r];
+    const T vr = v[r];
+    for (int64_t j = 0; j < n; ++j) acc[j] += vr * w[j];
+  }
+}
+
+constexpr int kDotLanes = 16;
+
+// The lanes of a dot product added in a fixed tree.
+template <class T>
+inline T sum_lanes(const T* a) {
+  T s[8];
+  for (int l = 0; l < 8; ++l) s[l] = a[l] + a[l + 8];
+  for (int l = 0; l < 4; ++l) s[l] = s[l] + s[l + 4];
+  return (s[0] + s[2]) + (s[1] + s[3]);
+}
+
+// o[i] = w[i * ld : i * ld + n] . h for i < count. Lane l of a dot product adds the products
+// of the elements j = l (mod 16) in order, and the lanes are then added in a fixed tree; four
+// rows share each pass over h.
+template <class T>
+WB_SIMD_CLONES void row_dots(const T* w, int64_t ld, int64_t count, const T* h, int64_t n,
+                             T* o) {
+  const int64_t body = n - n % kDotLanes;
+  int64_t i = 0;
+  for (; i + 4 <= count; i += 4) {
+    const T *w0 = w + i * ld, *w1 = w0 + ld, *w2 = w1 + ld, *w3 = w2 + ld;
+    T a0[kDotLanes] = {}, a1[kDotLanes] = {}, a2[kDotLanes] = {}, a3[kDotLanes] = {};
+    for (int64_t j = 0; j < body; j += kDotLanes)
+      for (int l = 0; l < kDotLanes; ++l) {
+        const T hv = h[j + l];
+        a0[l] += w0[j + l] * hv;
+        a1[l] += w1[j + l] * hv;
+        a2[l] += w2[j + l] * hv;
+        a3[l] += w3[j + l] * hv;
+      }
+    for (int l = 0; body + l < n; ++l) {
+      const T hv = h[body + l];
+      a0[l] += w0[body + l] * hv;
+      a1[l] += w1[body + l] * hv;
+      a2[l] += w2[body + l] * hv;
+      a3[l] += w3[body + l] * hv;
+    }
+    o[i] = sum_lanes(a0);
+    o[i + 1] = sum_lanes(a1);
+    o[i + 2] = sum_lanes(a2);
+    o[i + 3] = sum_lanes(a3);
+  }
+  for (; i < count; ++i) {
+    const T* wi = w + i * ld;
+    T a[kDotLanes] = {};
+    for (int64_t j = 0; j < body; j += kDotLanes)
+      for (int l = 0; l < kDotLanes; ++l) a[l] += wi[j + l] * h[j + l];
+    for (int l = 0; body + l < n; ++l) a[l] += wi[body + l] * h[body + l];
+    o[i] = sum_lanes(a);
+  }
+}
+
+}  // namespace
+}  // namespace wb
