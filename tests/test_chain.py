@@ -232,25 +232,76 @@ def test_single_chain_sparse_encoder_matches_reference():
 
 @pytest.mark.parametrize("density", [0.2, 0.97])
 def test_single_chain_is_the_same_for_any_thread_count_and_split_of_steps(density):
-    """B = 1 (sparse inputs: the row-sum encoder; dense: the GEMM's): one call of six steps
-    equals six calls of one, with 1, 2 or 3 threads."""
+    """B = 1 (tied: one pass over W a step, dae_chain_one.cpp; sparse or dense inputs): one call
+    of six steps equals six calls of one, with any number of threads."""
     m = make_model(784, 300, dtype=np.float32, seed=3, corruption="bit_flip")
     x = (np.random.default_rng(1).random((1, 784)) < density).astype(np.float32)
     p = m.get_params()
-    kw = dict(seed=31, **step_args(m))
-    whole = wb.ops.chain_step(x, p["W1"], p["b1"], p["b0"], steps=6, **kw)
+    kw = dict(seed=31, return_mean=True, **step_args(m))
+    # The means too: a sum in another order moves them in the last bits, rarely a sample.
+    whole, whole_mean = wb.ops.chain_step(x, p["W1"], p["b1"], p["b0"], steps=6, **kw)
     y = x
     for s in range(6):
-        y = wb.ops.chain_step(y, p["W1"], p["b1"], p["b0"], step=s, **kw)
+        y, mean = wb.ops.chain_step(y, p["W1"], p["b1"], p["b0"], step=s, **kw)
     np.testing.assert_array_equal(whole, y)
+    np.testing.assert_array_equal(whole_mean, mean)
     n = wb.get_num_threads()
     try:
-        for threads in (1, 2, 3):
+        for threads in (1, 2, 3, 5, 9):  # 9: more threads than the pass's 8 groups
             wb.set_num_threads(threads)
             again = wb.ops.chain_step(x, p["W1"], p["b1"], p["b0"], steps=6, **kw)
-            np.testing.assert_array_equal(whole, again)
+            np.testing.assert_array_equal(whole, again[0])
+            np.testing.assert_array_equal(whole_mean, again[1])
     finally:
         wb.set_num_threads(n)
+
+
+@pytest.mark.parametrize("corruption", ["salt_and_pepper", "gaussian"])
+def test_one_chain_pass_matches_reference_on_even_and_odd_steps(corruption, rng):
+    """B = 1, tied, D = 784: eight groups of visible units of two blocks each, passed forwards
+    on even steps and backwards on odd ones; every step against the float64 reference."""
+    m = make_model(784, 37, corruption=corruption)
+    x = start(m, 1, rng)
+    p = m.get_params()
+    for step in range(4):
+        got, mean = wb.ops.chain_step(
+            x, p["W1"], p["b1"], p["b0"], seed=11, step=step, return_mean=True, **step_args(m)
+        )
+        want, want_mean = ref.dae_step(
+            x,
+            ref_params(m),
+            activation="sigmoid",
+            corruption=CORRUPTIONS[corruption][1],
+            recon="bernoulli",
+            sigma=1.0,
+            seed=11,
+            step=step,
+        )
+        np.testing.assert_allclose(mean, want_mean, rtol=1e-9, atol=1e-12)
+        np.testing.assert_array_equal(got, want)
+        x = got
+
+
+def test_one_chain_records_means_and_clamp_for_any_thread_count(rng):
+    # Records, burn-in, the last step's means and clamped units through the one-chain pass.
+    m = make_model(784, 120, dtype=np.float32, seed=4)
+    x = start(m, 1, rng)
+    clamp = rng.random(784) < 0.2
+    kw = dict(x0=x, steps=7, burn_in=2, every=3, clamp=clamp, seed=21)
+    n = wb.get_num_threads()
+    try:
+        wb.set_num_threads(1)
+        want = m.sample(**kw)
+        want_means = m.sample(**kw, means=True)
+        for threads in (2, 3, 9):
+            wb.set_num_threads(threads)
+            np.testing.assert_array_equal(m.sample(**kw), want)
+            np.testing.assert_array_equal(m.sample(**kw, means=True), want_means)
+    finally:
+        wb.set_num_threads(n)
+    assert want.shape == (2, 1, 784)
+    np.testing.assert_array_equal(want[:, 0, clamp], np.broadcast_to(x[0, clamp], (2, clamp.sum())))
+    assert 0 < want[:, 0, ~clamp].mean() < 1  # the free units move
 
 
 def test_default_start_and_seed_draws():
