@@ -80,7 +80,7 @@ void dae_chain_one(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T
       vals[count] = xt[d];
       count += xt[d] != T(0) ? 1 : 0;
     }
-    accumulate_rows<T>(acc, rows, vals, count, H);
+    accumulate_rows8<T>(acc, rows, vals, count, H);
   };
   // Each thread takes the same groups every step (pool().parallel_for's contiguous slices),
   // in the pass's direction.
