@@ -57,35 +57,23 @@ inline T sum_lanes(const T* a) {
 }
 
 // o[i] = w[i * ld : i * ld + n] . h for i < count. Lane l of a dot product adds the products
-// of the elements j = l (mod 16) in order, and the lanes are then added in a fixed tree; four
-// rows share each pass over h.
+// of the elements j = l (mod 16) in order, and the lanes are then added in a fixed tree; eight
+// rows share each pass over h (how many does not change the bits).
 template <class T>
 WB_SIMD_CLONES void row_dots(const T* w, int64_t ld, int64_t count, const T* h, int64_t n,
                              T* o) {
   const int64_t body = n - n % kDotLanes;
   int64_t i = 0;
-  for (; i + 4 <= count; i += 4) {
-    const T *w0 = w + i * ld, *w1 = w0 + ld, *w2 = w1 + ld, *w3 = w2 + ld;
-    T a0[kDotLanes] = {}, a1[kDotLanes] = {}, a2[kDotLanes] = {}, a3[kDotLanes] = {};
+  for (; i + 8 <= count; i += 8) {
+    T a[8][kDotLanes] = {};
     for (int64_t j = 0; j < body; j += kDotLanes)
       for (int l = 0; l < kDotLanes; ++l) {
         const T hv = h[j + l];
-        a0[l] += w0[j + l] * hv;
-        a1[l] += w1[j + l] * hv;
-        a2[l] += w2[j + l] * hv;
-        a3[l] += w3[j + l] * hv;
+        for (int q = 0; q < 8; ++q) a[q][l] += w[(i + q) * ld + j + l] * hv;
       }
-    for (int l = 0; body + l < n; ++l) {
-      const T hv = h[body + l];
-      a0[l] += w0[body + l] * hv;
-      a1[l] += w1[body + l] * hv;
-      a2[l] += w2[body + l] * hv;
-      a3[l] += w3[body + l] * hv;
-    }
-    o[i] = sum_lanes(a0);
-    o[i + 1] = sum_lanes(a1);
-    o[i + 2] = sum_lanes(a2);
-    o[i + 3] = sum_lanes(a3);
+    for (int l = 0; body + l < n; ++l)
+      for (int q = 0; q < 8; ++q) a[q][l] += w[(i + q) * ld + body + l] * h[body + l];
+    for (int q = 0; q < 8; ++q) o[i + q] = sum_lanes(a[q]);
   }
   for (; i < count; ++i) {
     const T* wi = w + i * ld;
