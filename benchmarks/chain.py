@@ -5,8 +5,9 @@ x' ~ Bernoulli(w); binary visible units (D = 784), tied weights. Throughput is c
 (chain steps x chains) per second. "sgemm frac" is the time of the step's two GEMMs alone --
 the fastest of NumPy's sgemm, walkback's BLAS path and (from 8 chains) its packed kernel with
 W packed once per call as `sample` packs it, with no elementwise work -- divided by the step's
-time: 1.0 would be a step as fast as its GEMMs. At B = 1 walkback's encoder reads
-only the rows of W whose inputs are on, so its step can beat the dense GEMMs (frac > 1).
+time: 1.0 would be a step as fast as its GEMMs. At B = 1 walkback reads W once a step, a block
+of units at a time (the decoder's dot products, then, for the units that are on, the next
+encoder's rows while they are in cache), so its step can beat the two dense GEMVs (frac > 1).
 
 Peers run in turn with a pause between them (two thread pools used alternately slow each
 other); the last section measures exactly that alternation.

@@ -18,9 +18,9 @@
 namespace wb {
 namespace {
 
-// The B = 1 encoder of untied models (tied ones take dae_chain_one): h = b1 + the sum of the rows of W whose corrupted input is nonzero, each
-// times its value; with binary inputs that reads a fraction of W (and it writes act(h) in
-// place).
+// The B = 1 encoder of untied models (tied ones take dae_chain_one): h = b1 + the sum of the
+// rows of W whose corrupted input is nonzero, each times its value; with binary inputs that
+// reads a fraction of W (and it writes act(h) in place).
 template <class T, Activation A>
 void encode_sparse_slice(const DaeModel<T>& m, const T* xt, T* h, const std::vector<int32_t>& on,
                          int64_t j0, int64_t j1) {
