@@ -4,9 +4,9 @@
 DAE D = 784, tied weights, sigmoid hidden units, salt-and-pepper 0.3, Bernoulli visibles; k
 walk-back steps per example (visible samples are constants); SGD lr 0.01, momentum 0.5. Data:
 synthetic binary rows (20% ones), no binarization. Examples/s = rows trained per second.
-"sgemm frac" = time of the step's GEMMs alone (k x 2 forward products of B rows, 3 backward
-products of k B rows; the fastest of NumPy's sgemm, walkback's BLAS path and its packed kernel)
-/ time per batch.
+"sgemm frac" = time of the step's GEMMs alone (k x 2 forward products of B rows, dO W of k B
+rows, and the weight gradient as one product of 2 k B rows, as fit does it; the fastest of
+NumPy's sgemm, walkback's BLAS path and its packed kernel) / time per batch.
 
     python benchmarks/train.py [--quick]
 """
@@ -89,16 +89,17 @@ def torch_runner(torch, W, b, k, x):
 
 
 def gemms(b, k, h, path):
-    """The batch's GEMMs alone: k x (x~ W, h W^T) on b rows; dO W, X~^T dA, dO^T H on k b.
-    path: "numpy", "walkback" (its BLAS path) or "packed" (W and W^T packed once, dA and H
-    once each for the weight gradients, as `fit` packs them where walkback's kernel is wider
-    than OpenBLAS's)."""
+    """The batch's GEMMs alone: k x (x~ W, h W^T) on b rows; dO W on k b; and the weight
+    gradient X~^T dA + dO^T H as one product [X~; dO]^T [dA; H] of 2 k b rows (as `fit` does
+    it: the stacked operands are its buffers, no copy). path: "numpy", "walkback" (its BLAS
+    path) or "packed" (W and W^T packed once, as `fit` packs them where walkback's kernel is
+    wider than OpenBLAS's)."""
     rng = np.random.default_rng(0)
     W = rng.random((D, h), dtype=np.float32)
-    xt = rng.random((k * b, D), dtype=np.float32)
-    hh = rng.random((k * b, h), dtype=np.float32)
-    o = np.empty((k * b, D), np.float32)
-    da = np.empty((k * b, h), np.float32)
+    xo = rng.random((2 * k * b, D), dtype=np.float32)  # X~ of the k steps, then dO
+    ah = rng.random((2 * k * b, h), dtype=np.float32)  # dA, then H
+    xt, o = xo[: k * b], xo[k * b :]
+    da, hh = ah[: k * b], ah[k * b :]
     gw = np.empty((D, h), np.float32)
     cpu = _backend.cpu()
 
@@ -107,26 +108,22 @@ def gemms(b, k, h, path):
             np.matmul(xt[j * b : (j + 1) * b], W, out=hh[j * b : (j + 1) * b])
             np.matmul(hh[j * b : (j + 1) * b], W.T, out=o[j * b : (j + 1) * b])
         np.matmul(o, W, out=da)
-        np.matmul(xt.T, da, out=gw)
-        np.matmul(o.T, hh, out=gw)
+        np.matmul(xo.T, ah, out=gw)
 
-    xtT = np.ascontiguousarray(xt.T)
-    oT = np.ascontiguousarray(o.T)
+    xoT = np.ascontiguousarray(xo.T)
 
     def walkback_run():
         for j in range(k):
             cpu.gemm(xt[j * b : (j + 1) * b], W, hh[j * b : (j + 1) * b], False)
             cpu.gemm(hh[j * b : (j + 1) * b], W, o[j * b : (j + 1) * b], True)
         cpu.gemm(o, W, da, False)
-        cpu.gemm(xtT, da, gw, False)
-        cpu.gemm(oT, hh, gw, False)
+        cpu.gemm(xoT, ah, gw, False)
 
     def packed_run():
         rows = [slice(j * b, (j + 1) * b) for j in range(k)]
         cpu.packed_gemm_many([xt[r] for r in rows] + [o], W, [hh[r] for r in rows] + [da])
         cpu.packed_gemm_many([hh[r] for r in rows], W, [o[r] for r in rows], True)
-        cpu.packed_gemm_at(xt, da, gw)
-        cpu.packed_gemm_at(o, hh, gw, accumulate=True)
+        cpu.packed_gemm_at(xo, ah, gw)
 
     return {"numpy": numpy_run, "walkback": walkback_run, "packed": packed_run}[path]
 

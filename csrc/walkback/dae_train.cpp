@@ -31,14 +31,17 @@ void column_sums(const T* a, int64_t rows, int64_t ld, int64_t j0, int64_t j1, T
 // per batch with the same shapes, and fresh vectors were zeroed (memset ~1.2% of a step).
 template <class T>
 struct WalkbackWork {
-  std::vector<T> xt, h, d_o, o, xs, zeros, d_a;
+  // xo: the corrupted inputs X~ of the k steps, then dO; ah: dA, then the hidden units H. So
+  // the tied weight gradient X~^T dA + dO^T H is one product, [X~; dO]^T [dA; H], of 2 k B
+  // rows: C is written once, not written and then read back and written again.
+  std::vector<T> xo, ah, o, xs, zeros;
   std::vector<double> partial;
   // The weights packed once per batch for walkback's kernel (prefer_packed_gemm; float): op(B)
   // of the encoder (W, also the tied backward product), of the decoder (W^T or U) and of the
   // untied backward product (U^T). Empty where the BLAS multiplies.
   PackedWeights enc, dec, back;
   size_t bytes() const {
-    return total_bytes(xt, h, d_o, o, xs, zeros, d_a, partial) + enc.bytes() + dec.bytes() +
+    return total_bytes(xo, ah, o, xs, zeros, partial) + enc.bytes() + dec.bytes() +
            back.bytes();
   }
 };
@@ -75,10 +78,13 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
   KeptWorkspace<WalkbackWork<T>> work;
   // Stacked over the k steps: corrupted inputs, hidden units, d loss / d decoder pre-activation;
   // every element is written before it is read.
-  std::vector<T>&xt = work->xt, &h = work->h, &d_o = work->d_o, &o = work->o, &xs = work->xs;
-  xt.resize(KB * D);
-  h.resize(KB * H);
-  d_o.resize(grads ? KB * D : D);
+  std::vector<T>&o = work->o, &xs = work->xs;
+  work->xo.resize(KB * D + (grads ? KB * D : D));
+  work->ah.resize((grads ? KB * H : 0) + KB * H);
+  T* const xt = work->xo.data();
+  T* const d_o = xt + KB * D;
+  T* const d_a = work->ah.data();
+  T* const h = d_a + (grads ? KB * H : 0);
   o.resize(B * D);
   xs.resize(B * D);
   std::vector<T>& zeros = work->zeros;
@@ -89,15 +95,15 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
   partial.assign(KB * blocks, 0.0);
   const T scale = T(1) / static_cast<T>(B);
 
-  corrupt_batch<T>(m.corruption, m.corruption_param, x, xt.data(), B, D, a.seed, 0,
+  corrupt_batch<T>(m.corruption, m.corruption_param, x, xt, B, D, a.seed, 0,
                    a.first_chain);
   pack_walkback_weights(m, B, K, grads != nullptr, *work);
   const PackedWeights* enc = work->enc.empty() ? nullptr : &work->enc;
   const PackedWeights* dec = work->dec.empty() ? nullptr : &work->dec;
   for (int64_t j = 0; j < K; ++j) {
     const uint32_t step = static_cast<uint32_t>(j);
-    T* xt_j = xt.data() + j * B * D;
-    T* h_j = h.data() + j * B * H;
+    T* xt_j = xt + j * B * D;
+    T* h_j = h + j * B * H;
     with_activation(m.activation, [&](auto act) {
       weight_gemm_columns<T>(enc, false, B, H, D, xt_j, D, m.W, H, h_j, H, kAlign,
                              [&](int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
@@ -131,7 +137,7 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
         for (int64_t r = r0; r < r1; ++r) {
           const uint32_t chain = a.first_chain + static_cast<uint32_t>(r);
           T* orow = o.data() + r * D + d0;
-          T* drow = grads ? d_o.data() + (j * B + r) * D + d0 : dummy.data();
+          T* drow = grads ? d_o + (j * B + r) * D + d0 : dummy.data();
           nll_grad_row<T, R>(orow, m.b0 + d0, x + r * D + d0, nll.data(), drow,
                              counted ? scale : T(0), m.sigma, w);
           if (counted) {
@@ -140,7 +146,7 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
           }
           if (more) {
             T* xr = xs.data() + r * D + d0;
-            T* next = xt.data() + ((j + 1) * B + r) * D + d0;
+            T* next = xt + ((j + 1) * B + r) * D + d0;
             const float* drawn = scratch.data();
             if (block_sample)
               drawn = sample_u.row(r - r0);
@@ -157,7 +163,7 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
         if (block_corrupt)
           for (int64_t r = r0; r < r1; ++r)
             corrupt_drawn<T>(m.corruption, m.corruption_param, xs.data() + r * D + d0,
-                             xt.data() + ((j + 1) * B + r) * D + d0, w,
+                             xt + ((j + 1) * B + r) * D + d0, w,
                              corrupt_u.row(r - r0));
       };
       auto epilogue = [&](int64_t r0, int64_t r1, int64_t d0, int64_t d1) {
@@ -178,34 +184,33 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
   if (!grads) return loss;
 
   // Backward, all k steps at once. dA = (dO W) * act'(h) (tied) or (dO U^T) * act'(h).
-  std::vector<T>& d_a = work->d_a;
-  d_a.resize(KB * H);
   with_activation(m.activation, [&](auto act) {
     auto epi = [&](int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
       for (int64_t r = r0; r < r1; ++r)
-        mul_activation_grad<T, decltype(act)::value>(d_a.data() + r * H + j0,
-                                                     h.data() + r * H + j0, j1 - j0);
+        mul_activation_grad<T, decltype(act)::value>(d_a + r * H + j0,
+                                                     h + r * H + j0, j1 - j0);
     };
     if (m.U)
       weight_gemm_columns<T>(work->back.empty() ? nullptr : &work->back, true, KB, H, D,
-                             d_o.data(), D, m.U, D, d_a.data(), H, kAlign, epi);
+                             d_o, D, m.U, D, d_a, H, kAlign, epi);
     else
-      weight_gemm_columns<T>(enc, false, KB, H, D, d_o.data(), D, m.W, H, d_a.data(), H, kAlign,
+      weight_gemm_columns<T>(enc, false, KB, H, D, d_o, D, m.W, H, d_a, H, kAlign,
                              epi);
   });
   // db1 after the product: its blocks may split the rows, and the sums run over rows in order.
   parallel_columns(H, kAlign, 64, 4, [&](int64_t j0, int64_t j1) {
-    column_sums(d_a.data(), KB, H, j0, j1, grads->b1);
+    column_sums(d_a, KB, H, j0, j1, grads->b1);
   }, false);
-  // dW = X~^T dA (+ dO^T H when tied), dU = H^T dO (through walkback's kernel where it is
-  // preferred), db0 = column sums of dO.
-  gemm_tn_accumulate<T>(KB, D, H, xt.data(), D, d_a.data(), H, grads->W, H, T(0));
-  if (m.U)
-    gemm_tn_accumulate<T>(KB, H, D, h.data(), H, d_o.data(), D, grads->U, D, T(0));
-  else
-    gemm_tn_accumulate<T>(KB, D, H, d_o.data(), D, h.data(), H, grads->W, H, T(1));
+  // dW = X~^T dA + dO^T H when tied, as one product of 2 k B rows (xo, ah); untied, dW = X~^T dA
+  // and dU = H^T dO (through walkback's kernel where it is preferred). db0 = column sums of dO.
+  if (m.U) {
+    gemm_tn_accumulate<T>(KB, D, H, xt, D, d_a, H, grads->W, H, T(0));
+    gemm_tn_accumulate<T>(KB, H, D, h, H, d_o, D, grads->U, D, T(0));
+  } else {
+    gemm_tn_accumulate<T>(2 * KB, D, H, xt, D, d_a, H, grads->W, H, T(0));
+  }
   parallel_columns(D, kAlign, 64, 4, [&](int64_t d0, int64_t d1) {
-    column_sums(d_o.data(), KB, D, d0, d1, grads->b0);
+    column_sums(d_o, KB, D, d0, d1, grads->b0);
   }, false);
   return loss;
 }
