@@ -59,7 +59,7 @@ def step_args(m):
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "leaky_relu"])
 @pytest.mark.parametrize("recon", ["bernoulli", "gaussian"])
 @pytest.mark.parametrize("tied", [True, False])
-@pytest.mark.parametrize("chains", [6, 1])  # one chain: row-sum encoder and GEMVs, same maths
+@pytest.mark.parametrize("chains", [6, 1])  # one chain: dae_chain_one (tied), row sums and GEMV
 def test_chain_step_matches_reference_float64(corruption, activation, recon, tied, chains, rng):
     m = make_model(21, 13, activation=activation, corruption=corruption, recon=recon, tied=tied)
     x = start(m, chains, rng)
@@ -208,7 +208,7 @@ def test_threads_and_batch_split_give_bitwise_equal_chains():
 
 
 def test_single_chain_sparse_encoder_matches_reference():
-    # B = 1 with a sparse corrupted input takes the row-sum encoder; same maths.
+    # B = 1 with a sparse corrupted input: only the rows of the units that are on are added.
     m = make_model(100, 40, corruption="masking")
     x = np.zeros((1, 100))
     x[0, :10] = 1

@@ -79,7 +79,7 @@ double dae_walkback(const DaeModel<T>& m, const WalkbackArgs& a, const T* x, Dae
   // Stacked over the k steps: corrupted inputs, hidden units, d loss / d decoder pre-activation;
   // every element is written before it is read.
   std::vector<T>&o = work->o, &xs = work->xs;
-  work->xo.resize(KB * D + (grads ? KB * D : D));
+  work->xo.resize((grads ? 2 : 1) * KB * D);  // dO only with gradients
   work->ah.resize((grads ? KB * H : 0) + KB * H);
   T* const xt = work->xo.data();
   T* const d_o = xt + KB * D;
