@@ -339,10 +339,27 @@ def test_calls_too_small_to_repay_a_pack_use_the_blas(isa):
     rng = np.random.default_rng(0)
     before = cpu.packed_weights_count()
     m.sample(x0=(rng.random((256, 64)) < 0.3).astype(np.float32), steps=1, seed=1)  # one step
-    m.sample(x0=(rng.random((4, 64)) < 0.3).astype(np.float32), steps=100, seed=1)  # 4 chains
+    # One chain never packs (tied: its own pass over W; untied: row sums and a GEMV).
+    m.sample(x0=(rng.random((1, 64)) < 0.3).astype(np.float32), steps=100, seed=1)
     assert cpu.packed_weights_count() == before
-    m.sample(x0=(rng.random((8, 64)) < 0.3).astype(np.float32), steps=2, seed=1)
+    m.sample(x0=(rng.random((2, 64)) < 0.3).astype(np.float32), steps=2, seed=1)
     assert cpu.packed_weights_count() == before + 2  # W and W^T
+
+
+def test_a_few_chains_split_over_calls_give_the_bits_of_one_call(isa):
+    # From two chains the products are walkback's kernel (OpenBLAS repacked W on every call:
+    # 4x slower a step at two chains), whose bits do not depend on how the chains are cut.
+    m = wb.DAE(784, 300, seed=2, dtype=np.float32)
+    x = (np.random.default_rng(3).random((6, 784)) < 0.3).astype(np.float32)
+    p = m.get_params()
+    kw = dict(seed=8, steps=4, return_mean=True)
+    whole, whole_mean = packs(lambda: wb.ops.chain_step(x, p["W1"], p["b1"], p["b0"], **kw))
+    parts = [
+        wb.ops.chain_step(x[:2], p["W1"], p["b1"], p["b0"], **kw),
+        wb.ops.chain_step(x[2:], p["W1"], p["b1"], p["b0"], first_chain=2, **kw),
+    ]
+    np.testing.assert_array_equal(whole, np.vstack([q[0] for q in parts]))
+    np.testing.assert_array_equal(whole_mean, np.vstack([q[1] for q in parts]))
 
 
 def test_switching_off_during_a_chain_does_not_break_it(isa):

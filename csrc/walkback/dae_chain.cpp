@@ -86,7 +86,7 @@ void dae_chain(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T* me
   enc.clear();
   dec.clear();
   if constexpr (std::is_same_v<T, float>) {
-    if (packed_gemm_pays(B, total))
+    if (packed_chain_pays(B, total))
       pack_dae_weights(m, enc, dec);
   }
   // Each step over rows [r0, r1). `split` (the rows of one thread, walkback's kernel): its

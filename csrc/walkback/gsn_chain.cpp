@@ -21,7 +21,7 @@ void gsn_chain(const GsnModel<T>& model, const ChainArgs& a, T* x, T* const* hid
   GsnModel<T> m = model;
   KeptWorkspace<GsnPacked> packed;
   if constexpr (std::is_same_v<T, float>) {
-    if (packed_gemm_pays(B, total))
+    if (packed_chain_pays(B, total))
       pack_gsn_weights(m, *packed);
   }
   std::vector<T> xt(B * D), o(B * D);

@@ -62,6 +62,11 @@ bool packed_gemm_pays(int64_t rows, int64_t steps) {
   return isa == PackedIsa::Avx512 || rows <= 256;
 }
 
+bool packed_chain_pays(int64_t rows, int64_t steps) {
+  if (rows >= 2 && rows < 8 && steps >= 2) return packed_gemm_supported();
+  return packed_gemm_pays(rows, steps);
+}
+
 namespace {
 std::atomic<int> g_tall{-1};
 }  // namespace

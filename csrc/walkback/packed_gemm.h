@@ -68,6 +68,12 @@ bool set_packed_gemm(bool on);
 // the AVX2 kernel only up to 256 rows (at 1024 it was 8% slower than OpenBLAS's AVX2
 // kernels). A rule on rows alone and steps alone also keeps batch splits on one kernel.
 bool packed_gemm_pays(int64_t rows, int64_t steps);
+// packed_gemm_pays for a chain, whose every step multiplies by the same pack: from 2 rows
+// (measured, DAE 784 x 1000, benchmarks/RESULTS.md: OpenBLAS repacks W in every call, and at
+// 2-4 chains a step took 3-4x as long as with the pack; calls of 2 steps too gained). Training
+// keeps packed_gemm_pays: at 4 rows a batch fit's time was bimodal over processes (0.41-0.45
+// or 0.94-1.10 ms a batch) with either rule, so no gain was seen there.
+bool packed_chain_pays(int64_t rows, int64_t steps);
 // Whether products that OpenBLAS's own AVX-512 kernels do about as fast as packed_gemm take
 // packed_gemm: hundreds of rows by weights used a few times in a call (the sequence GSN's
 // convolutions, DAE walk-back training). There OpenBLAS's AVX2 kernels were 15-18% slower
