@@ -49,14 +49,16 @@ def _packed_gemm_line() -> str:
     isa = _backend.cpu().packed_gemm_isa()
     if isa == "none":
         return "off (no AVX2, or WALKBACK_PACKED_GEMM=0): the BLAS does every product"
-    rows = "8 or more" if isa == "avx512" else "8 to 256"  # packed_gemm_pays in packed_gemm.h
+    # packed_chain_pays and packed_gemm_pays in packed_gemm.h (one DAE chain: its own pass).
+    most = "" if isa == "avx512" else ", up to 256"
+    rows = f"2 (DAE, GSN) or 8 (diffusion) rows or more{most}"
     # prefer_packed_gemm in packed_gemm.h: where OpenBLAS's own kernels are narrower.
     batches = (
         "; also training products and weight gradients (OpenBLAS's kernels are narrower)"
         if _backend.cpu().prefer_packed_gemm()
         else ""
     )
-    return f"{isa} kernel, for chains of {rows} rows{batches}"
+    return f"{isa} kernel, for chains of {rows}{batches}"
 
 
 def show_config(file=None) -> dict:
