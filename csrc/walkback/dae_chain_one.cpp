@@ -89,22 +89,22 @@ void dae_chain_one(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T
       vals[count] = xt[d];
       count += xt[d] != T(0) ? 1 : 0;
     }
-    accumulate_rows8<T>(acc, rows, vals, count, H);
+    accumulate_rows<T>(acc, rows, vals, count, H);
   };
-  // Each thread takes the same groups every step (pool().parallel_for's contiguous slices),
-  // in the pass's direction.
-  auto over_groups = [&](bool back, auto&& f) {
-    pool().parallel_for(groups, [&](int64_t g0, int64_t g1) {
-      for (int64_t i = 0; i < g1 - g0; ++i) f(back ? g1 - 1 - i : g0 + i);
-    });
+  // A thread's groups [g0, g1) in the pass's direction. Each thread takes the same groups
+  // every step (pool().parallel_for's contiguous slices).
+  auto each_group = [](int64_t g0, int64_t g1, bool back, auto&& f) {
+    for (int64_t i = 0; i < g1 - g0; ++i) f(back ? g1 - 1 - i : g0 + i);
   };
 
   // The first step's encoder sum, in the order of the pass before it.
   const bool back0 = backwards(a.first_step - 1u);
-  over_groups(back0, [&](int64_t g) {
-    T* acc = partials(a.first_step) + g * stride;
-    std::fill(acc, acc + H, T(0));
-    each_block(g, back0, [&](int64_t d0, int64_t d1) { add_rows(d0, d1, acc); });
+  pool().parallel_for(groups, [&](int64_t g0, int64_t g1) {
+    each_group(g0, g1, back0, [&](int64_t g) {
+      T* acc = partials(a.first_step) + g * stride;
+      std::fill(acc, acc + H, T(0));
+      each_block(g, back0, [&](int64_t d0, int64_t d1) { add_rows(d0, d1, acc); });
+    });
   });
   with_activation(m.activation, [&](auto act) {
     constexpr Activation A = decltype(act)::value;
@@ -125,8 +125,7 @@ void dae_chain_one(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T
             for (int64_t j = 0; j < H; ++j) hl[j] += p[j];
           }
           bias_activate<T, A>(hl, m.b1, H);
-          for (int64_t i = 0; i < g1 - g0; ++i) {
-            const int64_t g = back ? g1 - 1 - i : g0 + i;
+          each_group(g0, g1, back, [&](int64_t g) {
             T* acc = partials(step + 1u) + g * stride;
             if (!last) std::fill(acc, acc + H, T(0));
             each_block(g, back, [&](int64_t d0, int64_t d1) {
@@ -134,7 +133,7 @@ void dae_chain_one(const DaeModel<T>& m, const ChainArgs& a, T* x, T* records, T
               finish_chain_rows<T, R>(state, step, last, rec, 0, 0, 1, d0, d1);
               if (!last) add_rows(d0, d1, acc);
             });
-          }
+          });
         });
       }
     });

@@ -56,16 +56,18 @@ PackedIsa packed_gemm_isa() { return g_isa.load(std::memory_order_relaxed); }
 
 bool packed_gemm_supported() { return packed_gemm_isa() != PackedIsa::None; }
 
-bool packed_gemm_pays(int64_t rows, int64_t steps) {
+namespace {
+// Both rules: from min_rows rows and 2 steps; the AVX2 kernel only up to 256 rows.
+bool packed_pays_from(int64_t min_rows, int64_t rows, int64_t steps) {
   const PackedIsa isa = packed_gemm_isa();
-  if (isa == PackedIsa::None || rows < 8 || steps < 2) return false;
+  if (isa == PackedIsa::None || rows < min_rows || steps < 2) return false;
   return isa == PackedIsa::Avx512 || rows <= 256;
 }
+}  // namespace
 
-bool packed_chain_pays(int64_t rows, int64_t steps) {
-  if (rows >= 2 && rows < 8 && steps >= 2) return packed_gemm_supported();
-  return packed_gemm_pays(rows, steps);
-}
+bool packed_gemm_pays(int64_t rows, int64_t steps) { return packed_pays_from(8, rows, steps); }
+
+bool packed_chain_pays(int64_t rows, int64_t steps) { return packed_pays_from(2, rows, steps); }
 
 namespace {
 std::atomic<int> g_tall{-1};
